@@ -1,0 +1,183 @@
+//! Turns the board profile chosen by cargo feature (`board-<name>`, exactly
+//! one) into compile-time constants in `$OUT_DIR/board.rs`.
+
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Board {
+    description: String,
+    max_cameras: usize,
+    frame_pool_slots: usize,
+    max_frame_width: u32,
+    max_frame_height: u32,
+    capture_ring: usize,
+    detect_ring: usize,
+    event_ring: usize,
+    detector_width: u32,
+    detector_height: u32,
+    batch_size: usize,
+    batch_timeout_ms: u64,
+    execution_providers: Vec<String>,
+    intra_threads: usize,
+    pinning: Pinning,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pinning {
+    capture: i32,
+    detect: i32,
+    track: i32,
+    landmarks: i32,
+    sender: i32,
+}
+
+const KNOWN_PROVIDERS: &[&str] = &["cpu", "cuda", "tensorrt", "coreml"];
+
+fn main() {
+    println!("cargo:rerun-if-changed=boards");
+    let boards: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| {
+            k.strip_prefix("CARGO_FEATURE_BOARD_")
+                .map(|b| b.to_lowercase().replace('_', "-"))
+        })
+        .collect();
+    let name = match boards.as_slice() {
+        [one] => one.clone(),
+        [] => fail("no board profile selected: enable exactly one `board-<name>` feature (see boards/)"),
+        many => fail(&format!(
+            "{} board profiles selected ({}): enable exactly one; with a non-default board use --no-default-features --features board-<name>",
+            many.len(),
+            many.join(", ")
+        )),
+    };
+    let path = Path::new("boards").join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+    let b: Board =
+        toml::from_str(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+    check(&path, &b);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "/// Board profile name (boards/{name}.toml).\npub const NAME: &str = {name:?};"
+    );
+    let _ = writeln!(out, "pub const DESCRIPTION: &str = {:?};", b.description);
+    let _ = writeln!(out, "pub const MAX_CAMERAS: usize = {};", b.max_cameras);
+    let _ = writeln!(
+        out,
+        "pub const FRAME_POOL_SLOTS: usize = {};",
+        b.frame_pool_slots
+    );
+    let _ = writeln!(
+        out,
+        "pub const MAX_FRAME_WIDTH: u32 = {};",
+        b.max_frame_width
+    );
+    let _ = writeln!(
+        out,
+        "pub const MAX_FRAME_HEIGHT: u32 = {};",
+        b.max_frame_height
+    );
+    let _ = writeln!(out, "pub const CAPTURE_RING: usize = {};", b.capture_ring);
+    let _ = writeln!(out, "pub const DETECT_RING: usize = {};", b.detect_ring);
+    let _ = writeln!(out, "pub const EVENT_RING: usize = {};", b.event_ring);
+    let _ = writeln!(out, "pub const DETECTOR_WIDTH: u32 = {};", b.detector_width);
+    let _ = writeln!(
+        out,
+        "pub const DETECTOR_HEIGHT: u32 = {};",
+        b.detector_height
+    );
+    let _ = writeln!(out, "pub const BATCH_SIZE: usize = {};", b.batch_size);
+    let _ = writeln!(
+        out,
+        "pub const BATCH_TIMEOUT_MS: u64 = {};",
+        b.batch_timeout_ms
+    );
+    let eps: Vec<String> = b
+        .execution_providers
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];",
+        eps.join(", ")
+    );
+    let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
+    let p = &b.pinning;
+    let _ = writeln!(
+        out,
+        "pub const PIN_CAPTURE: i32 = {};\npub const PIN_DETECT: i32 = {};\npub const PIN_TRACK: i32 = {};\npub const PIN_LANDMARKS: i32 = {};\npub const PIN_SENDER: i32 = {};",
+        p.capture, p.detect, p.track, p.landmarks, p.sender
+    );
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("board.rs");
+    std::fs::write(dest, out).unwrap();
+}
+
+fn check(path: &Path, b: &Board) {
+    let bad = |key: &str, why: &str| fail(&format!("{}: `{key}` {why}", path.display()));
+    for (key, v) in [
+        ("max_cameras", b.max_cameras),
+        ("frame_pool_slots", b.frame_pool_slots),
+        ("capture_ring", b.capture_ring),
+        ("detect_ring", b.detect_ring),
+        ("event_ring", b.event_ring),
+        ("batch_size", b.batch_size),
+        ("intra_threads", b.intra_threads),
+    ] {
+        if v == 0 {
+            bad(key, "must be at least 1");
+        }
+    }
+    if b.max_cameras > 255 {
+        bad("max_cameras", "must be at most 255");
+    }
+    for (key, v) in [
+        ("detector_width", b.detector_width),
+        ("detector_height", b.detector_height),
+    ] {
+        if v == 0 || v % 32 != 0 {
+            bad(
+                key,
+                "must be a positive multiple of 32 (the detector's stride)",
+            );
+        }
+    }
+    if b.max_frame_width % 2 != 0
+        || b.max_frame_height % 2 != 0
+        || b.max_frame_width == 0
+        || b.max_frame_height == 0
+    {
+        bad(
+            "max_frame_width/max_frame_height",
+            "must be positive and even (4:2:0 chroma)",
+        );
+    }
+    if b.frame_pool_slots < b.max_cameras * 2 + b.batch_size {
+        bad(
+            "frame_pool_slots",
+            "must cover two frames per camera plus one batch",
+        );
+    }
+    if b.execution_providers.is_empty() {
+        bad("execution_providers", "must name at least one provider");
+    }
+    for ep in &b.execution_providers {
+        if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
+            bad(
+                "execution_providers",
+                &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"),
+            );
+        }
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: faceflow board profile: {msg}");
+    panic!("faceflow board profile: {msg}");
+}

