@@ -141,15 +141,15 @@ fn check(path: &Path, b: &Board) {
         ("detector_width", b.detector_width),
         ("detector_height", b.detector_height),
     ] {
-        if v == 0 || v % 32 != 0 {
+        if v == 0 || !v.is_multiple_of(32) {
             bad(
                 key,
                 "must be a positive multiple of 32 (the detector's stride)",
             );
         }
     }
-    if b.max_frame_width % 2 != 0
-        || b.max_frame_height % 2 != 0
+    if !b.max_frame_width.is_multiple_of(2)
+        || !b.max_frame_height.is_multiple_of(2)
         || b.max_frame_width == 0
         || b.max_frame_height == 0
     {

@@ -46,7 +46,7 @@ impl CenterFace {
         model: &Path,
         p: CenterFaceParams,
     ) -> Result<Self, DetectError> {
-        if p.input_width % 32 != 0 || p.input_height % 32 != 0 {
+        if !p.input_width.is_multiple_of(32) || !p.input_height.is_multiple_of(32) {
             return Err(DetectError::Load(format!(
                 "CenterFace input {}x{} is not a multiple of 32",
                 p.input_width, p.input_height

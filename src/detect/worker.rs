@@ -22,7 +22,9 @@ use crate::ring::{Backoff, Consumer, Producer};
 const MAX_PENDING: usize = 256;
 pub const MAX_BATCH: usize = 64;
 
-/// What the tracker receives.
+/// What the tracker receives. Detections travel inline (no Box): the ring's
+/// slots are allocated once, so a large variant costs memory, not allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum ToTrack {
     /// A frame and its faces; `None` = not run through the detector.
     Frame {
@@ -109,7 +111,7 @@ impl DetectWorker {
                     continue;
                 };
                 got_any = true;
-                let detect = input.counter % (input.skip_frames as u64 + 1) == 0;
+                let detect = input.counter.is_multiple_of(input.skip_frames as u64 + 1);
                 input.counter += 1;
                 if detect {
                     to_detect += 1;

@@ -1,6 +1,9 @@
 //! Constant-velocity Kalman filter in (cx, cy, aspect, height) space, as in
 //! ByteTrack and DeepSORT, on fixed-size arrays (no allocation).
 
+// Matrix algebra reads best with explicit indices.
+#![allow(clippy::needless_range_loop)]
+
 pub type Vec8 = [f64; 8];
 pub type Mat8 = [[f64; 8]; 8];
 pub type Vec4 = [f64; 4];

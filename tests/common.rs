@@ -1,0 +1,32 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo assets and model that scripts/setup.sh provides. Tests that need
+/// them fail loudly (not skip) when they are missing: CI runs setup first.
+pub fn require_assets() {
+    for p in ["models/centerface.onnx", "models/demo/demo.h264", "models/demo/demo.mp4", "models/demo/truth.json"] {
+        assert!(root().join(p).exists(), "{p} is missing: run scripts/setup.sh");
+    }
+    std::env::set_current_dir(root()).unwrap();
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceflow-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().ends_with(suffix)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}

@@ -1,0 +1,69 @@
+//! End to end on real parts: the demo video (real faces, x264) through the
+//! real decoder, the real CenterFace model on ONNX Runtime, ByteTrack and
+//! best-face selection, checked against the video's ground truth.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use faceflow::config::Config;
+use faceflow::{demo, pipeline};
+
+fn run_on(url: &str, outbox: &std::path::Path) -> pipeline::RunReport {
+    let toml = format!(
+        "[outbox]\ndir = \"{}\"\n[[cameras]]\nname = \"cam\"\nurl = \"{url}\"\n",
+        outbox.display()
+    );
+    let cfg = Config::from_toml(&toml, "test").unwrap();
+    pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).expect("pipeline runs")
+}
+
+#[test]
+fn demo_video_gives_one_event_per_person_matching_ground_truth() {
+    common::require_assets();
+    let out = common::temp_dir("e2e-h264");
+    let report = run_on("file:models/demo/demo.h264", &out);
+    let truth = demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let ev = demo::evaluate(&report.events, &truth);
+    assert_eq!(report.events.len(), truth.persons.len(), "one event per person: {ev:?}");
+    assert!(ev.passed(), "every person exactly one event with IoU > 0.5: {ev:?}");
+    for matches in &ev.per_person {
+        assert!(matches[0].1 > 0.5);
+    }
+    // Nothing was dropped on a file read at full speed.
+    let cam = &report.stats.cameras[0];
+    assert_eq!(faceflow::monitor::get(&cam.decoded), truth.frames);
+    assert_eq!(faceflow::monitor::get(&cam.detected_frames), truth.frames);
+    // The outbox holds a record and two real JPEGs per event.
+    let dir = out.join("cam");
+    let records = common::files_with_suffix(&dir, ".json");
+    assert_eq!(records.len(), report.events.len());
+    for r in records {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&r).unwrap()).unwrap();
+        let id = v["id"].as_str().unwrap();
+        for suffix in ["_face.jpg", "_frame.jpg"] {
+            let jpg = std::fs::read(dir.join(format!("{id}{suffix}"))).unwrap();
+            assert_eq!(&jpg[..3], &[0xFF, 0xD8, 0xFF], "{id}{suffix} is a JPEG");
+        }
+        assert_eq!(v["bbox"].as_array().unwrap().len(), 4);
+        assert_eq!(v["keypoints"].as_array().unwrap().len(), 5);
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn mp4_and_annexb_inputs_give_the_same_events() {
+    common::require_assets();
+    let (a, b) = (common::temp_dir("e2e-a"), common::temp_dir("e2e-b"));
+    let r1 = run_on("file:models/demo/demo.h264", &a);
+    let r2 = run_on("models/demo/demo.mp4", &b);
+    let key = |r: &pipeline::RunReport| {
+        let mut v: Vec<(u64, u64, [i32; 4])> =
+            r.events.iter().map(|e| (e.first_frame, e.best_frame, e.bbox.map(|x| x.round() as i32))).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(key(&r1), key(&r2), "same frames decoded, same faces found");
+    let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
+}

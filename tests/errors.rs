@@ -1,0 +1,121 @@
+//! Bad input is refused with a clear error naming what is wrong, and one bad
+//! camera does not stop the others.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use faceflow::config::Config;
+use faceflow::pipeline;
+
+fn cfg(extra: &str, cameras: &str) -> Config {
+    Config::from_toml(&format!("{extra}\n{cameras}"), "test").unwrap()
+}
+
+#[test]
+fn missing_model_names_the_file_and_the_fix() {
+    common::require_assets();
+    let c = cfg("[detector]\nmodel = \"models/nope.onnx\"\n[outbox]\ndir = \"\"", "[[cameras]]\nname=\"a\"\nurl=\"models/demo/demo.h264\"");
+    let e = pipeline::run(&c, Arc::new(AtomicBool::new(false))).err().expect("must fail").to_string();
+    assert!(e.contains("models/nope.onnx") && e.contains("setup.sh"), "{e}");
+}
+
+#[test]
+fn wrong_model_is_refused_at_start() {
+    common::require_assets();
+    // A valid ONNX file that is not CenterFace: write a tiny identity graph by hand.
+    let dir = common::temp_dir("wrong-model");
+    let model = dir.join("identity.onnx");
+    std::fs::write(&model, identity_onnx()).unwrap();
+    let c = cfg(
+        &format!("[detector]\nmodel = \"{}\"\n[outbox]\ndir = \"\"", model.display()),
+        "[[cameras]]\nname=\"a\"\nurl=\"models/demo/demo.h264\"",
+    );
+    let e = pipeline::run(&c, Arc::new(AtomicBool::new(false))).err().expect("must fail").to_string();
+    assert!(e.contains("identity.onnx"), "{e}");
+    assert!(e.contains("CenterFace") || e.contains("input"), "{e}");
+}
+
+#[test]
+fn a_missing_camera_file_does_not_stop_the_other_camera() {
+    common::require_assets();
+    let out = common::temp_dir("one-bad-camera");
+    let c = cfg(
+        &format!("[outbox]\ndir = \"{}\"", out.display()),
+        "[[cameras]]\nname=\"gone\"\nurl=\"file:/nonexistent/x.h264\"\n[[cameras]]\nname=\"good\"\nurl=\"models/demo/demo.h264\"",
+    );
+    let r = pipeline::run(&c, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(r.camera_errors.len(), 1);
+    assert!(r.camera_errors[0].contains("gone") && r.camera_errors[0].contains("/nonexistent/x.h264"), "{:?}", r.camera_errors);
+    assert!(r.events.len() >= 5, "the good camera still produced its events");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn garbage_input_file_is_named() {
+    common::require_assets();
+    let dir = common::temp_dir("garbage");
+    let f = dir.join("noise.h264");
+    std::fs::write(&f, b"this is not video").unwrap();
+    let e = faceflow::ingest::open_file(&f).err().unwrap().to_string();
+    assert!(e.contains("noise.h264"), "{e}");
+}
+
+/// A minimal ONNX model: one float input "x" [1,4] -> Identity -> "y".
+fn identity_onnx() -> Vec<u8> {
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    fn field(tag: u32, payload: &[u8], out: &mut Vec<u8>) {
+        varint(((tag << 3) | 2) as u64, out);
+        varint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+    fn int(tag: u32, v: u64, out: &mut Vec<u8>) {
+        varint((tag << 3) as u64, out);
+        varint(v, out);
+    }
+    let value_info = |name: &str| {
+        // TypeProto.tensor_type { elem_type = 1 (float), shape { dim { dim_value 1 } dim { dim_value 4 } } }
+        let mut dims = Vec::new();
+        for d in [1u64, 4] {
+            let mut dim = Vec::new();
+            int(1, d, &mut dim);
+            field(1, &dim, &mut dims);
+        }
+        let mut tensor = Vec::new();
+        int(1, 1, &mut tensor);
+        field(2, &dims, &mut tensor);
+        let mut ty = Vec::new();
+        field(1, &tensor, &mut ty);
+        let mut vi = Vec::new();
+        field(1, name.as_bytes(), &mut vi);
+        field(2, &ty, &mut vi);
+        vi
+    };
+    let mut node = Vec::new();
+    field(1, b"x", &mut node);
+    field(2, b"y", &mut node);
+    field(4, b"Identity", &mut node);
+    let mut graph = Vec::new();
+    field(1, &node, &mut graph);
+    field(2, b"g", &mut graph);
+    field(11, &value_info("x"), &mut graph);
+    field(12, &value_info("y"), &mut graph);
+    let mut opset = Vec::new();
+    int(2, 13, &mut opset);
+    let mut model = Vec::new();
+    int(1, 8, &mut model); // ir_version
+    field(7, &graph, &mut model);
+    field(8, &opset, &mut model);
+    model
+}
