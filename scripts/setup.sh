@@ -52,8 +52,9 @@ fi
 
 if [ ! -e models/demo/demo.h264 ]; then
     if [ ! -e "$CACHE/insightface-$INSIGHTFACE_VERSION.tar.gz" ]; then
-        $VPY -m pip download -q --disable-pip-version-check --no-deps --no-binary=:all: --no-build-isolation \
-            -d "$CACHE" "insightface==$INSIGHTFACE_VERSION" 2>/dev/null || true
+        # insightface ships only a source distribution; pip prepares its
+        # metadata in an isolated build env, which takes a few seconds.
+        $VPY -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE" "insightface==$INSIGHTFACE_VERSION"
     fi
     mkdir -p "$CACHE/faces"
     tar -xzf "$CACHE/insightface-$INSIGHTFACE_VERSION.tar.gz" -C "$CACHE/faces" --strip-components=4 \

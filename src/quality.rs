@@ -16,7 +16,7 @@ pub const W_CONFIDENCE: f32 = 3.0;
 pub const W_SHARPNESS: f32 = 1.0;
 pub const W_ASPECT: f32 = 1.0;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualityParts {
     pub frontality: f32,
     pub size: f32,

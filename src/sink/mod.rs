@@ -5,8 +5,9 @@
 
 pub mod jpeg;
 pub mod outbox;
+pub mod spool;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +18,7 @@ use crate::quality::QualityParts;
 use crate::ring::{Backoff, Consumer};
 
 /// The event as sinks see it: plain data, serialisable.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EventRecord {
     /// Stable id: camera, first-seen time, track id and part.
     pub id: String,

@@ -1,0 +1,479 @@
+//! Durable on-disk spool for outgoing events, one per remote sink.
+//!
+//! Each event is one file `<seq>.ev`: magic `FFEV`, version, payload length,
+//! CRC-32 of the payload, then the postcard-encoded [`SpoolRecord`] (record
+//! and JPEGs). It is written to a temporary name, fsynced, renamed and the
+//! directory fsynced before [`Spool::put`] returns: from then on the event
+//! survives a crash or power loss. Sent events are deleted; permanently
+//! refused ones move to `dead/` with a `.reason` file; files that fail the
+//! checks on replay (torn, corrupt) move to `corrupt/` and are reported,
+//! never crash the program. Disk use is capped: past `max_bytes` the oldest
+//! queued event is dropped, counted and logged.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::EventRecord;
+
+const MAGIC: &[u8; 4] = b"FFEV";
+const VERSION: u8 = 1;
+const HEADER: usize = 4 + 1 + 4 + 4;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SpoolRecord {
+    pub record: EventRecord,
+    pub face_jpeg: Vec<u8>,
+    pub frame_jpeg: Vec<u8>,
+}
+
+/// CRC-32 (IEEE 802.3), table-driven.
+pub fn crc32(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, e) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+            *e = c;
+        }
+        t
+    });
+    let mut c = !0u32;
+    for &b in data {
+        c = t[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+pub fn encode(rec: &SpoolRecord) -> Result<Vec<u8>, String> {
+    let payload = postcard::to_allocvec(rec).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
+    if bytes.len() < HEADER {
+        return Err(format!("torn: {} bytes, shorter than the {HEADER}-byte header", bytes.len()));
+    }
+    if &bytes[..4] != MAGIC {
+        return Err("not a spool record (bad magic)".into());
+    }
+    if bytes[4] != VERSION {
+        return Err(format!("unknown spool record version {}", bytes[4]));
+    }
+    let len = u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(bytes[9..13].try_into().unwrap());
+    let payload = &bytes[HEADER..];
+    if payload.len() != len {
+        return Err(format!("torn: header says {len} payload bytes, file has {}", payload.len()));
+    }
+    if crc32(payload) != crc {
+        return Err("checksum mismatch".into());
+    }
+    postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum EntryState {
+    Queued { not_before: Instant },
+    InFlight,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    state: EntryState,
+    bytes: u64,
+    attempts: u32,
+}
+
+#[derive(Default, Debug)]
+pub struct SpoolCounters {
+    pub written: AtomicU64,
+    pub delivered: AtomicU64,
+    pub dead: AtomicU64,
+    pub corrupt: AtomicU64,
+    pub dropped_full: AtomicU64,
+    pub retries: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+struct Index {
+    entries: BTreeMap<u64, Entry>,
+    next_seq: u64,
+    bytes: u64,
+    closed: bool,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    index: Mutex<Index>,
+    wake: Condvar,
+    pub counters: SpoolCounters,
+}
+
+/// One event handed to a sender worker.
+pub struct Lease {
+    pub seq: u64,
+    pub attempts: u32,
+    pub record: SpoolRecord,
+}
+
+fn fsync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+impl Spool {
+    /// Opens (creating) the spool and replays what a previous run left.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, String> {
+        for sub in ["", "dead", "corrupt"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| format!("spool {}: {e}", dir.join(sub).display()))?;
+        }
+        let spool = Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            index: Mutex::new(Index { entries: BTreeMap::new(), next_seq: 1, bytes: 0, closed: false }),
+            wake: Condvar::new(),
+            counters: SpoolCounters::default(),
+        };
+        spool.replay()?;
+        Ok(spool)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:016}.ev"))
+    }
+
+    fn replay(&self) -> Result<(), String> {
+        let mut found = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(|e| format!("spool {}: {e}", self.dir.display()))? {
+            let Ok(e) = e else { continue };
+            let p = e.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            if name.ends_with(".tmp") {
+                // Never renamed into place: the event was not acknowledged.
+                let _ = fs::remove_file(&p);
+                continue;
+            }
+            if let Some(seq) = name.strip_suffix(".ev").and_then(|s| s.parse::<u64>().ok()) {
+                found.push((seq, p));
+            }
+        }
+        found.sort();
+        let mut idx = self.index.lock().unwrap();
+        let now = Instant::now();
+        for (seq, p) in found {
+            let check = fs::read(&p).map_err(|e| e.to_string()).and_then(|b| decode(&b).map(|_| b.len() as u64));
+            match check {
+                Ok(bytes) => {
+                    idx.entries.insert(seq, Entry { state: EntryState::Queued { not_before: now }, bytes, attempts: 0 });
+                    idx.bytes += bytes;
+                }
+                Err(why) => {
+                    let dest = self.dir.join("corrupt").join(p.file_name().unwrap());
+                    let _ = fs::rename(&p, &dest);
+                    self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                    log::error!("spool {}: {} is unreadable ({why}); moved to {}", self.dir.display(), p.display(), dest.display());
+                }
+            }
+            idx.next_seq = idx.next_seq.max(seq + 1);
+        }
+        if !idx.entries.is_empty() {
+            log::info!("spool {}: replaying {} event(s) left by a previous run", self.dir.display(), idx.entries.len());
+        }
+        Ok(())
+    }
+
+    /// Writes an event durably. Returns once it is on disk (fsynced).
+    pub fn put(&self, rec: &SpoolRecord) -> Result<u64, String> {
+        let bytes = encode(rec)?;
+        let size = bytes.len() as u64;
+        let seq = {
+            let mut idx = self.index.lock().unwrap();
+            let s = idx.next_seq;
+            idx.next_seq += 1;
+            s
+        };
+        let path = self.path(seq);
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fsync_dir(&self.dir);
+            Ok(())
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(format!("spool {}: writing event {}: {e}", self.dir.display(), rec.record.id));
+        }
+        self.counters.written.fetch_add(1, Ordering::Relaxed);
+        let mut idx = self.index.lock().unwrap();
+        idx.entries.insert(seq, Entry { state: EntryState::Queued { not_before: Instant::now() }, bytes: size, attempts: 0 });
+        idx.bytes += size;
+        // Disk cap: drop the oldest queued events (never one being sent).
+        while idx.bytes > self.max_bytes {
+            let victim = idx.entries.iter().find(|(s, e)| **s != seq && matches!(e.state, EntryState::Queued { .. })).map(|(s, e)| (*s, e.bytes));
+            let Some((vseq, vbytes)) = victim else { break };
+            idx.entries.remove(&vseq);
+            idx.bytes -= vbytes;
+            let _ = fs::remove_file(self.path(vseq));
+            self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "spool {}: over its {} byte cap; dropped the oldest queued event (#{vseq}) to make room",
+                self.dir.display(),
+                self.max_bytes
+            );
+        }
+        drop(idx);
+        self.wake.notify_one();
+        Ok(seq)
+    }
+
+    /// Waits up to `wait` for an event that is due, and leases it.
+    pub fn take(&self, wait: Duration) -> Option<Lease> {
+        let deadline = Instant::now() + wait;
+        let mut idx = self.index.lock().unwrap();
+        loop {
+            let now = Instant::now();
+            let due = idx
+                .entries
+                .iter()
+                .find(|(_, e)| matches!(e.state, EntryState::Queued { not_before } if not_before <= now))
+                .map(|(s, _)| *s);
+            if let Some(seq) = due {
+                let e = idx.entries.get_mut(&seq).unwrap();
+                e.state = EntryState::InFlight;
+                let attempts = e.attempts;
+                drop(idx);
+                match fs::read(self.path(seq)).map_err(|e| e.to_string()).and_then(|b| decode(&b)) {
+                    Ok(record) => return Some(Lease { seq, attempts, record }),
+                    Err(why) => {
+                        let p = self.path(seq);
+                        let _ = fs::rename(&p, self.dir.join("corrupt").join(p.file_name().unwrap()));
+                        self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                        log::error!("spool {}: event #{seq} became unreadable ({why}); moved to corrupt/", self.dir.display());
+                        self.forget(seq);
+                        idx = self.index.lock().unwrap();
+                        continue;
+                    }
+                }
+            }
+            if idx.closed || now >= deadline {
+                return None;
+            }
+            let next_due = idx
+                .entries
+                .values()
+                .filter_map(|e| match e.state {
+                    EntryState::Queued { not_before } => Some(not_before),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(deadline)
+                .min(deadline);
+            let (g, _) = self.wake.wait_timeout(idx, next_due.saturating_duration_since(now).max(Duration::from_millis(1))).unwrap();
+            idx = g;
+        }
+    }
+
+    fn forget(&self, seq: u64) {
+        let mut idx = self.index.lock().unwrap();
+        if let Some(e) = idx.entries.remove(&seq) {
+            idx.bytes -= e.bytes;
+        }
+    }
+
+    /// The event was delivered: remove it.
+    pub fn done(&self, seq: u64) {
+        let _ = fs::remove_file(self.path(seq));
+        fsync_dir(&self.dir);
+        self.forget(seq);
+        self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_all();
+    }
+
+    /// Try again after `delay`.
+    pub fn retry(&self, seq: u64, delay: Duration) {
+        let mut idx = self.index.lock().unwrap();
+        if let Some(e) = idx.entries.get_mut(&seq) {
+            e.attempts += 1;
+            e.state = EntryState::Queued { not_before: Instant::now() + delay };
+        }
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        drop(idx);
+        self.wake.notify_one();
+    }
+
+    /// Permanently refused: keep it in `dead/` with the reason beside it.
+    pub fn dead(&self, seq: u64, reason: &str) {
+        let p = self.path(seq);
+        let dest = self.dir.join("dead").join(p.file_name().unwrap());
+        let _ = fs::rename(&p, &dest);
+        let _ = fs::write(dest.with_extension("reason"), reason);
+        fsync_dir(&self.dir);
+        self.forget(seq);
+        self.counters.dead.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_all();
+    }
+
+    /// Events not yet delivered (queued or in flight).
+    pub fn pending(&self) -> usize {
+        self.index.lock().unwrap().entries.len()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.index.lock().unwrap().bytes
+    }
+
+    /// Wakes every waiting worker and makes `take` return `None` from now on.
+    pub fn close(&self) {
+        self.index.lock().unwrap().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// Waits until nothing is pending or `timeout` passes; true if drained.
+    pub fn wait_drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut idx = self.index.lock().unwrap();
+        while !idx.entries.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            idx = self.wake.wait_timeout(idx, (deadline - now).min(Duration::from_millis(100))).unwrap().0;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quality::QualityParts;
+
+    pub fn sample(id: &str) -> SpoolRecord {
+        SpoolRecord {
+            record: EventRecord {
+                id: id.into(),
+                camera: "cam".into(),
+                track_id: 3,
+                part: 0,
+                first_unix_ms: 1,
+                last_unix_ms: 2,
+                best_unix_ms: 2,
+                first_frame: 0,
+                last_frame: 9,
+                best_frame: 4,
+                frame_width: 640,
+                frame_height: 480,
+                bbox: [1.0, 2.0, 3.0, 4.0],
+                keypoints: [[0.0; 2]; 5],
+                confidence: 0.9,
+                quality: 0.8,
+                quality_parts: QualityParts::default(),
+                frames: 10,
+                movement_px: 50.0,
+                moving_share: 0.9,
+            },
+            face_jpeg: vec![0xFF, 0xD8, 1, 2, 3],
+            frame_jpeg: vec![0xFF, 0xD8, 4, 5, 6, 7],
+        }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ff-spool-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn crc_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn every_flipped_or_missing_byte_is_detected() {
+        let bytes = encode(&sample("a")).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), sample("a"));
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(decode(&b).is_err(), "flip at {i} undetected");
+            assert!(decode(&bytes[..i]).is_err(), "truncation at {i} undetected");
+        }
+    }
+
+    #[test]
+    fn survives_restart_and_quarantines_corrupt_files() {
+        let d = dir("restart");
+        let c;
+        {
+            let s = Spool::open(&d, 1 << 20).unwrap();
+            s.put(&sample("a")).unwrap();
+            s.put(&sample("b")).unwrap();
+            c = s.put(&sample("c")).unwrap();
+            // A torn write of `c` (as after a crash mid-write of a rewrite).
+            let p = s.path(c);
+            let b = fs::read(&p).unwrap();
+            fs::write(&p, &b[..b.len() / 2]).unwrap();
+            fs::write(d.join("0000000000000099.tmp"), b"half").unwrap();
+        }
+        let s = Spool::open(&d, 1 << 20).unwrap();
+        assert_eq!(s.pending(), 2);
+        assert_eq!(s.counters.corrupt.load(Ordering::Relaxed), 1);
+        assert_eq!(fs::read_dir(d.join("corrupt")).unwrap().count(), 1);
+        assert!(!d.join("0000000000000099.tmp").exists());
+        let l1 = s.take(Duration::ZERO).unwrap();
+        let l2 = s.take(Duration::ZERO).unwrap();
+        assert_eq!((l1.record.record.id.as_str(), l2.record.record.id.as_str()), ("a", "b"));
+        assert!(s.take(Duration::ZERO).is_none(), "both in flight");
+        s.done(l1.seq);
+        s.retry(l2.seq, Duration::from_millis(30));
+        assert!(s.take(Duration::ZERO).is_none(), "retry not yet due");
+        let again = s.take(Duration::from_secs(2)).unwrap();
+        assert_eq!(again.attempts, 1);
+        s.dead(again.seq, "400 BAD_PARAM camera");
+        assert_eq!(s.pending(), 0);
+        assert_eq!(fs::read_dir(d.join("dead")).unwrap().count(), 2, "record and reason");
+        // New sequence numbers never reuse old ones.
+        assert!(s.put(&sample("d")).unwrap() > c);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn cap_drops_the_oldest_and_counts_it() {
+        let d = dir("cap");
+        let one = encode(&sample("x")).unwrap().len() as u64;
+        let s = Spool::open(&d, one * 3).unwrap();
+        for id in ["a", "b", "c", "d", "e"] {
+            s.put(&sample(id)).unwrap();
+        }
+        assert_eq!(s.pending(), 3);
+        assert_eq!(s.counters.dropped_full.load(Ordering::Relaxed), 2);
+        let ids: Vec<String> = (0..3).map(|_| s.take(Duration::ZERO).unwrap().record.record.id).collect();
+        assert_eq!(ids, ["c", "d", "e"]);
+        let _ = fs::remove_dir_all(&d);
+    }
+}
