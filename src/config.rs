@@ -49,7 +49,109 @@ pub struct Config {
     #[serde(default)]
     pub outbox: OutboxConfig,
     #[serde(default)]
+    pub findface: Option<FindFaceConfig>,
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    #[serde(default)]
+    pub sender: SenderConfig,
+    #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+}
+
+/// A password or token: readable by the code that needs it, never printed
+/// (`Debug` and `Display` show `***`).
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// FindFace Multi, as an external detector (shared/findface-api.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindFaceConfig {
+    /// API base, e.g. `https://findface.local/api` (`/events/faces/add/` is appended).
+    pub url: String,
+    /// The cameras' events-creation token (form field `token`).
+    pub token: Secret,
+    /// Optional `Authorization: Token <api_token>`.
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+    #[serde(default = "default_mf_selector")]
+    pub mf_selector: String,
+    /// `roi` = face box grown by this share of its size on each side.
+    #[serde(default = "default_roi_margin")]
+    pub roi_margin: f32,
+    #[serde(default = "default_http_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_mf_selector() -> String {
+    "biggest".into()
+}
+fn default_roi_margin() -> f32 {
+    0.5
+}
+fn default_http_timeout() -> u64 {
+    10_000
+}
+
+/// A generic JSON webhook receiving every event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    #[serde(default = "default_http_timeout")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SenderConfig {
+    /// Sender threads per remote sink; 0 = max(4, cores / 2).
+    pub workers: usize,
+    /// Durable spool; one subdirectory per remote sink.
+    pub spool_dir: PathBuf,
+    /// Disk cap of each spool; past it the oldest queued event is dropped (counted, logged).
+    pub spool_max_mb: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// At the end of a finite run (files), how long to wait for the spool to drain.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            workers: 0,
+            spool_dir: PathBuf::from("spool"),
+            spool_max_mb: 1024,
+            retry_initial_ms: 500,
+            retry_max_ms: 60_000,
+            drain_timeout_s: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +289,9 @@ pub struct CameraConfig {
     /// Live streams: frames older than this when detection reaches them are dropped.
     #[serde(default = "default_max_age")]
     pub max_frame_age_ms: u64,
+    /// FindFace camera id (required when `[findface]` is configured).
+    #[serde(default)]
+    pub findface_camera: Option<u64>,
 }
 
 fn default_fps() -> f32 {
@@ -328,6 +433,50 @@ impl Config {
                 format!("must be 1..=100, got {}", self.outbox.jpeg_quality),
             ));
         }
+        if let Some(ff) = &self.findface {
+            check_url("findface.url", &ff.url)?;
+            if ff.token.expose().is_empty() {
+                return Err((
+                    "findface.token".into(),
+                    "must not be empty (the camera's events-creation token)".into(),
+                ));
+            }
+            if ff.mf_selector != "biggest" && ff.mf_selector != "all" {
+                return Err((
+                    "findface.mf_selector".into(),
+                    format!("must be \"biggest\" or \"all\", got {:?}", ff.mf_selector),
+                ));
+            }
+            nonneg("findface.roi_margin", ff.roi_margin)?;
+            if ff.timeout_ms == 0 {
+                return Err(("findface.timeout_ms".into(), "must be at least 1".into()));
+            }
+            for (i, c) in self.cameras.iter().enumerate() {
+                if c.findface_camera.is_none() {
+                    return Err((
+                        format!("cameras[{i}].findface_camera"),
+                        "is required when [findface] is configured".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(wh) = &self.webhook {
+            check_url("webhook.url", &wh.url)?;
+            if wh.timeout_ms == 0 {
+                return Err(("webhook.timeout_ms".into(), "must be at least 1".into()));
+            }
+        }
+        if self.sender.spool_max_mb == 0 {
+            return Err(("sender.spool_max_mb".into(), "must be at least 1".into()));
+        }
+        if self.sender.retry_initial_ms == 0
+            || self.sender.retry_max_ms < self.sender.retry_initial_ms
+        {
+            return Err((
+                "sender.retry_max_ms".into(),
+                "retry_initial_ms must be >= 1 and <= retry_max_ms".into(),
+            ));
+        }
         if self.cameras.is_empty() {
             return Err((
                 "cameras".into(),
@@ -371,6 +520,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn check_url(key: &str, url: &str) -> Result<(), (String, String)> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err((
+            key.into(),
+            format!(
+                "must start with http:// or https://, got {:?}",
+                redact_url(url)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Best-effort dotted key for an error at byte `pos`: the table header above
@@ -488,6 +650,24 @@ detection_skip_frames = 2
         );
         let e = Config::from_toml(&t, "t.toml").unwrap_err().to_string();
         assert!(e.contains("cameras[1].detection_skip_frames"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_print_and_findface_needs_camera_ids() {
+        let t =
+            format!("[findface]\nurl = \"http://127.0.0.1:1/api\"\ntoken = \"tok-SECRET\"\n{GOOD}");
+        let e = Config::from_toml(&t, "t").unwrap_err();
+        assert_eq!(e.key, "cameras[0].findface_camera");
+        let t = t
+            .replace(
+                "url = \"file:a.h264\"",
+                "url = \"file:a.h264\"\nfindface_camera = 1",
+            )
+            .replace("url = \"b.mp4\"", "url = \"b.mp4\"\nfindface_camera = 2");
+        let c = Config::from_toml(&t, "t").unwrap();
+        let dump = format!("{c:?}");
+        assert!(!dump.contains("tok-SECRET"), "{dump}");
+        assert_eq!(c.findface.unwrap().token.expose(), "tok-SECRET");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use faceflow::{board, config::Config, demo, monitor, pipeline};
 const USAGE: &str = "usage:
   faceflow run --config <file.toml>     run the pipeline
   faceflow demo [--outbox <dir>]        run on the built-in demo video and check it against its ground truth
+  faceflow drain --config <file.toml> [--timeout <s>]
+                                        deliver what the spools hold, then exit
   faceflow check-config <file.toml>     validate a config and exit
   faceflow --version";
 
@@ -30,6 +32,34 @@ fn main() -> ExitCode {
             };
             match Config::from_file(&PathBuf::from(path)) {
                 Ok(cfg) => run(&cfg),
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("drain") => {
+            let Some(path) = arg("--config") else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            let timeout = arg("--timeout")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(60);
+            match Config::from_file(&PathBuf::from(path))
+                .map_err(|e| e.to_string())
+                .and_then(|cfg| {
+                    pipeline::drain(&cfg, std::time::Duration::from_secs(timeout))
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(0) => {
+                    println!("drain: every spooled event delivered");
+                    ExitCode::SUCCESS
+                }
+                Ok(n) => {
+                    println!("drain: {n} event(s) still undelivered");
+                    ExitCode::from(1)
+                }
                 Err(e) => {
                     log::error!("{e}");
                     ExitCode::from(2)

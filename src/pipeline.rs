@@ -24,6 +24,10 @@ use crate::ingest::capture::Capture;
 use crate::monitor::Stats;
 use crate::pool::FramePool;
 use crate::ring::{self, Backoff, Consumer, Producer};
+use crate::sink::findface::FindFaceSink;
+use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
+use crate::sink::spool::Spool;
+use crate::sink::webhook::WebhookSink;
 use crate::sink::{outbox::OutboxSink, EventRecord, Sink, SinkWorker};
 use crate::track::ByteTracker;
 
@@ -56,6 +60,62 @@ pub struct RunReport {
     pub camera_names: Vec<String>,
     pub camera_errors: Vec<String>,
     pub wall: Duration,
+    /// Events still in a spool when the run ended (sent on the next start).
+    pub undelivered: usize,
+}
+
+/// A remote sink and its durable spool.
+pub type RemoteSink = (Arc<dyn Sink>, Arc<Spool>);
+
+/// The remote sinks the config asks for, each with its durable spool.
+pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
+    let mut out: Vec<RemoteSink> = Vec::new();
+    let cap = cfg.sender.spool_max_mb * 1024 * 1024;
+    let open = |name: &str| {
+        Spool::open(&cfg.sender.spool_dir.join(name), cap)
+            .map(Arc::new)
+            .map_err(PipelineError::Sink)
+    };
+    if let Some(ff) = &cfg.findface {
+        let ids = cfg
+            .cameras
+            .iter()
+            .filter_map(|c| c.findface_camera.map(|id| (c.name.clone(), id)))
+            .collect();
+        out.push((Arc::new(FindFaceSink::new(ff, ids)), open("findface")?));
+    }
+    if let Some(wh) = &cfg.webhook {
+        out.push((Arc::new(WebhookSink::new(wh)), open("webhook")?));
+    }
+    Ok(out)
+}
+
+fn start_senders(
+    cfg: &Config,
+    remotes: Vec<RemoteSink>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<SenderPool> {
+    let workers = if cfg.sender.workers == 0 {
+        default_workers()
+    } else {
+        cfg.sender.workers
+    };
+    let retry = RetryPolicy {
+        initial: Duration::from_millis(cfg.sender.retry_initial_ms),
+        max: Duration::from_millis(cfg.sender.retry_max_ms),
+    };
+    remotes
+        .into_iter()
+        .map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone()))
+        .collect()
+}
+
+/// Delivers what the spools hold (left by earlier runs) without running the
+/// pipeline; returns the number of events still undelivered after `timeout`.
+pub fn drain(cfg: &Config, timeout: Duration) -> Result<usize, PipelineError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let pools = start_senders(cfg, remote_sinks(cfg)?, &stop);
+    Ok(pools.into_iter().map(|p| p.finish(timeout)).sum())
 }
 
 /// The track thread: one ByteTracker and one best-face selector per camera.
@@ -184,6 +244,10 @@ pub fn run_with_detector(
         ));
     }
 
+    let remotes = remote_sinks(cfg)?;
+    let spools: Vec<Arc<Spool>> = remotes.iter().map(|(_, s)| s.clone()).collect();
+    let senders = start_senders(cfg, remotes, &stop);
+
     let mut inputs = Vec::new();
     let mut captures = Vec::new();
     let mut camera_errors = Vec::new();
@@ -264,6 +328,7 @@ pub fn run_with_detector(
     let sink = SinkWorker {
         events: from_track,
         sinks,
+        spools,
         camera_names: names.clone(),
         jpeg_quality: cfg.outbox.jpeg_quality,
         stats: stats.clone(),
@@ -303,6 +368,8 @@ pub fn run_with_detector(
         h.join()
             .map_err(|_| PipelineError::Thread(format!("{what} thread panicked")))?;
     }
+    let drain = Duration::from_secs(cfg.sender.drain_timeout_s);
+    let undelivered = senders.into_iter().map(|p| p.finish(drain)).sum();
     let events = std::mem::take(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(RunReport {
         events,
@@ -310,5 +377,6 @@ pub fn run_with_detector(
         camera_names: names,
         camera_errors,
         wall: started.elapsed(),
+        undelivered,
     })
 }

@@ -253,7 +253,8 @@ mod tests {
         assert!(cut.truncated);
         assert!(
             cut.total() < 0.6 * big_frontal,
-            "a face cut by the border loses about half its score: {cut:?} {} vs {big_frontal}", cut.total()
+            "a face cut by the border loses about half its score: {cut:?} {} vs {big_frontal}",
+            cut.total()
         );
     }
 

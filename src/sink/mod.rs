@@ -1,11 +1,16 @@
 //! Sinks: where finished face events go. The sink thread turns each
-//! [`FaceEvent`] into an [`EncodedEvent`] (record + JPEGs) and hands it to
-//! every configured [`Sink`]. Encoding and I/O happen here, never on the
-//! detect or track threads.
+//! [`FaceEvent`] into a [`SpoolRecord`] (record + JPEGs), writes it to the
+//! local outbox and durably into the spool of every remote sink (FindFace,
+//! webhook), whose sender workers deliver it. Encoding and I/O happen here,
+//! never on the detect or track threads.
 
+pub mod findface;
+pub mod http;
 pub mod jpeg;
 pub mod outbox;
+pub mod sender;
 pub mod spool;
+pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,10 +49,17 @@ pub struct EventRecord {
     pub moving_share: f32,
 }
 
-pub struct EncodedEvent {
-    pub record: EventRecord,
-    pub face_jpeg: Vec<u8>,
-    pub frame_jpeg: Vec<u8>,
+pub use spool::SpoolRecord;
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// Accepted; the text says what the receiver answered.
+    Done(String),
+    /// Worth trying again later (network, timeout, 408/429/5xx).
+    Retry(String),
+    /// Refused for good (other 4xx, nothing extractable): dead-letter it.
+    Permanent(String),
 }
 
 #[derive(Debug)]
@@ -59,9 +71,11 @@ impl std::fmt::Display for SinkError {
     }
 }
 
-pub trait Sink: Send {
+/// A destination for events. Remote sinks are called from several sender
+/// workers at once, hence `Sync` and `&self`.
+pub trait Sink: Send + Sync {
     fn name(&self) -> &str;
-    fn deliver(&mut self, ev: &EncodedEvent) -> Result<(), SinkError>;
+    fn deliver(&self, ev: &SpoolRecord) -> Delivery;
 }
 
 pub fn event_id(camera: &str, ev: &FaceEvent) -> String {
@@ -101,7 +115,10 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
 
 pub struct SinkWorker {
     pub events: Consumer<FaceEvent>,
+    /// Local sinks, called in this thread (the outbox).
     pub sinks: Vec<Box<dyn Sink>>,
+    /// Spools of the remote sinks: each event is written durably to each.
+    pub spools: Vec<Arc<spool::Spool>>,
     pub camera_names: Vec<String>,
     pub jpeg_quality: u8,
     pub stats: Arc<Stats>,
@@ -143,15 +160,35 @@ impl SinkWorker {
                 log::error!("event {}: JPEG encoding failed: {e}", rec.id);
                 inc(&self.stats.stages.sink_errors);
             }
-            let encoded = EncodedEvent {
+            let encoded = SpoolRecord {
                 record: rec,
                 face_jpeg,
                 frame_jpeg,
             };
-            for s in self.sinks.iter_mut() {
-                if let Err(e) = s.deliver(&encoded) {
-                    log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
+            for s in self.sinks.iter() {
+                match s.deliver(&encoded) {
+                    Delivery::Done(_) => {}
+                    Delivery::Retry(e) | Delivery::Permanent(e) => {
+                        log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
+                        inc(&self.stats.stages.sink_errors);
+                    }
+                }
+            }
+            for sp in self.spools.iter() {
+                // Retry the disk write a few times: losing an event is worse than a stall.
+                let mut tries = 0;
+                while let Err(e) = sp.put(&encoded) {
+                    tries += 1;
                     inc(&self.stats.stages.sink_errors);
+                    if tries >= 5 {
+                        log::error!(
+                            "event {}: giving up on the spool after {tries} tries: {e}",
+                            encoded.record.id
+                        );
+                        break;
+                    }
+                    log::error!("event {}: {e}; retrying", encoded.record.id);
+                    std::thread::sleep(std::time::Duration::from_millis(200 * tries));
                 }
             }
             let r = &encoded.record;

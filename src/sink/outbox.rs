@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{EncodedEvent, Sink, SinkError};
+use super::{Delivery, Sink, SinkError, SpoolRecord};
 
 pub struct OutboxSink {
     dir: PathBuf,
@@ -36,7 +36,16 @@ impl Sink for OutboxSink {
         "outbox"
     }
 
-    fn deliver(&mut self, ev: &EncodedEvent) -> Result<(), SinkError> {
+    fn deliver(&self, ev: &SpoolRecord) -> Delivery {
+        match self.write(ev) {
+            Ok(()) => Delivery::Done(String::new()),
+            Err(e) => Delivery::Retry(e.0),
+        }
+    }
+}
+
+impl OutboxSink {
+    fn write(&self, ev: &SpoolRecord) -> Result<(), SinkError> {
         let dir = self.dir.join(&ev.record.camera);
         let ctx = |what: &str, e: std::io::Error| {
             SinkError(format!("outbox {}: {what}: {e}", dir.display()))
