@@ -40,10 +40,7 @@ const KNOWN_PROVIDERS: &[&str] = &["cpu", "cuda", "tensorrt", "coreml"];
 fn main() {
     println!("cargo:rerun-if-changed=boards");
     let boards: Vec<String> = std::env::vars()
-        .filter_map(|(k, _)| {
-            k.strip_prefix("CARGO_FEATURE_BOARD_")
-                .map(|b| b.to_lowercase().replace('_', "-"))
-        })
+        .filter_map(|(k, _)| k.strip_prefix("CARGO_FEATURE_BOARD_").map(|b| b.to_lowercase().replace('_', "-")))
         .collect();
     let name = match boards.as_slice() {
         [one] => one.clone(),
@@ -55,59 +52,26 @@ fn main() {
         )),
     };
     let path = Path::new("boards").join(format!("{name}.toml"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-    let b: Board =
-        toml::from_str(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+    let b: Board = toml::from_str(&text).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
     check(&path, &b);
 
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "/// Board profile name (boards/{name}.toml).\npub const NAME: &str = {name:?};"
-    );
+    let _ = writeln!(out, "/// Board profile name (boards/{name}.toml).\npub const NAME: &str = {name:?};");
     let _ = writeln!(out, "pub const DESCRIPTION: &str = {:?};", b.description);
     let _ = writeln!(out, "pub const MAX_CAMERAS: usize = {};", b.max_cameras);
-    let _ = writeln!(
-        out,
-        "pub const FRAME_POOL_SLOTS: usize = {};",
-        b.frame_pool_slots
-    );
-    let _ = writeln!(
-        out,
-        "pub const MAX_FRAME_WIDTH: u32 = {};",
-        b.max_frame_width
-    );
-    let _ = writeln!(
-        out,
-        "pub const MAX_FRAME_HEIGHT: u32 = {};",
-        b.max_frame_height
-    );
+    let _ = writeln!(out, "pub const FRAME_POOL_SLOTS: usize = {};", b.frame_pool_slots);
+    let _ = writeln!(out, "pub const MAX_FRAME_WIDTH: u32 = {};", b.max_frame_width);
+    let _ = writeln!(out, "pub const MAX_FRAME_HEIGHT: u32 = {};", b.max_frame_height);
     let _ = writeln!(out, "pub const CAPTURE_RING: usize = {};", b.capture_ring);
     let _ = writeln!(out, "pub const DETECT_RING: usize = {};", b.detect_ring);
     let _ = writeln!(out, "pub const EVENT_RING: usize = {};", b.event_ring);
     let _ = writeln!(out, "pub const DETECTOR_WIDTH: u32 = {};", b.detector_width);
-    let _ = writeln!(
-        out,
-        "pub const DETECTOR_HEIGHT: u32 = {};",
-        b.detector_height
-    );
+    let _ = writeln!(out, "pub const DETECTOR_HEIGHT: u32 = {};", b.detector_height);
     let _ = writeln!(out, "pub const BATCH_SIZE: usize = {};", b.batch_size);
-    let _ = writeln!(
-        out,
-        "pub const BATCH_TIMEOUT_MS: u64 = {};",
-        b.batch_timeout_ms
-    );
-    let eps: Vec<String> = b
-        .execution_providers
-        .iter()
-        .map(|p| format!("{p:?}"))
-        .collect();
-    let _ = writeln!(
-        out,
-        "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];",
-        eps.join(", ")
-    );
+    let _ = writeln!(out, "pub const BATCH_TIMEOUT_MS: u64 = {};", b.batch_timeout_ms);
+    let eps: Vec<String> = b.execution_providers.iter().map(|p| format!("{p:?}")).collect();
+    let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
     let p = &b.pinning;
     let _ = writeln!(
@@ -137,15 +101,9 @@ fn check(path: &Path, b: &Board) {
     if b.max_cameras > 255 {
         bad("max_cameras", "must be at most 255");
     }
-    for (key, v) in [
-        ("detector_width", b.detector_width),
-        ("detector_height", b.detector_height),
-    ] {
+    for (key, v) in [("detector_width", b.detector_width), ("detector_height", b.detector_height)] {
         if v == 0 || !v.is_multiple_of(32) {
-            bad(
-                key,
-                "must be a positive multiple of 32 (the detector's stride)",
-            );
+            bad(key, "must be a positive multiple of 32 (the detector's stride)");
         }
     }
     if !b.max_frame_width.is_multiple_of(2)
@@ -153,26 +111,17 @@ fn check(path: &Path, b: &Board) {
         || b.max_frame_width == 0
         || b.max_frame_height == 0
     {
-        bad(
-            "max_frame_width/max_frame_height",
-            "must be positive and even (4:2:0 chroma)",
-        );
+        bad("max_frame_width/max_frame_height", "must be positive and even (4:2:0 chroma)");
     }
     if b.frame_pool_slots < b.max_cameras * 2 + b.batch_size {
-        bad(
-            "frame_pool_slots",
-            "must cover two frames per camera plus one batch",
-        );
+        bad("frame_pool_slots", "must cover two frames per camera plus one batch");
     }
     if b.execution_providers.is_empty() {
         bad("execution_providers", "must name at least one provider");
     }
     for ep in &b.execution_providers {
         if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
-            bad(
-                "execution_providers",
-                &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"),
-            );
+            bad("execution_providers", &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"));
         }
     }
 }

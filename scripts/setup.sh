@@ -62,4 +62,9 @@ if [ ! -e models/demo/demo.h264 ]; then
         "insightface-$INSIGHTFACE_VERSION/insightface/data/images/Tom_Hanks_54745.png"
     $VPY scripts/make_demo.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo
 fi
+# The browser test drives Debian's Chromium through playwright-core (npm);
+# playwright never downloads a browser of its own here.
+if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then
+    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+fi
 echo "setup: ready (library $lib, model models/centerface.onnx, demo models/demo/)"

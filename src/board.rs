@@ -41,9 +41,7 @@ pub fn pin_current_thread(role: Role) {
         use nix::sched::{sched_setaffinity, CpuSet};
         use nix::unistd::Pid;
         let mut set = CpuSet::new();
-        let r = set
-            .set(core as usize)
-            .and_then(|_| sched_setaffinity(Pid::from_raw(0), &set));
+        let r = set.set(core as usize).and_then(|_| sched_setaffinity(Pid::from_raw(0), &set));
         match r {
             Ok(()) => log::debug!("{role:?} thread pinned to core {core}"),
             Err(e) => {
@@ -56,5 +54,4 @@ pub fn pin_current_thread(role: Role) {
 }
 
 /// Bytes of one frame-pool slot: an I420 frame of the largest accepted size.
-pub const FRAME_SLOT_BYTES: usize =
-    (MAX_FRAME_WIDTH as usize) * (MAX_FRAME_HEIGHT as usize) * 3 / 2;
+pub const FRAME_SLOT_BYTES: usize = (MAX_FRAME_WIDTH as usize) * (MAX_FRAME_HEIGHT as usize) * 3 / 2;

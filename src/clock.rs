@@ -21,9 +21,7 @@ pub struct RealClocks {
 
 impl Default for RealClocks {
     fn default() -> Self {
-        RealClocks {
-            origin: Instant::now(),
-        }
+        RealClocks { origin: Instant::now() }
     }
 }
 
@@ -32,10 +30,7 @@ impl Clocks for RealClocks {
         self.origin.elapsed()
     }
     fn unix_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d)
@@ -51,10 +46,7 @@ pub struct SimulatedClocks {
 
 impl SimulatedClocks {
     pub fn new(unix_origin_ms: u64) -> Self {
-        SimulatedClocks {
-            nanos: Arc::new(AtomicU64::new(0)),
-            unix_origin_ms,
-        }
+        SimulatedClocks { nanos: Arc::new(AtomicU64::new(0)), unix_origin_ms }
     }
     pub fn advance(&self, d: Duration) {
         self.nanos.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);

@@ -24,11 +24,7 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "config {}: {}", self.source, self.message)
         } else {
-            write!(
-                f,
-                "config {}: `{}`: {}",
-                self.source, self.key, self.message
-            )
+            write!(f, "config {}: `{}`: {}", self.source, self.key, self.message)
         }
     }
 }
@@ -54,6 +50,8 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     #[serde(default)]
     pub sender: SenderConfig,
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
 }
@@ -113,6 +111,26 @@ fn default_roi_margin() -> f32 {
 }
 fn default_http_timeout() -> u64 {
     10_000
+}
+
+/// The monitoring HTTP server (stats API, Prometheus, panel).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// `host:port`; loopback by default; "" disables the server.
+    pub bind: String,
+    /// When set, requests need `Authorization: Bearer <token>` (or `?token=`).
+    pub token: Option<Secret>,
+    /// Preview frames per second while someone watches.
+    pub preview_fps: f64,
+    /// Preview width in pixels (frames are scaled down to fit).
+    pub preview_width: u32,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig { bind: "127.0.0.1:8080".into(), token: None, preview_fps: 5.0, preview_width: 640 }
+    }
 }
 
 /// A generic JSON webhook receiving every event.
@@ -219,10 +237,7 @@ pub struct QualityConfig {
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        QualityConfig {
-            full_size_px: 112.0,
-            ideal_aspect: 0.78,
-        }
+        QualityConfig { full_size_px: 112.0, ideal_aspect: 0.78 }
     }
 }
 
@@ -263,10 +278,7 @@ pub struct OutboxConfig {
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        OutboxConfig {
-            dir: PathBuf::from("outbox"),
-            jpeg_quality: 90,
-        }
+        OutboxConfig { dir: PathBuf::from("outbox"), jpeg_quality: 90 }
     }
 }
 
@@ -315,9 +327,7 @@ impl CameraConfig {
         }
         if u.contains("://") {
             let scheme = u.split("://").next().unwrap_or("");
-            return Err(format!(
-                "scheme `{scheme}` is not supported by this build (supported: file:)"
-            ));
+            return Err(format!("scheme `{scheme}` is not supported by this build (supported: file:)"));
         }
         Ok(SourceKind::File(PathBuf::from(u)))
     }
@@ -350,9 +360,7 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
             let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             ConfigError {
                 source: match line {
                     Some(l) => format!("{source}:{l}"),
@@ -362,11 +370,7 @@ impl Config {
                 message: msg,
             }
         })?;
-        cfg.validate().map_err(|(key, message)| ConfigError {
-            source: source.to_string(),
-            key,
-            message,
-        })?;
+        cfg.validate().map_err(|(key, message)| ConfigError { source: source.to_string(), key, message })?;
         Ok(cfg)
     }
 
@@ -379,10 +383,7 @@ impl Config {
         };
         let nonneg = |key: &str, v: f32| -> Result<(), (String, String)> {
             if v < 0.0 || !v.is_finite() {
-                return Err((
-                    key.to_string(),
-                    format!("must be a finite number >= 0, got {v}"),
-                ));
+                return Err((key.to_string(), format!("must be a finite number >= 0, got {v}")));
             }
             Ok(())
         };
@@ -395,17 +396,11 @@ impl Config {
         if self.tracker.high_score < self.detector.min_score {
             return Err((
                 "tracker.high_score".into(),
-                format!(
-                    "must be >= detector.min_score ({}), got {}",
-                    self.detector.min_score, self.tracker.high_score
-                ),
+                format!("must be >= detector.min_score ({}), got {}", self.detector.min_score, self.tracker.high_score),
             ));
         }
         if self.tracker.max_frames_per_track == 0 {
-            return Err((
-                "tracker.max_frames_per_track".into(),
-                "must be at least 1".into(),
-            ));
+            return Err(("tracker.max_frames_per_track".into(), "must be at least 1".into()));
         }
         if self.quality.full_size_px <= 0.0 {
             return Err(("quality.full_size_px".into(), "must be > 0".into()));
@@ -413,33 +408,18 @@ impl Config {
         if self.quality.ideal_aspect <= 0.0 {
             return Err(("quality.ideal_aspect".into(), "must be > 0".into()));
         }
-        nonneg(
-            "validation.min_movement_px",
-            self.validation.min_movement_px,
-        )?;
+        nonneg("validation.min_movement_px", self.validation.min_movement_px)?;
         unit("validation.min_confidence", self.validation.min_confidence)?;
         nonneg("validation.min_box_width", self.validation.min_box_width)?;
-        unit(
-            "validation.min_moving_share",
-            self.validation.min_moving_share,
-        )?;
-        nonneg(
-            "validation.moving_frame_px",
-            self.validation.moving_frame_px,
-        )?;
+        unit("validation.min_moving_share", self.validation.min_moving_share)?;
+        nonneg("validation.moving_frame_px", self.validation.moving_frame_px)?;
         if !(1..=100).contains(&self.outbox.jpeg_quality) {
-            return Err((
-                "outbox.jpeg_quality".into(),
-                format!("must be 1..=100, got {}", self.outbox.jpeg_quality),
-            ));
+            return Err(("outbox.jpeg_quality".into(), format!("must be 1..=100, got {}", self.outbox.jpeg_quality)));
         }
         if let Some(ff) = &self.findface {
             check_url("findface.url", &ff.url)?;
             if ff.token.expose().is_empty() {
-                return Err((
-                    "findface.token".into(),
-                    "must not be empty (the camera's events-creation token)".into(),
-                ));
+                return Err(("findface.token".into(), "must not be empty (the camera's events-creation token)".into()));
             }
             if ff.mf_selector != "biggest" && ff.mf_selector != "all" {
                 return Err((
@@ -466,22 +446,26 @@ impl Config {
                 return Err(("webhook.timeout_ms".into(), "must be at least 1".into()));
             }
         }
+        if !self.monitor.bind.is_empty() && self.monitor.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "monitor.bind".into(),
+                format!("must be host:port with an IP address, got {:?}", self.monitor.bind),
+            ));
+        }
+        if !(self.monitor.preview_fps > 0.0 && self.monitor.preview_fps <= 30.0) {
+            return Err((
+                "monitor.preview_fps".into(),
+                format!("must be in (0, 30], got {}", self.monitor.preview_fps),
+            ));
+        }
         if self.sender.spool_max_mb == 0 {
             return Err(("sender.spool_max_mb".into(), "must be at least 1".into()));
         }
-        if self.sender.retry_initial_ms == 0
-            || self.sender.retry_max_ms < self.sender.retry_initial_ms
-        {
-            return Err((
-                "sender.retry_max_ms".into(),
-                "retry_initial_ms must be >= 1 and <= retry_max_ms".into(),
-            ));
+        if self.sender.retry_initial_ms == 0 || self.sender.retry_max_ms < self.sender.retry_initial_ms {
+            return Err(("sender.retry_max_ms".into(), "retry_initial_ms must be >= 1 and <= retry_max_ms".into()));
         }
         if self.cameras.is_empty() {
-            return Err((
-                "cameras".into(),
-                "at least one [[cameras]] entry is needed".into(),
-            ));
+            return Err(("cameras".into(), "at least one [[cameras]] entry is needed".into()));
         }
         if self.cameras.len() > board::MAX_CAMERAS {
             return Err((
@@ -496,18 +480,10 @@ impl Config {
         }
         for (i, c) in self.cameras.iter().enumerate() {
             let k = |f: &str| format!("cameras[{i}].{f}");
-            if c.name.trim().is_empty()
-                || !c
-                    .name
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-            {
+            if c.name.trim().is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
                 return Err((
                     k("name"),
-                    format!(
-                        "must be non-empty and use only letters, digits, '-', '_', '.', got {:?}",
-                        c.name
-                    ),
+                    format!("must be non-empty and use only letters, digits, '-', '_', '.', got {:?}", c.name),
                 ));
             }
             if self.cameras[..i].iter().any(|o| o.name == c.name) {
@@ -524,13 +500,7 @@ impl Config {
 
 fn check_url(key: &str, url: &str) -> Result<(), (String, String)> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err((
-            key.into(),
-            format!(
-                "must start with http:// or https://, got {:?}",
-                redact_url(url)
-            ),
-        ));
+        return Err((key.into(), format!("must start with http:// or https://, got {:?}", redact_url(url))));
     }
     Ok(())
 }
@@ -541,10 +511,7 @@ fn key_at(text: &str, pos: usize) -> String {
     let pos = pos.min(text.len());
     let before = &text[..pos];
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_end = text[pos..]
-        .find('\n')
-        .map(|i| pos + i)
-        .unwrap_or(text.len());
+    let line_end = text[pos..].find('\n').map(|i| pos + i).unwrap_or(text.len());
     let line = text[line_start..line_end].trim();
     let key = line.split('=').next().unwrap_or("").trim().to_string();
     let mut table = String::new();
@@ -552,10 +519,7 @@ fn key_at(text: &str, pos: usize) -> String {
     for l in text[..line_start].lines() {
         let l = l.trim();
         if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
-            let n = array_index
-                .entry(name.to_string())
-                .and_modify(|n| *n += 1)
-                .or_insert(0);
+            let n = array_index.entry(name.to_string()).and_modify(|n| *n += 1).or_insert(0);
             table = format!("{name}[{n}]");
         } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             table = name.to_string();
@@ -594,10 +558,7 @@ detection_skip_frames = 2
         assert_eq!(c.cameras[1].detection_skip_frames, 2);
         assert_eq!(c.tracker.max_frames_lost, 60);
         assert_eq!(c.tracker.max_frames_per_track, 900);
-        assert_eq!(
-            c.cameras[0].source().unwrap(),
-            SourceKind::File("a.h264".into())
-        );
+        assert_eq!(c.cameras[0].source().unwrap(), SourceKind::File("a.h264".into()));
     }
 
     #[test]
@@ -619,14 +580,8 @@ detection_skip_frames = 2
     #[test]
     fn bad_values_are_named() {
         let cases = [
-            (
-                "[validation]\nmin_confidence = 1.5\n",
-                "validation.min_confidence",
-            ),
-            (
-                "[tracker]\nmax_frames_per_track = 0\n",
-                "tracker.max_frames_per_track",
-            ),
+            ("[validation]\nmin_confidence = 1.5\n", "validation.min_confidence"),
+            ("[tracker]\nmax_frames_per_track = 0\n", "tracker.max_frames_per_track"),
             ("[outbox]\njpeg_quality = 0\n", "outbox.jpeg_quality"),
         ];
         for (extra, key) in cases {
@@ -644,25 +599,18 @@ detection_skip_frames = 2
 
     #[test]
     fn wrong_type_is_named() {
-        let t = GOOD.replace(
-            "detection_skip_frames = 2",
-            "detection_skip_frames = \"two\"",
-        );
+        let t = GOOD.replace("detection_skip_frames = 2", "detection_skip_frames = \"two\"");
         let e = Config::from_toml(&t, "t.toml").unwrap_err().to_string();
         assert!(e.contains("cameras[1].detection_skip_frames"), "{e}");
     }
 
     #[test]
     fn secrets_never_print_and_findface_needs_camera_ids() {
-        let t =
-            format!("[findface]\nurl = \"http://127.0.0.1:1/api\"\ntoken = \"tok-SECRET\"\n{GOOD}");
+        let t = format!("[findface]\nurl = \"http://127.0.0.1:1/api\"\ntoken = \"tok-SECRET\"\n{GOOD}");
         let e = Config::from_toml(&t, "t").unwrap_err();
         assert_eq!(e.key, "cameras[0].findface_camera");
         let t = t
-            .replace(
-                "url = \"file:a.h264\"",
-                "url = \"file:a.h264\"\nfindface_camera = 1",
-            )
+            .replace("url = \"file:a.h264\"", "url = \"file:a.h264\"\nfindface_camera = 1")
             .replace("url = \"b.mp4\"", "url = \"b.mp4\"\nfindface_camera = 2");
         let c = Config::from_toml(&t, "t").unwrap();
         let dump = format!("{c:?}");
@@ -672,10 +620,7 @@ detection_skip_frames = 2
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("rtsp://admin:s3cret@10.0.0.5:554/live"),
-            "rtsp://***@10.0.0.5:554/live"
-        );
+        assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/live"), "rtsp://***@10.0.0.5:554/live");
         assert_eq!(redact_url("rtsp://cam/live@x"), "rtsp://cam/live@x");
         assert_eq!(redact_url("file:a.h264"), "file:a.h264");
     }

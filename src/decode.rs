@@ -49,9 +49,7 @@ impl Picture<'_> {
 
 impl H264Decoder {
     pub fn new() -> Result<Self, DecodeError> {
-        Ok(H264Decoder {
-            dec: Decoder::new().map_err(|e| DecodeError(e.to_string()))?,
-        })
+        Ok(H264Decoder { dec: Decoder::new().map_err(|e| DecodeError(e.to_string()))? })
     }
 
     /// Feeds one packet (one or more NAL units); returns a picture when one completes.
@@ -77,9 +75,5 @@ impl H264Decoder {
 
 fn to_picture(p: openh264::decoder::DecodedYUV<'_>) -> Picture<'_> {
     let (w, h) = p.dimensions();
-    Picture {
-        yuv: p,
-        width: w as u32,
-        height: h as u32,
-    }
+    Picture { yuv: p, width: w as u32, height: h as u32 }
 }

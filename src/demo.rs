@@ -9,17 +9,22 @@ use crate::sink::EventRecord;
 
 pub const DEMO_DIR: &str = "models/demo";
 
-/// The demo's config: the demo video as one camera, read at full speed.
-pub fn config_toml(outbox: &str) -> String {
+/// The demo's config: the demo video as one camera, read at full speed (or
+/// paced at 25 fps with `realtime`), with the monitor on `monitor` ("" = off).
+pub fn config_toml(outbox: &str, realtime: bool, monitor: &str) -> String {
     format!(
         r#"
 [outbox]
 dir = "{outbox}"
 
+[monitor]
+bind = "{monitor}"
+
 [[cameras]]
 name = "demo"
 url = "file:{DEMO_DIR}/demo.h264"
 fps = 25
+realtime = {realtime}
 "#
     )
 }
@@ -43,10 +48,7 @@ pub struct Person {
 
 impl Person {
     pub fn box_at(&self, frame: u64) -> Option<BBox> {
-        self.boxes
-            .iter()
-            .find(|b| b[0] as u64 == frame)
-            .map(|b| BBox::new(b[1], b[2], b[3], b[4]))
+        self.boxes.iter().find(|b| b[0] as u64 == frame).map(|b| BBox::new(b[1], b[2], b[3], b[4]))
     }
 }
 
@@ -72,10 +74,7 @@ impl Evaluation {
 }
 
 pub fn evaluate(events: &[EventRecord], truth: &Truth) -> Evaluation {
-    let mut ev = Evaluation {
-        per_person: vec![Vec::new(); truth.persons.len()],
-        unmatched: Vec::new(),
-    };
+    let mut ev = Evaluation { per_person: vec![Vec::new(); truth.persons.len()], unmatched: Vec::new() };
     for e in events {
         let b = BBox::new(e.bbox[0], e.bbox[1], e.bbox[2], e.bbox[3]);
         let best = truth

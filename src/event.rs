@@ -73,12 +73,7 @@ pub struct BestFaceSelector {
 }
 
 impl BestFaceSelector {
-    pub fn new(
-        camera: u8,
-        quality: QualityConfig,
-        validation: ValidationConfig,
-        tracker: &TrackerConfig,
-    ) -> Self {
+    pub fn new(camera: u8, quality: QualityConfig, validation: ValidationConfig, tracker: &TrackerConfig) -> Self {
         BestFaceSelector {
             camera,
             quality,
@@ -87,6 +82,11 @@ impl BestFaceSelector {
             live: heapless::Vec::new(),
             counters: SelectCounters::default(),
         }
+    }
+
+    /// Stream frame number of the track's best face so far.
+    pub fn best_frame_of(&self, track_id: u32) -> Option<u64> {
+        self.live.iter().find(|c| c.track_id == track_id).and_then(|c| c.best.as_ref()).map(|b| b.frame.meta().seq)
     }
 
     pub fn live_tracks(&self) -> usize {
@@ -149,17 +149,13 @@ impl BestFaceSelector {
             let c = &mut self.live[idx];
             let s = &mut c.stats;
             if s.frames > 0 {
-                let step = ((center.0 - c.last_center.0).powi(2)
-                    + (center.1 - c.last_center.1).powi(2))
-                .sqrt();
+                let step = ((center.0 - c.last_center.0).powi(2) + (center.1 - c.last_center.1).powi(2)).sqrt();
                 if step >= self.validation.moving_frame_px {
                     s.moving_frames += 1;
                 }
             }
             s.frames += 1;
-            let from_start = ((center.0 - c.first_center.0).powi(2)
-                + (center.1 - c.first_center.1).powi(2))
-            .sqrt();
+            let from_start = ((center.0 - c.first_center.0).powi(2) + (center.1 - c.first_center.1).powi(2)).sqrt();
             s.movement_px = s.movement_px.max(from_start);
             s.best_confidence = s.best_confidence.max(det.score);
             s.best_width = s.best_width.max(det.bbox.width());
@@ -167,18 +163,12 @@ impl BestFaceSelector {
             c.last_unix_ms = meta.captured_unix_ms;
             c.last_frame = meta.seq;
             if c.best.as_ref().is_none_or(|b| q > b.quality) {
-                c.best = Some(Best {
-                    frame: frame.clone(),
-                    det: *det,
-                    parts,
-                    quality: q,
-                });
+                c.best = Some(Best { frame: frame.clone(), det: *det, parts, quality: q });
             }
             if s.frames >= self.max_frames {
                 let c = &mut self.live[idx];
                 let part = c.part;
-                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, c)
-                {
+                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, c) {
                     emit(ev);
                 }
                 let c = &mut self.live[idx];
@@ -197,21 +187,14 @@ impl BestFaceSelector {
         for &id in ended.iter() {
             if let Some(i) = self.live.iter().position(|c| c.track_id == id) {
                 let mut c = self.live.swap_remove(i);
-                if let Some(ev) =
-                    Self::close(self.camera, &self.validation, &mut self.counters, &mut c)
-                {
+                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, &mut c) {
                     emit(ev);
                 }
             }
         }
     }
 
-    fn close(
-        camera: u8,
-        v: &ValidationConfig,
-        counters: &mut SelectCounters,
-        c: &mut Candidate,
-    ) -> Option<FaceEvent> {
+    fn close(camera: u8, v: &ValidationConfig, counters: &mut SelectCounters, c: &mut Candidate) -> Option<FaceEvent> {
         let best = c.best.take()?;
         match quality::validate(v, &c.stats) {
             Ok(()) => {

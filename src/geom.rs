@@ -37,12 +37,7 @@ impl BBox {
     }
     /// Clips to a `w`x`h` picture.
     pub fn clip(&self, w: f32, h: f32) -> BBox {
-        BBox::new(
-            self.x1.clamp(0.0, w),
-            self.y1.clamp(0.0, h),
-            self.x2.clamp(0.0, w),
-            self.y2.clamp(0.0, h),
-        )
+        BBox::new(self.x1.clamp(0.0, w), self.y1.clamp(0.0, h), self.x2.clamp(0.0, w), self.y2.clamp(0.0, h))
     }
 }
 

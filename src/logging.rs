@@ -20,26 +20,9 @@ pub fn init() {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if journald {
-        b.format(|buf, r| {
-            writeln!(
-                buf,
-                "<{}>{}: {}",
-                syslog_priority(r.level()),
-                r.target(),
-                r.args()
-            )
-        });
+        b.format(|buf, r| writeln!(buf, "<{}>{}: {}", syslog_priority(r.level()), r.target(), r.args()));
     } else {
-        b.format(|buf, r| {
-            writeln!(
-                buf,
-                "{} {:<5} {}: {}",
-                buf.timestamp_millis(),
-                r.level(),
-                r.target(),
-                r.args()
-            )
-        });
+        b.format(|buf, r| writeln!(buf, "{} {:<5} {}: {}", buf.timestamp_millis(), r.level(), r.target(), r.args()));
     }
     let _ = b.try_init();
 }

@@ -9,7 +9,8 @@ use faceflow::{board, config::Config, demo, monitor, pipeline};
 
 const USAGE: &str = "usage:
   faceflow run --config <file.toml>     run the pipeline
-  faceflow demo [--outbox <dir>]        run on the built-in demo video and check it against its ground truth
+  faceflow demo [--outbox <dir>] [--realtime] [--monitor <host:port>]
+                                        run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
   faceflow check-config <file.toml>     validate a config and exit
@@ -18,12 +19,7 @@ const USAGE: &str = "usage:
 fn main() -> ExitCode {
     faceflow::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     match args.first().map(String::as_str) {
         Some("run") => {
             let Some(path) = arg("--config") else {
@@ -43,15 +39,10 @@ fn main() -> ExitCode {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
             };
-            let timeout = arg("--timeout")
-                .and_then(|t| t.parse::<u64>().ok())
-                .unwrap_or(60);
-            match Config::from_file(&PathBuf::from(path))
-                .map_err(|e| e.to_string())
-                .and_then(|cfg| {
-                    pipeline::drain(&cfg, std::time::Duration::from_secs(timeout))
-                        .map_err(|e| e.to_string())
-                }) {
+            let timeout = arg("--timeout").and_then(|t| t.parse::<u64>().ok()).unwrap_or(60);
+            match Config::from_file(&PathBuf::from(path)).map_err(|e| e.to_string()).and_then(|cfg| {
+                pipeline::drain(&cfg, std::time::Duration::from_secs(timeout)).map_err(|e| e.to_string())
+            }) {
                 Ok(0) => {
                     println!("drain: every spooled event delivered");
                     ExitCode::SUCCESS
@@ -66,14 +57,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some("demo") => run_demo(arg("--outbox").unwrap_or_else(|| "outbox/demo".into())),
+        Some("demo") => run_demo(
+            arg("--outbox").unwrap_or_else(|| "outbox/demo".into()),
+            args.iter().any(|a| a == "--realtime"),
+            arg("--monitor").unwrap_or_default(),
+        ),
         Some("check-config") => match args.get(1).map(|p| Config::from_file(&PathBuf::from(p))) {
             Some(Ok(cfg)) => {
-                println!(
-                    "config ok: {} camera(s), board {}",
-                    cfg.cameras.len(),
-                    board::NAME
-                );
+                println!("config ok: {} camera(s), board {}", cfg.cameras.len(), board::NAME);
                 ExitCode::SUCCESS
             }
             Some(Err(e)) => {
@@ -86,12 +77,7 @@ fn main() -> ExitCode {
             }
         },
         Some("--version") => {
-            println!(
-                "faceflow {} (board {}: {})",
-                env!("CARGO_PKG_VERSION"),
-                board::NAME,
-                board::DESCRIPTION
-            );
+            println!("faceflow {} (board {}: {})", env!("CARGO_PKG_VERSION"), board::NAME, board::DESCRIPTION);
             ExitCode::SUCCESS
         }
         _ => {
@@ -152,16 +138,13 @@ fn print_summary(r: &pipeline::RunReport) {
     );
 }
 
-fn run_demo(outbox: String) -> ExitCode {
+fn run_demo(outbox: String, realtime: bool, monitor: String) -> ExitCode {
     let video = PathBuf::from(demo::DEMO_DIR).join("demo.h264");
     if !video.exists() {
-        log::error!(
-            "demo video {} is missing: run scripts/setup.sh first (or scripts/demo.sh)",
-            video.display()
-        );
+        log::error!("demo video {} is missing: run scripts/setup.sh first (or scripts/demo.sh)", video.display());
         return ExitCode::from(2);
     }
-    let cfg = match Config::from_toml(&demo::config_toml(&outbox), "built-in demo config") {
+    let cfg = match Config::from_toml(&demo::config_toml(&outbox, realtime, &monitor), "built-in demo config") {
         Ok(c) => c,
         Err(e) => {
             log::error!("{e}");
@@ -208,17 +191,8 @@ fn run_demo(outbox: String) -> ExitCode {
     };
     let ev = demo::evaluate(&report.events, &truth);
     for (p, matches) in truth.persons.iter().zip(&ev.per_person) {
-        let ious: Vec<String> = matches
-            .iter()
-            .map(|(id, iou)| format!("{id} (IoU {iou:.2})"))
-            .collect();
-        println!(
-            "person {} ({}): {} event(s) {}",
-            p.id,
-            p.source,
-            matches.len(),
-            ious.join(", ")
-        );
+        let ious: Vec<String> = matches.iter().map(|(id, iou)| format!("{id} (IoU {iou:.2})")).collect();
+        println!("person {} ({}): {} event(s) {}", p.id, p.source, matches.len(), ious.join(", "));
     }
     if !ev.unmatched.is_empty() {
         println!("events matching no person: {}", ev.unmatched.join(", "));

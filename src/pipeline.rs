@@ -21,6 +21,7 @@ use crate::detect::worker::{CameraInput, DetectWorker, ToTrack};
 use crate::detect::{DetectError, Detector};
 use crate::event::{BestFaceSelector, FaceEvent};
 use crate::ingest::capture::Capture;
+use crate::monitor::preview::{PreviewBox, PreviewFrame};
 use crate::monitor::Stats;
 use crate::pool::FramePool;
 use crate::ring::{self, Backoff, Consumer, Producer};
@@ -29,7 +30,7 @@ use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
 use crate::sink::webhook::WebhookSink;
 use crate::sink::{outbox::OutboxSink, EventRecord, Sink, SinkWorker};
-use crate::track::ByteTracker;
+use crate::track::{ByteTracker, TrackState};
 
 #[derive(Debug)]
 pub enum PipelineError {
@@ -71,17 +72,10 @@ pub type RemoteSink = (Arc<dyn Sink>, Arc<Spool>);
 pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     let mut out: Vec<RemoteSink> = Vec::new();
     let cap = cfg.sender.spool_max_mb * 1024 * 1024;
-    let open = |name: &str| {
-        Spool::open(&cfg.sender.spool_dir.join(name), cap)
-            .map(Arc::new)
-            .map_err(PipelineError::Sink)
-    };
+    let open =
+        |name: &str| Spool::open(&cfg.sender.spool_dir.join(name), cap).map(Arc::new).map_err(PipelineError::Sink);
     if let Some(ff) = &cfg.findface {
-        let ids = cfg
-            .cameras
-            .iter()
-            .filter_map(|c| c.findface_camera.map(|id| (c.name.clone(), id)))
-            .collect();
+        let ids = cfg.cameras.iter().filter_map(|c| c.findface_camera.map(|id| (c.name.clone(), id))).collect();
         out.push((Arc::new(FindFaceSink::new(ff, ids)), open("findface")?));
     }
     if let Some(wh) = &cfg.webhook {
@@ -90,24 +84,13 @@ pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     Ok(out)
 }
 
-fn start_senders(
-    cfg: &Config,
-    remotes: Vec<RemoteSink>,
-    stop: &Arc<AtomicBool>,
-) -> Vec<SenderPool> {
-    let workers = if cfg.sender.workers == 0 {
-        default_workers()
-    } else {
-        cfg.sender.workers
-    };
+fn start_senders(cfg: &Config, remotes: Vec<RemoteSink>, stop: &Arc<AtomicBool>) -> Vec<SenderPool> {
+    let workers = if cfg.sender.workers == 0 { default_workers() } else { cfg.sender.workers };
     let retry = RetryPolicy {
         initial: Duration::from_millis(cfg.sender.retry_initial_ms),
         max: Duration::from_millis(cfg.sender.retry_max_ms),
     };
-    remotes
-        .into_iter()
-        .map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone()))
-        .collect()
+    remotes.into_iter().map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone())).collect()
 }
 
 /// Delivers what the spools hold (left by earlier runs) without running the
@@ -126,19 +109,15 @@ pub struct TrackWorker {
     pub selectors: Vec<BestFaceSelector>,
     pub stats: Arc<Stats>,
     pub stop: Arc<AtomicBool>,
+    /// Minimum time between two preview frames of a camera.
+    pub preview_interval: Duration,
 }
 
 impl TrackWorker {
     pub fn run(self) {
         board::pin_current_thread(board::Role::Track);
-        let TrackWorker {
-            mut input,
-            mut out,
-            mut trackers,
-            mut selectors,
-            stats,
-            stop,
-        } = self;
+        let TrackWorker { mut input, mut out, mut trackers, mut selectors, stats, stop, preview_interval } = self;
+        let epoch = std::time::Instant::now();
         let mut backoff = Backoff::default();
         let never = AtomicBool::new(false);
         // Events are never dropped: the push waits for the sink (`never` stop).
@@ -169,6 +148,17 @@ impl TrackWorker {
                             selector.observe(&frame, &[], upd, &mut emit);
                         }
                     }
+                    let pv = &stats.previews[cam];
+                    let now_ns = epoch.elapsed().as_nanos() as u64;
+                    if pv.wanted(now_ns, preview_interval.as_nanos() as u64) {
+                        let seq = frame.meta().seq;
+                        let mut boxes = heapless::Vec::new();
+                        for t in tracker.tracks().iter().filter(|t| t.activated && t.state == TrackState::Tracked) {
+                            let best = selector.best_frame_of(t.id) == Some(seq);
+                            let _ = boxes.push(PreviewBox { bbox: t.bbox(), track_id: t.id, best });
+                        }
+                        pv.publish(now_ns, PreviewFrame { frame: frame.clone(), boxes });
+                    }
                 }
                 ToTrack::CameraEnded(cam) => {
                     let cam = cam as usize;
@@ -177,10 +167,7 @@ impl TrackWorker {
                     selectors[cam].end_all(&mut emit);
                 }
             }
-            stats
-                .stages
-                .track
-                .record_us(t0.elapsed().as_micros() as u64);
+            stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
         }
         for s in selectors.iter_mut() {
             s.end_all(&mut emit);
@@ -189,16 +176,10 @@ impl TrackWorker {
             .iter()
             .map(|s| {
                 let c = s.counters;
-                c.rejected_confidence
-                    + c.rejected_movement
-                    + c.rejected_moving_share
-                    + c.rejected_size
+                c.rejected_confidence + c.rejected_movement + c.rejected_moving_share + c.rejected_size
             })
             .sum();
-        stats
-            .stages
-            .rejected
-            .store(rejected, std::sync::atomic::Ordering::Relaxed);
+        stats.stages.rejected.store(rejected, std::sync::atomic::Ordering::Relaxed);
         let _ = stop;
     }
 }
@@ -212,11 +193,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         min_score: cfg.detector.min_score,
         nms_iou: cfg.detector.nms_iou,
     };
-    Ok(Box::new(CenterFace::load(
-        &cfg.detector.runtime,
-        &cfg.detector.model,
-        params,
-    )?))
+    Ok(Box::new(CenterFace::load(&cfg.detector.runtime, &cfg.detector.model, params)?))
 }
 
 /// Runs the pipeline until every camera's stream ends (or `stop` is set).
@@ -233,19 +210,31 @@ pub fn run_with_detector(
 ) -> Result<RunReport, PipelineError> {
     let started = std::time::Instant::now();
     let n = cfg.cameras.len();
-    let stats = Stats::new(n);
+    let stats = Stats::with_names(cfg.cameras.iter().map(|c| c.name.clone()).collect());
+    let monitor = if cfg.monitor.bind.is_empty() {
+        None
+    } else {
+        match crate::monitor::http::Monitor::start(&cfg.monitor, stats.clone(), stop.clone()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log::error!("{e}; running without the monitor");
+                None
+            }
+        }
+    };
     let pool = FramePool::new(board::FRAME_POOL_SLOTS, board::FRAME_SLOT_BYTES);
     let names: Vec<String> = cfg.cameras.iter().map(|c| c.name.clone()).collect();
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if !cfg.outbox.dir.as_os_str().is_empty() {
-        sinks.push(Box::new(
-            OutboxSink::new(&cfg.outbox.dir).map_err(|e| PipelineError::Sink(e.0))?,
-        ));
+        sinks.push(Box::new(OutboxSink::new(&cfg.outbox.dir).map_err(|e| PipelineError::Sink(e.0))?));
     }
 
     let remotes = remote_sinks(cfg)?;
     let spools: Vec<Arc<Spool>> = remotes.iter().map(|(_, s)| s.clone()).collect();
+    for (sink, spool) in remotes.iter() {
+        stats.register_spool(sink.name(), spool.clone());
+    }
     let senders = start_senders(cfg, remotes, &stop);
 
     let mut inputs = Vec::new();
@@ -267,13 +256,8 @@ pub fn run_with_detector(
             }
         };
         let (p, c) = ring::channel(board::CAPTURE_RING);
-        inputs.push(CameraInput::new(
-            i as u8,
-            c,
-            cam.detection_skip_frames,
-            cam.realtime,
-            cam.max_frame_age_ms,
-        ));
+        stats.register_ring(format!("capture/{}", cam.name), p.stats().clone());
+        inputs.push(CameraInput::new(i as u8, c, cam.detection_skip_frames, cam.realtime, cam.max_frame_age_ms));
         captures.push((
             Capture {
                 camera: i as u8,
@@ -295,6 +279,8 @@ pub fn run_with_detector(
 
     let (to_track, from_detect) = ring::channel(board::DETECT_RING);
     let (to_sink, from_track) = ring::channel(board::EVENT_RING);
+    stats.register_ring("detect->track", to_track.stats().clone());
+    stats.register_ring("track->sink", to_sink.stats().clone());
     let detect = DetectWorker {
         detector,
         inputs,
@@ -308,21 +294,13 @@ pub fn run_with_detector(
     let track = TrackWorker {
         input: from_detect,
         out: to_sink,
-        trackers: (0..n)
-            .map(|_| ByteTracker::new(cfg.tracker.clone(), cfg.detector.min_score))
-            .collect(),
+        trackers: (0..n).map(|_| ByteTracker::new(cfg.tracker.clone(), cfg.detector.min_score)).collect(),
         selectors: (0..n)
-            .map(|i| {
-                BestFaceSelector::new(
-                    i as u8,
-                    cfg.quality.clone(),
-                    cfg.validation.clone(),
-                    &cfg.tracker,
-                )
-            })
+            .map(|i| BestFaceSelector::new(i as u8, cfg.quality.clone(), cfg.validation.clone(), &cfg.tracker))
             .collect(),
         stats: stats.clone(),
         stop: stop.clone(),
+        preview_interval: Duration::from_secs_f64(1.0 / cfg.monitor.preview_fps),
     };
     let delivered = Arc::new(Mutex::new(Vec::new()));
     let sink = SinkWorker {
@@ -337,10 +315,7 @@ pub fn run_with_detector(
     };
 
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(f)
-            .map_err(|e| PipelineError::Thread(e.to_string()))
+        std::thread::Builder::new().name(name).spawn(f).map_err(|e| PipelineError::Thread(e.to_string()))
     };
     let mut cap_handles = Vec::new();
     for (cap, source) in captures {
@@ -365,18 +340,13 @@ pub fn run_with_detector(
         }
     }
     for (what, h) in [("detect", hd), ("track", ht), ("sink", hs)] {
-        h.join()
-            .map_err(|_| PipelineError::Thread(format!("{what} thread panicked")))?;
+        h.join().map_err(|_| PipelineError::Thread(format!("{what} thread panicked")))?;
     }
     let drain = Duration::from_secs(cfg.sender.drain_timeout_s);
     let undelivered = senders.into_iter().map(|p| p.finish(drain)).sum();
+    if let Some(m) = monitor {
+        m.stop();
+    }
     let events = std::mem::take(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(RunReport {
-        events,
-        stats,
-        camera_names: names,
-        camera_errors,
-        wall: started.elapsed(),
-        undelivered,
-    })
+    Ok(RunReport { events, stats, camera_names: names, camera_errors, wall: started.elapsed(), undelivered })
 }

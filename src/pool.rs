@@ -71,10 +71,7 @@ pub struct FramePool {
 impl FramePool {
     /// Allocates every slot now; nothing is allocated later.
     pub fn new(slots: usize, slot_bytes: usize) -> Self {
-        assert!(
-            slots > 0 && slots <= u16::MAX as usize,
-            "pool slots out of range"
-        );
+        assert!(slots > 0 && slots <= u16::MAX as usize, "pool slots out of range");
         let slots_v: Vec<Slot> = (0..slots)
             .map(|_| Slot {
                 data: UnsafeCell::new(vec![0u8; slot_bytes].into_boxed_slice()),
@@ -108,11 +105,7 @@ impl FramePool {
     }
 
     pub fn free_slots(&self) -> usize {
-        self.inner
-            .free
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
-            .sum()
+        self.inner.free.iter().map(|w| w.load(Ordering::Relaxed).count_ones() as usize).sum()
     }
 
     /// How many times `acquire` found the pool empty.
@@ -126,19 +119,11 @@ impl FramePool {
             let mut cur = word.load(Ordering::Relaxed);
             while cur != 0 {
                 let bit = cur.trailing_zeros() as usize;
-                match word.compare_exchange_weak(
-                    cur,
-                    cur & !(1u64 << bit),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
+                match word.compare_exchange_weak(cur, cur & !(1u64 << bit), Ordering::Acquire, Ordering::Relaxed) {
                     Ok(_) => {
                         let idx = w * 64 + bit;
                         self.inner.slots[idx].refs.store(1, Ordering::Relaxed);
-                        return Some(FrameMut {
-                            pool: self.inner.clone(),
-                            idx: idx as u16,
-                        });
+                        return Some(FrameMut { pool: self.inner.clone(), idx: idx as u16 });
                     }
                     Err(now) => cur = now,
                 }
@@ -178,10 +163,7 @@ impl FrameMut {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: moving the Arc out of a ManuallyDrop that is never used again.
         let pool = unsafe { std::ptr::read(&this.pool) };
-        FrameRef {
-            pool,
-            idx: this.idx,
-        }
+        FrameRef { pool, idx: this.idx }
     }
 }
 
@@ -219,13 +201,8 @@ impl FrameRef {
 
 impl Clone for FrameRef {
     fn clone(&self) -> Self {
-        self.pool.slots[self.idx as usize]
-            .refs
-            .fetch_add(1, Ordering::Relaxed);
-        FrameRef {
-            pool: self.pool.clone(),
-            idx: self.idx,
-        }
+        self.pool.slots[self.idx as usize].refs.fetch_add(1, Ordering::Relaxed);
+        FrameRef { pool: self.pool.clone(), idx: self.idx }
     }
 }
 
@@ -257,13 +234,7 @@ impl<'a> I420<'a> {
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let (y, rest) = buf.split_at(w * h);
         let (u, v) = rest.split_at(cw * ch);
-        I420 {
-            y,
-            u,
-            v: &v[..cw * ch],
-            width,
-            height,
-        }
+        I420 { y, u, v: &v[..cw * ch], width, height }
     }
     pub fn chroma_stride(&self) -> usize {
         (self.width as usize).div_ceil(2)
@@ -285,11 +256,7 @@ pub fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
     let r = (c + 409 * e + 128) >> 8;
     let g = (c - 100 * d - 208 * e + 128) >> 8;
     let b = (c + 516 * d + 128) >> 8;
-    [
-        r.clamp(0, 255) as u8,
-        g.clamp(0, 255) as u8,
-        b.clamp(0, 255) as u8,
-    ]
+    [r.clamp(0, 255) as u8, g.clamp(0, 255) as u8, b.clamp(0, 255) as u8]
 }
 
 #[cfg(test)]
@@ -301,11 +268,7 @@ mod tests {
         let pool = FramePool::new(3, 64);
         let mut a = pool.acquire().unwrap();
         a.buffer_mut()[0] = 7;
-        *a.meta_mut() = FrameMeta {
-            width: 4,
-            height: 4,
-            ..Default::default()
-        };
+        *a.meta_mut() = FrameMeta { width: 4, height: 4, ..Default::default() };
         let a = a.freeze();
         let a2 = a.clone();
         let _b = pool.acquire().unwrap();

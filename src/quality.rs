@@ -32,11 +32,7 @@ pub const TRUNCATED_FACTOR: f32 = 0.5;
 
 impl QualityParts {
     pub fn total(&self) -> f32 {
-        let k = if self.truncated {
-            TRUNCATED_FACTOR
-        } else {
-            1.0
-        };
+        let k = if self.truncated { TRUNCATED_FACTOR } else { 1.0 };
         k * (W_FRONTALITY * self.frontality
             + W_SIZE * self.size
             + W_CONFIDENCE * self.confidence
@@ -64,11 +60,7 @@ pub fn frontality(kp: &Keypoints) -> f32 {
     // Pitch: nose position between eye line (0) and mouth line (1); ~0.58 when
     // level (measured on CenterFace keypoints of the demo's frontal faces).
     let span = mouth_mid[1] - eye_mid[1];
-    let pitch = if span > 1e-3 {
-        ((nose[1] - eye_mid[1]) / span - 0.58).abs()
-    } else {
-        1.0
-    };
+    let pitch = if span > 1e-3 { ((nose[1] - eye_mid[1]) / span - 0.58).abs() } else { 1.0 };
     let roll = (eye_dy / eye_dist).abs();
     let f_yaw = (1.0 - 2.0 * yaw).clamp(0.0, 1.0);
     let f_pitch = (1.0 - 2.0 * pitch).clamp(0.0, 1.0);
@@ -90,11 +82,7 @@ pub fn sharpness(frame: &I420<'_>, b: &BBox) -> f32 {
     while y < y2 - step {
         let mut x = x1 + step;
         while x < x2 - step {
-            let lap = 4.0 * px(x, y)
-                - px(x - step, y)
-                - px(x + step, y)
-                - px(x, y - step)
-                - px(x, y + step);
+            let lap = 4.0 * px(x, y) - px(x - step, y) - px(x + step, y) - px(x, y - step) - px(x, y + step);
             n += 1.0;
             sum += lap;
             sum2 += lap * lap;
@@ -169,11 +157,7 @@ pub fn validate(cfg: &ValidationConfig, s: &TrackStats) -> Result<(), Rejection>
     if s.movement_px < cfg.min_movement_px {
         return Err(Rejection::NotMoving);
     }
-    let share = if s.frames > 1 {
-        s.moving_frames as f32 / (s.frames - 1) as f32
-    } else {
-        0.0
-    };
+    let share = if s.frames > 1 { s.moving_frames as f32 / (s.frames - 1) as f32 } else { 0.0 };
     if share < cfg.min_moving_share {
         return Err(Rejection::RarelyMoving);
     }
@@ -185,13 +169,7 @@ mod tests {
     use super::*;
 
     fn kp(yaw_shift: f32) -> Keypoints {
-        [
-            [40.0, 50.0],
-            [80.0, 50.0],
-            [60.0 + yaw_shift, 73.2],
-            [45.0, 90.0],
-            [75.0, 90.0],
-        ]
+        [[40.0, 50.0], [80.0, 50.0], [60.0 + yaw_shift, 73.2], [45.0, 90.0], [75.0, 90.0]]
     }
 
     #[test]
@@ -209,15 +187,7 @@ mod tests {
         let cfg = QualityConfig::default();
         // A textured luma picture so sharpness is defined.
         let (w, h) = (200u32, 200u32);
-        let mut buf: Vec<u8> = (0..w * h)
-            .map(|i| {
-                if (i % w / 3 + i / w / 3) % 2 == 0 {
-                    60
-                } else {
-                    190
-                }
-            })
-            .collect();
+        let mut buf: Vec<u8> = (0..w * h).map(|i| if (i % w / 3 + i / w / 3) % 2 == 0 { 60 } else { 190 }).collect();
         buf.extend(std::iter::repeat_n(128u8, (w * h / 2) as usize));
         let frame = I420::new(&buf, w, h);
         let det = |size: f32, score: f32, yaw: f32| {
@@ -227,11 +197,7 @@ mod tests {
                 p[0] *= k;
                 p[1] *= k;
             }
-            Detection {
-                bbox: BBox::new(20.0, 20.0, 20.0 + size * 0.78, 20.0 + size),
-                score,
-                keypoints,
-            }
+            Detection { bbox: BBox::new(20.0, 20.0, 20.0 + size * 0.78, 20.0 + size), score, keypoints }
         };
         let big_frontal = score(&cfg, &det(140.0, 0.95, 0.0), &frame).total();
         let small_frontal = score(&cfg, &det(50.0, 0.95, 0.0), &frame).total();
@@ -240,10 +206,7 @@ mod tests {
         assert!(big_frontal > small_frontal, "size counts");
         assert!(big_frontal > big_turned, "frontality counts");
         assert!(big_frontal > big_doubtful, "confidence counts");
-        assert!(
-            big_turned < small_frontal,
-            "frontality (w6) outweighs size (w4) here"
-        );
+        assert!(big_turned < small_frontal, "frontality (w6) outweighs size (w4) here");
         let mut cut = det(140.0, 0.95, 0.0);
         // The same face moved against the right border of the 200 px picture.
         let shift = 200.0 - cut.bbox.x2;
@@ -261,9 +224,7 @@ mod tests {
     #[test]
     fn blur_lowers_sharpness() {
         let (w, h) = (64u32, 64u32);
-        let sharp: Vec<u8> = (0..w * h)
-            .map(|i| if (i % w + i / w) % 2 == 0 { 30 } else { 220 })
-            .collect();
+        let sharp: Vec<u8> = (0..w * h).map(|i| if (i % w + i / w) % 2 == 0 { 30 } else { 220 }).collect();
         let flat = vec![128u8; (w * h) as usize];
         let mut a = sharp.clone();
         a.extend(std::iter::repeat_n(128u8, (w * h / 2) as usize));
@@ -277,53 +238,12 @@ mod tests {
     #[test]
     fn validation_names_the_failing_rule() {
         let cfg = ValidationConfig::default();
-        let good = TrackStats {
-            frames: 50,
-            moving_frames: 40,
-            movement_px: 200.0,
-            best_confidence: 0.9,
-            best_width: 80.0,
-        };
+        let good =
+            TrackStats { frames: 50, moving_frames: 40, movement_px: 200.0, best_confidence: 0.9, best_width: 80.0 };
         assert_eq!(validate(&cfg, &good), Ok(()));
-        assert_eq!(
-            validate(
-                &cfg,
-                &TrackStats {
-                    movement_px: 2.0,
-                    ..good
-                }
-            ),
-            Err(Rejection::NotMoving)
-        );
-        assert_eq!(
-            validate(
-                &cfg,
-                &TrackStats {
-                    best_confidence: 0.4,
-                    ..good
-                }
-            ),
-            Err(Rejection::LowConfidence)
-        );
-        assert_eq!(
-            validate(
-                &cfg,
-                &TrackStats {
-                    best_width: 10.0,
-                    ..good
-                }
-            ),
-            Err(Rejection::TooSmall)
-        );
-        assert_eq!(
-            validate(
-                &cfg,
-                &TrackStats {
-                    moving_frames: 2,
-                    ..good
-                }
-            ),
-            Err(Rejection::RarelyMoving)
-        );
+        assert_eq!(validate(&cfg, &TrackStats { movement_px: 2.0, ..good }), Err(Rejection::NotMoving));
+        assert_eq!(validate(&cfg, &TrackStats { best_confidence: 0.4, ..good }), Err(Rejection::LowConfidence));
+        assert_eq!(validate(&cfg, &TrackStats { best_width: 10.0, ..good }), Err(Rejection::TooSmall));
+        assert_eq!(validate(&cfg, &TrackStats { moving_frames: 2, ..good }), Err(Rejection::RarelyMoving));
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 #[derive(Default, Debug)]
 pub struct RingStats {
     pub pushed: AtomicU64,
+    pub popped: AtomicU64,
     pub dropped_full: AtomicU64,
     pub waits: AtomicU64,
 }
@@ -33,13 +34,7 @@ pub struct Consumer<T> {
 pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let (p, c) = HeapRb::<T>::new(capacity).split();
     let stats = Arc::new(RingStats::default());
-    (
-        Producer {
-            inner: p,
-            stats: stats.clone(),
-        },
-        Consumer { inner: c, stats },
-    )
+    (Producer { inner: p, stats: stats.clone() }, Consumer { inner: c, stats })
 }
 
 /// Waits with a short spin, then yields, then sleeps: low latency when the
@@ -56,16 +51,22 @@ impl Backoff {
         } else if self.step < 16 {
             std::thread::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(if self.step < 64 {
-                100
-            } else {
-                1000
-            }));
+            std::thread::sleep(Duration::from_micros(if self.step < 64 { 100 } else { 1000 }));
         }
         self.step = self.step.saturating_add(1);
     }
     pub fn reset(&mut self) {
         self.step = 0;
+    }
+}
+
+impl RingStats {
+    /// Items queued now (pushed minus popped).
+    pub fn len(&self) -> u64 {
+        self.pushed.load(Ordering::Relaxed).saturating_sub(self.popped.load(Ordering::Relaxed))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -124,7 +125,11 @@ impl<T> Producer<T> {
 
 impl<T> Consumer<T> {
     pub fn try_pop(&mut self) -> Option<T> {
-        self.inner.try_pop()
+        let v = self.inner.try_pop();
+        if v.is_some() {
+            self.stats.popped.fetch_add(1, Ordering::Relaxed);
+        }
+        v
     }
     pub fn len(&self) -> usize {
         self.inner.occupied_len()

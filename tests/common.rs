@@ -10,16 +10,8 @@ pub fn root() -> PathBuf {
 /// The demo assets and model that scripts/setup.sh provides. Tests that need
 /// them fail loudly (not skip) when they are missing: CI runs setup first.
 pub fn require_assets() {
-    for p in [
-        "models/centerface.onnx",
-        "models/demo/demo.h264",
-        "models/demo/demo.mp4",
-        "models/demo/truth.json",
-    ] {
-        assert!(
-            root().join(p).exists(),
-            "{p} is missing: run scripts/setup.sh"
-        );
+    for p in ["models/centerface.onnx", "models/demo/demo.h264", "models/demo/demo.mp4", "models/demo/truth.json"] {
+        assert!(root().join(p).exists(), "{p} is missing: run scripts/setup.sh");
     }
     std::env::set_current_dir(root()).unwrap();
 }
@@ -34,9 +26,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(suffix))
-                .collect()
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().ends_with(suffix)).collect()
         })
         .unwrap_or_default();
     v.sort();

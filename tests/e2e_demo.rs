@@ -11,10 +11,7 @@ use faceflow::config::Config;
 use faceflow::{demo, pipeline};
 
 fn run_on(url: &str, outbox: &std::path::Path) -> pipeline::RunReport {
-    let toml = format!(
-        "[outbox]\ndir = \"{}\"\n[[cameras]]\nname = \"cam\"\nurl = \"{url}\"\n",
-        outbox.display()
-    );
+    let toml = format!("[outbox]\ndir = \"{}\"\n[[cameras]]\nname = \"cam\"\nurl = \"{url}\"\n", outbox.display());
     let cfg = Config::from_toml(&toml, "test").unwrap();
     pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).expect("pipeline runs")
 }
@@ -26,15 +23,8 @@ fn demo_video_gives_one_event_per_person_matching_ground_truth() {
     let report = run_on("file:models/demo/demo.h264", &out);
     let truth = demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
     let ev = demo::evaluate(&report.events, &truth);
-    assert_eq!(
-        report.events.len(),
-        truth.persons.len(),
-        "one event per person: {ev:?}"
-    );
-    assert!(
-        ev.passed(),
-        "every person exactly one event with IoU > 0.5: {ev:?}"
-    );
+    assert_eq!(report.events.len(), truth.persons.len(), "one event per person: {ev:?}");
+    assert!(ev.passed(), "every person exactly one event with IoU > 0.5: {ev:?}");
     for matches in &ev.per_person {
         assert!(matches[0].1 > 0.5);
     }
@@ -66,17 +56,8 @@ fn mp4_and_annexb_inputs_give_the_same_events() {
     let r1 = run_on("file:models/demo/demo.h264", &a);
     let r2 = run_on("models/demo/demo.mp4", &b);
     let key = |r: &pipeline::RunReport| {
-        let mut v: Vec<(u64, u64, [i32; 4])> = r
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    e.first_frame,
-                    e.best_frame,
-                    e.bbox.map(|x| x.round() as i32),
-                )
-            })
-            .collect();
+        let mut v: Vec<(u64, u64, [i32; 4])> =
+            r.events.iter().map(|e| (e.first_frame, e.best_frame, e.bbox.map(|x| x.round() as i32))).collect();
         v.sort();
         v
     };

@@ -20,14 +20,8 @@ fn missing_model_names_the_file_and_the_fix() {
         "[detector]\nmodel = \"models/nope.onnx\"\n[outbox]\ndir = \"\"",
         "[[cameras]]\nname=\"a\"\nurl=\"models/demo/demo.h264\"",
     );
-    let e = pipeline::run(&c, Arc::new(AtomicBool::new(false)))
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(
-        e.contains("models/nope.onnx") && e.contains("setup.sh"),
-        "{e}"
-    );
+    let e = pipeline::run(&c, Arc::new(AtomicBool::new(false))).err().expect("must fail").to_string();
+    assert!(e.contains("models/nope.onnx") && e.contains("setup.sh"), "{e}");
 }
 
 #[test]
@@ -38,16 +32,10 @@ fn wrong_model_is_refused_at_start() {
     let model = dir.join("identity.onnx");
     std::fs::write(&model, identity_onnx()).unwrap();
     let c = cfg(
-        &format!(
-            "[detector]\nmodel = \"{}\"\n[outbox]\ndir = \"\"",
-            model.display()
-        ),
+        &format!("[detector]\nmodel = \"{}\"\n[outbox]\ndir = \"\"", model.display()),
         "[[cameras]]\nname=\"a\"\nurl=\"models/demo/demo.h264\"",
     );
-    let e = pipeline::run(&c, Arc::new(AtomicBool::new(false)))
-        .err()
-        .expect("must fail")
-        .to_string();
+    let e = pipeline::run(&c, Arc::new(AtomicBool::new(false))).err().expect("must fail").to_string();
     assert!(e.contains("identity.onnx"), "{e}");
     assert!(e.contains("CenterFace") || e.contains("input"), "{e}");
 }
@@ -67,10 +55,7 @@ fn a_missing_camera_file_does_not_stop_the_other_camera() {
         "{:?}",
         r.camera_errors
     );
-    assert!(
-        r.events.len() >= 5,
-        "the good camera still produced its events"
-    );
+    assert!(r.events.len() >= 5, "the good camera still produced its events");
     let _ = std::fs::remove_dir_all(&out);
 }
 

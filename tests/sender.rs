@@ -87,11 +87,7 @@ fn fill_spool(dir: &Path, n: usize) -> Vec<String> {
 
 fn ev_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.path().extension().is_some_and(|x| x == "ev"))
-                .count()
-        })
+        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().extension().is_some_and(|x| x == "ev")).count())
         .unwrap_or(0)
 }
 
@@ -100,10 +96,7 @@ fn findface_down_then_back_every_event_delivered_once() {
     common::require_assets();
     let spool = common::temp_dir("ff-down");
     // Reserve a port, then leave it closed: FindFace is down at the start.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let cfg = config(&format!("http://{addr}/api"), &spool, "");
     let comeback = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(4));
@@ -111,23 +104,12 @@ fn findface_down_then_back_every_event_delivered_once() {
     });
     let report = pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).unwrap();
     let server = comeback.join().unwrap();
-    assert_eq!(
-        report.undelivered, 0,
-        "spool drained once FindFace came back"
-    );
-    assert_eq!(
-        server.violations(),
-        Vec::<String>::new(),
-        "requests follow the contract"
-    );
+    assert_eq!(report.undelivered, 0, "spool drained once FindFace came back");
+    assert_eq!(server.violations(), Vec::<String>::new(), "requests follow the contract");
     let mut want: Vec<String> = report.events.iter().map(|e| e.id.clone()).collect();
     want.sort();
     assert_eq!(want.len(), 5);
-    assert_eq!(
-        server.accepted_ids(),
-        want,
-        "each event accepted exactly once"
-    );
+    assert_eq!(server.accepted_ids(), want, "each event accepted exactly once");
     for r in server.shared.accepted.lock().unwrap().iter() {
         assert_eq!(r.camera, 42);
         assert!(r.fullframe_len > 1000);
@@ -141,8 +123,7 @@ fn findface_500s_are_retried_until_accepted() {
     let spool = common::temp_dir("ff-500");
     let ids = fill_spool(&spool, 4);
     let server = FakeFindFace::start(Mode::FailFirst(6));
-    let left =
-        pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap();
+    let left = pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap();
     assert_eq!(left, 0);
     assert_eq!(server.accepted_ids(), ids);
     assert_eq!(
@@ -157,14 +138,9 @@ fn findface_400_is_permanent_and_dead_lettered_with_the_reason() {
     let spool = common::temp_dir("ff-400");
     fill_spool(&spool, 3);
     let server = FakeFindFace::start(Mode::Status(400));
-    let left =
-        pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap();
+    let left = pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap();
     assert_eq!(left, 0, "a permanent refusal leaves the queue");
-    assert_eq!(
-        server.shared.requests.load(Ordering::SeqCst),
-        3,
-        "no retry of a 400"
-    );
+    assert_eq!(server.shared.requests.load(Ordering::SeqCst), 3, "no retry of a 400");
     let dead = spool.join("findface/dead");
     assert_eq!(ev_files(&dead), 3, "the events are kept in dead/");
     let reasons: Vec<String> = std::fs::read_dir(&dead)
@@ -174,12 +150,7 @@ fn findface_400_is_permanent_and_dead_lettered_with_the_reason() {
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .collect();
     assert_eq!(reasons.len(), 3);
-    assert!(
-        reasons
-            .iter()
-            .all(|r| r.contains("HTTP 400") && r.contains("BAD_PARAM")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().all(|r| r.contains("HTTP 400") && r.contains("BAD_PARAM")), "{reasons:?}");
 }
 
 #[test]
@@ -201,22 +172,11 @@ fn slow_findface_is_served_by_parallel_workers() {
     let server = FakeFindFace::start(Mode::Ok);
     *server.shared.delay.lock().unwrap() = Duration::from_millis(400);
     let t0 = Instant::now();
-    let left = pipeline::drain(
-        &config(&server.url(), &spool, "workers = 4"),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let left = pipeline::drain(&config(&server.url(), &spool, "workers = 4"), Duration::from_secs(30)).unwrap();
     assert_eq!(left, 0);
     assert_eq!(server.accepted_ids(), ids);
-    assert!(
-        server.shared.max_in_flight.load(Ordering::SeqCst) >= 2,
-        "requests overlap"
-    );
-    assert!(
-        t0.elapsed() < Duration::from_millis(8 * 400),
-        "faster than one at a time: {:?}",
-        t0.elapsed()
-    );
+    assert!(server.shared.max_in_flight.load(Ordering::SeqCst) >= 2, "requests overlap");
+    assert!(t0.elapsed() < Duration::from_millis(8 * 400), "faster than one at a time: {:?}", t0.elapsed());
 }
 
 #[test]
@@ -231,13 +191,9 @@ fn timeouts_are_retried() {
         *s2.delay.lock().unwrap() = Duration::ZERO;
     });
     // timeout_ms = 2000 < 3000: the first attempts time out.
-    let left =
-        pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap();
+    let left = pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap();
     assert_eq!(left, 0);
-    assert!(
-        server.shared.requests.load(Ordering::SeqCst) > 2,
-        "timed-out attempts were retried"
-    );
+    assert!(server.shared.requests.load(Ordering::SeqCst) > 2, "timed-out attempts were retried");
     // A timed-out request may still have been accepted by the server: at-least-once.
     let got = server.accepted_ids();
     for id in &ids {
@@ -249,16 +205,9 @@ fn timeouts_are_retried() {
 fn corrupt_spool_file_is_quarantined_not_fatal() {
     let spool = common::temp_dir("ff-corrupt");
     let ids = fill_spool(&spool, 2);
-    std::fs::write(
-        spool.join("findface/0000000000000500.ev"),
-        b"FFEV\x01garbage",
-    )
-    .unwrap();
+    std::fs::write(spool.join("findface/0000000000000500.ev"), b"FFEV\x01garbage").unwrap();
     let server = FakeFindFace::start(Mode::Ok);
-    assert_eq!(
-        pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap(),
-        0
-    );
+    assert_eq!(pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap(), 0);
     assert_eq!(server.accepted_ids(), ids);
     assert!(spool.join("findface/corrupt/0000000000000500.ev").exists());
 }
@@ -285,8 +234,7 @@ fn sigkill_mid_send_loses_nothing() {
         .unwrap();
     // Wait for at least 3 events to be spooled and retried (503 keeps them there).
     let deadline = Instant::now() + Duration::from_secs(120);
-    while ev_files(&spool.join("findface")) < 3 || server.shared.requests.load(Ordering::SeqCst) < 3
-    {
+    while ev_files(&spool.join("findface")) < 3 || server.shared.requests.load(Ordering::SeqCst) < 3 {
         assert!(Instant::now() < deadline, "events never reached the spool");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -299,26 +247,12 @@ fn sigkill_mid_send_loses_nothing() {
     // Restart with FindFace healthy: everything spooled is delivered.
     *server.shared.mode.lock().unwrap() = Mode::Ok;
     let st = std::process::Command::new(exe)
-        .args([
-            "drain",
-            "--config",
-            cfg_path.to_str().unwrap(),
-            "--timeout",
-            "60",
-        ])
+        .args(["drain", "--config", cfg_path.to_str().unwrap(), "--timeout", "60"])
         .current_dir(common::root())
         .output()
         .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    assert_eq!(
-        server.accepted_ids().len(),
-        spooled,
-        "every spooled event delivered once"
-    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert_eq!(server.accepted_ids().len(), spooled, "every spooled event delivered once");
     assert_eq!(ev_files(&spool.join("findface")), 0);
     assert!(!String::from_utf8_lossy(&st.stderr).contains("SECRET"));
 }
@@ -329,9 +263,7 @@ fn webhook_gets_json_with_a_stable_idempotency_key() {
     let spool = common::temp_dir("webhook");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let got = Arc::new(std::sync::Mutex::new(
-        Vec::<(String, serde_json::Value)>::new(),
-    ));
+    let got = Arc::new(std::sync::Mutex::new(Vec::<(String, serde_json::Value)>::new()));
     let g2 = got.clone();
     std::thread::spawn(move || {
         // Serves a bounded number of requests; the first answers 503 to force a retry.
@@ -359,19 +291,9 @@ fn webhook_gets_json_with_a_stable_idempotency_key() {
             let mut body = vec![0; len];
             r.read_exact(&mut body).unwrap();
             assert_eq!(auth, "Bearer hook-SECRET");
-            let status = if n == 0 {
-                "503 Unavailable"
-            } else {
-                "204 No Content"
-            };
-            write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            g2.lock()
-                .unwrap()
-                .push((key, serde_json::from_slice(&body).unwrap()));
+            let status = if n == 0 { "503 Unavailable" } else { "204 No Content" };
+            write!(conn, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+            g2.lock().unwrap().push((key, serde_json::from_slice(&body).unwrap()));
         }
     });
     let s = Spool::open(&spool.join("webhook"), 1 << 30).unwrap();
@@ -385,17 +307,8 @@ fn webhook_gets_json_with_a_stable_idempotency_key() {
     assert_eq!(pipeline::drain(&cfg, Duration::from_secs(30)).unwrap(), 0);
     let got = got.lock().unwrap();
     assert_eq!(got.len(), 2, "one 503, one retry");
-    assert_eq!(
-        got[0].0, got[1].0,
-        "the retry carries the same idempotency key"
-    );
+    assert_eq!(got[0].0, got[1].0, "the retry carries the same idempotency key");
     assert_eq!(got[1].0, "door-1-7-0");
     assert_eq!(got[1].1["id"], "door-1-7-0");
-    assert!(
-        got[1].1["frame_jpeg_base64"]
-            .as_str()
-            .unwrap()
-            .starts_with("/9j/"),
-        "base64 JPEG"
-    );
+    assert!(got[1].1["frame_jpeg_base64"].as_str().unwrap().starts_with("/9j/"), "base64 JPEG");
 }

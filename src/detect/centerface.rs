@@ -41,11 +41,7 @@ pub struct CenterFaceParams {
 }
 
 impl CenterFace {
-    pub fn load(
-        runtime_lib: &Path,
-        model: &Path,
-        p: CenterFaceParams,
-    ) -> Result<Self, DetectError> {
+    pub fn load(runtime_lib: &Path, model: &Path, p: CenterFaceParams) -> Result<Self, DetectError> {
         if !p.input_width.is_multiple_of(32) || !p.input_height.is_multiple_of(32) {
             return Err(DetectError::Load(format!(
                 "CenterFace input {}x{} is not a multiple of 32",
@@ -57,15 +53,8 @@ impl CenterFace {
         check_signature(&session, model)?;
         let mut cf = CenterFace {
             session,
-            input: Array4::zeros((
-                p.max_batch,
-                3,
-                p.input_height as usize,
-                p.input_width as usize,
-            )),
-            resamplers: (0..p.max_batch)
-                .map(|_| Resampler::new(p.input_width, p.input_height))
-                .collect(),
+            input: Array4::zeros((p.max_batch, 3, p.input_height as usize, p.input_width as usize)),
+            resamplers: (0..p.max_batch).map(|_| Resampler::new(p.input_width, p.input_height)).collect(),
             letterboxes: vec![Letterbox::new(1, 1, 1, 1); p.max_batch],
             in_w: p.input_width,
             in_h: p.input_height,
@@ -75,20 +64,15 @@ impl CenterFace {
         // Warm up every batch size once: ORT plans memory per shape, and the
         // first run of a shape is slow and allocates.
         for n in 1..=p.max_batch {
-            cf.run(n).map_err(|e| {
-                DetectError::Load(format!("model {} warm-up: {e}", model.display()))
-            })?;
+            cf.run(n).map_err(|e| DetectError::Load(format!("model {} warm-up: {e}", model.display())))?;
         }
         Ok(cf)
     }
 
     fn run(&mut self, n: usize) -> Result<ort::session::SessionOutputs<'_>, DetectError> {
         let view = self.input.slice(s![..n, .., .., ..]);
-        let t =
-            TensorRef::from_array_view(view).map_err(|e| DetectError::Inference(e.to_string()))?;
-        self.session
-            .run(ort::inputs![t])
-            .map_err(|e| DetectError::Inference(e.to_string()))
+        let t = TensorRef::from_array_view(view).map_err(|e| DetectError::Inference(e.to_string()))?;
+        self.session.run(ort::inputs![t]).map_err(|e| DetectError::Inference(e.to_string()))
     }
 }
 
@@ -108,36 +92,22 @@ impl Detector for CenterFace {
         self.input.shape()[0]
     }
 
-    fn detect_batch(
-        &mut self,
-        frames: &[I420<'_>],
-        out: &mut [Detections],
-    ) -> Result<(), DetectError> {
+    fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
         let n = frames.len();
-        assert!(
-            n <= self.max_batch() && out.len() >= n,
-            "batch larger than the detector's"
-        );
+        assert!(n <= self.max_batch() && out.len() >= n, "batch larger than the detector's");
         if n == 0 {
             return Ok(());
         }
         let (w, h) = (self.in_w, self.in_h);
         for (i, f) in frames.iter().enumerate() {
-            let plane = self
-                .input
-                .slice_mut(s![i, .., .., ..])
-                .into_slice()
-                .expect("contiguous batch item");
+            let plane = self.input.slice_mut(s![i, .., .., ..]).into_slice().expect("contiguous batch item");
             self.letterboxes[i] = self.resamplers[i].fill(f, w, h, plane);
         }
         let (min_score, nms_iou) = (self.min_score, self.nms_iou);
         let letterboxes = self.letterboxes.clone_from_slice_noalloc();
         let outputs = self.run(n)?;
         let get = |k: usize| -> Result<&[f32], DetectError> {
-            outputs[k]
-                .try_extract_tensor::<f32>()
-                .map(|(_, d)| d)
-                .map_err(|e| DetectError::Inference(e.to_string()))
+            outputs[k].try_extract_tensor::<f32>().map(|(_, d)| d).map_err(|e| DetectError::Inference(e.to_string()))
         };
         let (heat, scale, offset, lms) = (get(0)?, get(1)?, get(2)?, get(3)?);
         let (gw, gh) = (w as usize / STRIDE, h as usize / STRIDE);
@@ -222,11 +192,8 @@ pub fn decode(g: &Grid<'_>, min_score: f32, input: (f32, f32), out: &mut Detecti
                 kp[0] = g.lms[(2 * j + 1) * hw + i] * bw + x1;
                 kp[1] = g.lms[(2 * j) * hw + i] * bh + y1;
             }
-            let det = Detection {
-                bbox: BBox::new(x1, y1, x1 + bw, y1 + bh).clip(input.0, input.1),
-                score: s,
-                keypoints,
-            };
+            let det =
+                Detection { bbox: BBox::new(x1, y1, x1 + bw, y1 + bh).clip(input.0, input.1), score: s, keypoints };
             if out.push(det).is_err() {
                 let (mi, min) = out
                     .iter()
@@ -286,23 +253,13 @@ mod tests {
         scale[hw + i] = (16.0f32 / 4.0).ln(); // width 16
         lms[hw + i] = 0.5; // kp0 x at half the width
         lms[i] = 0.25; // kp0 y at a quarter of the height
-        let g = Grid {
-            heat: &heat,
-            scale: &scale,
-            offset: &offset,
-            lms: &lms,
-            w,
-            h,
-        };
+        let g = Grid { heat: &heat, scale: &scale, offset: &offset, lms: &lms, w, h };
         let mut out = Detections::new();
         decode(&g, 0.5, (32.0, 32.0), &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
         let d = out[0];
         let (cx, cy) = ((3.0 + 0.5) * 4.0, (2.0 + 0.5) * 4.0);
-        assert!(
-            (d.bbox.x1 - (cx - 8.0)).abs() < 1e-4 && (d.bbox.y1 - (cy - 10.0)).abs() < 1e-4,
-            "{d:?}"
-        );
+        assert!((d.bbox.x1 - (cx - 8.0)).abs() < 1e-4 && (d.bbox.y1 - (cy - 10.0)).abs() < 1e-4, "{d:?}");
         assert!((d.bbox.width() - 16.0).abs() < 1e-3 && (d.bbox.height() - 20.0).abs() < 1e-3);
         assert!((d.keypoints[0][0] - (d.bbox.x1 + 8.0)).abs() < 1e-4);
         assert!((d.keypoints[0][1] - (d.bbox.y1 + 5.0)).abs() < 1e-4);

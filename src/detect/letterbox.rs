@@ -22,13 +22,7 @@ pub struct Letterbox {
 impl Letterbox {
     pub fn new(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32) -> Self {
         let scale = (dst_w as f32 / src_w as f32).min(dst_h as f32 / src_h as f32);
-        Letterbox {
-            scale,
-            src_w,
-            src_h,
-            dst_w,
-            dst_h,
-        }
+        Letterbox { scale, src_w, src_h, dst_w, dst_h }
     }
     /// Width and height covered by picture (the rest is padding).
     pub fn content(&self) -> (u32, u32) {
@@ -60,33 +54,21 @@ pub struct Resampler {
 impl Resampler {
     /// Reserves tables for model inputs up to `dst_w` x `dst_h` (no later allocation).
     pub fn new(dst_w: u32, dst_h: u32) -> Self {
-        Resampler {
-            lb: None,
-            xs: Vec::with_capacity(dst_w as usize),
-            ys: Vec::with_capacity(dst_h as usize),
-        }
+        Resampler { lb: None, xs: Vec::with_capacity(dst_w as usize), ys: Vec::with_capacity(dst_h as usize) }
     }
 
     /// Writes `frame` letterboxed into `plane` (3 x dst_h x dst_w, RGB, 0..255).
-    pub fn fill(
-        &mut self,
-        frame: &I420<'_>,
-        dst_w: u32,
-        dst_h: u32,
-        plane: &mut [f32],
-    ) -> Letterbox {
+    pub fn fill(&mut self, frame: &I420<'_>, dst_w: u32, dst_h: u32, plane: &mut [f32]) -> Letterbox {
         let lb = Letterbox::new(frame.width, frame.height, dst_w, dst_h);
         if self.lb != Some(lb) {
             let (cw, ch) = lb.content();
             self.xs.clear();
             self.ys.clear();
             for x in 0..cw {
-                self.xs
-                    .push((((x as f32 + 0.5) / lb.scale) as u32).min(frame.width - 1));
+                self.xs.push((((x as f32 + 0.5) / lb.scale) as u32).min(frame.width - 1));
             }
             for y in 0..ch {
-                self.ys
-                    .push((((y as f32 + 0.5) / lb.scale) as u32).min(frame.height - 1));
+                self.ys.push((((y as f32 + 0.5) / lb.scale) as u32).min(frame.height - 1));
             }
             self.lb = Some(lb);
         }
@@ -105,8 +87,7 @@ impl Resampler {
             for (col, &sx) in self.xs.iter().enumerate() {
                 let sx = sx as usize;
                 let ci = crow + sx / 2;
-                let [rr, gg, bb] =
-                    yuv_to_rgb(yrow[sx] as i32, frame.u[ci] as i32, frame.v[ci] as i32);
+                let [rr, gg, bb] = yuv_to_rgb(yrow[sx] as i32, frame.u[ci] as i32, frame.v[ci] as i32);
                 r[o + col] = rr as f32;
                 g[o + col] = gg as f32;
                 b[o + col] = bb as f32;
@@ -132,12 +113,7 @@ mod tests {
             let lb = Letterbox::new(sw, sh, 416, 320);
             let b = BBox::new(10.5, 20.25, 200.0, 260.0);
             let back = lb.to_frame(&lb.to_model(&b));
-            for (x, y) in [
-                (b.x1, back.x1),
-                (b.y1, back.y1),
-                (b.x2, back.x2),
-                (b.y2, back.y2),
-            ] {
+            for (x, y) in [(b.x1, back.x1), (b.y1, back.y1), (b.x2, back.x2), (b.y2, back.y2)] {
                 assert!((x - y).abs() < 1e-3, "{sw}x{sh}: {b:?} -> {back:?}");
             }
             let (cw, ch) = lb.content();

@@ -55,9 +55,5 @@ pub trait Detector: Send {
     fn max_batch(&self) -> usize;
     /// Detects faces in every frame of `frames` with ONE inference call;
     /// `out[i]` receives frame i's faces in frame pixel coordinates.
-    fn detect_batch(
-        &mut self,
-        frames: &[I420<'_>],
-        out: &mut [Detections],
-    ) -> Result<(), DetectError>;
+    fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError>;
 }

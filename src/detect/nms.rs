@@ -9,10 +9,7 @@ pub fn nms(dets: &mut Detections, iou_threshold: f32) {
     let mut kept = 0;
     for i in 0..dets.len() {
         let cand: Detection = dets[i];
-        if dets[..kept]
-            .iter()
-            .all(|k| k.bbox.iou(&cand.bbox) <= iou_threshold)
-        {
+        if dets[..kept].iter().all(|k| k.bbox.iou(&cand.bbox) <= iou_threshold) {
             dets[kept] = cand;
             kept += 1;
         }
@@ -26,11 +23,7 @@ mod tests {
     use crate::geom::BBox;
 
     fn det(x: f32, y: f32, s: f32, score: f32) -> Detection {
-        Detection {
-            bbox: BBox::new(x, y, x + s, y + s),
-            score,
-            keypoints: Default::default(),
-        }
+        Detection { bbox: BBox::new(x, y, x + s, y + s), score, keypoints: Default::default() }
     }
 
     #[test]
@@ -50,8 +43,7 @@ mod tests {
     fn disjoint_boxes_all_survive_and_threshold_is_respected() {
         let mut d = Detections::new();
         for i in 0..5 {
-            d.push(det(i as f32 * 20.0, 0.0, 10.0, 0.5 + i as f32 * 0.01))
-                .unwrap();
+            d.push(det(i as f32 * 20.0, 0.0, 10.0, 0.5 + i as f32 * 0.01)).unwrap();
         }
         nms(&mut d, 0.3);
         assert_eq!(d.len(), 5);

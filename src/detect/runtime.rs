@@ -15,8 +15,7 @@ use crate::board;
 
 static ENV: OnceLock<Environment> = OnceLock::new();
 
-const HOW_TO_GET: &str =
-    "run scripts/setup.sh (it takes libonnxruntime out of the PyPI `onnxruntime` wheel), \
+const HOW_TO_GET: &str = "run scripts/setup.sh (it takes libonnxruntime out of the PyPI `onnxruntime` wheel), \
 or point `detector.runtime` / ORT_DYLIB_PATH at libonnxruntime.so";
 
 /// Where libonnxruntime is: the config's path, else $ORT_DYLIB_PATH, else
@@ -28,14 +27,8 @@ pub fn library_path(configured: &Path) -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         return PathBuf::from(p);
     }
-    let name = if cfg!(target_os = "macos") {
-        "libonnxruntime.dylib"
-    } else {
-        "libonnxruntime.so"
-    };
-    PathBuf::from("models/lib")
-        .join(std::env::consts::ARCH)
-        .join(name)
+    let name = if cfg!(target_os = "macos") { "libonnxruntime.dylib" } else { "libonnxruntime.so" };
+    PathBuf::from("models/lib").join(std::env::consts::ARCH).join(name)
 }
 
 /// Loads the runtime once per process.
@@ -45,16 +38,10 @@ pub fn environment(configured: &Path) -> Result<&'static Environment, DetectErro
     }
     let lib = library_path(configured);
     if !lib.exists() {
-        return Err(DetectError::Load(format!(
-            "ONNX Runtime library {} does not exist: {HOW_TO_GET}",
-            lib.display()
-        )));
+        return Err(DetectError::Load(format!("ONNX Runtime library {} does not exist: {HOW_TO_GET}", lib.display())));
     }
     let builder = ort::init_from(&lib).map_err(|e| {
-        DetectError::Load(format!(
-            "cannot load ONNX Runtime from {}: {e}; {HOW_TO_GET}",
-            lib.display()
-        ))
+        DetectError::Load(format!("cannot load ONNX Runtime from {}: {e}; {HOW_TO_GET}", lib.display()))
     })?;
     let env = builder
         .with_name("faceflow")
@@ -113,16 +100,13 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
             ep::TensorRT::default()
                 .with_engine_cache(true)
                 .with_engine_cache_path(
-                    std::env::var("FACEFLOW_TRT_CACHE")
-                        .unwrap_or_else(|_| "models/trt-cache".into()),
+                    std::env::var("FACEFLOW_TRT_CACHE").unwrap_or_else(|_| "models/trt-cache".into()),
                 )
                 .with_fp16(true),
         )),
         #[cfg(feature = "board-m1-coreml")]
         "coreml" => Some(available(ep::CoreML::default())),
-        other => Some(Err(format!(
-            "`{other}` support is not compiled into this build"
-        ))),
+        other => Some(Err(format!("`{other}` support is not compiled into this build"))),
     }
 }
 
@@ -134,8 +118,7 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
             model.display()
         )));
     }
-    let ctx =
-        |e: &dyn std::fmt::Display| DetectError::Load(format!("model {}: {e}", model.display()));
+    let ctx = |e: &dyn std::fmt::Display| DetectError::Load(format!("model {}: {e}", model.display()));
     Session::builder(env)
         .map_err(|e| ctx(&e))?
         .with_optimization_level(GraphOptimizationLevel::All)

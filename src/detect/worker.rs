@@ -27,10 +27,7 @@ pub const MAX_BATCH: usize = 64;
 #[allow(clippy::large_enum_variant)]
 pub enum ToTrack {
     /// A frame and its faces; `None` = not run through the detector.
-    Frame {
-        frame: FrameRef,
-        dets: Option<Detections>,
-    },
+    Frame { frame: FrameRef, dets: Option<Detections> },
     /// No more frames will come from this camera.
     CameraEnded(u8),
 }
@@ -46,22 +43,8 @@ pub struct CameraInput {
 }
 
 impl CameraInput {
-    pub fn new(
-        camera: u8,
-        frames: Consumer<FrameRef>,
-        skip_frames: u32,
-        realtime: bool,
-        max_age_ms: u64,
-    ) -> Self {
-        CameraInput {
-            camera,
-            frames,
-            skip_frames,
-            realtime,
-            max_age_ms,
-            counter: 0,
-            ended: false,
-        }
+    pub fn new(camera: u8, frames: Consumer<FrameRef>, skip_frames: u32, realtime: bool, max_age_ms: u64) -> Self {
+        CameraInput { camera, frames, skip_frames, realtime, max_age_ms, counter: 0, ended: false }
     }
 }
 
@@ -84,10 +67,7 @@ struct Pending {
 impl DetectWorker {
     pub fn run(mut self) {
         crate::board::pin_current_thread(crate::board::Role::Detect);
-        let batch_size = self
-            .batch_size
-            .min(self.detector.max_batch())
-            .clamp(1, MAX_BATCH);
+        let batch_size = self.batch_size.min(self.detector.max_batch()).clamp(1, MAX_BATCH);
         let mut pending: heapless::Vec<Pending, MAX_PENDING> = heapless::Vec::new();
         let mut results: Vec<Detections> = (0..batch_size).map(|_| Detections::new()).collect();
         let mut ended: heapless::Vec<u8, 256> = heapless::Vec::new();
@@ -126,8 +106,7 @@ impl DetectWorker {
                 batch_started = Some(now);
             }
             let all_ended = self.inputs.iter().all(|i| i.ended);
-            let timed_out =
-                batch_started.is_some_and(|t| now.saturating_sub(t) >= self.batch_timeout);
+            let timed_out = batch_started.is_some_and(|t| now.saturating_sub(t) >= self.batch_timeout);
             let flush = !pending.is_empty()
                 && (to_detect >= batch_size
                     || pending.is_full()
@@ -159,11 +138,7 @@ impl DetectWorker {
         }
     }
 
-    fn infer_and_forward(
-        &mut self,
-        pending: &mut heapless::Vec<Pending, MAX_PENDING>,
-        results: &mut [Detections],
-    ) {
+    fn infer_and_forward(&mut self, pending: &mut heapless::Vec<Pending, MAX_PENDING>, results: &mut [Detections]) {
         let mut pics: heapless::Vec<I420<'_>, MAX_BATCH> = heapless::Vec::new();
         for p in pending.iter().filter(|p| p.detect) {
             let _ = pics.push(p.frame.planes());
@@ -184,15 +159,9 @@ impl DetectWorker {
         drop(pics);
         if n > 0 {
             let dt = self.clocks.monotonic() - t0;
-            self.stats
-                .stages
-                .preprocess_infer
-                .record_us(dt.as_micros() as u64);
+            self.stats.stages.preprocess_infer.record_us(dt.as_micros() as u64);
             inc(&self.stats.stages.batches);
-            self.stats
-                .stages
-                .batched_frames
-                .fetch_add(n as u64, Ordering::Relaxed);
+            self.stats.stages.batched_frames.fetch_add(n as u64, Ordering::Relaxed);
         }
         let now_ns = self.clocks.monotonic().as_nanos() as u64;
         let mut ri = 0;
@@ -201,8 +170,7 @@ impl DetectWorker {
             let dets = if p.detect {
                 let d = results[ri].clone();
                 ri += 1;
-                cam.capture_to_detect
-                    .record_us(now_ns.saturating_sub(p.frame.meta().captured_mono_ns) / 1000);
+                cam.capture_to_detect.record_us(now_ns.saturating_sub(p.frame.meta().captured_mono_ns) / 1000);
                 if ok {
                     inc(&cam.detected_frames);
                     cam.faces.fetch_add(d.len() as u64, Ordering::Relaxed);
@@ -213,10 +181,7 @@ impl DetectWorker {
             } else {
                 None
             };
-            let msg = ToTrack::Frame {
-                frame: p.frame.clone(),
-                dets,
-            };
+            let msg = ToTrack::Frame { frame: p.frame.clone(), dets };
             if self.out.push_wait(msg, &self.stop).is_err() {
                 break;
             }
@@ -237,11 +202,7 @@ fn take(input: &mut CameraInput, clocks: &Arc<dyn Clocks>, stats: &Stats) -> Opt
         input.counter += 1; // the skip cadence follows the camera's frames, not the detector's pace
         newest = f;
     }
-    let age_ms = clocks
-        .monotonic()
-        .as_nanos()
-        .saturating_sub(newest.meta().captured_mono_ns as u128)
-        / 1_000_000;
+    let age_ms = clocks.monotonic().as_nanos().saturating_sub(newest.meta().captured_mono_ns as u128) / 1_000_000;
     if age_ms as u64 > input.max_age_ms {
         inc(&cam.dropped_stale);
         return None;

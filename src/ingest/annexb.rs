@@ -44,9 +44,7 @@ impl PacketSource for AnnexBSource {
         let body = start + if self.data[start + 2] == 1 { 3 } else { 4 };
         let end = next_start(&self.data, body).unwrap_or(self.data.len());
         self.pos = end;
-        Ok(Some(Packet {
-            data: &self.data[start..end],
-        }))
+        Ok(Some(Packet { data: &self.data[start..end] }))
     }
     fn fps(&self) -> Option<f32> {
         None
@@ -59,21 +57,12 @@ mod tests {
 
     #[test]
     fn splits_on_both_start_code_lengths() {
-        let data = vec![
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 6,
-        ];
+        let data = vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 6];
         let mut s = AnnexBSource::new(data);
         let mut got = vec![];
         while let Some(p) = s.next_packet().unwrap() {
             got.push(p.data.to_vec());
         }
-        assert_eq!(
-            got,
-            vec![
-                vec![0, 0, 0, 1, 0x67, 1, 2],
-                vec![0, 0, 1, 0x68, 3],
-                vec![0, 0, 0, 1, 0x65, 4, 5, 6]
-            ]
-        );
+        assert_eq!(got, vec![vec![0, 0, 0, 1, 0x67, 1, 2], vec![0, 0, 1, 0x68, 3], vec![0, 0, 0, 1, 0x65, 4, 5, 6]]);
     }
 }

@@ -36,15 +36,10 @@ pub trait PacketSource: Send {
 pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
     let data = std::fs::read(path).map_err(|e| IngestError(format!("{}: {e}", path.display())))?;
     if data.len() >= 8 && &data[4..8] == b"ftyp" {
-        Ok(Box::new(mp4::Mp4Source::new(data).map_err(|e| {
-            IngestError(format!("{}: {e}", path.display()))
-        })?))
+        Ok(Box::new(mp4::Mp4Source::new(data).map_err(|e| IngestError(format!("{}: {e}", path.display())))?))
     } else if annexb::looks_like_annexb(&data) {
         Ok(Box::new(annexb::AnnexBSource::new(data)))
     } else {
-        Err(IngestError(format!(
-            "{}: neither an MP4 file nor an H.264 Annex B stream",
-            path.display()
-        )))
+        Err(IngestError(format!("{}: neither an MP4 file nor an H.264 Annex B stream", path.display())))
     }
 }

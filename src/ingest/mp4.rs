@@ -22,9 +22,7 @@ fn err(m: impl Into<String>) -> IngestError {
 }
 
 fn be32(d: &[u8], at: usize) -> Result<u32, IngestError> {
-    d.get(at..at + 4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or_else(|| err("truncated box"))
+    d.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or_else(|| err("truncated box"))
 }
 
 fn be64(d: &[u8], at: usize) -> Result<u64, IngestError> {
@@ -53,10 +51,7 @@ fn boxes(d: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), IngestError>
         };
         if size < hdr || pos + size > d.len() {
             pos = d.len();
-            return Some(Err(err(format!(
-                "box {:?} overruns the file",
-                String::from_utf8_lossy(&kind)
-            ))));
+            return Some(Err(err(format!("box {:?} overruns the file", String::from_utf8_lossy(&kind)))));
         }
         let body = &d[pos + hdr..pos + size];
         pos += size;
@@ -96,11 +91,7 @@ impl Mp4Source {
         }
         let mdia = found.ok_or_else(|| err("no video track"))?;
         let mdhd = need(mdia, b"mdhd")?;
-        let timescale = if mdhd.first() == Some(&1) {
-            be32(mdhd, 20)?
-        } else {
-            be32(mdhd, 12)?
-        };
+        let timescale = if mdhd.first() == Some(&1) { be32(mdhd, 20)? } else { be32(mdhd, 12)? };
         let stbl = need(need(mdia, b"minf")?, b"stbl")?;
 
         // stsd -> avc1 -> avcC
@@ -108,15 +99,9 @@ impl Mp4Source {
         let entries = stsd.get(8..).ok_or_else(|| err("truncated stsd"))?;
         let (kind, avc1) = boxes(entries).next().ok_or_else(|| err("empty stsd"))??;
         if &kind != b"avc1" && &kind != b"avc3" {
-            return Err(err(format!(
-                "video codec `{}` is not H.264 (avc1)",
-                String::from_utf8_lossy(&kind)
-            )));
+            return Err(err(format!("video codec `{}` is not H.264 (avc1)", String::from_utf8_lossy(&kind))));
         }
-        let avcc = need(
-            avc1.get(78..).ok_or_else(|| err("truncated avc1"))?,
-            b"avcC",
-        )?;
+        let avcc = need(avc1.get(78..).ok_or_else(|| err("truncated avc1"))?, b"avcC")?;
         if avcc.len() < 7 {
             return Err(err("truncated avcC"));
         }
@@ -127,14 +112,11 @@ impl Mp4Source {
             let count = if set == 0 { avcc[p] & 0x1f } else { avcc[p] } as usize;
             p += 1;
             for _ in 0..count {
-                let len = u16::from_be_bytes([
-                    avcc[p],
-                    *avcc.get(p + 1).ok_or_else(|| err("truncated avcC"))?,
-                ]) as usize;
+                let len =
+                    u16::from_be_bytes([avcc[p], *avcc.get(p + 1).ok_or_else(|| err("truncated avcC"))?]) as usize;
                 p += 2;
                 params.extend_from_slice(&[0, 0, 0, 1]);
-                params
-                    .extend_from_slice(avcc.get(p..p + len).ok_or_else(|| err("truncated avcC"))?);
+                params.extend_from_slice(avcc.get(p..p + len).ok_or_else(|| err("truncated avcC"))?);
                 p += len;
             }
             if p >= avcc.len() && set == 0 {
@@ -148,11 +130,7 @@ impl Mp4Source {
         let count = be32(stsz, 8)? as usize;
         let mut sizes = Vec::with_capacity(count);
         for i in 0..count {
-            sizes.push(if fixed != 0 {
-                fixed
-            } else {
-                be32(stsz, 12 + 4 * i)? as usize
-            });
+            sizes.push(if fixed != 0 { fixed } else { be32(stsz, 12 + 4 * i)? as usize });
         }
         // Chunk offsets.
         let mut chunks = Vec::new();
@@ -169,32 +147,20 @@ impl Mp4Source {
         // Samples per chunk.
         let stsc = need(stbl, b"stsc")?;
         let runs: Vec<(usize, usize)> = (0..be32(stsc, 4)? as usize)
-            .map(|i| {
-                Ok((
-                    be32(stsc, 8 + 12 * i)? as usize,
-                    be32(stsc, 12 + 12 * i)? as usize,
-                ))
-            })
+            .map(|i| Ok((be32(stsc, 8 + 12 * i)? as usize, be32(stsc, 12 + 12 * i)? as usize)))
             .collect::<Result<_, IngestError>>()?;
         let mut samples = Vec::with_capacity(count);
         let mut s = 0usize;
         for (ci, &off) in chunks.iter().enumerate() {
             let chunk_no = ci + 1;
-            let per = runs
-                .iter()
-                .rev()
-                .find(|(first, _)| *first <= chunk_no)
-                .map(|r| r.1)
-                .unwrap_or(0);
+            let per = runs.iter().rev().find(|(first, _)| *first <= chunk_no).map(|r| r.1).unwrap_or(0);
             let mut o = off;
             for _ in 0..per {
                 if s >= sizes.len() {
                     break;
                 }
                 if o + sizes[s] > data.len() {
-                    return Err(err(format!(
-                        "sample {s} lies beyond the end of the file (truncated?)"
-                    )));
+                    return Err(err(format!("sample {s} lies beyond the end of the file (truncated?)")));
                 }
                 samples.push((o, sizes[s]));
                 o += sizes[s];
@@ -234,16 +200,11 @@ impl PacketSource for Mp4Source {
         let mut p = 0;
         let n = self.nal_len_size;
         while p + n <= sample.len() {
-            let len = sample[p..p + n]
-                .iter()
-                .fold(0usize, |a, &b| (a << 8) | b as usize);
+            let len = sample[p..p + n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
             p += n;
-            let nal = sample.get(p..p + len).ok_or_else(|| {
-                err(format!(
-                    "sample {} has a NAL unit overrunning it",
-                    self.next - 1
-                ))
-            })?;
+            let nal = sample
+                .get(p..p + len)
+                .ok_or_else(|| err(format!("sample {} has a NAL unit overrunning it", self.next - 1)))?;
             self.buf.extend_from_slice(&[0, 0, 0, 1]);
             self.buf.extend_from_slice(nal);
             p += len;

@@ -60,12 +60,7 @@ impl FindFaceSink {
         for v in roi {
             m.text("roi", &v.to_string());
         }
-        m.file(
-            "fullframe",
-            &format!("{}.jpg", r.id),
-            "image/jpeg",
-            &ev.frame_jpeg,
-        );
+        m.file("fullframe", &format!("{}.jpg", r.id), "image/jpeg", &ev.frame_jpeg);
         m.finish()
     }
 }
@@ -102,15 +97,7 @@ impl Sink for FindFaceSink {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let events: Vec<String> = v["events"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        e.as_str()
-                            .map(String::from)
-                            .unwrap_or_else(|| e.to_string())
-                    })
-                    .collect()
-            })
+            .map(|a| a.iter().map(|e| e.as_str().map(String::from).unwrap_or_else(|| e.to_string())).collect())
             .unwrap_or_default();
         if events.is_empty() {
             return Delivery::Permanent(format!("FindFace extracted no face: {}", v["errors"]));

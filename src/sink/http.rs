@@ -7,11 +7,7 @@ use std::time::Duration;
 use super::Delivery;
 
 pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into()
+    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
 }
 
 /// A multipart/form-data body built in memory (events are small).
@@ -25,30 +21,18 @@ impl Multipart {
         // Any string absent from the parts works; JPEG bytes cannot contain
         // this ASCII run by chance in practice, and the seed varies it.
         Multipart {
-            boundary: format!(
-                "faceflow-{:016x}",
-                super::spool::crc32(seed.as_bytes()) as u64 * 0x9E37_79B9
-            ),
+            boundary: format!("faceflow-{:016x}", super::spool::crc32(seed.as_bytes()) as u64 * 0x9E37_79B9),
             body: Vec::new(),
         }
     }
     pub fn text(&mut self, name: &str, value: &str) -> &mut Self {
         self.body.extend_from_slice(
-            format!(
-                "--{}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n",
-                self.boundary
-            )
-            .as_bytes(),
+            format!("--{}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n", self.boundary)
+                .as_bytes(),
         );
         self
     }
-    pub fn file(
-        &mut self,
-        name: &str,
-        filename: &str,
-        content_type: &str,
-        data: &[u8],
-    ) -> &mut Self {
+    pub fn file(&mut self, name: &str, filename: &str, content_type: &str, data: &[u8]) -> &mut Self {
         self.body.extend_from_slice(
             format!(
                 "--{}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n",
@@ -61,29 +45,17 @@ impl Multipart {
         self
     }
     pub fn finish(mut self) -> (String, Vec<u8>) {
-        self.body
-            .extend_from_slice(format!("--{}--\r\n", self.boundary).as_bytes());
-        (
-            format!("multipart/form-data; boundary={}", self.boundary),
-            self.body,
-        )
+        self.body.extend_from_slice(format!("--{}--\r\n", self.boundary).as_bytes());
+        (format!("multipart/form-data; boundary={}", self.boundary), self.body)
     }
 }
 
 /// Sends and reads the reply; transport failures become `Err(Retry)`.
-pub fn send(
-    req: ureq::RequestBuilder<ureq::typestate::WithBody>,
-    body: &[u8],
-) -> Result<(u16, String), Delivery> {
+pub fn send(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: &[u8]) -> Result<(u16, String), Delivery> {
     match req.send(body) {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let text = resp
-                .body_mut()
-                .with_config()
-                .limit(1 << 20)
-                .read_to_string()
-                .unwrap_or_default();
+            let text = resp.body_mut().with_config().limit(1 << 20).read_to_string().unwrap_or_default();
             Ok((status, text))
         }
         Err(e) => Err(Delivery::Retry(format!("transport: {e}"))),
@@ -115,22 +87,14 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, unix_ms % 1000)
 }
 
 pub fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -155,13 +119,7 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }
@@ -169,24 +127,12 @@ mod tests {
     #[test]
     fn statuses_are_classified() {
         assert!(classify_error_status(200, "").is_none());
-        assert!(matches!(
-            classify_error_status(503, ""),
-            Some(Delivery::Retry(_))
-        ));
-        assert!(matches!(
-            classify_error_status(429, ""),
-            Some(Delivery::Retry(_))
-        ));
-        assert!(matches!(
-            classify_error_status(408, ""),
-            Some(Delivery::Retry(_))
-        ));
+        assert!(matches!(classify_error_status(503, ""), Some(Delivery::Retry(_))));
+        assert!(matches!(classify_error_status(429, ""), Some(Delivery::Retry(_))));
+        assert!(matches!(classify_error_status(408, ""), Some(Delivery::Retry(_))));
         assert!(
             matches!(classify_error_status(400, "BAD_PARAM"), Some(Delivery::Permanent(m)) if m.contains("BAD_PARAM"))
         );
-        assert!(matches!(
-            classify_error_status(403, ""),
-            Some(Delivery::Permanent(_))
-        ));
+        assert!(matches!(classify_error_status(403, ""), Some(Delivery::Permanent(_))));
     }
 }

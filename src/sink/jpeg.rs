@@ -13,26 +13,14 @@ pub struct JpegEncoder {
 
 impl JpegEncoder {
     /// Encodes `region` (clipped to the picture) of `pic` at `quality`.
-    pub fn encode(
-        &mut self,
-        pic: &I420<'_>,
-        region: &BBox,
-        quality: u8,
-        out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    pub fn encode(&mut self, pic: &I420<'_>, region: &BBox, quality: u8, out: &mut Vec<u8>) -> Result<(), String> {
         let r = region.clip(pic.width as f32, pic.height as f32);
         let (x1, y1) = (r.x1.floor() as usize, r.y1.floor() as usize);
         let (x2, y2) = (r.x2.ceil() as usize, r.y2.ceil() as usize);
         let (w, h) = (x2.saturating_sub(x1).max(1), y2.saturating_sub(y1).max(1));
-        if x1 + w > pic.width as usize
-            || y1 + h > pic.height as usize
-            || w > u16::MAX as usize
-            || h > u16::MAX as usize
+        if x1 + w > pic.width as usize || y1 + h > pic.height as usize || w > u16::MAX as usize || h > u16::MAX as usize
         {
-            return Err(format!(
-                "region {region:?} outside the {}x{} picture",
-                pic.width, pic.height
-            ));
+            return Err(format!("region {region:?} outside the {}x{} picture", pic.width, pic.height));
         }
         self.rgb.clear();
         self.rgb.reserve(w * h * 3);
@@ -43,8 +31,7 @@ impl JpegEncoder {
         }
         out.clear();
         let enc = jpeg_encoder::Encoder::new(&mut *out, quality);
-        enc.encode(&self.rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
-            .map_err(|e| e.to_string())
+        enc.encode(&self.rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb).map_err(|e| e.to_string())
     }
 }
 
@@ -67,15 +54,11 @@ mod tests {
         let pic = I420::new(&buf, w, h);
         let mut enc = JpegEncoder::default();
         let mut out = Vec::new();
-        enc.encode(&pic, &BBox::new(-5.0, 10.0, 30.0, 40.0), 90, &mut out)
-            .unwrap();
+        enc.encode(&pic, &BBox::new(-5.0, 10.0, 30.0, 40.0), 90, &mut out).unwrap();
         assert_eq!(&out[..2], &[0xFF, 0xD8], "SOI marker");
         assert_eq!(&out[out.len() - 2..], &[0xFF, 0xD9], "EOI marker");
         // SOF0 carries height then width.
-        let sof = out
-            .windows(2)
-            .position(|w| w == [0xFF, 0xC0])
-            .expect("baseline SOF");
+        let sof = out.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline SOF");
         let hh = u16::from_be_bytes([out[sof + 5], out[sof + 6]]);
         let ww = u16::from_be_bytes([out[sof + 7], out[sof + 8]]);
         assert_eq!((ww, hh), (30, 30));

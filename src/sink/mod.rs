@@ -105,11 +105,7 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
         quality_parts: ev.parts,
         frames: s.frames,
         movement_px: s.movement_px,
-        moving_share: if s.frames > 1 {
-            s.moving_frames as f32 / (s.frames - 1) as f32
-        } else {
-            0.0
-        },
+        moving_share: if s.frames > 1 { s.moving_frames as f32 / (s.frames - 1) as f32 } else { 0.0 },
     }
 }
 
@@ -148,23 +144,14 @@ impl SinkWorker {
             let mut face_jpeg = Vec::new();
             let mut frame_jpeg = Vec::new();
             let full = crate::geom::BBox::new(0.0, 0.0, pic.width as f32, pic.height as f32);
-            let r1 = enc.encode(
-                &pic,
-                &jpeg::face_crop_region(&ev.bbox, 0.25),
-                self.jpeg_quality,
-                &mut face_jpeg,
-            );
+            let r1 = enc.encode(&pic, &jpeg::face_crop_region(&ev.bbox, 0.25), self.jpeg_quality, &mut face_jpeg);
             let r2 = enc.encode(&pic, &full, self.jpeg_quality, &mut frame_jpeg);
             drop(ev);
             if let Err(e) = r1.and(r2) {
                 log::error!("event {}: JPEG encoding failed: {e}", rec.id);
                 inc(&self.stats.stages.sink_errors);
             }
-            let encoded = SpoolRecord {
-                record: rec,
-                face_jpeg,
-                frame_jpeg,
-            };
+            let encoded = SpoolRecord { record: rec, face_jpeg, frame_jpeg };
             for s in self.sinks.iter() {
                 match s.deliver(&encoded) {
                     Delivery::Done(_) => {}
@@ -181,10 +168,7 @@ impl SinkWorker {
                     tries += 1;
                     inc(&self.stats.stages.sink_errors);
                     if tries >= 5 {
-                        log::error!(
-                            "event {}: giving up on the spool after {tries} tries: {e}",
-                            encoded.record.id
-                        );
+                        log::error!("event {}: giving up on the spool after {tries} tries: {e}", encoded.record.id);
                         break;
                     }
                     log::error!("event {}: {e}; retrying", encoded.record.id);
@@ -207,24 +191,10 @@ impl SinkWorker {
                 r.quality
             );
             inc(&self.stats.stages.events_written);
-            inc(&self.stats.cameras[self
-                .camera_names
-                .iter()
-                .position(|n| *n == r.camera)
-                .unwrap_or(0)]
-            .events);
-            self.stats
-                .stages
-                .sink
-                .record_us(t0.elapsed().as_micros() as u64);
-            self.delivered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(encoded.record);
-            if self.stop.load(Ordering::Relaxed)
-                && self.events.is_empty()
-                && self.events.is_finished()
-            {
+            inc(&self.stats.cameras[self.camera_names.iter().position(|n| *n == r.camera).unwrap_or(0)].events);
+            self.stats.stages.sink.record_us(t0.elapsed().as_micros() as u64);
+            self.delivered.lock().unwrap_or_else(|p| p.into_inner()).push(encoded.record);
+            if self.stop.load(Ordering::Relaxed) && self.events.is_empty() && self.events.is_finished() {
                 break;
             }
         }

@@ -13,11 +13,8 @@ pub struct OutboxSink {
 
 impl OutboxSink {
     pub fn new(dir: &Path) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SinkError(format!("outbox {}: {e}", dir.display())))?;
-        Ok(OutboxSink {
-            dir: dir.to_path_buf(),
-        })
+        std::fs::create_dir_all(dir).map_err(|e| SinkError(format!("outbox {}: {e}", dir.display())))?;
+        Ok(OutboxSink { dir: dir.to_path_buf() })
     }
 }
 
@@ -47,15 +44,11 @@ impl Sink for OutboxSink {
 impl OutboxSink {
     fn write(&self, ev: &SpoolRecord) -> Result<(), SinkError> {
         let dir = self.dir.join(&ev.record.camera);
-        let ctx = |what: &str, e: std::io::Error| {
-            SinkError(format!("outbox {}: {what}: {e}", dir.display()))
-        };
+        let ctx = |what: &str, e: std::io::Error| SinkError(format!("outbox {}: {what}: {e}", dir.display()));
         std::fs::create_dir_all(&dir).map_err(|e| ctx("create", e))?;
         let id = &ev.record.id;
-        write_atomic(&dir.join(format!("{id}_face.jpg")), &ev.face_jpeg)
-            .map_err(|e| ctx("face jpeg", e))?;
-        write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg)
-            .map_err(|e| ctx("frame jpeg", e))?;
+        write_atomic(&dir.join(format!("{id}_face.jpg")), &ev.face_jpeg).map_err(|e| ctx("face jpeg", e))?;
+        write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg).map_err(|e| ctx("frame jpeg", e))?;
         let json = serde_json::to_vec_pretty(&ev.record).map_err(|e| SinkError(e.to_string()))?;
         // The record goes last: its presence means the images are complete.
         write_atomic(&dir.join(format!("{id}.json")), &json).map_err(|e| ctx("record", e))?;

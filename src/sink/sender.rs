@@ -21,12 +21,8 @@ impl RetryPolicy {
     /// Delay before attempt `attempts + 1`: initial * 2^attempts, capped,
     /// scaled by a jitter in [0.5, 1.0) so a fleet does not retry in step.
     pub fn delay(&self, attempts: u32, seed: u64) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << attempts.min(20))
-            .min(self.max);
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (attempts as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let base = self.initial.saturating_mul(1u32 << attempts.min(20)).min(self.max);
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (attempts as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         x ^= x >> 31;
         let jitter = 0.5 + (x % 1000) as f64 / 2000.0;
         base.mul_f64(jitter)
@@ -35,9 +31,7 @@ impl RetryPolicy {
 
 /// Default worker count: max(4, cores / 2).
 pub fn default_workers() -> usize {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     (cores / 2).max(4)
 }
 
@@ -68,11 +62,7 @@ impl SenderPool {
                     .expect("spawn sender thread")
             })
             .collect();
-        SenderPool {
-            spool,
-            sink_name,
-            handles,
-        }
+        SenderPool { spool, sink_name, handles }
     }
 
     /// Waits up to `timeout` for the spool to empty, then stops the workers
@@ -138,10 +128,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_is_capped_and_jittered() {
-        let p = RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-        };
+        let p = RetryPolicy { initial: Duration::from_millis(100), max: Duration::from_secs(5) };
         for a in 0..10u32 {
             let d = p.delay(a, 7);
             let base = Duration::from_millis(100 * (1u64 << a)).min(Duration::from_secs(5));

@@ -40,11 +40,7 @@ pub fn crc32(data: &[u8]) -> u32 {
         for (i, e) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             }
             *e = c;
         }
@@ -70,10 +66,7 @@ pub fn encode(rec: &SpoolRecord) -> Result<Vec<u8>, String> {
 
 pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     if bytes.len() < HEADER {
-        return Err(format!(
-            "torn: {} bytes, shorter than the {HEADER}-byte header",
-            bytes.len()
-        ));
+        return Err(format!("torn: {} bytes, shorter than the {HEADER}-byte header", bytes.len()));
     }
     if &bytes[..4] != MAGIC {
         return Err("not a spool record (bad magic)".into());
@@ -85,10 +78,7 @@ pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     let crc = u32::from_le_bytes(bytes[9..13].try_into().unwrap());
     let payload = &bytes[HEADER..];
     if payload.len() != len {
-        return Err(format!(
-            "torn: header says {len} payload bytes, file has {}",
-            payload.len()
-        ));
+        return Err(format!("torn: header says {len} payload bytes, file has {}", payload.len()));
     }
     if crc32(payload) != crc {
         return Err("checksum mismatch".into());
@@ -152,18 +142,12 @@ impl Spool {
     /// Opens (creating) the spool and replays what a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, String> {
         for sub in ["", "dead", "corrupt"] {
-            fs::create_dir_all(dir.join(sub))
-                .map_err(|e| format!("spool {}: {e}", dir.join(sub).display()))?;
+            fs::create_dir_all(dir.join(sub)).map_err(|e| format!("spool {}: {e}", dir.join(sub).display()))?;
         }
         let spool = Spool {
             dir: dir.to_path_buf(),
             max_bytes,
-            index: Mutex::new(Index {
-                entries: BTreeMap::new(),
-                next_seq: 1,
-                bytes: 0,
-                closed: false,
-            }),
+            index: Mutex::new(Index { entries: BTreeMap::new(), next_seq: 1, bytes: 0, closed: false }),
             wake: Condvar::new(),
             counters: SpoolCounters::default(),
         };
@@ -181,16 +165,10 @@ impl Spool {
 
     fn replay(&self) -> Result<(), String> {
         let mut found = Vec::new();
-        for e in
-            fs::read_dir(&self.dir).map_err(|e| format!("spool {}: {e}", self.dir.display()))?
-        {
+        for e in fs::read_dir(&self.dir).map_err(|e| format!("spool {}: {e}", self.dir.display()))? {
             let Ok(e) = e else { continue };
             let p = e.path();
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
             if name.ends_with(".tmp") {
                 // Never renamed into place: the event was not acknowledged.
                 let _ = fs::remove_file(&p);
@@ -204,19 +182,11 @@ impl Spool {
         let mut idx = self.index.lock().unwrap();
         let now = Instant::now();
         for (seq, p) in found {
-            let check = fs::read(&p)
-                .map_err(|e| e.to_string())
-                .and_then(|b| decode(&b).map(|_| b.len() as u64));
+            let check = fs::read(&p).map_err(|e| e.to_string()).and_then(|b| decode(&b).map(|_| b.len() as u64));
             match check {
                 Ok(bytes) => {
-                    idx.entries.insert(
-                        seq,
-                        Entry {
-                            state: EntryState::Queued { not_before: now },
-                            bytes,
-                            attempts: 0,
-                        },
-                    );
+                    idx.entries
+                        .insert(seq, Entry { state: EntryState::Queued { not_before: now }, bytes, attempts: 0 });
                     idx.bytes += bytes;
                 }
                 Err(why) => {
@@ -234,11 +204,7 @@ impl Spool {
             idx.next_seq = idx.next_seq.max(seq + 1);
         }
         if !idx.entries.is_empty() {
-            log::info!(
-                "spool {}: replaying {} event(s) left by a previous run",
-                self.dir.display(),
-                idx.entries.len()
-            );
+            log::info!("spool {}: replaying {} event(s) left by a previous run", self.dir.display(), idx.entries.len());
         }
         Ok(())
     }
@@ -266,24 +232,12 @@ impl Spool {
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-            return Err(format!(
-                "spool {}: writing event {}: {e}",
-                self.dir.display(),
-                rec.record.id
-            ));
+            return Err(format!("spool {}: writing event {}: {e}", self.dir.display(), rec.record.id));
         }
         self.counters.written.fetch_add(1, Ordering::Relaxed);
         let mut idx = self.index.lock().unwrap();
-        idx.entries.insert(
-            seq,
-            Entry {
-                state: EntryState::Queued {
-                    not_before: Instant::now(),
-                },
-                bytes: size,
-                attempts: 0,
-            },
-        );
+        idx.entries
+            .insert(seq, Entry { state: EntryState::Queued { not_before: Instant::now() }, bytes: size, attempts: 0 });
         idx.bytes += size;
         // Disk cap: drop the oldest queued events (never one being sent).
         while idx.bytes > self.max_bytes {
@@ -324,21 +278,11 @@ impl Spool {
                 e.state = EntryState::InFlight;
                 let attempts = e.attempts;
                 drop(idx);
-                match fs::read(self.path(seq))
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| decode(&b))
-                {
-                    Ok(record) => {
-                        return Some(Lease {
-                            seq,
-                            attempts,
-                            record,
-                        })
-                    }
+                match fs::read(self.path(seq)).map_err(|e| e.to_string()).and_then(|b| decode(&b)) {
+                    Ok(record) => return Some(Lease { seq, attempts, record }),
                     Err(why) => {
                         let p = self.path(seq);
-                        let _ =
-                            fs::rename(&p, self.dir.join("corrupt").join(p.file_name().unwrap()));
+                        let _ = fs::rename(&p, self.dir.join("corrupt").join(p.file_name().unwrap()));
                         self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
                         log::error!(
                             "spool {}: event #{seq} became unreadable ({why}); moved to corrupt/",
@@ -365,12 +309,7 @@ impl Spool {
                 .min(deadline);
             let (g, _) = self
                 .wake
-                .wait_timeout(
-                    idx,
-                    next_due
-                        .saturating_duration_since(now)
-                        .max(Duration::from_millis(1)),
-                )
+                .wait_timeout(idx, next_due.saturating_duration_since(now).max(Duration::from_millis(1)))
                 .unwrap();
             idx = g;
         }
@@ -397,9 +336,7 @@ impl Spool {
         let mut idx = self.index.lock().unwrap();
         if let Some(e) = idx.entries.get_mut(&seq) {
             e.attempts += 1;
-            e.state = EntryState::Queued {
-                not_before: Instant::now() + delay,
-            };
+            e.state = EntryState::Queued { not_before: Instant::now() + delay };
         }
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
         drop(idx);
@@ -446,11 +383,7 @@ impl Spool {
             if now >= deadline {
                 return false;
             }
-            idx = self
-                .wake
-                .wait_timeout(idx, (deadline - now).min(Duration::from_millis(100)))
-                .unwrap()
-                .0;
+            idx = self.wake.wait_timeout(idx, (deadline - now).min(Duration::from_millis(100))).unwrap().0;
         }
         true
     }
@@ -535,10 +468,7 @@ mod tests {
         assert!(!d.join("0000000000000099.tmp").exists());
         let l1 = s.take(Duration::ZERO).unwrap();
         let l2 = s.take(Duration::ZERO).unwrap();
-        assert_eq!(
-            (l1.record.record.id.as_str(), l2.record.record.id.as_str()),
-            ("a", "b")
-        );
+        assert_eq!((l1.record.record.id.as_str(), l2.record.record.id.as_str()), ("a", "b"));
         assert!(s.take(Duration::ZERO).is_none(), "both in flight");
         s.done(l1.seq);
         s.retry(l2.seq, Duration::from_millis(30));
@@ -547,11 +477,7 @@ mod tests {
         assert_eq!(again.attempts, 1);
         s.dead(again.seq, "400 BAD_PARAM camera");
         assert_eq!(s.pending(), 0);
-        assert_eq!(
-            fs::read_dir(d.join("dead")).unwrap().count(),
-            2,
-            "record and reason"
-        );
+        assert_eq!(fs::read_dir(d.join("dead")).unwrap().count(), 2, "record and reason");
         // New sequence numbers never reuse old ones.
         assert!(s.put(&sample("d")).unwrap() > c);
         let _ = fs::remove_dir_all(&d);
@@ -567,9 +493,7 @@ mod tests {
         }
         assert_eq!(s.pending(), 3);
         assert_eq!(s.counters.dropped_full.load(Ordering::Relaxed), 2);
-        let ids: Vec<String> = (0..3)
-            .map(|_| s.take(Duration::ZERO).unwrap().record.record.id)
-            .collect();
+        let ids: Vec<String> = (0..3).map(|_| s.take(Duration::ZERO).unwrap().record.record.id).collect();
         assert_eq!(ids, ["c", "d", "e"]);
         let _ = fs::remove_dir_all(&d);
     }

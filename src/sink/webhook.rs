@@ -44,8 +44,9 @@ impl Sink for WebhookSink {
             req = req.header("Authorization", &format!("Bearer {}", t.expose()));
         }
         match http::send(req, body.as_bytes()) {
-            Ok((status, text)) => http::classify_error_status(status, &text)
-                .unwrap_or(Delivery::Done(format!("HTTP {status}"))),
+            Ok((status, text)) => {
+                http::classify_error_status(status, &text).unwrap_or(Delivery::Done(format!("HTTP {status}")))
+            }
             Err(d) => d,
         }
     }

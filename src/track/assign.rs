@@ -37,13 +37,7 @@ impl Assigner {
 
     /// Solves the `rows` x `cols` problem; calls `matched(r, c)` for every
     /// pair whose cost is at most `limit`.
-    pub fn solve(
-        &mut self,
-        rows: usize,
-        cols: usize,
-        limit: f32,
-        mut matched: impl FnMut(usize, usize),
-    ) {
+    pub fn solve(&mut self, rows: usize, cols: usize, limit: f32, mut matched: impl FnMut(usize, usize)) {
         let rows = rows.min(MAX);
         let cols = cols.min(MAX);
         if rows == 0 || cols == 0 {

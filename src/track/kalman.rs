@@ -41,10 +41,7 @@ impl KalmanState {
             10.0 * STD_VELOCITY * h,
         ];
         let var = std.map(|s| s * s);
-        KalmanState {
-            mean: [z[0], z[1], z[2], z[3], 0.0, 0.0, 0.0, 0.0],
-            cov: diag8(&var),
-        }
+        KalmanState { mean: [z[0], z[1], z[2], z[3], 0.0, 0.0, 0.0, 0.0], cov: diag8(&var) }
     }
 
     /// One step ahead. `tracked` = false freezes height velocity, as
@@ -56,16 +53,7 @@ impl KalmanState {
         let h = self.mean[3];
         let sp = STD_POSITION * h;
         let sv = STD_VELOCITY * h;
-        let q = [
-            sp * sp,
-            sp * sp,
-            1e-4,
-            sp * sp,
-            sv * sv,
-            sv * sv,
-            1e-10,
-            sv * sv,
-        ];
+        let q = [sp * sp, sp * sp, 1e-4, sp * sp, sv * sv, sv * sv, 1e-10, sv * sv];
         for i in 0..4 {
             self.mean[i] += self.mean[i + 4];
         }
@@ -109,12 +97,7 @@ impl KalmanState {
                 k[i][j] = (0..4).map(|m| self.cov[i][m] * si[m][j]).sum();
             }
         }
-        let y = [
-            z[0] - self.mean[0],
-            z[1] - self.mean[1],
-            z[2] - self.mean[2],
-            z[3] - self.mean[3],
-        ];
+        let y = [z[0] - self.mean[0], z[1] - self.mean[1], z[2] - self.mean[2], z[3] - self.mean[3]];
         for i in 0..8 {
             self.mean[i] += (0..4).map(|j| k[i][j] * y[j]).sum::<f64>();
         }
@@ -178,12 +161,7 @@ mod tests {
 
     #[test]
     fn inverse_is_inverse() {
-        let m = [
-            [4.0, 1.0, 0.0, 0.5],
-            [1.0, 3.0, 0.2, 0.0],
-            [0.0, 0.2, 2.0, 0.1],
-            [0.5, 0.0, 0.1, 5.0],
-        ];
+        let m = [[4.0, 1.0, 0.0, 0.5], [1.0, 3.0, 0.2, 0.0], [0.0, 0.2, 2.0, 0.1], [0.5, 0.0, 0.1, 5.0]];
         let inv = invert4(&m).unwrap();
         for i in 0..4 {
             for j in 0..4 {

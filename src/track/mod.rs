@@ -144,37 +144,17 @@ impl ByteTracker {
         }
 
         // Stage 1: pool vs high-score detections.
-        let pool: heapless::Vec<usize, MAX_TRACKS> = (0..self.tracks.len())
-            .filter(|&i| self.tracks[i].activated)
-            .collect();
-        let highs: heapless::Vec<usize, { assign::MAX }> =
-            (0..dets.len()).filter(|&d| dets[d].score >= high).collect();
-        self.match_stage(
-            &pool,
-            &highs,
-            dets,
-            1.0 - self.cfg.match_iou,
-            &mut track_used,
-            &mut det_used,
-        );
+        let pool: heapless::Vec<usize, MAX_TRACKS> =
+            (0..self.tracks.len()).filter(|&i| self.tracks[i].activated).collect();
+        let highs: heapless::Vec<usize, { assign::MAX }> = (0..dets.len()).filter(|&d| dets[d].score >= high).collect();
+        self.match_stage(&pool, &highs, dets, 1.0 - self.cfg.match_iou, &mut track_used, &mut det_used);
 
         // Stage 2: still-unmatched *tracked* tracks vs low-score detections.
-        let rest: heapless::Vec<usize, MAX_TRACKS> = pool
-            .iter()
-            .copied()
-            .filter(|&i| !track_used[i] && self.tracks[i].state == TrackState::Tracked)
-            .collect();
-        let lows: heapless::Vec<usize, { assign::MAX }> = (0..dets.len())
-            .filter(|&d| dets[d].score < high && dets[d].score >= self.min_score)
-            .collect();
-        self.match_stage(
-            &rest,
-            &lows,
-            dets,
-            1.0 - self.cfg.low_match_iou,
-            &mut track_used,
-            &mut det_used,
-        );
+        let rest: heapless::Vec<usize, MAX_TRACKS> =
+            pool.iter().copied().filter(|&i| !track_used[i] && self.tracks[i].state == TrackState::Tracked).collect();
+        let lows: heapless::Vec<usize, { assign::MAX }> =
+            (0..dets.len()).filter(|&d| dets[d].score < high && dets[d].score >= self.min_score).collect();
+        self.match_stage(&rest, &lows, dets, 1.0 - self.cfg.low_match_iou, &mut track_used, &mut det_used);
         for &i in rest.iter() {
             if !track_used[i] {
                 self.tracks[i].state = TrackState::Lost;
@@ -182,19 +162,11 @@ impl ByteTracker {
         }
 
         // Stage 3: tentative tracks vs remaining high-score detections.
-        let tentative: heapless::Vec<usize, MAX_TRACKS> = (0..self.tracks.len())
-            .filter(|&i| !self.tracks[i].activated)
-            .collect();
+        let tentative: heapless::Vec<usize, MAX_TRACKS> =
+            (0..self.tracks.len()).filter(|&i| !self.tracks[i].activated).collect();
         let highs_left: heapless::Vec<usize, { assign::MAX }> =
             highs.iter().copied().filter(|&d| !det_used[d]).collect();
-        self.match_stage(
-            &tentative,
-            &highs_left,
-            dets,
-            1.0 - CONFIRM_IOU,
-            &mut track_used,
-            &mut det_used,
-        );
+        self.match_stage(&tentative, &highs_left, dets, 1.0 - CONFIRM_IOU, &mut track_used, &mut det_used);
         let mut drop_tentative = [false; MAX_TRACKS];
         for &i in tentative.iter() {
             if !track_used[i] {
@@ -295,11 +267,7 @@ mod tests {
     use super::*;
 
     fn face(cx: f32, cy: f32, score: f32) -> Detection {
-        Detection {
-            bbox: BBox::new(cx - 30.0, cy - 40.0, cx + 30.0, cy + 40.0),
-            score,
-            keypoints: Default::default(),
-        }
+        Detection { bbox: BBox::new(cx - 30.0, cy - 40.0, cx + 30.0, cy + 40.0), score, keypoints: Default::default() }
     }
 
     fn tracker() -> ByteTracker {
@@ -344,11 +312,7 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(
-            ended_at,
-            Some(60),
-            "lost on the first empty frame, removed when lost > 60 frames"
-        );
+        assert_eq!(ended_at, Some(60), "lost on the first empty frame, removed when lost > 60 frames");
     }
 
     #[test]
@@ -383,20 +347,13 @@ mod tests {
     fn low_score_detections_extend_but_never_start_tracks() {
         let mut t = tracker();
         assert!(t.update(&[face(100.0, 100.0, 0.3)]).matched.is_empty());
-        assert!(
-            t.tracks().is_empty(),
-            "a low-score detection starts nothing"
-        );
+        assert!(t.tracks().is_empty(), "a low-score detection starts nothing");
         for f in 0..3 {
             t.update(&[face(100.0 + f as f32, 100.0, 0.9)]);
         }
         let id = t.tracks()[0].id;
         let u = t.update(&[face(104.0, 100.0, 0.3)]);
-        assert_eq!(
-            id_of(u, 0),
-            Some(id),
-            "second stage keeps the track on a low-score box"
-        );
+        assert_eq!(id_of(u, 0), Some(id), "second stage keeps the track on a low-score box");
     }
 
     #[test]

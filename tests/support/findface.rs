@@ -87,11 +87,7 @@ impl FakeFindFace {
                 }
             }
         });
-        FakeFindFace {
-            addr,
-            shared,
-            thread: Some(thread),
-        }
+        FakeFindFace { addr, shared, thread: Some(thread) }
     }
 
     pub fn url(&self) -> String {
@@ -108,14 +104,7 @@ impl FakeFindFace {
     }
 
     pub fn accepted_ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .shared
-            .accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.event_id.clone())
-            .collect();
+        let mut v: Vec<String> = self.shared.accepted.lock().unwrap().iter().map(|r| r.event_id.clone()).collect();
         v.sort();
         v
     }
@@ -170,9 +159,7 @@ fn handle(mut conn: TcpStream, s: &Shared) {
         }
     }
     let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let len: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0u8; len];
     if reader.read_exact(&mut body).is_err() {
         return;
@@ -188,28 +175,18 @@ fn handle(mut conn: TcpStream, s: &Shared) {
         Ok(r) => r,
         Err((status, why)) => {
             s.violations.lock().unwrap().push(why.clone());
-            respond(
-                &mut conn,
-                status,
-                &format!("{{\"code\":\"BAD_PARAM\",\"desc\":{why:?}}}"),
-            );
+            respond(&mut conn, status, &format!("{{\"code\":\"BAD_PARAM\",\"desc\":{why:?}}}"));
             return;
         }
     };
     let mode = s.mode.lock().unwrap().clone();
     match mode {
-        Mode::Status(code) => respond(
-            &mut conn,
-            code,
-            "{\"code\":\"BAD_PARAM\",\"desc\":\"camera not found\",\"param\":\"camera\"}",
-        ),
+        Mode::Status(code) => {
+            respond(&mut conn, code, "{\"code\":\"BAD_PARAM\",\"desc\":\"camera not found\",\"param\":\"camera\"}")
+        }
         Mode::FailFirst(n) if n > 0 => {
             *s.mode.lock().unwrap() = Mode::FailFirst(n - 1);
-            respond(
-                &mut conn,
-                500,
-                "{\"code\":\"INTERNAL\",\"desc\":\"try later\"}",
-            );
+            respond(&mut conn, 500, "{\"code\":\"INTERNAL\",\"desc\":\"try later\"}");
         }
         _ => {
             let id = {
@@ -217,11 +194,7 @@ fn handle(mut conn: TcpStream, s: &Shared) {
                 acc.push(received);
                 format!("{}", 4_000_000_000_000u64 + acc.len() as u64)
             };
-            respond(
-                &mut conn,
-                200,
-                &format!("{{\"events\":[\"{id}\"],\"errors\":[]}}"),
-            );
+            respond(&mut conn, 200, &format!("{{\"events\":[\"{id}\"],\"errors\":[]}}"));
         }
     }
 }
@@ -242,24 +215,12 @@ fn check(line: &str, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -> Ch
         return bad(format!("content type {ct:?}"));
     };
     let parts = parse_multipart(body, boundary)?;
-    let field = |n: &str| {
-        parts
-            .iter()
-            .filter(|p| p.0 == n)
-            .map(|p| p.2.clone())
-            .collect::<Vec<_>>()
-    };
-    let text = |n: &str| {
-        field(n)
-            .first()
-            .map(|v| String::from_utf8_lossy(v).to_string())
-    };
+    let field = |n: &str| parts.iter().filter(|p| p.0 == n).map(|p| p.2.clone()).collect::<Vec<_>>();
+    let text = |n: &str| field(n).first().map(|v| String::from_utf8_lossy(v).to_string());
     if text("token").as_deref() != Some(TOKEN) {
         return Err((403, "Incorrect events creation API token".into()));
     }
-    let camera: u64 = text("camera")
-        .and_then(|c| c.parse().ok())
-        .ok_or((400, "camera".to_string()))?;
+    let camera: u64 = text("camera").and_then(|c| c.parse().ok()).ok_or((400, "camera".to_string()))?;
     match text("mf_selector").as_deref() {
         Some("biggest") | Some("all") => {}
         other => return bad(format!("mf_selector {other:?}")),
@@ -272,10 +233,7 @@ fn check(line: &str, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -> Ch
     {
         return bad(format!("timestamp {timestamp:?}"));
     }
-    let roi: Vec<u32> = field("roi")
-        .iter()
-        .filter_map(|v| String::from_utf8_lossy(v).parse().ok())
-        .collect();
+    let roi: Vec<u32> = field("roi").iter().filter_map(|v| String::from_utf8_lossy(v).parse().ok()).collect();
     if roi.len() != 4 || roi[0] >= roi[2] || roi[1] >= roi[3] {
         return bad(format!("roi {roi:?}"));
     }
@@ -286,13 +244,7 @@ fn check(line: &str, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -> Ch
         return bad("fullframe is not a JPEG under 10 MB".into());
     }
     let event_id = ff.1.trim_end_matches(".jpg").to_string();
-    Ok(Received {
-        event_id,
-        camera,
-        roi,
-        timestamp,
-        fullframe_len: ff.2.len(),
-    })
+    Ok(Received { event_id, camera, roi, timestamp, fullframe_len: ff.2.len() })
 }
 
 /// (name, filename, data) of one part.
@@ -309,32 +261,21 @@ fn parse_multipart(body: &[u8], boundary: &str) -> Result<Vec<Part>, (u16, Strin
         if rest.starts_with(b"--") {
             break;
         }
-        rest = rest
-            .strip_prefix(b"\r\n")
-            .ok_or((400, "malformed part".to_string()))?;
+        rest = rest.strip_prefix(b"\r\n").ok_or((400, "malformed part".to_string()))?;
         let hend = find(rest, b"\r\n\r\n").ok_or((400, "part without headers".to_string()))?;
         let head = String::from_utf8_lossy(&rest[..hend]).to_string();
         rest = &rest[hend + 4..];
-        let end = find(rest, format!("\r\n{delim}").as_bytes())
-            .ok_or((400, "unterminated part".to_string()))?;
+        let end = find(rest, format!("\r\n{delim}").as_bytes()).ok_or((400, "unterminated part".to_string()))?;
         let data = rest[..end].to_vec();
         rest = &rest[end + 2 + delim.len()..];
-        let disposition = head
-            .lines()
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
-            .unwrap_or("");
+        let disposition =
+            head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition")).unwrap_or("");
         let attr = |k: &str| {
-            disposition.split(';').find_map(|a| {
-                a.trim()
-                    .strip_prefix(&format!("{k}=\""))
-                    .map(|v| v.trim_end_matches('"').to_string())
-            })
+            disposition
+                .split(';')
+                .find_map(|a| a.trim().strip_prefix(&format!("{k}=\"")).map(|v| v.trim_end_matches('"').to_string()))
         };
-        parts.push((
-            attr("name").unwrap_or_default(),
-            attr("filename").unwrap_or_default(),
-            data,
-        ));
+        parts.push((attr("name").unwrap_or_default(), attr("filename").unwrap_or_default(), data));
     }
     Ok(parts)
 }

@@ -1,8 +1,20 @@
 //! Live counters and per-stage timers, shared by all threads through
-//! atomics: recording never takes a lock or allocates.
+//! atomics: recording never takes a lock or allocates. Submodules serve
+//! them: `http` (stats API, Prometheus, panel, MJPEG previews), `prometheus`
+//! (text exposition), `preview` (what the preview shows), `process` (CPU,
+//! memory, file descriptors), `history` (60-sample series for sparklines).
+
+pub mod history;
+pub mod http;
+pub mod preview;
+pub mod process;
+pub mod prometheus;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use crate::ring::RingStats;
+use crate::sink::spool::Spool;
 
 /// Latency histogram with fixed log2-spaced microsecond buckets
 /// (1 us .. ~33 s), so percentiles cost nothing to record.
@@ -45,6 +57,13 @@ impl Histogram {
     }
     pub fn last_us(&self) -> u64 {
         self.last_us.load(Ordering::Relaxed)
+    }
+    /// (upper bound in us, count) of every bucket, for exposition.
+    pub fn buckets(&self) -> [(u64, u64); 26] {
+        std::array::from_fn(|i| (1u64 << (i + 1), self.buckets[i].load(Ordering::Relaxed)))
+    }
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed)
     }
     /// Upper bound (us) of the bucket holding quantile `q` (0..=1).
     pub fn quantile_us(&self, q: f64) -> u64 {
@@ -128,16 +147,39 @@ pub struct StageStats {
 }
 
 pub struct Stats {
+    pub camera_names: Vec<String>,
     pub cameras: Vec<CameraStats>,
     pub stages: StageStats,
+    /// Latest annotated frame per camera, kept only while someone watches.
+    pub previews: Vec<preview::Preview>,
+    /// Queues by name, for their fill levels (registered at start).
+    pub rings: Mutex<Vec<(String, Arc<RingStats>)>>,
+    /// Remote sinks' spools, for sender outcomes (registered at start).
+    pub spools: Mutex<Vec<(String, Arc<Spool>)>>,
+    pub started: std::time::Instant,
 }
 
 impl Stats {
     pub fn new(cameras: usize) -> Arc<Stats> {
+        Self::with_names((0..cameras).map(|i| format!("cam{i}")).collect())
+    }
+    pub fn with_names(names: Vec<String>) -> Arc<Stats> {
+        let n = names.len();
         Arc::new(Stats {
-            cameras: (0..cameras).map(|_| CameraStats::default()).collect(),
+            camera_names: names,
+            cameras: (0..n).map(|_| CameraStats::default()).collect(),
             stages: StageStats::default(),
+            previews: (0..n).map(|_| preview::Preview::default()).collect(),
+            rings: Mutex::new(Vec::new()),
+            spools: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
         })
+    }
+    pub fn register_ring(&self, name: impl Into<String>, stats: Arc<RingStats>) {
+        self.rings.lock().unwrap_or_else(|p| p.into_inner()).push((name.into(), stats));
+    }
+    pub fn register_spool(&self, name: impl Into<String>, spool: Arc<Spool>) {
+        self.spools.lock().unwrap_or_else(|p| p.into_inner()).push((name.into(), spool));
     }
 }
 

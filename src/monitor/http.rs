@@ -1,0 +1,302 @@
+//! The monitoring HTTP server, on its own thread (`tiny_http`, bound to
+//! loopback unless configured otherwise): `/` the panel, `/api/stats` JSON,
+//! `/metrics` Prometheus, `/healthz`, `/api/preview/<camera>.mjpg` MJPEG.
+//! With a token set, every request needs `Authorization: Bearer <token>`
+//! (or `?token=`, for `<img>` tags); others get 401.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tiny_http::{Header, Request, Response, Server};
+
+use super::history::History;
+use super::preview;
+use super::{get, Stats};
+use crate::config::MonitorConfig;
+
+const PANEL: &str = include_str!("panel.html");
+const MAX_VIEWERS: usize = 8;
+
+pub struct Monitor {
+    pub addr: std::net::SocketAddr,
+    handle: Option<std::thread::JoinHandle<()>>,
+    server: Arc<Server>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Monitor {
+    /// Binds and starts serving; an error names the address.
+    pub fn start(cfg: &MonitorConfig, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<Monitor, String> {
+        let server = Server::http(&cfg.bind).map_err(|e| format!("monitor: cannot listen on {}: {e}", cfg.bind))?;
+        let addr = server.server_addr().to_ip().ok_or_else(|| format!("monitor: {} is not an IP address", cfg.bind))?;
+        let server = Arc::new(server);
+        let ctx = Arc::new(Ctx {
+            stats,
+            history: Mutex::new(History::new(0)),
+            token: cfg.token.as_ref().map(|t| t.expose().to_string()).filter(|t| !t.is_empty()),
+            preview_interval: Duration::from_secs_f64(1.0 / cfg.preview_fps.max(0.1)),
+            preview_width: cfg.preview_width,
+            viewers: AtomicUsize::new(0),
+            stop,
+        });
+        *ctx.history.lock().unwrap() = History::new(ctx.stats.cameras.len());
+        let s2 = server.clone();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let sd = shutdown.clone();
+        let handle = std::thread::Builder::new()
+            .name("monitor".into())
+            .spawn(move || serve(&s2, &ctx, &sd))
+            .map_err(|e| format!("monitor: {e}"))?;
+        log::info!("monitor: panel and stats on http://{addr}/");
+        Ok(Monitor { addr, handle: Some(handle), server, shutdown })
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.server.unblock();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Ctx {
+    stats: Arc<Stats>,
+    history: Mutex<History>,
+    token: Option<String>,
+    preview_interval: Duration,
+    preview_width: u32,
+    viewers: AtomicUsize,
+    stop: Arc<AtomicBool>,
+}
+
+fn serve(server: &Server, ctx: &Arc<Ctx>, shutdown: &AtomicBool) {
+    let mut last_sample = Instant::now() - Duration::from_secs(2);
+    while !shutdown.load(Ordering::SeqCst) {
+        if last_sample.elapsed() >= Duration::from_secs(1) {
+            ctx.history.lock().unwrap().sample(&ctx.stats);
+            last_sample = Instant::now();
+        }
+        match server.recv_timeout(Duration::from_millis(250)) {
+            Ok(Some(req)) => handle(req, ctx),
+            Ok(None) => {}
+            Err(_) => return, // unblocked: shutting down
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+fn authorized(req: &Request, token: &Option<String>) -> bool {
+    let Some(t) = token else { return true };
+    let bearer = format!("Bearer {t}");
+    if req.headers().iter().any(|h| h.field.equiv("Authorization") && h.value.as_str() == bearer) {
+        return true;
+    }
+    req.url().split_once('?').is_some_and(|(_, q)| q.split('&').any(|kv| kv == format!("token={t}")))
+}
+
+fn handle(req: Request, ctx: &Arc<Ctx>) {
+    if !authorized(&req, &ctx.token) {
+        let _ = req.respond(
+            Response::from_string("unauthorized\n")
+                .with_status_code(401)
+                .with_header(header("WWW-Authenticate", "Bearer")),
+        );
+        return;
+    }
+    let path = req.url().split('?').next().unwrap_or("/").to_string();
+    match path.as_str() {
+        "/" | "/index.html" => {
+            let _ = req
+                .respond(Response::from_string(PANEL).with_header(header("Content-Type", "text/html; charset=utf-8")));
+        }
+        "/api/stats" => {
+            let body = stats_json(ctx).to_string();
+            let _ = req.respond(Response::from_string(body).with_header(header("Content-Type", "application/json")));
+        }
+        "/metrics" => {
+            let body = super::prometheus::render(&ctx.stats);
+            let _ = req
+                .respond(Response::from_string(body).with_header(header("Content-Type", "text/plain; version=0.0.4")));
+        }
+        "/healthz" => {
+            let s = &ctx.stats;
+            let failed = s.cameras.iter().filter(|c| c.state() == super::CameraState::Failed).count();
+            let all_failed = failed == s.cameras.len() && failed > 0;
+            let body = json!({"status": if all_failed { "failing" } else if failed > 0 { "degraded" } else { "ok" }, "cameras_failed": failed});
+            let _ = req.respond(
+                Response::from_string(body.to_string())
+                    .with_status_code(if all_failed { 503 } else { 200 })
+                    .with_header(header("Content-Type", "application/json")),
+            );
+        }
+        p if p.starts_with("/api/preview/") && p.ends_with(".mjpg") => {
+            let name = &p["/api/preview/".len()..p.len() - ".mjpg".len()];
+            match ctx.stats.camera_names.iter().position(|n| n == name) {
+                Some(cam) if ctx.viewers.load(Ordering::Relaxed) < MAX_VIEWERS => {
+                    let ctx = ctx.clone();
+                    let _ = std::thread::Builder::new().name("preview".into()).spawn(move || mjpeg(req, &ctx, cam));
+                }
+                Some(_) => {
+                    let _ = req.respond(Response::from_string("too many preview viewers\n").with_status_code(503));
+                }
+                None => {
+                    let _ = req.respond(Response::from_string("no such camera\n").with_status_code(404));
+                }
+            }
+        }
+        _ => {
+            let _ = req.respond(Response::from_string("not found\n").with_status_code(404));
+        }
+    }
+}
+
+fn hist(h: &super::Histogram) -> serde_json::Value {
+    json!({
+        "count": h.count(),
+        "last_ms": h.last_us() as f64 / 1000.0,
+        "avg_ms": h.mean_us() / 1000.0,
+        "p50_ms": h.quantile_us(0.5) as f64 / 1000.0,
+        "p95_ms": h.quantile_us(0.95) as f64 / 1000.0,
+        "p99_ms": h.quantile_us(0.99) as f64 / 1000.0,
+    })
+}
+
+pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
+    let latest = history.latest();
+    let st = &stats.stages;
+    let cameras: Vec<serde_json::Value> = stats
+        .camera_names
+        .iter()
+        .zip(&stats.cameras)
+        .enumerate()
+        .map(|(i, (name, c))| {
+            let decoded = get(&c.decoded);
+            let skipped = get(&c.skipped_frames);
+            json!({
+                "name": name,
+                "state": c.state().as_str(),
+                "fps": latest.and_then(|p| p.fps.get(i).copied()).unwrap_or(0.0),
+                "fps_history": history.points.iter().map(|p| p.fps.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>(),
+                "frames_decoded": decoded,
+                "frames_detected": get(&c.detected_frames),
+                "frames_skipped": skipped,
+                "skip_rate": if decoded > 0 { skipped as f64 / decoded as f64 } else { 0.0 },
+                "decode_errors": get(&c.decode_errors),
+                "faces": get(&c.faces),
+                "events": get(&c.events),
+                "dropped": {
+                    "pool_empty": get(&c.dropped_pool_empty),
+                    "ring_full": get(&c.dropped_ring_full),
+                    "superseded": get(&c.dropped_superseded),
+                    "stale": get(&c.dropped_stale),
+                },
+                "capture_to_detect": hist(&c.capture_to_detect),
+                "preview": format!("/api/preview/{name}.mjpg"),
+            })
+        })
+        .collect();
+    let batches = get(&st.batches);
+    let queues: serde_json::Map<String, serde_json::Value> = stats
+        .rings
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(n, r)| (n.clone(), json!(r.len())))
+        .collect();
+    let senders: Vec<serde_json::Value> = stats
+        .spools
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(n, s)| {
+            let c = &s.counters;
+            json!({"sink": n, "pending": s.pending(), "bytes": s.bytes(), "delivered": get(&c.delivered),
+                   "retries": get(&c.retries), "dead_letter": get(&c.dead), "corrupt": get(&c.corrupt),
+                   "dropped_spool_full": get(&c.dropped_full)})
+        })
+        .collect();
+    let proc_now = super::process::sample();
+    json!({
+        "board": crate::board::NAME,
+        "uptime_s": stats.started.elapsed().as_secs_f64(),
+        "active_streams": stats.cameras.iter().filter(|c| c.state() == super::CameraState::Streaming).count(),
+        "cameras": cameras,
+        "inference": {
+            "last_ms": st.preprocess_infer.last_us() as f64 / 1000.0,
+            "avg_ms": st.preprocess_infer.mean_us() / 1000.0,
+            "per_s": latest.map(|p| p.inferences_per_s).unwrap_or(0.0),
+            "batch_last": 0,
+            "batch_avg": if batches > 0 { get(&st.batched_frames) as f64 / batches as f64 } else { 0.0 },
+            "history_ms": history.points.iter().map(|p| p.infer_ms).collect::<Vec<_>>(),
+        },
+        "stages": {"decode": hist(&st.decode), "detect": hist(&st.preprocess_infer), "track": hist(&st.track), "sink": hist(&st.sink)},
+        "frame_time_ms": hist(&st.decode)["avg_ms"],
+        "queues": queues,
+        "senders": senders,
+        "totals": {
+            "frames": stats.cameras.iter().map(|c| get(&c.decoded)).sum::<u64>(),
+            "faces": stats.cameras.iter().map(|c| get(&c.faces)).sum::<u64>(),
+            "events": get(&st.events_written),
+            "tracks_rejected": get(&st.rejected),
+        },
+        "process": {
+            "cpu_percent": latest.map(|p| p.cpu_percent).unwrap_or(0.0),
+            "cpu_history": history.points.iter().map(|p| p.cpu_percent).collect::<Vec<_>>(),
+            "rss_mb": proc_now.rss_bytes as f64 / (1024.0 * 1024.0),
+            "rss_history": history.points.iter().map(|p| p.rss_mb).collect::<Vec<_>>(),
+            "open_fds": proc_now.open_fds,
+            "threads": proc_now.threads,
+        },
+        "gpu": serde_json::Value::Null,
+    })
+}
+
+fn stats_json(ctx: &Ctx) -> serde_json::Value {
+    let h = ctx.history.lock().unwrap_or_else(|p| p.into_inner());
+    stats_json_of(&ctx.stats, &h)
+}
+
+/// Streams one camera's preview as multipart JPEG until the viewer leaves.
+fn mjpeg(req: Request, ctx: &Ctx, cam: usize) {
+    let pv = &ctx.stats.previews[cam];
+    ctx.viewers.fetch_add(1, Ordering::Relaxed);
+    pv.watchers.fetch_add(1, Ordering::Relaxed);
+    let mut w = req.into_writer();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    let mut ok = w.write_all(head.as_bytes()).and_then(|_| w.flush()).is_ok();
+    let (mut rgb, mut jpeg) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    while ok && !(ctx.stop.load(Ordering::Relaxed) && started.elapsed() > Duration::from_secs(1)) {
+        let Some(frame) = pv.take() else {
+            std::thread::sleep(ctx.preview_interval.min(Duration::from_millis(50)));
+            continue;
+        };
+        let (pw, ph) = preview::render(&frame, ctx.preview_width, &mut rgb);
+        drop(frame); // give the pool slot back before encoding
+        jpeg.clear();
+        if jpeg_encoder::Encoder::new(&mut jpeg, 75)
+            .encode(&rgb, pw as u16, ph as u16, jpeg_encoder::ColorType::Rgb)
+            .is_err()
+        {
+            continue;
+        }
+        let part = format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
+        ok = w
+            .write_all(part.as_bytes())
+            .and_then(|_| w.write_all(&jpeg))
+            .and_then(|_| w.write_all(b"\r\n"))
+            .and_then(|_| w.flush())
+            .is_ok();
+    }
+    if pv.watchers.fetch_sub(1, Ordering::Relaxed) == 1 {
+        pv.clear();
+    }
+    ctx.viewers.fetch_sub(1, Ordering::Relaxed);
+}

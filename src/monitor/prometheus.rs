@@ -1,0 +1,150 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::{get, Histogram, Stats};
+
+fn counter(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let mut cum = 0;
+    for (le_us, n) in h.buckets() {
+        cum += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{}\"}} {cum}", le_us as f64 / 1e6);
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count());
+    let _ = writeln!(out, "{name}_sum{{{}}} {}", labels.trim_end_matches(','), h.sum_us() as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{}}} {}", labels.trim_end_matches(','), h.count());
+}
+
+pub fn render(stats: &Stats) -> String {
+    let mut o = String::with_capacity(16 * 1024);
+    let cams: Vec<(String, &super::CameraStats)> =
+        stats.camera_names.iter().map(|n| esc(n)).zip(stats.cameras.iter()).collect();
+
+    counter(&mut o, "faceflow_frames_decoded_total", "Frames decoded per camera.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_frames_decoded_total{{camera=\"{n}\"}} {}", get(&c.decoded));
+    }
+    counter(&mut o, "faceflow_frames_detected_total", "Frames run through the detector per camera.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_frames_detected_total{{camera=\"{n}\"}} {}", get(&c.detected_frames));
+    }
+    counter(
+        &mut o,
+        "faceflow_frames_skipped_total",
+        "Frames passed to the tracker undetected (detection_skip_frames).",
+    );
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_frames_skipped_total{{camera=\"{n}\"}} {}", get(&c.skipped_frames));
+    }
+    counter(&mut o, "faceflow_frames_dropped_total", "Frames dropped, by camera and reason.");
+    for (n, c) in &cams {
+        for (reason, v) in [
+            ("pool_empty", &c.dropped_pool_empty),
+            ("ring_full", &c.dropped_ring_full),
+            ("superseded", &c.dropped_superseded),
+            ("stale", &c.dropped_stale),
+        ] {
+            let _ = writeln!(o, "faceflow_frames_dropped_total{{camera=\"{n}\",reason=\"{reason}\"}} {}", get(v));
+        }
+    }
+    counter(&mut o, "faceflow_decode_errors_total", "H.264 decode errors per camera.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_decode_errors_total{{camera=\"{n}\"}} {}", get(&c.decode_errors));
+    }
+    counter(&mut o, "faceflow_faces_detected_total", "Faces detected per camera.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_faces_detected_total{{camera=\"{n}\"}} {}", get(&c.faces));
+    }
+    counter(&mut o, "faceflow_events_total", "Best-face events produced per camera.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_events_total{{camera=\"{n}\"}} {}", get(&c.events));
+    }
+    gauge(&mut o, "faceflow_camera_state", "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_camera_state{{camera=\"{n}\"}} {}", c.state() as u8);
+    }
+    let _ = writeln!(o, "# HELP faceflow_capture_to_detect_seconds Capture to detection latency per camera.\n# TYPE faceflow_capture_to_detect_seconds histogram");
+    for (n, c) in &cams {
+        histogram(&mut o, "faceflow_capture_to_detect_seconds", &format!("camera=\"{n}\","), &c.capture_to_detect);
+    }
+    let st = &stats.stages;
+    let _ = writeln!(
+        o,
+        "# HELP faceflow_stage_seconds Time per call of each pipeline stage.\n# TYPE faceflow_stage_seconds histogram"
+    );
+    for (stage, h) in
+        [("decode", &st.decode), ("detect", &st.preprocess_infer), ("track", &st.track), ("sink", &st.sink)]
+    {
+        histogram(&mut o, "faceflow_stage_seconds", &format!("stage=\"{stage}\","), h);
+    }
+    counter(&mut o, "faceflow_detect_batches_total", "Inference calls (one per batch).");
+    let _ = writeln!(o, "faceflow_detect_batches_total {}", get(&st.batches));
+    counter(&mut o, "faceflow_detect_batched_frames_total", "Frames inferred in batches.");
+    let _ = writeln!(o, "faceflow_detect_batched_frames_total {}", get(&st.batched_frames));
+    counter(&mut o, "faceflow_tracks_rejected_total", "Tracks that failed validation (no event).");
+    let _ = writeln!(o, "faceflow_tracks_rejected_total {}", get(&st.rejected));
+    counter(&mut o, "faceflow_sink_errors_total", "Local sink and spool write errors.");
+    let _ = writeln!(o, "faceflow_sink_errors_total {}", get(&st.sink_errors));
+
+    gauge(&mut o, "faceflow_queue_length", "Items waiting in each pipeline queue.");
+    for (name, r) in stats.rings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(o, "faceflow_queue_length{{queue=\"{}\"}} {}", esc(name), r.len());
+    }
+    counter(&mut o, "faceflow_queue_dropped_total", "Items dropped because a queue was full.");
+    for (name, r) in stats.rings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(
+            o,
+            "faceflow_queue_dropped_total{{queue=\"{}\"}} {}",
+            esc(name),
+            r.dropped_full.load(Ordering::Relaxed)
+        );
+    }
+
+    let spools = stats.spools.lock().unwrap_or_else(|p| p.into_inner());
+    counter(&mut o, "faceflow_sender_events_total", "Sender outcomes per sink.");
+    for (name, s) in spools.iter() {
+        let c = &s.counters;
+        for (outcome, v) in [
+            ("delivered", &c.delivered),
+            ("retried", &c.retries),
+            ("dead_letter", &c.dead),
+            ("corrupt", &c.corrupt),
+            ("dropped_spool_full", &c.dropped_full),
+        ] {
+            let _ =
+                writeln!(o, "faceflow_sender_events_total{{sink=\"{}\",outcome=\"{outcome}\"}} {}", esc(name), get(v));
+        }
+    }
+    gauge(&mut o, "faceflow_spool_events", "Events waiting in each sink's spool.");
+    for (name, s) in spools.iter() {
+        let _ = writeln!(o, "faceflow_spool_events{{sink=\"{}\"}} {}", esc(name), s.pending());
+    }
+    gauge(&mut o, "faceflow_spool_bytes", "Bytes in each sink's spool.");
+    for (name, s) in spools.iter() {
+        let _ = writeln!(o, "faceflow_spool_bytes{{sink=\"{}\"}} {}", esc(name), s.bytes());
+    }
+    drop(spools);
+
+    let p = super::process::sample();
+    counter(&mut o, "process_cpu_seconds_total", "User and system CPU time.");
+    let _ = writeln!(o, "process_cpu_seconds_total {}", p.cpu_seconds);
+    gauge(&mut o, "process_resident_memory_bytes", "Resident memory.");
+    let _ = writeln!(o, "process_resident_memory_bytes {}", p.rss_bytes);
+    gauge(&mut o, "process_open_fds", "Open file descriptors.");
+    let _ = writeln!(o, "process_open_fds {}", p.open_fds);
+    o
+}

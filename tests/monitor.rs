@@ -1,0 +1,163 @@
+//! The monitoring server over real HTTP: `/metrics` parses with a
+//! Prometheus text-format parser, `/api/stats` has the operator's numbers,
+//! a token locks everything; and headless Chromium checks the live panel.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faceflow::config::{MonitorConfig, Secret};
+use faceflow::monitor::http::Monitor;
+use faceflow::monitor::{inc, Stats};
+
+fn busy_stats() -> Arc<Stats> {
+    let stats = Stats::with_names(vec!["door".into(), "hall \"2\"".into()]);
+    for _ in 0..120 {
+        inc(&stats.cameras[0].decoded);
+    }
+    for _ in 0..7 {
+        inc(&stats.cameras[1].dropped_superseded);
+    }
+    for us in [900, 1200, 35_000, 40_000] {
+        stats.stages.preprocess_infer.record_us(us);
+    }
+    let (p, _c) = faceflow::ring::channel::<u32>(4);
+    stats.register_ring("detect->track", p.stats().clone());
+    stats
+}
+
+fn get(url: &str, auth: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut req = agent.get(url);
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let mut resp = req.call().unwrap();
+    (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn metrics_parse_and_stats_answer() {
+    let stats = busy_stats();
+    let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
+    let m = Monitor::start(&cfg, stats.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+    let base = format!("http://{}", m.addr);
+
+    let (code, text) = get(&format!("{base}/metrics"), None);
+    assert_eq!(code, 200);
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    let value = |name: &str, label: (&str, &str)| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .map(|s| s.value.clone())
+    };
+    assert!(
+        matches!(value("faceflow_frames_decoded_total", ("camera", "door")), Some(prometheus_parse::Value::Counter(v)) if v == 120.0)
+    );
+    let superseded: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "faceflow_frames_dropped_total" && s.labels.get("reason") == Some("superseded"))
+        .filter(|s| s.labels.get("camera").is_some_and(|c| c.starts_with("hall")))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) => v,
+            _ => -1.0,
+        })
+        .sum();
+    assert_eq!(superseded, 7.0, "a camera name with quotes is escaped and still parses");
+    let hist =
+        scrape.samples.iter().find(|s| s.metric == "faceflow_stage_seconds" && s.labels.get("stage") == Some("detect"));
+    match hist.map(|s| &s.value) {
+        Some(prometheus_parse::Value::Histogram(buckets)) => {
+            let inf = buckets.iter().find(|b| b.less_than.is_infinite()).unwrap();
+            assert_eq!(inf.count, 4.0);
+            let under_2ms = buckets.iter().filter(|b| b.less_than <= 0.0021).map(|b| b.count).fold(0.0, f64::max);
+            assert_eq!(under_2ms, 2.0, "two inferences under ~2 ms");
+        }
+        other => panic!("detect histogram missing: {other:?}"),
+    }
+    assert!(scrape.samples.iter().any(|s| s.metric == "process_resident_memory_bytes"));
+
+    let (code, body) = get(&format!("{base}/api/stats"), None);
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["cameras"][0]["frames_decoded"], 120);
+    assert_eq!(v["cameras"][1]["dropped"]["superseded"], 7);
+    assert!(v["inference"]["avg_ms"].as_f64().unwrap() > 1.0);
+    assert!(v["queues"]["detect->track"].is_number());
+    assert!(v["process"]["rss_mb"].as_f64().unwrap() > 1.0);
+    for key in ["fps_history", "state", "skip_rate"] {
+        assert!(!v["cameras"][0][key].is_null(), "{key}");
+    }
+    assert_eq!(get(&format!("{base}/healthz"), None).0, 200);
+    assert_eq!(get(&format!("{base}/api/preview/nope.mjpg"), None).0, 404);
+    m.stop();
+}
+
+#[test]
+fn token_locks_every_endpoint() {
+    let cfg =
+        MonitorConfig { bind: "127.0.0.1:0".into(), token: Some(Secret::new("mon-SECRET")), ..Default::default() };
+    let m = Monitor::start(&cfg, busy_stats(), Arc::new(AtomicBool::new(false))).unwrap();
+    let base = format!("http://{}", m.addr);
+    for path in ["/", "/api/stats", "/metrics", "/healthz", "/api/preview/door.mjpg"] {
+        assert_eq!(get(&format!("{base}{path}"), None).0, 401, "{path} without token");
+        assert_eq!(get(&format!("{base}{path}"), Some("Bearer wrong")).0, 401, "{path} wrong token");
+    }
+    assert_eq!(get(&format!("{base}/api/stats"), Some("Bearer mon-SECRET")).0, 200);
+    assert_eq!(get(&format!("{base}/api/stats?token=mon-SECRET"), None).0, 200);
+    let (_, body) = get(&format!("{base}/api/stats"), Some("Bearer mon-SECRET"));
+    assert!(!body.contains("mon-SECRET"), "the token never shows in stats");
+    m.stop();
+}
+
+/// The panel in a real browser against the real pipeline on the demo video.
+#[test]
+fn panel_in_headless_chromium_updates_and_shows_previews() {
+    common::require_assets();
+    let root = common::root();
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/browser (scripts/setup.sh does)"
+    );
+    assert!(std::path::Path::new("/usr/bin/chromium").exists(), "Debian's chromium is needed (.ci/run installs it)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = common::temp_dir("panel");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["demo", "--realtime", "--monitor", &format!("127.0.0.1:{port}"), "--outbox", out.to_str().unwrap()])
+        .current_dir(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "monitor never came up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shots = root.join("target/test-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("panel.png");
+    let _ = std::fs::remove_file(&shot);
+    let res = std::process::Command::new("node")
+        .arg(root.join("tests/browser/panel.mjs"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(&shot)
+        .current_dir(root.join("tests/browser"))
+        .output()
+        .expect("node runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "browser check failed: {stdout} {}", String::from_utf8_lossy(&res.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["frames2"].as_f64().unwrap() > v["frames1"].as_f64().unwrap());
+    assert!(v["preview"][0].as_u64().unwrap() >= 320, "a preview frame arrived: {v}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot saved");
+    let _ = AtomicBool::new(false).load(Ordering::Relaxed);
+}
