@@ -21,5 +21,6 @@ pub mod pipeline;
 pub mod pool;
 pub mod quality;
 pub mod ring;
+pub mod shutdown;
 pub mod sink;
 pub mod track;

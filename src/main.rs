@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use faceflow::{board, config::Config, demo, monitor, pipeline};
 
@@ -88,7 +86,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: &Config) -> ExitCode {
-    match pipeline::run(cfg, Arc::new(AtomicBool::new(false))) {
+    let stop = faceflow::shutdown::install();
+    match pipeline::run(cfg, stop) {
         Ok(report) => {
             print_summary(&report);
             if report.camera_errors.is_empty() {
@@ -151,7 +150,7 @@ fn run_demo(outbox: String, realtime: bool, monitor: String) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match pipeline::run(&cfg, Arc::new(AtomicBool::new(false))) {
+    let report = match pipeline::run(&cfg, faceflow::shutdown::install()) {
         Ok(r) => r,
         Err(e) => {
             log::error!("{e}");
