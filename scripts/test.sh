@@ -7,3 +7,17 @@ scripts/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+
+# aarch64 (Jetson, Raspberry Pi 5): cross-build the release binary with
+# Debian's gcc-aarch64-linux-gnu and run the unit tests under qemu-user
+# (.cargo/config.toml sets the linker and runner). .ci/run installs these.
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null \
+    && rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu; then
+    cargo build --release --target aarch64-unknown-linux-gnu
+    cargo test --release --target aarch64-unknown-linux-gnu --lib
+    for b in x86-cuda jetson-orin m1-coreml; do
+        cargo check --no-default-features --features "board-$b"
+    done
+else
+    echo "test.sh: aarch64 cross toolchain or qemu-user missing: skipping the aarch64 build and board checks" >&2
+fi

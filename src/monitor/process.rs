@@ -26,6 +26,17 @@ pub fn sample() -> ProcessSample {
                 s.rss_bytes = num(21) * page;
             }
         }
+        // statm's second field is resident pages; qemu-user emulates stat's rss as 0.
+        if let Some(res) = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|m| m.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            .filter(|&r| r > 0)
+        {
+            s.rss_bytes = res * page;
+        }
+        if s.threads == 0 {
+            s.threads = std::fs::read_dir("/proc/self/task").map(|d| d.count() as u64).unwrap_or(0);
+        }
         s.open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0);
         s
     }
