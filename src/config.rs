@@ -53,6 +53,8 @@ pub struct Config {
     #[serde(default)]
     pub monitor: MonitorConfig,
     #[serde(default)]
+    pub attention: AttentionConfig,
+    #[serde(default)]
     pub cameras: Vec<CameraConfig>,
 }
 
@@ -304,6 +306,62 @@ pub struct CameraConfig {
     /// FindFace camera id (required when `[findface]` is configured).
     #[serde(default)]
     pub findface_camera: Option<u64>,
+    /// Polygon zones in frame pixels.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Which point of a face box decides zone membership.
+    #[serde(default)]
+    pub zone_anchor: ZoneAnchor,
+    /// Entering needs the anchor this far inside, leaving this far outside.
+    #[serde(default = "default_hysteresis")]
+    pub zone_hysteresis_px: f32,
+}
+
+fn default_hysteresis() -> f32 {
+    8.0
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneAnchor {
+    /// Bottom centre of the box.
+    #[default]
+    Foot,
+    Center,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneKind {
+    /// Only faces inside an include zone are sent.
+    Include,
+    /// Faces inside are never sent.
+    Exclude,
+    /// Enter/exit events with dwell time per track.
+    Presence,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub name: String,
+    pub kind: ZoneKind,
+    /// Polygon vertices `[x, y]` in frame pixels, at least 3.
+    pub points: Vec<[f32; 2]>,
+}
+
+/// Head-pose limits for "facing the camera".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttentionConfig {
+    pub max_yaw_deg: f32,
+    pub max_pitch_deg: f32,
+}
+
+impl Default for AttentionConfig {
+    fn default() -> Self {
+        AttentionConfig { max_yaw_deg: 25.0, max_pitch_deg: 20.0 }
+    }
 }
 
 fn default_fps() -> f32 {
@@ -490,6 +548,33 @@ impl Config {
                 return Err((k("name"), format!("duplicate camera name {:?}", c.name)));
             }
             c.source().map_err(|m| (k("url"), m))?;
+            for (j, z) in c.zones.iter().enumerate() {
+                if z.points.len() < 3 {
+                    return Err((
+                        format!("cameras[{i}].zones[{j}].points"),
+                        format!("a polygon needs at least 3 points, got {}", z.points.len()),
+                    ));
+                }
+                if z.points.iter().flatten().any(|v| !v.is_finite()) {
+                    return Err((
+                        format!("cameras[{i}].zones[{j}].points"),
+                        "coordinates must be finite numbers".into(),
+                    ));
+                }
+                if z.name.is_empty() || c.zones[..j].iter().any(|o| o.name == z.name) {
+                    return Err((
+                        format!("cameras[{i}].zones[{j}].name"),
+                        format!("must be non-empty and unique, got {:?}", z.name),
+                    ));
+                }
+            }
+            if c.zones.len() > crate::zones::MAX_ZONES {
+                return Err((
+                    format!("cameras[{i}].zones"),
+                    format!("at most {} zones per camera", crate::zones::MAX_ZONES),
+                ));
+            }
+            nonneg(&k("zone_hysteresis_px"), c.zone_hysteresis_px)?;
             if !(c.fps > 0.0 && c.fps <= 240.0) {
                 return Err((k("fps"), format!("must be in (0, 240], got {}", c.fps)));
             }

@@ -2,12 +2,20 @@
 //! detection with the highest quality, and when the track ends (or reaches
 //! `max_frames_per_track`) validates it and yields ONE [`FaceEvent`].
 
+use crate::attention::{self, HeadPose};
 use crate::config::{QualityConfig, TrackerConfig, ValidationConfig};
 use crate::detect::{Detection, Keypoints};
 use crate::geom::BBox;
 use crate::pool::FrameRef;
 use crate::quality::{self, QualityParts, Rejection, TrackStats};
 use crate::track::{FrameUpdate, MAX_TRACKS};
+
+/// What the track thread hands to the sink thread.
+#[allow(clippy::large_enum_variant)]
+pub enum PipelineEvent {
+    Face(FaceEvent),
+    Zone(crate::zones::ZoneEvent),
+}
 
 /// One person's best face, ready for the sinks. Fixed size: building one
 /// allocates nothing; the picture is a pool reference.
@@ -29,6 +37,10 @@ pub struct FaceEvent {
     pub quality: f32,
     pub parts: QualityParts,
     pub stats: TrackStats,
+    /// Head pose of the best face, from its keypoints.
+    pub pose: Option<HeadPose>,
+    /// The best face looks at the camera (see `attention`).
+    pub attentive: bool,
     /// The frame holding the best face.
     pub frame: FrameRef,
 }
@@ -216,6 +228,8 @@ impl BestFaceSelector {
                     quality: best.quality,
                     parts: best.parts,
                     stats: c.stats,
+                    pose: attention::head_pose(&best.det.keypoints),
+                    attentive: false,
                     frame: best.frame,
                 })
             }

@@ -6,6 +6,7 @@
 //! Plumbing: [`pool`] (frame buffers), [`ring`] (SPSC queues), [`board`]
 //! (compile-time profile), [`clock`], [`monitor`]; [`pipeline`] wires them.
 
+pub mod attention;
 pub mod board;
 pub mod clock;
 pub mod config;
@@ -24,3 +25,4 @@ pub mod ring;
 pub mod shutdown;
 pub mod sink;
 pub mod track;
+pub mod zones;

@@ -13,14 +13,17 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::attention::{head_pose, on_screen};
 use crate::board;
 use crate::clock::{Clocks, RealClocks};
+use crate::config::AttentionConfig;
 use crate::config::{Config, SourceKind};
 use crate::detect::centerface::{CenterFace, CenterFaceParams};
 use crate::detect::worker::{CameraInput, DetectWorker, ToTrack};
 use crate::detect::{DetectError, Detector};
-use crate::event::{BestFaceSelector, FaceEvent};
+use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
 use crate::ingest::capture::Capture;
+use crate::monitor::inc;
 use crate::monitor::preview::{PreviewBox, PreviewFrame};
 use crate::monitor::Stats;
 use crate::pool::FramePool;
@@ -30,7 +33,9 @@ use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
 use crate::sink::webhook::WebhookSink;
 use crate::sink::{outbox::OutboxSink, EventRecord, Sink, SinkWorker};
+use crate::track::MAX_TRACKS;
 use crate::track::{ByteTracker, TrackState};
+use crate::zones::{CameraZones, Crossing, Zone, ZoneEvent};
 
 #[derive(Debug)]
 pub enum PipelineError {
@@ -104,9 +109,11 @@ pub fn drain(cfg: &Config, timeout: Duration) -> Result<usize, PipelineError> {
 /// The track thread: one ByteTracker and one best-face selector per camera.
 pub struct TrackWorker {
     pub input: Consumer<ToTrack>,
-    pub out: Producer<FaceEvent>,
+    pub out: Producer<PipelineEvent>,
     pub trackers: Vec<ByteTracker>,
     pub selectors: Vec<BestFaceSelector>,
+    pub zones: Vec<CameraZones>,
+    pub attention: AttentionConfig,
     pub stats: Arc<Stats>,
     pub stop: Arc<AtomicBool>,
     /// Minimum time between two preview frames of a camera.
@@ -116,13 +123,54 @@ pub struct TrackWorker {
 impl TrackWorker {
     pub fn run(self) {
         board::pin_current_thread(board::Role::Track);
-        let TrackWorker { mut input, mut out, mut trackers, mut selectors, stats, stop, preview_interval } = self;
+        let TrackWorker {
+            mut input,
+            mut out,
+            mut trackers,
+            mut selectors,
+            mut zones,
+            attention: att,
+            stats,
+            stop,
+            preview_interval,
+        } = self;
         let epoch = std::time::Instant::now();
         let mut backoff = Backoff::default();
         let never = AtomicBool::new(false);
+        // Per-frame staging, fixed capacity: a frame can end or split at most
+        // every track it has (MAX_TRACKS), twice.
+        let mut faces: heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }> = heapless::Vec::new();
+        let mut crossings: heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }> = heapless::Vec::new();
         // Events are never dropped: the push waits for the sink (`never` stop).
-        let mut emit = |ev: FaceEvent| {
-            let _ = out.push_wait(ev, &never);
+        let mut send = |cam: usize,
+                        zones: &CameraZones,
+                        faces: &mut heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }>,
+                        crossings: &mut heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }>| {
+            let cs = &stats.cameras[cam];
+            faces.reverse();
+            while let Some(mut ev) = faces.pop() {
+                ev.attentive = ev.pose.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
+                if !zones.admits(&ev.bbox) {
+                    inc(&cs.zone_filtered);
+                    log::debug!(
+                        "camera {cam} track {}: best face outside the include zones or inside an exclude zone",
+                        ev.track_id
+                    );
+                    continue;
+                }
+                let _ = out.push_wait(PipelineEvent::Face(ev), &never);
+            }
+            crossings.reverse();
+            while let Some(z) = crossings.pop() {
+                match z.crossing {
+                    Crossing::Enter => inc(&cs.zone_enters),
+                    Crossing::Exit => {
+                        inc(&cs.zone_exits);
+                        cs.dwell_ms_total.fetch_add(z.dwell_ms, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let _ = out.push_wait(PipelineEvent::Zone(z), &never);
+            }
         };
         loop {
             let Some(msg) = input.try_pop() else {
@@ -136,41 +184,73 @@ impl TrackWorker {
             let t0 = std::time::Instant::now();
             match msg {
                 ToTrack::Frame { frame, dets } => {
-                    let cam = frame.meta().camera as usize;
-                    let (tracker, selector) = (&mut trackers[cam], &mut selectors[cam]);
-                    match &dets {
-                        Some(d) => {
-                            let upd = tracker.update(d);
-                            selector.observe(&frame, d, upd, &mut emit);
+                    let meta = *frame.meta();
+                    let cam = meta.camera as usize;
+                    let (tracker, selector, cz) = (&mut trackers[cam], &mut selectors[cam], &mut zones[cam]);
+                    let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
+                    let upd = match &dets {
+                        Some(d) => tracker.update(d),
+                        None => tracker.predict_only(),
+                    };
+                    selector.observe(&frame, d, upd, |ev| {
+                        let _ = faces.push(ev);
+                    });
+                    let cs = &stats.cameras[cam];
+                    for &(id, di) in upd.matched.iter() {
+                        let det = &d[di];
+                        if let Some(p) = head_pose(&det.keypoints) {
+                            inc(&cs.posed_faces);
+                            if on_screen(&p, att.max_yaw_deg, att.max_pitch_deg) {
+                                inc(&cs.attentive_faces);
+                            }
                         }
-                        None => {
-                            let upd = tracker.predict_only();
-                            selector.observe(&frame, &[], upd, &mut emit);
+                        if !cz.is_empty() {
+                            cz.observe(id, &det.bbox, meta.captured_unix_ms, meta.pts_ms, meta.seq, |z| {
+                                let _ = crossings.push(z);
+                            });
                         }
+                    }
+                    for &id in upd.ended.iter() {
+                        cz.track_ended(id, meta.captured_unix_ms, meta.seq, |z| {
+                            let _ = crossings.push(z);
+                        });
                     }
                     let pv = &stats.previews[cam];
                     let now_ns = epoch.elapsed().as_nanos() as u64;
                     if pv.wanted(now_ns, preview_interval.as_nanos() as u64) {
-                        let seq = frame.meta().seq;
                         let mut boxes = heapless::Vec::new();
                         for t in tracker.tracks().iter().filter(|t| t.activated && t.state == TrackState::Tracked) {
-                            let best = selector.best_frame_of(t.id) == Some(seq);
+                            let best = selector.best_frame_of(t.id) == Some(meta.seq);
                             let _ = boxes.push(PreviewBox { bbox: t.bbox(), track_id: t.id, best });
                         }
                         pv.publish(now_ns, PreviewFrame { frame: frame.clone(), boxes });
                     }
+                    send(cam, &zones[cam], &mut faces, &mut crossings);
                 }
                 ToTrack::CameraEnded(cam) => {
                     let cam = cam as usize;
                     let upd = trackers[cam].finish();
-                    selectors[cam].end_tracks(&upd.ended, &mut emit);
-                    selectors[cam].end_all(&mut emit);
+                    let mut push = |ev| {
+                        let _ = faces.push(ev);
+                    };
+                    selectors[cam].end_tracks(&upd.ended, &mut push);
+                    selectors[cam].end_all(&mut push);
+                    let now_ms = crate::clock::Clocks::unix_ms(&crate::clock::RealClocks::default());
+                    for &id in upd.ended.iter() {
+                        zones[cam].track_ended(id, now_ms, 0, |z| {
+                            let _ = crossings.push(z);
+                        });
+                    }
+                    send(cam, &zones[cam], &mut faces, &mut crossings);
                 }
             }
             stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
         }
-        for s in selectors.iter_mut() {
-            s.end_all(&mut emit);
+        for (cam, s) in selectors.iter_mut().enumerate() {
+            s.end_all(|ev| {
+                let _ = faces.push(ev);
+            });
+            send(cam, &zones[cam], &mut faces, &mut crossings);
         }
         let rejected: u64 = selectors
             .iter()
@@ -298,6 +378,20 @@ pub fn run_with_detector(
         selectors: (0..n)
             .map(|i| BestFaceSelector::new(i as u8, cfg.quality.clone(), cfg.validation.clone(), &cfg.tracker))
             .collect(),
+        zones: cfg
+            .cameras
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                CameraZones::new(
+                    i as u8,
+                    c.zones.iter().map(Zone::from_config).collect(),
+                    c.zone_anchor,
+                    c.zone_hysteresis_px,
+                )
+            })
+            .collect(),
+        attention: cfg.attention.clone(),
         stats: stats.clone(),
         stop: stop.clone(),
         preview_interval: Duration::from_secs_f64(1.0 / cfg.monitor.preview_fps),
@@ -307,6 +401,7 @@ pub fn run_with_detector(
         events: from_track,
         sinks,
         spools,
+        zone_names: cfg.cameras.iter().map(|c| c.zones.iter().map(|z| z.name.clone()).collect()).collect(),
         camera_names: names.clone(),
         jpeg_quality: cfg.outbox.jpeg_quality,
         stats: stats.clone(),

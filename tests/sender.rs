@@ -49,6 +49,12 @@ fn record(id: &str) -> SpoolRecord {
     SpoolRecord {
         record: faceflow::sink::EventRecord {
             id: id.into(),
+            kind: "face".into(),
+            zone: None,
+            dwell_ms: None,
+            yaw_deg: Some(4.0),
+            pitch_deg: Some(1.0),
+            attentive: Some(true),
             camera: "door".into(),
             track_id: 1,
             part: 0,

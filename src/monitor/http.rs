@@ -198,6 +198,18 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                     "stale": get(&c.dropped_stale),
                 },
                 "capture_to_detect": hist(&c.capture_to_detect),
+                "attention": {
+                    "faces_with_pose": get(&c.posed_faces),
+                    "attentive_faces": get(&c.attentive_faces),
+                    "attentive_share": if get(&c.posed_faces) > 0 { get(&c.attentive_faces) as f64 / get(&c.posed_faces) as f64 } else { 0.0 },
+                },
+                "zones": {
+                    "enters": get(&c.zone_enters),
+                    "exits": get(&c.zone_exits),
+                    "dwell_s_total": get(&c.dwell_ms_total) as f64 / 1000.0,
+                    "dwell_s_avg": if get(&c.zone_exits) > 0 { get(&c.dwell_ms_total) as f64 / 1000.0 / get(&c.zone_exits) as f64 } else { 0.0 },
+                    "faces_filtered": get(&c.zone_filtered),
+                },
                 "preview": format!("/api/preview/{name}.mjpg"),
             })
         })

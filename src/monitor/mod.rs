@@ -116,6 +116,14 @@ pub struct CameraStats {
     pub dropped_stale: AtomicU64,
     pub faces: AtomicU64,
     pub events: AtomicU64,
+    /// Tracked faces whose head pose could be estimated, and those facing the camera.
+    pub posed_faces: AtomicU64,
+    pub attentive_faces: AtomicU64,
+    pub zone_enters: AtomicU64,
+    pub zone_exits: AtomicU64,
+    pub dwell_ms_total: AtomicU64,
+    /// Best faces not sent because of include/exclude zones.
+    pub zone_filtered: AtomicU64,
     pub capture_to_detect: Histogram,
 }
 

@@ -73,6 +73,32 @@ pub fn render(stats: &Stats) -> String {
     for (n, c) in &cams {
         let _ = writeln!(o, "faceflow_events_total{{camera=\"{n}\"}} {}", get(&c.events));
     }
+    counter(&mut o, "faceflow_faces_posed_total", "Tracked faces whose head pose was estimated.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_faces_posed_total{{camera=\"{n}\"}} {}", get(&c.posed_faces));
+    }
+    counter(&mut o, "faceflow_faces_attentive_total", "Tracked faces facing the camera (attention).");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_faces_attentive_total{{camera=\"{n}\"}} {}", get(&c.attentive_faces));
+    }
+    counter(&mut o, "faceflow_zone_crossings_total", "Presence-zone crossings per camera.");
+    for (n, c) in &cams {
+        let _ =
+            writeln!(o, "faceflow_zone_crossings_total{{camera=\"{n}\",crossing=\"enter\"}} {}", get(&c.zone_enters));
+        let _ = writeln!(o, "faceflow_zone_crossings_total{{camera=\"{n}\",crossing=\"exit\"}} {}", get(&c.zone_exits));
+    }
+    counter(&mut o, "faceflow_zone_dwell_seconds_total", "Time spent in presence zones, summed over exits.");
+    for (n, c) in &cams {
+        let _ = writeln!(
+            o,
+            "faceflow_zone_dwell_seconds_total{{camera=\"{n}\"}} {}",
+            get(&c.dwell_ms_total) as f64 / 1000.0
+        );
+    }
+    counter(&mut o, "faceflow_faces_zone_filtered_total", "Best faces not sent because of include/exclude zones.");
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_faces_zone_filtered_total{{camera=\"{n}\"}} {}", get(&c.zone_filtered));
+    }
     gauge(&mut o, "faceflow_camera_state", "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed.");
     for (n, c) in &cams {
         let _ = writeln!(o, "faceflow_camera_state{{camera=\"{n}\"}} {}", c.state() as u8);

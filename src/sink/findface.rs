@@ -72,6 +72,10 @@ impl Sink for FindFaceSink {
 
     fn deliver(&self, ev: &SpoolRecord) -> Delivery {
         let r = &ev.record;
+        if r.kind != "face" {
+            // FindFace's external-detector API takes faces only.
+            return Delivery::Done(format!("{} events are not sent to FindFace", r.kind));
+        }
         let Some(&(_, camera_id)) = self.cameras.iter().find(|(n, _)| *n == r.camera) else {
             return Delivery::Permanent(format!("camera {} has no `findface_camera` id", r.camera));
         };

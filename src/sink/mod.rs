@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::detect::Keypoints;
-use crate::event::FaceEvent;
+use crate::event::{FaceEvent, PipelineEvent};
 use crate::monitor::{inc, Stats};
 use crate::quality::QualityParts;
 use crate::ring::{Backoff, Consumer};
@@ -25,8 +25,18 @@ use crate::ring::{Backoff, Consumer};
 /// The event as sinks see it: plain data, serialisable.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EventRecord {
-    /// Stable id: camera, first-seen time, track id and part.
+    /// Stable id: camera, first-seen time, track id and part (and zone crossing).
     pub id: String,
+    /// `face`, `zone_enter` or `zone_exit`.
+    pub kind: String,
+    /// Zone name, for zone events.
+    pub zone: Option<String>,
+    /// Time spent in the zone, for `zone_exit`.
+    pub dwell_ms: Option<u64>,
+    /// Head pose of the best face and whether it faces the camera.
+    pub yaw_deg: Option<f32>,
+    pub pitch_deg: Option<f32>,
+    pub attentive: Option<bool>,
     pub camera: String,
     pub track_id: u32,
     pub part: u32,
@@ -87,6 +97,12 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
     let s = &ev.stats;
     EventRecord {
         id: event_id(camera, ev),
+        kind: "face".into(),
+        zone: None,
+        dwell_ms: None,
+        yaw_deg: ev.pose.map(|p| p.yaw_deg),
+        pitch_deg: ev.pose.map(|p| p.pitch_deg),
+        attentive: ev.pose.map(|_| ev.attentive),
         camera: camera.to_string(),
         track_id: ev.track_id,
         part: ev.part,
@@ -109,8 +125,43 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
     }
 }
 
+/// The record of a zone crossing (no pictures).
+pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> EventRecord {
+    let enter = z.crossing == crate::zones::Crossing::Enter;
+    EventRecord {
+        id: format!("{camera}-zone-{zone}-{}-{}-{}", z.track_id, z.unix_ms, if enter { "enter" } else { "exit" }),
+        kind: if enter { "zone_enter" } else { "zone_exit" }.into(),
+        zone: Some(zone.to_string()),
+        dwell_ms: if enter { None } else { Some(z.dwell_ms) },
+        yaw_deg: None,
+        pitch_deg: None,
+        attentive: None,
+        camera: camera.to_string(),
+        track_id: z.track_id,
+        part: 0,
+        first_unix_ms: z.unix_ms,
+        last_unix_ms: z.unix_ms,
+        best_unix_ms: z.unix_ms,
+        first_frame: z.frame,
+        last_frame: z.frame,
+        best_frame: z.frame,
+        frame_width: 0,
+        frame_height: 0,
+        bbox: [z.bbox.x1, z.bbox.y1, z.bbox.x2, z.bbox.y2],
+        keypoints: [[0.0; 2]; 5],
+        confidence: 0.0,
+        quality: 0.0,
+        quality_parts: QualityParts::default(),
+        frames: 0,
+        movement_px: 0.0,
+        moving_share: 0.0,
+    }
+}
+
 pub struct SinkWorker {
-    pub events: Consumer<FaceEvent>,
+    pub events: Consumer<PipelineEvent>,
+    /// Zone names per camera, for zone records.
+    pub zone_names: Vec<Vec<String>>,
     /// Local sinks, called in this thread (the outbox).
     pub sinks: Vec<Box<dyn Sink>>,
     /// Spools of the remote sinks: each event is written durably to each.
@@ -124,6 +175,34 @@ pub struct SinkWorker {
 }
 
 impl SinkWorker {
+    /// Hands one record to the local sinks and durably to every spool.
+    fn deliver(&self, encoded: SpoolRecord) -> SpoolRecord {
+        for s in self.sinks.iter() {
+            match s.deliver(&encoded) {
+                Delivery::Done(_) => {}
+                Delivery::Retry(e) | Delivery::Permanent(e) => {
+                    log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
+                    inc(&self.stats.stages.sink_errors);
+                }
+            }
+        }
+        for sp in self.spools.iter() {
+            // Retry the disk write a few times: losing an event is worse than a stall.
+            let mut tries = 0;
+            while let Err(e) = sp.put(&encoded) {
+                tries += 1;
+                inc(&self.stats.stages.sink_errors);
+                if tries >= 5 {
+                    log::error!("event {}: giving up on the spool after {tries} tries: {e}", encoded.record.id);
+                    break;
+                }
+                log::error!("event {}: {e}; retrying", encoded.record.id);
+                std::thread::sleep(std::time::Duration::from_millis(200 * tries));
+            }
+        }
+        encoded
+    }
+
     pub fn run(mut self) {
         crate::board::pin_current_thread(crate::board::Role::Sender);
         let mut enc = jpeg::JpegEncoder::default();
@@ -138,6 +217,18 @@ impl SinkWorker {
             };
             backoff.reset();
             let t0 = std::time::Instant::now();
+            let ev = match ev {
+                PipelineEvent::Face(f) => f,
+                PipelineEvent::Zone(z) => {
+                    let cam = &self.camera_names[z.camera as usize];
+                    let zone = self.zone_names[z.camera as usize].get(z.zone as usize).cloned().unwrap_or_default();
+                    let rec = zone_record(cam, &zone, &z);
+                    log::info!("zone event {} camera={cam} zone={zone} track={} {}", rec.id, z.track_id, rec.kind);
+                    let done = self.deliver(SpoolRecord { record: rec, face_jpeg: Vec::new(), frame_jpeg: Vec::new() });
+                    self.delivered.lock().unwrap_or_else(|p| p.into_inner()).push(done.record);
+                    continue;
+                }
+            };
             let cam = &self.camera_names[ev.camera as usize];
             let rec = record(cam, &ev);
             let pic = ev.frame.planes();
@@ -152,29 +243,7 @@ impl SinkWorker {
                 inc(&self.stats.stages.sink_errors);
             }
             let encoded = SpoolRecord { record: rec, face_jpeg, frame_jpeg };
-            for s in self.sinks.iter() {
-                match s.deliver(&encoded) {
-                    Delivery::Done(_) => {}
-                    Delivery::Retry(e) | Delivery::Permanent(e) => {
-                        log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
-                        inc(&self.stats.stages.sink_errors);
-                    }
-                }
-            }
-            for sp in self.spools.iter() {
-                // Retry the disk write a few times: losing an event is worse than a stall.
-                let mut tries = 0;
-                while let Err(e) = sp.put(&encoded) {
-                    tries += 1;
-                    inc(&self.stats.stages.sink_errors);
-                    if tries >= 5 {
-                        log::error!("event {}: giving up on the spool after {tries} tries: {e}", encoded.record.id);
-                        break;
-                    }
-                    log::error!("event {}: {e}; retrying", encoded.record.id);
-                    std::thread::sleep(std::time::Duration::from_millis(200 * tries));
-                }
-            }
+            let encoded = self.deliver(encoded);
             let r = &encoded.record;
             log::info!(
                 "event {} camera={} track={} frames {}..{} best frame {} bbox [{:.0},{:.0},{:.0},{:.0}] quality {:.3}",

@@ -47,8 +47,13 @@ impl OutboxSink {
         let ctx = |what: &str, e: std::io::Error| SinkError(format!("outbox {}: {what}: {e}", dir.display()));
         std::fs::create_dir_all(&dir).map_err(|e| ctx("create", e))?;
         let id = &ev.record.id;
-        write_atomic(&dir.join(format!("{id}_face.jpg")), &ev.face_jpeg).map_err(|e| ctx("face jpeg", e))?;
-        write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg).map_err(|e| ctx("frame jpeg", e))?;
+        // Zone events carry no pictures.
+        if !ev.face_jpeg.is_empty() {
+            write_atomic(&dir.join(format!("{id}_face.jpg")), &ev.face_jpeg).map_err(|e| ctx("face jpeg", e))?;
+        }
+        if !ev.frame_jpeg.is_empty() {
+            write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg).map_err(|e| ctx("frame jpeg", e))?;
+        }
         let json = serde_json::to_vec_pretty(&ev.record).map_err(|e| SinkError(e.to_string()))?;
         // The record goes last: its presence means the images are complete.
         write_atomic(&dir.join(format!("{id}.json")), &json).map_err(|e| ctx("record", e))?;

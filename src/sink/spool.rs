@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use super::EventRecord;
 
 const MAGIC: &[u8; 4] = b"FFEV";
-const VERSION: u8 = 1;
+/// 2: records carry event kind, zone, dwell and head pose.
+const VERSION: u8 = 2;
 const HEADER: usize = 4 + 1 + 4 + 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -398,6 +399,12 @@ mod tests {
         SpoolRecord {
             record: EventRecord {
                 id: id.into(),
+                kind: "face".into(),
+                zone: None,
+                dwell_ms: None,
+                yaw_deg: Some(3.0),
+                pitch_deg: Some(-2.0),
+                attentive: Some(true),
                 camera: "cam".into(),
                 track_id: 3,
                 part: 0,
