@@ -185,6 +185,8 @@ pub struct DetectorConfig {
     pub min_score: f32,
     /// IoU above which overlapping detections are merged by NMS.
     pub nms_iou: f32,
+    /// Frames per inference; 0 = the board profile's `batch_size`.
+    pub batch_size: usize,
 }
 
 impl Default for DetectorConfig {
@@ -194,6 +196,7 @@ impl Default for DetectorConfig {
             runtime: PathBuf::new(),
             min_score: 0.3,
             nms_iou: 0.3,
+            batch_size: 0,
         }
     }
 }
@@ -300,6 +303,9 @@ pub struct CameraConfig {
     /// Run detection on one frame, then skip this many (tracker predicts).
     #[serde(default)]
     pub detection_skip_frames: u32,
+    /// Files: start over at the end (demos, soak tests).
+    #[serde(default, rename = "loop")]
+    pub loop_file: bool,
     /// Live streams: frames older than this when detection reaches them are dropped.
     #[serde(default = "default_max_age")]
     pub max_frame_age_ms: u64,
@@ -403,6 +409,17 @@ pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
 
+impl DetectorConfig {
+    /// Frames per inference: the config's override or the board's.
+    pub fn batch(&self) -> usize {
+        if self.batch_size == 0 {
+            crate::board::BATCH_SIZE
+        } else {
+            self.batch_size
+        }
+    }
+}
+
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let source = path.display().to_string();
@@ -446,6 +463,12 @@ impl Config {
             Ok(())
         };
         unit("detector.min_score", self.detector.min_score)?;
+        if self.detector.batch_size > crate::detect::worker::MAX_BATCH {
+            return Err((
+                "detector.batch_size".into(),
+                format!("must be at most {}, got {}", crate::detect::worker::MAX_BATCH, self.detector.batch_size),
+            ));
+        }
         unit("detector.nms_iou", self.detector.nms_iou)?;
         unit("tracker.high_score", self.tracker.high_score)?;
         unit("tracker.new_track_score", self.tracker.new_track_score)?;

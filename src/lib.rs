@@ -7,6 +7,7 @@
 //! (compile-time profile), [`clock`], [`monitor`]; [`pipeline`] wires them.
 
 pub mod attention;
+pub mod bench;
 pub mod board;
 pub mod clock;
 pub mod config;

@@ -11,6 +11,8 @@ const USAGE: &str = "usage:
                                         run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
+  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--json <file>]
+                                        the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
   faceflow --version";
 
@@ -29,6 +31,28 @@ fn main() -> ExitCode {
                 Err(e) => {
                     log::error!("{e}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Some("bench") => {
+            let cameras = arg("--cameras").and_then(|v| v.parse().ok()).unwrap_or(4);
+            let batches: Vec<usize> = arg("--batches")
+                .unwrap_or_else(|| "1,4,8".into())
+                .split(',')
+                .filter_map(|b| b.trim().parse().ok())
+                .collect();
+            let realtime = arg("--realtime").and_then(|v| v.parse().ok());
+            match faceflow::bench::run(cameras, &batches, realtime) {
+                Ok(rows) => {
+                    faceflow::bench::print(&rows);
+                    if let Some(path) = arg("--json") {
+                        let _ = std::fs::write(&path, serde_json::to_vec_pretty(&rows).unwrap_or_default());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    log::error!("bench: {e}");
+                    ExitCode::from(1)
                 }
             }
         }

@@ -269,7 +269,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
     let params = CenterFaceParams {
         input_width: board::DETECTOR_WIDTH,
         input_height: board::DETECTOR_HEIGHT,
-        max_batch: board::BATCH_SIZE,
+        max_batch: cfg.detector.batch(),
         min_score: cfg.detector.min_score,
         nms_iou: cfg.detector.nms_iou,
     };
@@ -325,6 +325,12 @@ pub fn run_with_detector(
             Ok(SourceKind::File(path)) => crate::ingest::open_file(&path),
             Err(e) => Err(crate::ingest::IngestError(e)),
         };
+        let src = src.map(|mut s| {
+            if cam.loop_file && !s.set_looping(true) {
+                log::warn!("camera {}: this source cannot loop", cam.name);
+            }
+            s
+        });
         let source = match src {
             Ok(s) => s,
             Err(e) => {
@@ -365,7 +371,7 @@ pub fn run_with_detector(
         detector,
         inputs,
         out: to_track,
-        batch_size: board::BATCH_SIZE,
+        batch_size: cfg.detector.batch(),
         batch_timeout: Duration::from_millis(board::BATCH_TIMEOUT_MS),
         clocks: clocks.clone(),
         stats: stats.clone(),

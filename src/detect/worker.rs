@@ -209,3 +209,119 @@ fn take(input: &mut CameraInput, clocks: &Arc<dyn Clocks>, stats: &Stats) -> Opt
     }
     Some(newest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::RealClocks;
+    use crate::detect::DetectError;
+    use crate::pool::{FrameMeta, FramePool};
+    use std::sync::Mutex;
+
+    /// Records each call's frames by the tag written in their first luma byte.
+    struct CountingDetector {
+        calls: Arc<Mutex<Vec<Vec<u8>>>>,
+        max: usize,
+    }
+
+    impl Detector for CountingDetector {
+        fn max_batch(&self) -> usize {
+            self.max
+        }
+        fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
+            self.calls.lock().unwrap().push(frames.iter().map(|f| f.y[0]).collect());
+            for o in out.iter_mut() {
+                o.clear();
+            }
+            Ok(())
+        }
+    }
+
+    fn frame(pool: &FramePool, camera: u8, seq: u64, clocks: &RealClocks) -> FrameRef {
+        let mut f = pool.acquire().unwrap();
+        f.buffer_mut()[0] = camera * 50 + seq as u8;
+        *f.meta_mut() = FrameMeta {
+            camera,
+            seq,
+            width: 4,
+            height: 4,
+            captured_mono_ns: clocks.monotonic().as_nanos() as u64,
+            ..Default::default()
+        };
+        f.freeze()
+    }
+
+    /// Runs a worker over pre-filled rings; returns (calls, per-camera (seq, detected) in arrival order).
+    fn run(cams: &[(u64, u32, bool)], batch: usize) -> (Vec<Vec<u8>>, Vec<Vec<(u64, bool)>>, Arc<Stats>) {
+        let pool = FramePool::new(64, 64);
+        let clocks = RealClocks::default();
+        let stats = Stats::new(cams.len());
+        let mut inputs = Vec::new();
+        for (i, &(frames, skip, realtime)) in cams.iter().enumerate() {
+            let (mut p, c) = crate::ring::channel(16);
+            for s in 0..frames {
+                p.try_push(frame(&pool, i as u8, s, &clocks)).unwrap();
+            }
+            drop(p); // the camera is done
+            inputs.push(CameraInput::new(i as u8, c, skip, realtime, 60_000));
+        }
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let (out, mut from) = crate::ring::channel(64);
+        let w = DetectWorker {
+            detector: Box::new(CountingDetector { calls: calls.clone(), max: batch }),
+            inputs,
+            out,
+            batch_size: batch,
+            batch_timeout: Duration::from_millis(5),
+            clocks: Arc::new(clocks),
+            stats: stats.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        std::thread::spawn(move || w.run()).join().unwrap();
+        let mut seen = vec![Vec::new(); cams.len()];
+        while let Some(m) = from.try_pop() {
+            if let ToTrack::Frame { frame, dets } = m {
+                seen[frame.meta().camera as usize].push((frame.meta().seq, dets.is_some()));
+            }
+        }
+        let calls = calls.lock().unwrap().clone();
+        (calls, seen, stats)
+    }
+
+    #[test]
+    fn one_inference_per_batch_across_cameras_in_camera_order() {
+        let (calls, seen, stats) = run(&[(4, 0, false), (4, 0, false), (4, 0, false)], 3);
+        assert_eq!(calls.len(), 4, "12 frames in batches of 3: {calls:?}");
+        for c in &calls {
+            let mut cams: Vec<u8> = c.iter().map(|t| t / 50).collect();
+            cams.sort();
+            assert_eq!(cams, vec![0, 1, 2], "each batch takes one frame of every camera");
+        }
+        for s in &seen {
+            assert_eq!(s.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 1, 2, 3], "per-camera order kept");
+        }
+        assert_eq!(get(&stats.stages.batches), 4);
+    }
+
+    #[test]
+    fn skipped_frames_never_reach_the_detector_but_reach_the_tracker() {
+        let (calls, seen, stats) = run(&[(7, 2, false)], 4);
+        let detected: Vec<u8> = calls.concat();
+        assert_eq!(detected, vec![0, 3, 6], "detect one, skip two");
+        assert_eq!(seen[0].iter().map(|x| x.0).collect::<Vec<_>>(), (0..7).collect::<Vec<_>>());
+        assert_eq!(seen[0].iter().filter(|x| x.1).count(), 3);
+        assert_eq!(get(&stats.cameras[0].skipped_frames), 4);
+    }
+
+    #[test]
+    fn live_camera_newest_frame_wins_and_drops_are_counted() {
+        let (calls, seen, stats) = run(&[(5, 0, true)], 4);
+        assert_eq!(calls.concat(), vec![4], "only the newest of 5 queued frames is detected");
+        assert_eq!(seen[0], vec![(4, true)]);
+        assert_eq!(get(&stats.cameras[0].dropped_superseded), 4);
+    }
+
+    fn get(a: &std::sync::atomic::AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+}

@@ -9,11 +9,12 @@ pub fn looks_like_annexb(data: &[u8]) -> bool {
 pub struct AnnexBSource {
     data: Vec<u8>,
     pos: usize,
+    looping: bool,
 }
 
 impl AnnexBSource {
     pub fn new(data: Vec<u8>) -> Self {
-        AnnexBSource { data, pos: 0 }
+        AnnexBSource { data, pos: 0, looping: false }
     }
 }
 
@@ -49,6 +50,10 @@ impl PacketSource for AnnexBSource {
     fn fps(&self) -> Option<f32> {
         None
     }
+    fn set_looping(&mut self, on: bool) -> bool {
+        self.looping = on;
+        true
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +69,9 @@ mod tests {
             got.push(p.data.to_vec());
         }
         assert_eq!(got, vec![vec![0, 0, 0, 1, 0x67, 1, 2], vec![0, 0, 1, 0x68, 3], vec![0, 0, 0, 1, 0x65, 4, 5, 6]]);
+        assert!(s.set_looping(true));
+        let again: Vec<Vec<u8>> = (0..4).map(|_| s.next_packet().unwrap().unwrap().data.to_vec()).collect();
+        assert_eq!(again[0], got[0], "starts over at the end");
+        assert_eq!(again[3], got[0]);
     }
 }

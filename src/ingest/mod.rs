@@ -30,6 +30,11 @@ pub trait PacketSource: Send {
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, IngestError>;
     /// Frames per second the stream declares, if it does.
     fn fps(&self) -> Option<f32>;
+    /// Start over at the end instead of ending (demos, soak runs); false if
+    /// the source cannot.
+    fn set_looping(&mut self, _on: bool) -> bool {
+        false
+    }
 }
 
 /// Opens a file by its content: MP4 (an `ftyp` box) or Annex B H.264.

@@ -15,6 +15,7 @@ pub struct Mp4Source {
     sent_params: bool,
     fps: Option<f32>,
     buf: Vec<u8>,
+    looping: bool,
 }
 
 fn err(m: impl Into<String>) -> IngestError {
@@ -181,6 +182,7 @@ impl Mp4Source {
             sent_params: false,
             fps,
             buf: Vec::with_capacity(max + 64),
+            looping: false,
         })
     }
 }
@@ -213,5 +215,9 @@ impl PacketSource for Mp4Source {
     }
     fn fps(&self) -> Option<f32> {
         self.fps
+    }
+    fn set_looping(&mut self, on: bool) -> bool {
+        self.looping = on;
+        true
     }
 }

@@ -1,0 +1,196 @@
+//! `faceflow bench`: the same multi-camera input at several batch sizes,
+//! pipeline against the bare detector, printed side by side. Ratios
+//! (batched / batch 1, pipeline / bare detector, frames per CPU-second) are
+//! what carries across machines; absolute figures are this machine's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::detect::centerface::{CenterFace, CenterFaceParams};
+use crate::detect::{Detections, Detector};
+use crate::monitor::{get, process};
+use crate::pool::I420;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchRow {
+    pub batch: usize,
+    pub cameras: usize,
+    pub realtime: bool,
+    pub frames_detected: u64,
+    pub wall_s: f64,
+    pub fps: f64,
+    pub fps_per_cpu_s: f64,
+    pub mean_batch: f64,
+    pub bare_detector_fps: f64,
+    /// Pipeline fps / bare detector fps at the same batch.
+    pub efficiency: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub dropped: u64,
+}
+
+fn config(cameras: usize, batch: usize, realtime: bool) -> Config {
+    let mut t = format!("[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[detector]\nbatch_size = {batch}\n");
+    for i in 0..cameras {
+        t.push_str(&format!(
+            "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {realtime}\n",
+            crate::demo::DEMO_DIR
+        ));
+    }
+    Config::from_toml(&t, "bench").expect("bench config")
+}
+
+/// Decodes the first `n` demo frames into memory, for the bare detector.
+fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, String> {
+    let mut src =
+        crate::ingest::open_file(&std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")).map_err(|e| e.0)?;
+    let mut dec = crate::decode::H264Decoder::new().map_err(|e| e.0)?;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let Some(p) = src.next_packet().map_err(|e| e.0)? else { break };
+        if let Some(pic) = dec.decode(p.data).map_err(|e| e.0)? {
+            let mut buf = vec![0u8; crate::pool::i420_len(pic.width, pic.height)];
+            pic.copy_to(&mut buf);
+            out.push((buf, pic.width, pic.height));
+        }
+    }
+    Ok(out)
+}
+
+fn bare_detector_fps(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<f64, String> {
+    let mut det = CenterFace::load(
+        &cfg.detector.runtime,
+        &cfg.detector.model,
+        CenterFaceParams {
+            input_width: crate::board::DETECTOR_WIDTH,
+            input_height: crate::board::DETECTOR_HEIGHT,
+            max_batch: batch,
+            min_score: cfg.detector.min_score,
+            nms_iou: cfg.detector.nms_iou,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out: Vec<Detections> = (0..batch).map(|_| Detections::new()).collect();
+    let views: Vec<I420<'_>> = pics.iter().map(|(b, w, h)| I420::new(b, *w, *h)).collect();
+    let t0 = Instant::now();
+    let mut n = 0usize;
+    for chunk in views.chunks(batch) {
+        det.detect_batch(chunk, &mut out[..chunk.len()]).map_err(|e| e.to_string())?;
+        n += chunk.len();
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+fn merged_quantile(stats: &crate::monitor::Stats, q: f64) -> f64 {
+    let mut buckets = [0u64; 26];
+    for c in &stats.cameras {
+        for (i, (_, n)) in c.capture_to_detect.buckets().iter().enumerate() {
+            buckets[i] += n;
+        }
+    }
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let target = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= target {
+            return (1u64 << (i + 1)) as f64 / 1000.0;
+        }
+    }
+    f64::INFINITY
+}
+
+/// Runs every batch size; `realtime` = cameras paced at 25 fps for `seconds`.
+pub fn run(cameras: usize, batches: &[usize], realtime: Option<u64>) -> Result<Vec<BenchRow>, String> {
+    let pics = frames(64)?;
+    let mut rows = Vec::new();
+    for &b in batches {
+        let cfg = config(cameras, b, realtime.is_some());
+        let bare = bare_detector_fps(&cfg, b, &pics)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Some(secs) = realtime {
+            let s2 = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(secs));
+                s2.store(true, Ordering::SeqCst);
+            });
+        }
+        let cpu0 = process::sample().cpu_seconds;
+        let t0 = Instant::now();
+        let report = crate::pipeline::run(&cfg, stop).map_err(|e| e.to_string())?;
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = process::sample().cpu_seconds - cpu0;
+        let s = &report.stats;
+        let detected: u64 = s.cameras.iter().map(|c| get(&c.detected_frames)).sum();
+        let dropped: u64 = s
+            .cameras
+            .iter()
+            .map(|c| {
+                get(&c.dropped_pool_empty)
+                    + get(&c.dropped_ring_full)
+                    + get(&c.dropped_superseded)
+                    + get(&c.dropped_stale)
+            })
+            .sum();
+        let batches_run = get(&s.stages.batches).max(1);
+        let fps = detected as f64 / wall;
+        rows.push(BenchRow {
+            batch: b,
+            cameras,
+            realtime: realtime.is_some(),
+            frames_detected: detected,
+            wall_s: wall,
+            fps,
+            fps_per_cpu_s: detected as f64 / cpu.max(1e-9),
+            mean_batch: get(&s.stages.batched_frames) as f64 / batches_run as f64,
+            bare_detector_fps: bare,
+            efficiency: fps / bare,
+            latency_p50_ms: merged_quantile(s, 0.5),
+            latency_p99_ms: merged_quantile(s, 0.99),
+            dropped,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn print(rows: &[BenchRow]) {
+    let base = rows.iter().find(|r| r.batch == 1).map(|r| r.fps);
+    println!(
+        "{:>5} {:>4} {:>8} {:>9} {:>8} {:>9} {:>10} {:>10} {:>11} {:>10} {:>10} {:>8}",
+        "batch",
+        "cams",
+        "frames",
+        "fps",
+        "vs b=1",
+        "fps/cpu-s",
+        "mean batch",
+        "bare fps",
+        "efficiency",
+        "p50 ms",
+        "p99 ms",
+        "dropped"
+    );
+    for r in rows {
+        println!(
+            "{:>5} {:>4} {:>8} {:>9.1} {:>8} {:>9.1} {:>10.2} {:>10.1} {:>11.2} {:>10.0} {:>10.0} {:>8}",
+            r.batch,
+            r.cameras,
+            r.frames_detected,
+            r.fps,
+            base.map(|b| format!("{:.2}x", r.fps / b)).unwrap_or_else(|| "-".into()),
+            r.fps_per_cpu_s,
+            r.mean_batch,
+            r.bare_detector_fps,
+            r.efficiency,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.dropped
+        );
+    }
+    println!("(latency = capture to detection; percentiles are log2-bucket upper bounds; efficiency = pipeline fps / bare detector fps at the same batch)");
+}
