@@ -251,8 +251,11 @@ mod tests {
         f.freeze()
     }
 
-    /// Runs a worker over pre-filled rings; returns (calls, per-camera (seq, detected) in arrival order).
-    fn run(cams: &[(u64, u32, bool)], batch: usize) -> (Vec<Vec<u8>>, Vec<Vec<(u64, bool)>>, Arc<Stats>) {
+    /// Tags of each inference call; per camera, (seq, detected) in arrival order.
+    type Outcome = (Vec<Vec<u8>>, Vec<Vec<(u64, bool)>>, Arc<Stats>);
+
+    /// Runs a worker over pre-filled rings of (frames, skip, realtime) cameras.
+    fn run(cams: &[(u64, u32, bool)], batch: usize) -> Outcome {
         let pool = FramePool::new(64, 64);
         let clocks = RealClocks::default();
         let stats = Stats::new(cams.len());
