@@ -31,8 +31,11 @@ pub struct BenchRow {
     pub dropped: u64,
 }
 
-fn config(cameras: usize, batch: usize, realtime: bool) -> Config {
+fn config(cameras: usize, batch: usize, realtime: bool, model: Option<&str>) -> Config {
     let mut t = format!("[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[detector]\nbatch_size = {batch}\n");
+    if let Some(m) = model {
+        t.push_str(&format!("model = {m:?}\n"));
+    }
     for i in 0..cameras {
         t.push_str(&format!(
             "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {realtime}\n",
@@ -106,11 +109,16 @@ fn merged_quantile(stats: &crate::monitor::Stats, q: f64) -> f64 {
 }
 
 /// Runs every batch size; `realtime` = cameras paced at 25 fps for `seconds`.
-pub fn run(cameras: usize, batches: &[usize], realtime: Option<u64>) -> Result<Vec<BenchRow>, String> {
+pub fn run(
+    cameras: usize,
+    batches: &[usize],
+    realtime: Option<u64>,
+    model: Option<&str>,
+) -> Result<Vec<BenchRow>, String> {
     let pics = frames(64)?;
     let mut rows = Vec::new();
     for &b in batches {
-        let cfg = config(cameras, b, realtime.is_some());
+        let cfg = config(cameras, b, realtime.is_some(), model);
         let bare = bare_detector_fps(&cfg, b, &pics)?;
         let stop = Arc::new(AtomicBool::new(false));
         if let Some(secs) = realtime {

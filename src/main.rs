@@ -11,7 +11,7 @@ const USAGE: &str = "usage:
                                         run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
-  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--json <file>]
+  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--model <onnx>] [--json <file>]
                                         the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
   faceflow --version";
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
                 .filter_map(|b| b.trim().parse().ok())
                 .collect();
             let realtime = arg("--realtime").and_then(|v| v.parse().ok());
-            match faceflow::bench::run(cameras, &batches, realtime) {
+            match faceflow::bench::run(cameras, &batches, realtime, arg("--model").as_deref()) {
                 Ok(rows) => {
                     faceflow::bench::print(&rows);
                     if let Some(path) = arg("--json") {

@@ -52,32 +52,6 @@ pub fn environment(configured: &Path) -> Result<&'static Environment, DetectErro
     Ok(ENV.get().expect("set above"))
 }
 
-/// The profile's execution providers that this runtime has, in order. The
-/// ones it lacks are named in one log line; CPU always remains.
-pub fn execution_providers() -> Vec<ExecutionProviderDispatch> {
-    let mut chosen = Vec::new();
-    let mut missing = Vec::new();
-    for name in board::EXECUTION_PROVIDERS {
-        match provider(name) {
-            Some(Ok(d)) => chosen.push((*name, d)),
-            Some(Err(why)) => missing.push(format!("{name} ({why})")),
-            None => {}
-        }
-    }
-    let names: Vec<&str> = chosen.iter().map(|(n, _)| *n).collect();
-    if missing.is_empty() {
-        log::info!("board {}: execution providers {:?}", board::NAME, names);
-    } else {
-        log::warn!(
-            "board {}: execution provider(s) {} unavailable, falling back to {:?}",
-            board::NAME,
-            missing.join(", "),
-            if names.is_empty() { vec!["cpu"] } else { names }
-        );
-    }
-    chosen.into_iter().map(|(_, d)| d).collect()
-}
-
 fn available<E: ep::ExecutionProvider + Into<ExecutionProviderDispatch>>(
     e: E,
 ) -> Result<ExecutionProviderDispatch, String> {
@@ -110,7 +84,9 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
     }
 }
 
-/// Builds a session for `model` with the profile's providers.
+/// Builds a session for `model`, trying the profile's providers in order:
+/// each one must really register (`error_on_failure`), otherwise the next is
+/// tried and one log line says why. CPU is the last resort.
 pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> {
     if !model.exists() {
         return Err(DetectError::Load(format!(
@@ -119,14 +95,43 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
         )));
     }
     let ctx = |e: &dyn std::fmt::Display| DetectError::Load(format!("model {}: {e}", model.display()));
-    Session::builder(env)
-        .map_err(|e| ctx(&e))?
-        .with_optimization_level(GraphOptimizationLevel::All)
-        .map_err(|e| ctx(&e))?
-        .with_intra_threads(board::INTRA_THREADS)
-        .map_err(|e| ctx(&e))?
-        .with_execution_providers(execution_providers())
-        .map_err(|e| ctx(&e))?
-        .commit_from_file(model)
-        .map_err(|e| ctx(&e))
+    let build = |eps: Vec<ExecutionProviderDispatch>| -> Result<Session, String> {
+        Session::builder(env)
+            .map_err(|e| e.to_string())?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| e.to_string())?
+            .with_intra_threads(board::INTRA_THREADS)
+            .map_err(|e| e.to_string())?
+            .with_execution_providers(eps)
+            .map_err(|e| e.to_string())?
+            .commit_from_file(model)
+            .map_err(|e| e.to_string())
+    };
+    let mut failures = Vec::new();
+    for name in board::EXECUTION_PROVIDERS.iter().filter(|n| **n != "cpu") {
+        let ep = match provider(name) {
+            Some(Ok(ep)) => ep,
+            Some(Err(why)) => {
+                failures.push(format!("{name}: {why}"));
+                continue;
+            }
+            None => continue,
+        };
+        match build(vec![ep.error_on_failure()]) {
+            Ok(s) => {
+                if !failures.is_empty() {
+                    log::warn!("execution providers skipped: {}", failures.join("; "));
+                }
+                log::info!("board {}: inference on the {name} execution provider", board::NAME);
+                return Ok(s);
+            }
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        log::warn!("board {}: falling back to CPU inference ({})", board::NAME, failures.join("; "));
+    } else {
+        log::info!("board {}: inference on the cpu execution provider", board::NAME);
+    }
+    build(vec![ep::CPU::default().build()]).map_err(|e| ctx(&e))
 }
