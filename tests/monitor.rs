@@ -23,6 +23,7 @@ fn busy_stats() -> Arc<Stats> {
     for us in [900, 1200, 35_000, 40_000] {
         stats.stages.preprocess_infer.record_us(us);
     }
+    stats.stages.last_batch.store(3, std::sync::atomic::Ordering::Relaxed);
     let (p, _c) = faceflow::ring::channel::<u32>(4);
     stats.register_ring("detect->track", p.stats().clone());
     stats
@@ -89,6 +90,7 @@ fn metrics_parse_and_stats_answer() {
     assert_eq!(v["cameras"][0]["frames_decoded"], 120);
     assert_eq!(v["cameras"][1]["dropped"]["superseded"], 7);
     assert!(v["inference"]["avg_ms"].as_f64().unwrap() > 1.0);
+    assert_eq!(v["inference"]["batch_last"], 3);
     assert!(v["queues"]["detect->track"].is_number());
     assert!(v["process"]["rss_mb"].as_f64().unwrap() > 1.0);
     for key in ["fps_history", "state", "skip_rate"] {

@@ -162,6 +162,7 @@ impl DetectWorker {
             self.stats.stages.preprocess_infer.record_us(dt.as_micros() as u64);
             inc(&self.stats.stages.batches);
             self.stats.stages.batched_frames.fetch_add(n as u64, Ordering::Relaxed);
+            self.stats.stages.last_batch.store(n as u64, Ordering::Relaxed);
         }
         let now_ns = self.clocks.monotonic().as_nanos() as u64;
         let mut ri = 0;

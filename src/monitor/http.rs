@@ -244,7 +244,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
             "last_ms": st.preprocess_infer.last_us() as f64 / 1000.0,
             "avg_ms": st.preprocess_infer.mean_us() / 1000.0,
             "per_s": latest.map(|p| p.inferences_per_s).unwrap_or(0.0),
-            "batch_last": 0,
+            "batch_last": get(&st.last_batch),
             "batch_avg": if batches > 0 { get(&st.batched_frames) as f64 / batches as f64 } else { 0.0 },
             "history_ms": history.points.iter().map(|p| p.infer_ms).collect::<Vec<_>>(),
         },

@@ -149,6 +149,8 @@ pub struct StageStats {
     pub sink: Histogram,
     pub batches: AtomicU64,
     pub batched_frames: AtomicU64,
+    /// Frames in the most recent inference call.
+    pub last_batch: AtomicU64,
     pub events_written: AtomicU64,
     pub sink_errors: AtomicU64,
     pub rejected: AtomicU64,
