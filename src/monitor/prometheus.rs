@@ -29,19 +29,37 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{name}_count{{{}}} {}", labels.trim_end_matches(','), h.count());
 }
 
+/// One metric with a sample per camera.
+fn per_camera<V: std::fmt::Display>(
+    out: &mut String,
+    cams: &[(String, &super::CameraStats)],
+    kind: &str,
+    name: &str,
+    help: &str,
+    value: impl Fn(&super::CameraStats) -> V,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (n, c) in cams {
+        let _ = writeln!(out, "{name}{{camera=\"{n}\"}} {}", value(c));
+    }
+}
+
 pub fn render(stats: &Stats) -> String {
     let mut o = String::with_capacity(16 * 1024);
     let cams: Vec<(String, &super::CameraStats)> =
         stats.camera_names.iter().map(|n| esc(n)).zip(stats.cameras.iter()).collect();
 
-    counter(&mut o, "faceflow_frames_decoded_total", "Frames decoded per camera.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_frames_decoded_total{{camera=\"{n}\"}} {}", get(&c.decoded));
-    }
-    counter(&mut o, "faceflow_frames_detected_total", "Frames run through the detector per camera.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_frames_detected_total{{camera=\"{n}\"}} {}", get(&c.detected_frames));
-    }
+    per_camera(&mut o, &cams, "counter", "faceflow_frames_decoded_total", "Frames decoded per camera.", |c| {
+        get(&c.decoded)
+    });
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
+        "faceflow_frames_detected_total",
+        "Frames run through the detector per camera.",
+        |c| get(&c.detected_frames),
+    );
     counter(
         &mut o,
         "faceflow_frames_skipped_total",
@@ -61,26 +79,31 @@ pub fn render(stats: &Stats) -> String {
             let _ = writeln!(o, "faceflow_frames_dropped_total{{camera=\"{n}\",reason=\"{reason}\"}} {}", get(v));
         }
     }
-    counter(&mut o, "faceflow_decode_errors_total", "H.264 decode errors per camera.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_decode_errors_total{{camera=\"{n}\"}} {}", get(&c.decode_errors));
-    }
-    counter(&mut o, "faceflow_faces_detected_total", "Faces detected per camera.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_faces_detected_total{{camera=\"{n}\"}} {}", get(&c.faces));
-    }
-    counter(&mut o, "faceflow_events_total", "Best-face events produced per camera.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_events_total{{camera=\"{n}\"}} {}", get(&c.events));
-    }
-    counter(&mut o, "faceflow_faces_posed_total", "Tracked faces whose head pose was estimated.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_faces_posed_total{{camera=\"{n}\"}} {}", get(&c.posed_faces));
-    }
-    counter(&mut o, "faceflow_faces_attentive_total", "Tracked faces facing the camera (attention).");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_faces_attentive_total{{camera=\"{n}\"}} {}", get(&c.attentive_faces));
-    }
+    per_camera(&mut o, &cams, "counter", "faceflow_decode_errors_total", "H.264 decode errors per camera.", |c| {
+        get(&c.decode_errors)
+    });
+    per_camera(&mut o, &cams, "counter", "faceflow_faces_detected_total", "Faces detected per camera.", |c| {
+        get(&c.faces)
+    });
+    per_camera(&mut o, &cams, "counter", "faceflow_events_total", "Best-face events produced per camera.", |c| {
+        get(&c.events)
+    });
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
+        "faceflow_faces_posed_total",
+        "Tracked faces whose head pose was estimated.",
+        |c| get(&c.posed_faces),
+    );
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
+        "faceflow_faces_attentive_total",
+        "Tracked faces facing the camera (attention).",
+        |c| get(&c.attentive_faces),
+    );
     counter(&mut o, "faceflow_zone_crossings_total", "Presence-zone crossings per camera.");
     for (n, c) in &cams {
         let _ =
@@ -95,14 +118,22 @@ pub fn render(stats: &Stats) -> String {
             get(&c.dwell_ms_total) as f64 / 1000.0
         );
     }
-    counter(&mut o, "faceflow_faces_zone_filtered_total", "Best faces not sent because of include/exclude zones.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_faces_zone_filtered_total{{camera=\"{n}\"}} {}", get(&c.zone_filtered));
-    }
-    gauge(&mut o, "faceflow_camera_state", "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed.");
-    for (n, c) in &cams {
-        let _ = writeln!(o, "faceflow_camera_state{{camera=\"{n}\"}} {}", c.state() as u8);
-    }
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
+        "faceflow_faces_zone_filtered_total",
+        "Best faces not sent because of include/exclude zones.",
+        |c| get(&c.zone_filtered),
+    );
+    per_camera(
+        &mut o,
+        &cams,
+        "gauge",
+        "faceflow_camera_state",
+        "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed.",
+        |c| c.state() as u8,
+    );
     let _ = writeln!(o, "# HELP faceflow_capture_to_detect_seconds Capture to detection latency per camera.\n# TYPE faceflow_capture_to_detect_seconds histogram");
     for (n, c) in &cams {
         histogram(&mut o, "faceflow_capture_to_detect_seconds", &format!("camera=\"{n}\","), &c.capture_to_detect);
