@@ -1,0 +1,98 @@
+//! Bad input at the edges: a missing or broken ONNX Runtime library, a
+//! camera sending frames larger than the board's pool accepts, and a
+//! corrupted and truncated H.264 stream. Clear errors, no crash, and the
+//! other cameras keep going.
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use faceflow::config::Config;
+use faceflow::{monitor, pipeline};
+
+/// Runs the binary (ONNX Runtime is loaded once per process, so this needs its own).
+fn run_binary(runtime: &str) -> (i32, String) {
+    let dir = common::temp_dir(&format!("rt-{}", runtime.len()));
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[detector]\nruntime = \"{runtime}\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"a\"\nurl = \"models/demo/demo.h264\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn missing_or_broken_onnx_runtime_is_named_with_the_fix() {
+    common::require_assets();
+    let (rc, err) = run_binary("/nonexistent/libonnxruntime.so");
+    assert_eq!(rc, 1);
+    assert!(
+        err.contains("/nonexistent/libonnxruntime.so") && err.contains("does not exist") && err.contains("setup.sh"),
+        "{err}"
+    );
+    let bogus = common::temp_dir("bogus-lib").join("libonnxruntime.so");
+    std::fs::write(&bogus, b"not a shared library").unwrap();
+    let (rc, err) = run_binary(bogus.to_str().unwrap());
+    assert_eq!(rc, 1);
+    assert!(err.contains("cannot load ONNX Runtime") && err.contains(bogus.to_str().unwrap()), "{err}");
+}
+
+fn two_cameras(bad: &std::path::Path) -> pipeline::RunReport {
+    let toml = format!(
+        "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"bad\"\nurl = \"{}\"\n[[cameras]]\nname = \"good\"\nurl = \"models/demo/demo.h264\"\n",
+        bad.display()
+    );
+    pipeline::run(&Config::from_toml(&toml, "test").unwrap(), Arc::new(AtomicBool::new(false))).unwrap()
+}
+
+#[test]
+fn frames_larger_than_the_pool_are_refused_and_the_other_camera_runs() {
+    common::require_assets();
+    let dir = common::temp_dir("4k");
+    let big = dir.join("4k.h264");
+    // Real x264 at 3840x2160: twice the board's largest frame on each side.
+    let st = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=3840x2160:rate=5", "-frames:v", "3"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "h264"])
+        .arg(&big)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(st.success());
+    let r = two_cameras(&big);
+    assert_eq!(r.camera_errors.len(), 1, "{:?}", r.camera_errors);
+    let e = &r.camera_errors[0];
+    assert!(e.contains("camera bad") && e.contains("3840x2160") && e.contains("exceeds"), "{e}");
+    assert_eq!(r.stats.cameras[1].state(), monitor::CameraState::Ended);
+    assert!(r.events.len() >= 5, "the good camera produced its events");
+}
+
+#[test]
+fn corrupted_and_truncated_h264_degrades_without_crashing() {
+    common::require_assets();
+    let dir = common::temp_dir("corrupt-h264");
+    let mut data = std::fs::read(common::root().join("models/demo/demo.h264")).unwrap();
+    // Stomp on 20 kB in the middle (slices of several frames), then cut the
+    // file at 70%, mid-NAL unit.
+    let mid = data.len() / 3;
+    for b in &mut data[mid..mid + 20_000] {
+        *b = 0x5A;
+    }
+    data.truncate(data.len() * 7 / 10);
+    let bad = dir.join("damaged.h264");
+    std::fs::write(&bad, &data).unwrap();
+    let r = two_cameras(&bad);
+    assert!(r.camera_errors.is_empty(), "damage is not a camera failure: {:?}", r.camera_errors);
+    let cam = &r.stats.cameras[0];
+    let decoded = monitor::get(&cam.decoded);
+    assert!(decoded > 100 && decoded < 350, "decoding went on past the damage and stopped at the cut: {decoded}");
+    assert!(r.events.iter().any(|e| e.camera == "bad"), "faces before the damage still became events");
+    assert!(r.events.iter().filter(|e| e.camera == "good").count() >= 5);
+}
