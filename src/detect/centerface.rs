@@ -64,16 +64,23 @@ impl CenterFace {
         // Warm up every batch size once: ORT plans memory per shape, and the
         // first run of a shape is slow and allocates.
         for n in 1..=p.max_batch {
-            cf.run(n).map_err(|e| DetectError::Load(format!("model {} warm-up: {e}", model.display())))?;
+            run(&mut cf.session, &cf.input, n)
+                .map_err(|e| DetectError::Load(format!("model {} warm-up: {e}", model.display())))?;
         }
         Ok(cf)
     }
+}
 
-    fn run(&mut self, n: usize) -> Result<ort::session::SessionOutputs<'_>, DetectError> {
-        let view = self.input.slice(s![..n, .., .., ..]);
-        let t = TensorRef::from_array_view(view).map_err(|e| DetectError::Inference(e.to_string()))?;
-        self.session.run(ort::inputs![t]).map_err(|e| DetectError::Inference(e.to_string()))
-    }
+/// One inference over the first `n` batch items. Borrows only the session
+/// and the input, so the caller can keep reading its other fields.
+fn run<'s>(
+    session: &'s mut Session,
+    input: &Array4<f32>,
+    n: usize,
+) -> Result<ort::session::SessionOutputs<'s>, DetectError> {
+    let t = TensorRef::from_array_view(input.slice(s![..n, .., .., ..]))
+        .map_err(|e| DetectError::Inference(e.to_string()))?;
+    session.run(ort::inputs![t]).map_err(|e| DetectError::Inference(e.to_string()))
 }
 
 fn check_signature(session: &Session, model: &Path) -> Result<(), DetectError> {
@@ -104,8 +111,8 @@ impl Detector for CenterFace {
             self.letterboxes[i] = self.resamplers[i].fill(f, w, h, plane);
         }
         let (min_score, nms_iou) = (self.min_score, self.nms_iou);
-        let letterboxes = self.letterboxes.clone_from_slice_noalloc();
-        let outputs = self.run(n)?;
+        let letterboxes = &self.letterboxes;
+        let outputs = run(&mut self.session, &self.input, n)?;
         let get = |k: usize| -> Result<&[f32], DetectError> {
             outputs[k].try_extract_tensor::<f32>().map(|(_, d)| d).map_err(|e| DetectError::Inference(e.to_string()))
         };
@@ -139,22 +146,6 @@ impl Detector for CenterFace {
             }
         }
         Ok(())
-    }
-}
-
-/// Copy of the per-item letterboxes that lives on the stack (the batch is
-/// small and bounded), so the session can be borrowed while decoding.
-trait CloneNoAlloc {
-    fn clone_from_slice_noalloc(&self) -> heapless::Vec<Letterbox, 64>;
-}
-
-impl CloneNoAlloc for Vec<Letterbox> {
-    fn clone_from_slice_noalloc(&self) -> heapless::Vec<Letterbox, 64> {
-        let mut v = heapless::Vec::new();
-        for lb in self.iter().take(64) {
-            let _ = v.push(*lb);
-        }
-        v
     }
 }
 
