@@ -107,6 +107,8 @@ pub fn drain(cfg: &Config, timeout: Duration) -> Result<usize, PipelineError> {
 }
 
 /// The track thread: one ByteTracker and one best-face selector per camera.
+/// It has no stop flag on purpose: it runs until the detector's ring is
+/// finished, so every open track is closed into an event on shutdown.
 pub struct TrackWorker {
     pub input: Consumer<ToTrack>,
     pub out: Producer<PipelineEvent>,
@@ -115,7 +117,6 @@ pub struct TrackWorker {
     pub zones: Vec<CameraZones>,
     pub attention: AttentionConfig,
     pub stats: Arc<Stats>,
-    pub stop: Arc<AtomicBool>,
     /// Minimum time between two preview frames of a camera.
     pub preview_interval: Duration,
 }
@@ -131,7 +132,6 @@ impl TrackWorker {
             mut zones,
             attention: att,
             stats,
-            stop,
             preview_interval,
         } = self;
         let epoch = std::time::Instant::now();
@@ -260,7 +260,6 @@ impl TrackWorker {
             })
             .sum();
         stats.stages.rejected.store(rejected, std::sync::atomic::Ordering::Relaxed);
-        let _ = stop;
     }
 }
 
@@ -399,7 +398,6 @@ pub fn run_with_detector(
             .collect(),
         attention: cfg.attention.clone(),
         stats: stats.clone(),
-        stop: stop.clone(),
         preview_interval: Duration::from_secs_f64(1.0 / cfg.monitor.preview_fps),
     };
     let delivered = Arc::new(Mutex::new(Vec::new()));
