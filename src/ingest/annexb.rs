@@ -38,8 +38,14 @@ fn next_start(data: &[u8], from: usize) -> Option<usize> {
 
 impl PacketSource for AnnexBSource {
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, IngestError> {
-        let Some(start) = next_start(&self.data, self.pos) else {
-            return Ok(None);
+        let start = match next_start(&self.data, self.pos) {
+            Some(s) => s,
+            // At the end: start over when looping (and the stream is not empty).
+            None if self.looping && self.pos > 0 => match next_start(&self.data, 0) {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+            None => return Ok(None),
         };
         // Skip this start code before looking for the next one.
         let body = start + if self.data[start + 2] == 1 { 3 } else { 4 };

@@ -193,6 +193,10 @@ impl PacketSource for Mp4Source {
             self.sent_params = true;
             return Ok(Some(Packet { data: &self.params }));
         }
+        if self.next >= self.samples.len() && self.looping && !self.samples.is_empty() {
+            // Start over; the decoder keeps the parameter sets it already has.
+            self.next = 0;
+        }
         let Some(&(off, size)) = self.samples.get(self.next) else {
             return Ok(None);
         };
