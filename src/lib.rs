@@ -17,6 +17,7 @@ pub mod detect;
 pub mod event;
 pub mod geom;
 pub mod ingest;
+pub mod jpeg;
 pub mod logging;
 pub mod monitor;
 pub mod pipeline;

@@ -271,6 +271,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         max_batch: cfg.detector.batch(),
         min_score: cfg.detector.min_score,
         nms_iou: cfg.detector.nms_iou,
+        pad_batches: board::PAD_BATCHES,
     };
     Ok(Box::new(CenterFace::load(&cfg.detector.runtime, &cfg.detector.model, params)?))
 }

@@ -64,3 +64,21 @@ fn mp4_and_annexb_inputs_give_the_same_events() {
     assert_eq!(key(&r1), key(&r2), "same frames decoded, same faces found");
     let _ = (std::fs::remove_dir_all(&a), std::fs::remove_dir_all(&b));
 }
+
+/// The FP16 model setup.sh makes for GPU profiles must find the same people
+/// (run here on the CPU provider, which executes it through casts).
+#[test]
+fn fp16_model_passes_the_demo_ground_truth() {
+    common::require_assets();
+    let out = common::temp_dir("e2e-fp16");
+    let toml = format!(
+        "[outbox]\ndir = \"{}\"\n[detector]\nmodel = \"models/centerface-fp16.onnx\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:models/demo/demo.h264\"\n",
+        out.display()
+    );
+    let cfg = Config::from_toml(&toml, "test").unwrap();
+    let report = pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).expect("pipeline runs on the FP16 model");
+    let truth = demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let ev = demo::evaluate(&report.events, &truth);
+    assert!(ev.passed(), "FP16: every person exactly one event with IoU > 0.5: {ev:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}

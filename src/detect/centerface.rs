@@ -29,6 +29,7 @@ pub struct CenterFace {
     in_h: u32,
     min_score: f32,
     nms_iou: f32,
+    pad_batches: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +39,17 @@ pub struct CenterFaceParams {
     pub max_batch: usize,
     pub min_score: f32,
     pub nms_iou: f32,
+    /// Run partial batches at the next power of two (see boards/*.toml).
+    pub pad_batches: bool,
+}
+
+/// The batch dimension a batch of `n` frames runs at.
+pub fn run_shape(n: usize, max_batch: usize, pad: bool) -> usize {
+    if pad {
+        n.next_power_of_two().min(max_batch)
+    } else {
+        n
+    }
 }
 
 impl CenterFace {
@@ -60,10 +72,15 @@ impl CenterFace {
             in_h: p.input_height,
             min_score: p.min_score,
             nms_iou: p.nms_iou,
+            pad_batches: p.pad_batches,
         };
-        // Warm up every batch size once: ORT plans memory per shape, and the
-        // first run of a shape is slow and allocates.
+        // Warm up every shape the detector will run once: ORT plans memory
+        // per shape, and the first run of a shape is slow and allocates (on
+        // CUDA it also searches cuDNN's algorithms, seconds per shape).
         for n in 1..=p.max_batch {
+            if run_shape(n, p.max_batch, p.pad_batches) != n {
+                continue;
+            }
             run(&mut cf.session, &cf.input, n)
                 .map_err(|e| DetectError::Load(format!("model {} warm-up: {e}", model.display())))?;
         }
@@ -112,7 +129,9 @@ impl Detector for CenterFace {
         }
         let (min_score, nms_iou) = (self.min_score, self.nms_iou);
         let letterboxes = &self.letterboxes;
-        let outputs = run(&mut self.session, &self.input, n)?;
+        // Rows n.. of a padded batch hold older frames; their results are ignored.
+        let shape = run_shape(n, self.max_batch(), self.pad_batches);
+        let outputs = run(&mut self.session, &self.input, shape)?;
         let get = |k: usize| -> Result<&[f32], DetectError> {
             outputs[k].try_extract_tensor::<f32>().map(|(_, d)| d).map_err(|e| DetectError::Inference(e.to_string()))
         };
@@ -225,6 +244,13 @@ fn is_peak(heat: &[f32], w: usize, h: usize, x: usize, y: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_batches_run_at_powers_of_two_capped_by_the_maximum() {
+        let shapes: Vec<usize> = (1..=12).map(|n| run_shape(n, 12, true)).collect();
+        assert_eq!(shapes, [1, 2, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12]);
+        assert_eq!(run_shape(5, 12, false), 5);
+    }
 
     #[test]
     fn decode_finds_one_box_per_peak_with_its_geometry() {

@@ -277,6 +277,14 @@ fn stats_json(ctx: &Ctx) -> serde_json::Value {
 
 /// Streams one camera's preview as multipart JPEG until the viewer leaves.
 fn mjpeg(req: Request, ctx: &Ctx, cam: usize) {
+    let mut enc = match crate::jpeg::JpegEncoder::new() {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("preview of camera {cam}: {e}");
+            let _ = req.respond(Response::from_string("no JPEG encoder").with_status_code(500));
+            return;
+        }
+    };
     let pv = &ctx.stats.previews[cam];
     ctx.viewers.fetch_add(1, Ordering::Relaxed);
     pv.watchers.fetch_add(1, Ordering::Relaxed);
@@ -292,11 +300,8 @@ fn mjpeg(req: Request, ctx: &Ctx, cam: usize) {
         };
         let (pw, ph) = preview::render(&frame, ctx.preview_width, &mut rgb);
         drop(frame); // give the pool slot back before encoding
-        jpeg.clear();
-        if jpeg_encoder::Encoder::new(&mut jpeg, 75)
-            .encode(&rgb, pw as u16, ph as u16, jpeg_encoder::ColorType::Rgb)
-            .is_err()
-        {
+        if let Err(e) = enc.encode_rgb(&rgb, pw, ph, 75, &mut jpeg) {
+            log::warn!("preview of camera {cam}: {e}");
             continue;
         }
         let part = format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());

@@ -6,7 +6,6 @@
 
 pub mod findface;
 pub mod http;
-pub mod jpeg;
 pub mod outbox;
 pub mod sender;
 pub mod spool;
@@ -18,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::detect::Keypoints;
 use crate::event::{FaceEvent, PipelineEvent};
+use crate::jpeg;
 use crate::monitor::{inc, Stats};
 use crate::quality::QualityParts;
 use crate::ring::{Backoff, Consumer};
@@ -205,7 +205,8 @@ impl SinkWorker {
 
     pub fn run(mut self) {
         crate::board::pin_current_thread(crate::board::Role::Sender);
-        let mut enc = jpeg::JpegEncoder::default();
+        // Without an encoder, events still go out (without pictures, counted).
+        let mut enc = jpeg::JpegEncoder::new().map_err(|e| log::error!("{e}; events go out without JPEGs")).ok();
         let mut backoff = Backoff::default();
         loop {
             let Some(ev) = self.events.try_pop() else {
@@ -235,8 +236,13 @@ impl SinkWorker {
             let mut face_jpeg = Vec::new();
             let mut frame_jpeg = Vec::new();
             let full = crate::geom::BBox::new(0.0, 0.0, pic.width as f32, pic.height as f32);
-            let r1 = enc.encode(&pic, &jpeg::face_crop_region(&ev.bbox, 0.25), self.jpeg_quality, &mut face_jpeg);
-            let r2 = enc.encode(&pic, &full, self.jpeg_quality, &mut frame_jpeg);
+            let (r1, r2) = match enc.as_mut() {
+                Some(enc) => (
+                    enc.encode_i420(&pic, &jpeg::face_crop_region(&ev.bbox, 0.25), self.jpeg_quality, &mut face_jpeg),
+                    enc.encode_i420(&pic, &full, self.jpeg_quality, &mut frame_jpeg),
+                ),
+                None => (Err("no JPEG encoder".to_string()), Ok(())),
+            };
             drop(ev);
             if let Err(e) = r1.and(r2) {
                 log::error!("event {}: JPEG encoding failed: {e}", rec.id);

@@ -1,0 +1,264 @@
+//! JPEG encoding through libjpeg-turbo's TurboJPEG API (Debian's
+//! `libturbojpeg0-dev`, linked statically by build.rs so boards need no
+//! extra library). Event crops are encoded straight from the pool's I420
+//! planes: no RGB round trip, only a range-expansion table over the crop.
+//!
+//! Measured against the pure-Rust encoder this replaces in PERFORMANCE.md.
+
+use std::ffi::{c_char, c_int, c_uchar, c_ulong, c_void, CStr};
+use std::ptr::NonNull;
+
+use crate::geom::BBox;
+use crate::pool::I420;
+
+const TJSAMP_420: c_int = 2;
+const TJPF_RGB: c_int = 0;
+/// Never let TurboJPEG reallocate our buffer: it is sized with tjBufSize.
+const TJFLAG_NOREALLOC: c_int = 1024;
+
+// Linked by build.rs (static or shared, see there).
+extern "C" {
+    fn tjInitCompress() -> *mut c_void;
+    fn tjDestroy(handle: *mut c_void) -> c_int;
+    fn tjGetErrorStr2(handle: *mut c_void) -> *mut c_char;
+    fn tjBufSize(width: c_int, height: c_int, subsamp: c_int) -> c_ulong;
+    fn tjCompress2(
+        handle: *mut c_void,
+        src: *const c_uchar,
+        width: c_int,
+        pitch: c_int,
+        height: c_int,
+        pixel_format: c_int,
+        jpeg_buf: *mut *mut c_uchar,
+        jpeg_size: *mut c_ulong,
+        subsamp: c_int,
+        quality: c_int,
+        flags: c_int,
+    ) -> c_int;
+    fn tjCompressFromYUVPlanes(
+        handle: *mut c_void,
+        planes: *const *const c_uchar,
+        width: c_int,
+        strides: *const c_int,
+        height: c_int,
+        subsamp: c_int,
+        jpeg_buf: *mut *mut c_uchar,
+        jpeg_size: *mut c_ulong,
+        quality: c_int,
+        flags: c_int,
+    ) -> c_int;
+}
+
+/// Limited-range (video, BT.601: Y 16..235, C 16..240) to full-range (JFIF)
+/// tables. Decoders read JPEG as full range; without this, crops from
+/// x264/OpenH264 frames come out grey-black and washed out.
+struct RangeTables {
+    luma: [u8; 256],
+    chroma: [u8; 256],
+}
+
+impl RangeTables {
+    const fn new() -> Self {
+        let (mut luma, mut chroma) = ([0u8; 256], [0u8; 256]);
+        let mut i = 0;
+        while i < 256 {
+            let y = (i as i32 - 16) * 255 * 2 / 219;
+            let y = (y + 1) / 2;
+            luma[i] = if y < 0 {
+                0
+            } else if y > 255 {
+                255
+            } else {
+                y as u8
+            };
+            let c = 128 + ((i as i32 - 128) * 255 * 2 / 224 + if i >= 128 { 1 } else { -1 }) / 2;
+            chroma[i] = if c < 0 {
+                0
+            } else if c > 255 {
+                255
+            } else {
+                c as u8
+            };
+            i += 1;
+        }
+        RangeTables { luma, chroma }
+    }
+}
+
+static RANGE: RangeTables = RangeTables::new();
+
+/// One TurboJPEG compressor and its reused buffers; one per encoding thread.
+pub struct JpegEncoder {
+    handle: NonNull<c_void>,
+    planes: [Vec<u8>; 3],
+}
+
+// The handle is only used through &mut self, from one thread at a time.
+unsafe impl Send for JpegEncoder {}
+
+impl Drop for JpegEncoder {
+    fn drop(&mut self) {
+        unsafe { tjDestroy(self.handle.as_ptr()) };
+    }
+}
+
+impl JpegEncoder {
+    pub fn new() -> Result<Self, String> {
+        let handle = NonNull::new(unsafe { tjInitCompress() }).ok_or("libturbojpeg: tjInitCompress failed")?;
+        Ok(JpegEncoder { handle, planes: Default::default() })
+    }
+
+    fn error(&self) -> String {
+        let msg = unsafe { CStr::from_ptr(tjGetErrorStr2(self.handle.as_ptr())) };
+        format!("libturbojpeg: {}", msg.to_string_lossy())
+    }
+
+    /// Encodes `region` (clipped to the picture, grown to even coordinates
+    /// for 4:2:0) of `pic` at `quality` into `out`.
+    pub fn encode_i420(&mut self, pic: &I420<'_>, region: &BBox, quality: u8, out: &mut Vec<u8>) -> Result<(), String> {
+        let r = region.clip(pic.width as f32, pic.height as f32);
+        let (pw, ph) = (pic.width as usize, pic.height as usize);
+        let x1 = (r.x1.max(0.0).floor() as usize) & !1;
+        let y1 = (r.y1.max(0.0).floor() as usize) & !1;
+        let x2 = (r.x2.ceil() as usize).min(pw);
+        let y2 = (r.y2.ceil() as usize).min(ph);
+        if x2 <= x1 || y2 <= y1 {
+            return Err(format!("region {region:?} is empty inside the {pw}x{ph} picture"));
+        }
+        let (w, h) = (x2 - x1, y2 - y1);
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let cs = pic.chroma_stride();
+        let [py, pu, pv] = &mut self.planes;
+        py.clear();
+        for row in pic.y[y1 * pw..].chunks(pw).take(h) {
+            py.extend(row[x1..x1 + w].iter().map(|&v| RANGE.luma[v as usize]));
+        }
+        for (dst, src) in [(&mut *pu, pic.u), (&mut *pv, pic.v)] {
+            dst.clear();
+            for row in src[(y1 / 2) * cs..].chunks(cs).take(ch) {
+                dst.extend(row[x1 / 2..x1 / 2 + cw].iter().map(|&v| RANGE.chroma[v as usize]));
+            }
+        }
+        let planes = [py.as_ptr(), pu.as_ptr(), pv.as_ptr()];
+        let strides = [w as c_int, cw as c_int, cw as c_int];
+        let cap = unsafe { tjBufSize(w as c_int, h as c_int, TJSAMP_420) } as usize;
+        out.clear();
+        out.resize(cap, 0);
+        let mut buf = out.as_mut_ptr();
+        let mut size = cap as c_ulong;
+        let rc = unsafe {
+            tjCompressFromYUVPlanes(
+                self.handle.as_ptr(),
+                planes.as_ptr(),
+                w as c_int,
+                strides.as_ptr(),
+                h as c_int,
+                TJSAMP_420,
+                &mut buf,
+                &mut size,
+                quality.clamp(1, 100) as c_int,
+                TJFLAG_NOREALLOC,
+            )
+        };
+        if rc != 0 {
+            out.clear();
+            return Err(self.error());
+        }
+        out.truncate(size as usize);
+        Ok(())
+    }
+
+    /// Encodes packed RGB (`width * height * 3` bytes) at `quality`.
+    pub fn encode_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        quality: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let (w, h) = (width as usize, height as usize);
+        if w == 0 || h == 0 || rgb.len() < w * h * 3 {
+            return Err(format!("{width}x{height} RGB needs {} bytes, got {}", w * h * 3, rgb.len()));
+        }
+        let cap = unsafe { tjBufSize(w as c_int, h as c_int, TJSAMP_420) } as usize;
+        out.clear();
+        out.resize(cap, 0);
+        let mut buf = out.as_mut_ptr();
+        let mut size = cap as c_ulong;
+        let rc = unsafe {
+            tjCompress2(
+                self.handle.as_ptr(),
+                rgb.as_ptr(),
+                w as c_int,
+                (w * 3) as c_int,
+                h as c_int,
+                TJPF_RGB,
+                &mut buf,
+                &mut size,
+                TJSAMP_420,
+                quality.clamp(1, 100) as c_int,
+                TJFLAG_NOREALLOC,
+            )
+        };
+        if rc != 0 {
+            out.clear();
+            return Err(self.error());
+        }
+        out.truncate(size as usize);
+        Ok(())
+    }
+}
+
+/// The face box grown by `margin` of its size on every side: a crop that
+/// keeps the whole head, as recognition servers prefer.
+pub fn face_crop_region(b: &BBox, margin: f32) -> BBox {
+    let (mw, mh) = (b.width() * margin, b.height() * margin);
+    BBox::new(b.x1 - mw, b.y1 - mh, b.x2 + mw, b.y2 + mh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sof_size(jpg: &[u8]) -> (u16, u16) {
+        let sof = jpg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("baseline SOF");
+        let h = u16::from_be_bytes([jpg[sof + 5], jpg[sof + 6]]);
+        let w = u16::from_be_bytes([jpg[sof + 7], jpg[sof + 8]]);
+        (w, h)
+    }
+
+    #[test]
+    fn encodes_a_clipped_even_aligned_region_of_an_i420_picture() {
+        let (w, h) = (64u32, 48u32);
+        let mut buf = vec![120u8; (w * h) as usize];
+        buf.extend(std::iter::repeat_n(128u8, (w * h / 2) as usize));
+        let pic = I420::new(&buf, w, h);
+        let mut enc = JpegEncoder::new().unwrap();
+        let mut out = Vec::new();
+        enc.encode_i420(&pic, &BBox::new(-5.0, 11.0, 30.0, 40.0), 90, &mut out).unwrap();
+        assert_eq!(&out[..2], &[0xFF, 0xD8], "SOI marker");
+        assert_eq!(&out[out.len() - 2..], &[0xFF, 0xD9], "EOI marker");
+        // x from 0 (clipped), y from 10 (11 rounded down to even).
+        assert_eq!(sof_size(&out), (30, 30));
+        let empty = enc.encode_i420(&pic, &BBox::new(70.0, 0.0, 80.0, 10.0), 90, &mut out);
+        assert!(empty.unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn encodes_rgb_and_rejects_a_short_buffer() {
+        let rgb: Vec<u8> = (0..32 * 16 * 3).map(|i| (i % 251) as u8).collect();
+        let mut enc = JpegEncoder::new().unwrap();
+        let mut out = Vec::new();
+        enc.encode_rgb(&rgb, 32, 16, 75, &mut out).unwrap();
+        assert_eq!(sof_size(&out), (32, 16));
+        assert!(enc.encode_rgb(&rgb, 64, 16, 75, &mut out).is_err());
+    }
+
+    #[test]
+    fn video_range_maps_onto_full_range() {
+        assert_eq!((RANGE.luma[16], RANGE.luma[235], RANGE.luma[0], RANGE.luma[255]), (0, 255, 0, 255));
+        assert_eq!((RANGE.chroma[16], RANGE.chroma[128], RANGE.chroma[240]), (0, 128, 255));
+        assert!(RANGE.luma.windows(2).all(|p| p[0] <= p[1]), "monotonic");
+    }
+}
