@@ -88,6 +88,10 @@ fn main() {
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("board.rs");
     std::fs::write(dest, out).unwrap();
     link_turbojpeg();
+    if std::env::var_os("CARGO_FEATURE_H265").is_some() {
+        // Shared: libde265 is C++ (a static copy would drag libstdc++ in).
+        println!("cargo:rustc-link-lib=dylib=de265");
+    }
 }
 
 /// libjpeg-turbo's TurboJPEG library, statically when its archive is there

@@ -93,6 +93,26 @@ if [ ! -e models/demo/demo.h264 ]; then
         "insightface-$INSIGHTFACE_VERSION/insightface/data/images/Tom_Hanks_54745.png"
     $VPY scripts/make_demo.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo
 fi
+# The same video in H.265 (x265 through ffmpeg), for H.265 RTSP cameras.
+if [ ! -e models/demo/demo.h265 ]; then
+    ffmpeg -v error -y -i models/demo/demo.h264 -c:v libx265 -preset fast \
+        -x265-params log-level=error:bframes=0:keyint=50 -pix_fmt yuv420p -f hevc models/demo/demo.h265
+fi
+# Frame 100 of the demo as a USB camera would deliver it (V4L2 YUYV, and
+# MJPEG in the 4:2:2 webcams use), for the frame-conversion tests.
+if [ ! -e models/demo/usb/frame100.yuyv ]; then
+    mkdir -p models/demo/usb
+    ffmpeg -v error -y -i models/demo/demo.h264 -vf "select=eq(n\,100)" -frames:v 1 -f rawvideo -pix_fmt yuyv422 models/demo/usb/frame100.yuyv
+    ffmpeg -v error -y -i models/demo/demo.h264 -vf "select=eq(n\,100)" -frames:v 1 -c:v mjpeg -pix_fmt yuvj422p -q:v 3 -f mjpeg models/demo/usb/frame100.mjpg
+fi
+# 56 s MP4s (the demo four times, stream copy) for the loopback RTSP server
+# of the tests: MP4 carries the timestamps it paces and stamps RTP by.
+for c in h264 h265; do
+    if [ ! -e "models/demo/rtsp-$c.mp4" ]; then
+        for _ in 1 2 3 4; do echo "file '$PWD/models/demo/demo.$c'"; done > "$CACHE/rtsp-$c.txt"
+        ffmpeg -v error -y -f concat -safe 0 -r 25 -i "$CACHE/rtsp-$c.txt" -c copy "models/demo/rtsp-$c.mp4"
+    fi
+done
 # The browser test drives Debian's Chromium through playwright-core (npm);
 # playwright never downloads a browser of its own here.
 if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+# `h265` links libde265 (Debian libde265-dev) for H.265 cameras; `v4l2`
+# adds USB cameras (its bindings are generated with libclang-dev).
+cargo clippy --all-targets --features h265,v4l2 -- -D warnings
+cargo test --all-targets --features h265,v4l2
 
 # aarch64 (Jetson, Raspberry Pi 5): cross-build the release binary with
 # Debian's gcc-aarch64-linux-gnu and run the unit tests under qemu-user

@@ -321,6 +321,42 @@ pub struct CameraConfig {
     /// Entering needs the anchor this far inside, leaving this far outside.
     #[serde(default = "default_hysteresis")]
     pub zone_hysteresis_px: f32,
+    /// RTSP user name (or `user:password@` in the URL).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// RTSP password; never logged (URLs are redacted everywhere).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// RTSP transport: `tcp` (interleaved, the default) or `udp`.
+    #[serde(default)]
+    pub transport: RtspTransport,
+    /// Live cameras: first reconnect delay; doubles up to `reconnect_max_ms`,
+    /// with jitter.
+    #[serde(default = "default_reconnect_initial")]
+    pub reconnect_initial_ms: u64,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_ms: u64,
+    /// Live cameras: no frame for this long means stalled: reconnect.
+    #[serde(default = "default_stall")]
+    pub stall_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+fn default_reconnect_initial() -> u64 {
+    500
+}
+fn default_reconnect_max() -> u64 {
+    30_000
+}
+fn default_stall() -> u64 {
+    10_000
 }
 
 fn default_hysteresis() -> f32 {
@@ -381,6 +417,26 @@ fn default_max_age() -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceKind {
     File(PathBuf),
+    /// `url` carries no credentials: they travel apart, so no error or log
+    /// line built from the URL can leak them.
+    Rtsp {
+        url: String,
+        username: Option<String>,
+        password: Option<Secret>,
+    },
+    /// A USB camera: `v4l2:/dev/video0?width=1280&height=720&format=mjpeg`.
+    V4l2 {
+        device: String,
+        width: u32,
+        height: u32,
+        format: V4l2Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V4l2Format {
+    Mjpeg,
+    Yuyv,
 }
 
 impl CameraConfig {
@@ -389,12 +445,102 @@ impl CameraConfig {
         if let Some(p) = u.strip_prefix("file:") {
             return Ok(SourceKind::File(PathBuf::from(p)));
         }
+        if u.starts_with("rtsp://") || u.starts_with("rtsps://") {
+            return self.rtsp_source(u);
+        }
+        if let Some(rest) = u.strip_prefix("v4l2:") {
+            return v4l2_source(rest);
+        }
         if u.contains("://") {
             let scheme = u.split("://").next().unwrap_or("");
-            return Err(format!("scheme `{scheme}` is not supported by this build (supported: file:)"));
+            return Err(format!("scheme `{scheme}` is not supported (supported: rtsp://, rtsps://, v4l2:, file:)"));
         }
         Ok(SourceKind::File(PathBuf::from(u)))
     }
+}
+
+impl CameraConfig {
+    fn rtsp_source(&self, u: &str) -> Result<SourceKind, String> {
+        let mut parsed = url::Url::parse(u).map_err(|e| format!("not a valid URL ({e}): {}", redact_url(u)))?;
+        if parsed.host_str().is_none_or(|h| h.is_empty()) {
+            return Err(format!("no host in {}", redact_url(u)));
+        }
+        let decode = |s: &str| percent_decode(s);
+        let (mut username, mut password) = (None, None);
+        if !parsed.username().is_empty() {
+            username = Some(decode(parsed.username()));
+            password = parsed.password().map(|p| Secret::new(decode(p)));
+        }
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        if self.username.is_some() {
+            username = self.username.clone();
+        }
+        if self.password.is_some() {
+            password = self.password.clone();
+        }
+        if password.is_some() && username.is_none() {
+            return Err("a password is set but no username".into());
+        }
+        Ok(SourceKind::Rtsp { url: parsed.to_string(), username, password })
+    }
+
+    /// The camera's URL with any credentials replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+fn v4l2_source(rest: &str) -> Result<SourceKind, String> {
+    let rest = rest.trim_start_matches("//");
+    let (device, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !device.starts_with("/dev/") {
+        return Err(format!("V4L2 device must be a /dev path, got {device:?}"));
+    }
+    let (mut width, mut height, mut format) = (1280u32, 720u32, V4l2Format::Mjpeg);
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let num = || v.parse::<u32>().map_err(|_| format!("V4L2 `{k}` must be a number, got {v:?}"));
+        match k {
+            "width" => width = num()?,
+            "height" => height = num()?,
+            "format" => {
+                format = match v {
+                    "mjpeg" => V4l2Format::Mjpeg,
+                    "yuyv" => V4l2Format::Yuyv,
+                    _ => return Err(format!("V4L2 format must be mjpeg or yuyv, got {v:?}")),
+                }
+            }
+            _ => return Err(format!("unknown V4L2 option `{k}` (width, height, format)")),
+        }
+    }
+    if width == 0 || height == 0 || width > crate::board::MAX_FRAME_WIDTH || height > crate::board::MAX_FRAME_HEIGHT {
+        return Err(format!(
+            "V4L2 size {width}x{height} outside 1x1..{}x{} (board `{}`)",
+            crate::board::MAX_FRAME_WIDTH,
+            crate::board::MAX_FRAME_HEIGHT,
+            crate::board::NAME
+        ));
+    }
+    Ok(SourceKind::V4l2 { device: device.to_string(), width, height, format })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Replaces `user:password@` in a URL with `***@`, for logs and stats.
@@ -703,6 +849,48 @@ detection_skip_frames = 2
         assert_eq!(e.key, "cameras[1].url");
         let e = Config::from_toml("", "t").unwrap_err();
         assert_eq!(e.key, "cameras");
+    }
+
+    #[test]
+    fn v4l2_urls_parse_with_defaults_and_named_errors() {
+        assert_eq!(
+            v4l2_source("/dev/video2?width=640&height=480&format=yuyv").unwrap(),
+            SourceKind::V4l2 { device: "/dev/video2".into(), width: 640, height: 480, format: V4l2Format::Yuyv }
+        );
+        assert_eq!(
+            v4l2_source("///dev/video0").unwrap(),
+            SourceKind::V4l2 { device: "/dev/video0".into(), width: 1280, height: 720, format: V4l2Format::Mjpeg }
+        );
+        assert!(v4l2_source("/dev/video0?format=h264").unwrap_err().contains("mjpeg or yuyv"));
+        assert!(v4l2_source("/dev/video0?fps=30").unwrap_err().contains("unknown V4L2 option `fps`"));
+        assert!(v4l2_source("/dev/video0?width=9000").unwrap_err().contains("outside"));
+        assert!(v4l2_source("video0").unwrap_err().contains("/dev path"));
+    }
+
+    #[test]
+    fn rtsp_credentials_are_taken_out_of_the_url() {
+        let cam = |extra: &str| {
+            let t = format!("[[cameras]]\nname = \"c\"\nurl = \"rtsp://u%40x:p%3Aw@10.0.0.5:554/live\"\n{extra}");
+            Config::from_toml(&t, "t").map(|c| c.cameras[0].clone())
+        };
+        let c = cam("").unwrap();
+        let SourceKind::Rtsp { url, username, password } = c.source().unwrap() else { panic!("rtsp") };
+        assert_eq!(url, "rtsp://10.0.0.5:554/live");
+        assert_eq!(username.as_deref(), Some("u@x"));
+        assert_eq!(password.unwrap().expose(), "p:w");
+        assert_eq!(c.redacted_url(), "rtsp://***@10.0.0.5:554/live");
+        // Config keys win over the URL's.
+        let c = cam("username = \"other\"\npassword = \"k\"\ntransport = \"udp\"").unwrap();
+        let SourceKind::Rtsp { username, password, .. } = c.source().unwrap() else { panic!("rtsp") };
+        assert_eq!((username.as_deref(), password.unwrap().expose()), (Some("other"), "k"));
+        assert_eq!(c.transport, RtspTransport::Udp);
+        let e =
+            Config::from_toml("[[cameras]]\nname = \"c\"\nurl = \"rtsp://h/x\"\npassword = \"k\"\n", "t").unwrap_err();
+        assert_eq!(e.key, "cameras[0].url");
+        assert!(e.to_string().contains("no username"), "{e}");
+        let e = Config::from_toml("[[cameras]]\nname = \"c\"\nurl = \"rtsp://h/x\"\ntransport = \"quic\"\n", "t")
+            .unwrap_err();
+        assert!(e.to_string().contains("cameras[0].transport"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! planes: no RGB round trip, only a range-expansion table over the crop.
 //!
 //! Measured against the pure-Rust encoder this replaces in PERFORMANCE.md.
+//! Decoding (USB cameras' MJPEG) lands in packed I420, video range, like
+//! every other source.
 
 use std::ffi::{c_char, c_int, c_uchar, c_ulong, c_void, CStr};
 use std::ptr::NonNull;
@@ -33,6 +35,28 @@ extern "C" {
         jpeg_size: *mut c_ulong,
         subsamp: c_int,
         quality: c_int,
+        flags: c_int,
+    ) -> c_int;
+    fn tjInitDecompress() -> *mut c_void;
+    fn tjDecompressHeader3(
+        handle: *mut c_void,
+        jpeg: *const c_uchar,
+        size: c_ulong,
+        width: *mut c_int,
+        height: *mut c_int,
+        subsamp: *mut c_int,
+        colorspace: *mut c_int,
+    ) -> c_int;
+    fn tjPlaneWidth(component: c_int, width: c_int, subsamp: c_int) -> c_int;
+    fn tjPlaneHeight(component: c_int, height: c_int, subsamp: c_int) -> c_int;
+    fn tjDecompressToYUVPlanes(
+        handle: *mut c_void,
+        jpeg: *const c_uchar,
+        size: c_ulong,
+        planes: *mut *mut c_uchar,
+        width: c_int,
+        strides: *mut c_int,
+        height: c_int,
         flags: c_int,
     ) -> c_int;
     fn tjCompressFromYUVPlanes(
@@ -86,6 +110,110 @@ impl RangeTables {
 }
 
 static RANGE: RangeTables = RangeTables::new();
+
+/// Full range (JFIF) back to video range, for decoded MJPEG.
+struct ToVideoRange {
+    luma: [u8; 256],
+    chroma: [u8; 256],
+}
+
+impl ToVideoRange {
+    const fn new() -> Self {
+        let (mut luma, mut chroma) = ([0u8; 256], [0u8; 256]);
+        let mut i = 0;
+        while i < 256 {
+            luma[i] = (16 + (i as i32 * 219 + 127) / 255) as u8;
+            let c = 128 + ((i as i32 - 128) * 224 + if i >= 128 { 127 } else { -127 }) / 255;
+            chroma[i] = c as u8;
+            i += 1;
+        }
+        ToVideoRange { luma, chroma }
+    }
+}
+
+static TO_VIDEO: ToVideoRange = ToVideoRange::new();
+
+const TJSAMP_GRAY: c_int = 3;
+
+/// One TurboJPEG decompressor and its reused planes (USB cameras' MJPEG).
+pub struct JpegDecoder {
+    handle: NonNull<c_void>,
+    planes: [Vec<u8>; 3],
+}
+
+// Only used through &mut self, from one thread at a time.
+unsafe impl Send for JpegDecoder {}
+
+impl Drop for JpegDecoder {
+    fn drop(&mut self) {
+        unsafe { tjDestroy(self.handle.as_ptr()) };
+    }
+}
+
+impl JpegDecoder {
+    pub fn new() -> Result<Self, String> {
+        let handle = NonNull::new(unsafe { tjInitDecompress() }).ok_or("libturbojpeg: tjInitDecompress failed")?;
+        Ok(JpegDecoder { handle, planes: Default::default() })
+    }
+
+    /// Decodes `jpeg` into packed I420 (video range) in `out`; returns its size.
+    /// Any chroma subsampling is resampled to 4:2:0; greyscale gets neutral chroma.
+    pub fn decode_to_i420(&mut self, jpeg: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), String> {
+        let h = self.handle.as_ptr();
+        let err = || format!("libturbojpeg: {}", unsafe { CStr::from_ptr(tjGetErrorStr2(h)) }.to_string_lossy());
+        let (mut w, mut ht, mut sub, mut cs) = (0, 0, 0, 0);
+        if unsafe { tjDecompressHeader3(h, jpeg.as_ptr(), jpeg.len() as c_ulong, &mut w, &mut ht, &mut sub, &mut cs) }
+            != 0
+        {
+            return Err(err());
+        }
+        if w <= 0 || ht <= 0 {
+            return Err(format!("JPEG of {w}x{ht}"));
+        }
+        let ncomp = if sub == TJSAMP_GRAY { 1 } else { 3 };
+        let mut dims = [(0usize, 0usize); 3];
+        let mut ptrs = [std::ptr::null_mut::<c_uchar>(); 3];
+        let mut strides = [0 as c_int; 3];
+        for c in 0..ncomp {
+            let (pw, ph) = unsafe { (tjPlaneWidth(c as c_int, w, sub), tjPlaneHeight(c as c_int, ht, sub)) };
+            dims[c] = (pw as usize, ph as usize);
+            self.planes[c].resize(pw as usize * ph as usize, 0);
+            ptrs[c] = self.planes[c].as_mut_ptr();
+            strides[c] = pw;
+        }
+        if unsafe {
+            tjDecompressToYUVPlanes(
+                h,
+                jpeg.as_ptr(),
+                jpeg.len() as c_ulong,
+                ptrs.as_mut_ptr(),
+                w,
+                strides.as_mut_ptr(),
+                ht,
+                0,
+            )
+        } != 0
+        {
+            return Err(err());
+        }
+        let (w, ht) = (w as usize, ht as usize);
+        let (cw, ch) = (w.div_ceil(2), ht.div_ceil(2));
+        out.clear();
+        out.extend(self.planes[0][..w * ht].iter().map(|&v| TO_VIDEO.luma[v as usize]));
+        for (plane, &(pw, ph)) in self.planes.iter().zip(dims.iter()).skip(1) {
+            if ncomp == 1 {
+                out.extend(std::iter::repeat_n(128u8, cw * ch));
+                continue;
+            }
+            // Nearest-sample resampling to 4:2:0 (exact for 4:2:0 itself).
+            for y in 0..ch {
+                let sy = (y * ph / ch).min(ph - 1);
+                out.extend((0..cw).map(|x| TO_VIDEO.chroma[plane[sy * pw + (x * pw / cw).min(pw - 1)] as usize]));
+            }
+        }
+        Ok((w as u32, ht as u32))
+    }
+}
 
 /// One TurboJPEG compressor and its reused buffers; one per encoding thread.
 pub struct JpegEncoder {
@@ -253,6 +381,26 @@ mod tests {
         enc.encode_rgb(&rgb, 32, 16, 75, &mut out).unwrap();
         assert_eq!(sof_size(&out), (32, 16));
         assert!(enc.encode_rgb(&rgb, 64, 16, 75, &mut out).is_err());
+    }
+
+    #[test]
+    fn jpeg_round_trip_through_i420_keeps_the_picture() {
+        // A 64x48 gradient, encoded then decoded: sizes match, pixels close.
+        let (w, h) = (64u32, 48u32);
+        let mut buf: Vec<u8> = (0..w * h).map(|i| 16 + ((i % w) * 3) as u8).collect();
+        buf.extend((0..(w * h / 2)).map(|i| 100 + (i % 40) as u8));
+        let pic = I420::new(&buf, w, h);
+        let mut enc = JpegEncoder::new().unwrap();
+        let mut jpg = Vec::new();
+        enc.encode_i420(&pic, &BBox::new(0.0, 0.0, w as f32, h as f32), 95, &mut jpg).unwrap();
+        let mut dec = JpegDecoder::new().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(dec.decode_to_i420(&jpg, &mut out).unwrap(), (w, h));
+        assert_eq!(out.len(), buf.len());
+        let worst = out.iter().zip(&buf).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+        assert!(worst <= 6, "round trip error {worst}");
+        assert!(dec.decode_to_i420(&jpg[..jpg.len() / 3], &mut out).is_err() || out.len() == buf.len());
+        assert!(dec.decode_to_i420(b"not a jpeg", &mut out).is_err());
     }
 
     #[test]

@@ -263,6 +263,68 @@ impl TrackWorker {
     }
 }
 
+/// A live camera (RTSP, V4L2) as a reconnecting source.
+fn live_source(
+    cam: &crate::config::CameraConfig,
+    index: usize,
+    opener: Box<dyn crate::ingest::live::StreamOpener>,
+    clocks: &Arc<dyn Clocks>,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+) -> Box<dyn crate::ingest::PacketSource> {
+    let policy = crate::ingest::live::ReconnectPolicy {
+        initial: Duration::from_millis(cam.reconnect_initial_ms),
+        max: Duration::from_millis(cam.reconnect_max_ms),
+        stall: Duration::from_millis(cam.stall_timeout_ms),
+    };
+    log::info!("camera {}: {} ({:?} transport for RTSP)", cam.name, cam.redacted_url(), cam.transport);
+    Box::new(crate::ingest::live::LiveSource::new(
+        cam.name.clone(),
+        index,
+        opener,
+        policy,
+        clocks.clone(),
+        stats.clone(),
+        stop.clone(),
+    ))
+}
+
+#[cfg(feature = "v4l2")]
+#[allow(clippy::too_many_arguments)]
+fn open_v4l2(
+    cam: &crate::config::CameraConfig,
+    index: usize,
+    device: String,
+    width: u32,
+    height: u32,
+    format: crate::config::V4l2Format,
+    clocks: &Arc<dyn Clocks>,
+    stats: &Arc<Stats>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Box<dyn crate::ingest::PacketSource>, crate::ingest::IngestError> {
+    let opener = crate::ingest::v4l2::V4l2Opener { device, width, height, format };
+    Ok(live_source(cam, index, Box::new(opener), clocks, stats, stop))
+}
+
+#[cfg(not(feature = "v4l2"))]
+#[allow(clippy::too_many_arguments)]
+fn open_v4l2(
+    _cam: &crate::config::CameraConfig,
+    _index: usize,
+    _device: String,
+    _width: u32,
+    _height: u32,
+    _format: crate::config::V4l2Format,
+    _clocks: &Arc<dyn Clocks>,
+    _stats: &Arc<Stats>,
+    _stop: &Arc<AtomicBool>,
+) -> Result<Box<dyn crate::ingest::PacketSource>, crate::ingest::IngestError> {
+    Err(crate::ingest::IngestError(
+        "USB (V4L2) cameras need a build with the `v4l2` cargo feature (apt-get install libclang-dev for its bindings)"
+            .into(),
+    ))
+}
+
 /// Builds the detector the board and config ask for.
 pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
     let params = CenterFaceParams {
@@ -321,8 +383,19 @@ pub fn run_with_detector(
     let mut captures = Vec::new();
     let mut camera_errors = Vec::new();
     for (i, cam) in cfg.cameras.iter().enumerate() {
+        let mut live = false;
         let src = match cam.source() {
             Ok(SourceKind::File(path)) => crate::ingest::open_file(&path),
+            Ok(SourceKind::Rtsp { url, username, password }) => {
+                live = true;
+                let opener = crate::ingest::rtsp::RtspOpener::new(&url, username, password, cam.transport)
+                    .map_err(crate::ingest::IngestError);
+                opener.map(|o| live_source(cam, i, Box::new(o), &clocks, &stats, &stop))
+            }
+            Ok(SourceKind::V4l2 { device, width, height, format }) => {
+                live = true;
+                open_v4l2(cam, i, device, width, height, format, &clocks, &stats, &stop)
+            }
             Err(e) => Err(crate::ingest::IngestError(e)),
         };
         let src = src.map(|mut s| {
@@ -343,12 +416,13 @@ pub fn run_with_detector(
         };
         let (p, c) = ring::channel(board::CAPTURE_RING);
         stats.register_ring(format!("capture/{}", cam.name), p.stats().clone());
-        inputs.push(CameraInput::new(i as u8, c, cam.detection_skip_frames, cam.realtime, cam.max_frame_age_ms));
+        let realtime = cam.realtime || live;
+        inputs.push(CameraInput::new(i as u8, c, cam.detection_skip_frames, realtime, cam.max_frame_age_ms));
         captures.push((
             Capture {
                 camera: i as u8,
                 name: cam.name.clone(),
-                realtime: cam.realtime,
+                realtime,
                 fps: cam.fps,
                 pool: pool.clone(),
                 out: p,

@@ -51,7 +51,7 @@ impl PacketSource for AnnexBSource {
         let body = start + if self.data[start + 2] == 1 { 3 } else { 4 };
         let end = next_start(&self.data, body).unwrap_or(self.data.len());
         self.pos = end;
-        Ok(Some(Packet { data: &self.data[start..end] }))
+        Ok(Some(Packet::h264(&self.data[start..end])))
     }
     fn fps(&self) -> Option<f32> {
         None

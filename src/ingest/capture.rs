@@ -4,7 +4,8 @@
 //! Two policies, by source: a file read as fast as possible (`realtime =
 //! false`) waits for room and loses nothing; a live or paced source never
 //! blocks on the pipeline: with no free pool slot or a full ring the frame
-//! is dropped and counted.
+//! is dropped and counted. Files are paced by their frame rate; live
+//! cameras by the camera itself, with their own (RTP) timestamps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use super::PacketSource;
 use crate::board;
 use crate::clock::Clocks;
-use crate::decode::{H264Decoder, Picture};
+use crate::decode::{Picture, VideoDecoder};
 use crate::monitor::{inc, CameraState, CameraStats};
 use crate::pool::{i420_len, FramePool, FrameRef};
 use crate::ring::{Backoff, Producer};
@@ -40,12 +41,17 @@ impl Capture {
     /// is dropped on return, which tells the detector this camera is done.
     pub fn run(mut self, mut source: Box<dyn PacketSource>) -> Result<u64, String> {
         board::pin_current_thread(board::Role::Capture);
-        let mut dec = H264Decoder::new().map_err(|e| format!("camera {}: {e}", self.name))?;
+        let live = source.is_live();
+        let pace = self.realtime && !live;
+        self.realtime |= live;
+        let mut dec: Option<VideoDecoder> = None;
         let fps = source.fps().unwrap_or(self.fps).max(0.1);
         let frame_ms = 1000.0 / fps as f64;
         let start = self.clocks.monotonic();
         let mut seq = 0u64;
-        self.cam().set_state(CameraState::Streaming);
+        if !live {
+            self.cam().set_state(CameraState::Streaming);
+        }
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -54,11 +60,22 @@ impl Capture {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
-                    self.cam().set_state(CameraState::Failed);
+                    self.cam().set_state_reason(CameraState::Failed, &e.0);
                     return Err(format!("camera {}: {e}", self.name));
                 }
             };
+            // A new connection (or a codec change) starts a new decoder:
+            // reference pictures of the old stream mean nothing to it.
+            if pkt.fresh || dec.as_ref().is_none_or(|d| d.codec() != pkt.codec) {
+                dec = Some(VideoDecoder::new(pkt.codec).map_err(|e| {
+                    let msg = format!("camera {}: {e}", self.name);
+                    self.cam().set_state_reason(CameraState::Failed, &msg);
+                    msg
+                })?);
+            }
+            let dec = dec.as_mut().expect("set above");
             let t0 = self.clocks.monotonic();
+            let pts = pkt.pts_ms;
             let pic = match dec.decode(pkt.data) {
                 Ok(p) => p,
                 Err(e) => {
@@ -70,18 +87,22 @@ impl Capture {
             if let Some(pic) = pic {
                 let decode_us = (self.clocks.monotonic() - t0).as_micros() as u64;
                 self.stats.stages.decode.record_us(decode_us);
-                if self.realtime {
+                if pace {
                     let due = start + Duration::from_secs_f64(seq as f64 * frame_ms / 1000.0);
                     let now = self.clocks.monotonic();
                     if due > now {
                         self.clocks.sleep(due - now);
                     }
                 }
-                let pts_ms = (seq as f64 * frame_ms) as u64;
+                let pts_ms = pts.unwrap_or((seq as f64 * frame_ms) as u64);
                 emit(&pic, seq, pts_ms, &mut self)?;
                 seq += 1;
             }
         }
+        let Some(mut dec) = dec else {
+            self.cam().set_state(CameraState::Ended);
+            return Ok(seq);
+        };
         while let Some(pic) = dec.flush_one() {
             let pts_ms = (seq as f64 * frame_ms) as u64;
             emit(&pic, seq, pts_ms, &mut self)?;
@@ -100,8 +121,7 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
         || pic.height > board::MAX_FRAME_HEIGHT
         || i420_len(pic.width, pic.height) > c.pool.slot_bytes()
     {
-        c.cam().set_state(CameraState::Failed);
-        return Err(format!(
+        let msg = format!(
             "camera {}: frame {}x{} exceeds the board's maximum {}x{} (board `{}`); refusing the stream",
             c.name,
             pic.width,
@@ -109,7 +129,9 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
             board::MAX_FRAME_WIDTH,
             board::MAX_FRAME_HEIGHT,
             board::NAME
-        ));
+        );
+        c.cam().set_state_reason(CameraState::Failed, &msg);
+        return Err(msg);
     }
     let mut slot = loop {
         match c.pool.acquire() {

@@ -1,17 +1,37 @@
-//! Ingest: where encoded video comes from. A [`PacketSource`] yields H.264
-//! NAL units with their presentation time; the capture thread
-//! (`ingest::capture`) decodes them into the frame pool.
+//! Ingest: where encoded video comes from. A [`PacketSource`] yields access
+//! units with their codec and, for live streams, their presentation time;
+//! the capture thread (`ingest::capture`) decodes them into the frame pool.
+//! Files (`annexb`, `mp4`) and live cameras (`live` for reconnects and
+//! stalls, `rtsp` for the protocol) are sources alike.
 
 pub mod annexb;
 pub mod capture;
+pub mod live;
 pub mod mp4;
+pub mod rtsp;
+#[cfg(feature = "v4l2")]
+pub mod v4l2;
 
 use std::path::Path;
 
-/// One chunk of H.264 elementary stream (Annex B, with start codes).
+use crate::decode::Codec;
+
+/// One access unit of an elementary stream (Annex B, with start codes).
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
     pub data: &'a [u8],
+    pub codec: Codec,
+    /// Presentation time in stream milliseconds (RTP timestamp for live
+    /// streams); `None` = derive it from the frame rate.
+    pub pts_ms: Option<u64>,
+    /// First packet after a (re)connect: the decoder starts afresh.
+    pub fresh: bool,
+}
+
+impl<'a> Packet<'a> {
+    pub fn h264(data: &'a [u8]) -> Self {
+        Packet { data, codec: Codec::H264, pts_ms: None, fresh: false }
+    }
 }
 
 #[derive(Debug)]
@@ -33,6 +53,11 @@ pub trait PacketSource: Send {
     /// Start over at the end instead of ending (demos, soak runs); false if
     /// the source cannot.
     fn set_looping(&mut self, _on: bool) -> bool {
+        false
+    }
+    /// A live camera: never paced, never waited for (frames are dropped and
+    /// counted when the pipeline is full).
+    fn is_live(&self) -> bool {
         false
     }
 }

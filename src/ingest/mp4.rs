@@ -191,7 +191,7 @@ impl PacketSource for Mp4Source {
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, IngestError> {
         if !self.sent_params {
             self.sent_params = true;
-            return Ok(Some(Packet { data: &self.params }));
+            return Ok(Some(Packet::h264(&self.params)));
         }
         if self.next >= self.samples.len() && self.looping && !self.samples.is_empty() {
             // Start over; the decoder keeps the parameter sets it already has.
@@ -215,7 +215,7 @@ impl PacketSource for Mp4Source {
             self.buf.extend_from_slice(nal);
             p += len;
         }
-        Ok(Some(Packet { data: &self.buf }))
+        Ok(Some(Packet::h264(&self.buf)))
     }
     fn fps(&self) -> Option<f32> {
         self.fps

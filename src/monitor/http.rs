@@ -182,6 +182,9 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
             json!({
                 "name": name,
                 "state": c.state().as_str(),
+                "state_reason": c.reason(),
+                "reconnects": get(&c.reconnects),
+                "stalls": get(&c.stalls),
                 "fps": latest.and_then(|p| p.fps.get(i).copied()).unwrap_or(0.0),
                 "fps_history": history.points.iter().map(|p| p.fps.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>(),
                 "frames_decoded": decoded,

@@ -90,6 +90,8 @@ pub enum CameraState {
     Streaming = 1,
     Ended = 2,
     Failed = 3,
+    /// Waiting to reconnect after a drop, a stall or a refused connection.
+    Backoff = 4,
 }
 
 impl CameraState {
@@ -99,6 +101,7 @@ impl CameraState {
             CameraState::Streaming => "streaming",
             CameraState::Ended => "ended",
             CameraState::Failed => "failed",
+            CameraState::Backoff => "backoff",
         }
     }
 }
@@ -125,6 +128,12 @@ pub struct CameraStats {
     /// Best faces not sent because of include/exclude zones.
     pub zone_filtered: AtomicU64,
     pub capture_to_detect: Histogram,
+    /// Live cameras: connection attempts after the first, and stalls seen.
+    pub reconnects: AtomicU64,
+    pub stalls: AtomicU64,
+    /// Why the camera is failed or backing off (empty while streaming).
+    /// Written on state changes only, never per frame.
+    pub reason: std::sync::Mutex<String>,
 }
 
 impl CameraStats {
@@ -136,8 +145,19 @@ impl CameraStats {
             1 => CameraState::Streaming,
             2 => CameraState::Ended,
             3 => CameraState::Failed,
+            4 => CameraState::Backoff,
             _ => CameraState::Connecting,
         }
+    }
+    /// Sets the state and its reason together (state changes, not per frame).
+    pub fn set_state_reason(&self, s: CameraState, reason: &str) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        r.clear();
+        r.push_str(reason);
+        self.set_state(s);
+    }
+    pub fn reason(&self) -> String {
+        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

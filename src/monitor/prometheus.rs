@@ -126,12 +126,18 @@ pub fn render(stats: &Stats) -> String {
         "Best faces not sent because of include/exclude zones.",
         |c| get(&c.zone_filtered),
     );
+    per_camera(&mut o, &cams, "counter", "faceflow_reconnects_total", "Live camera reconnect attempts.", |c| {
+        get(&c.reconnects)
+    });
+    per_camera(&mut o, &cams, "counter", "faceflow_stalls_total", "Live camera stalls (no frame in time).", |c| {
+        get(&c.stalls)
+    });
     per_camera(
         &mut o,
         &cams,
         "gauge",
         "faceflow_camera_state",
-        "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed.",
+        "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed, 4 backoff.",
         |c| c.state() as u8,
     );
     let _ = writeln!(o, "# HELP faceflow_capture_to_detect_seconds Capture to detection latency per camera.\n# TYPE faceflow_capture_to_detect_seconds histogram");
