@@ -96,3 +96,50 @@ fn corrupted_and_truncated_h264_degrades_without_crashing() {
     assert!(r.events.iter().any(|e| e.camera == "bad"), "faces before the damage still became events");
     assert!(r.events.iter().filter(|e| e.camera == "good").count() >= 5);
 }
+
+/// The spool's disk fills up (a 160 KiB tmpfs; needs root, as CI runs):
+/// the pipeline neither stops nor crashes, the newest events stay spooled
+/// for the remote sink, the oldest are dropped and counted (the spool cap's
+/// policy), and the outbox on another disk still gets every event.
+#[test]
+fn a_full_spool_disk_drops_the_oldest_counted_and_the_pipeline_goes_on() {
+    common::require_assets();
+    let dir = common::temp_dir("diskfull");
+    let spool = dir.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=160k", "tmpfs", spool.to_str().unwrap()])
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mounting a small tmpfs needs root (CI runs as root)");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(spool.clone());
+    // The webhook is down (connection refused), so every event stays in the spool.
+    let toml = format!(
+        "[outbox]\ndir = \"{}\"\n[monitor]\nbind = \"\"\n[sender]\nspool_dir = \"{}\"\ndrain_timeout_s = 1\nretry_initial_ms = 5000\n[webhook]\nurl = \"http://127.0.0.1:9/hook\"\n[[cameras]]\nname = \"cam\"\nurl = \"models/demo/demo.h264\"\n",
+        dir.join("out").display(),
+        spool.display()
+    );
+    let report = pipeline::run(&Config::from_toml(&toml, "test").unwrap(), Arc::new(AtomicBool::new(false)))
+        .expect("a full spool disk does not stop the pipeline");
+    assert_eq!(report.events.len(), 5, "all five people became events");
+    assert_eq!(common::files_with_suffix(&dir.join("out/cam"), ".json").len(), 5, "the outbox has every event");
+    let spools = report.stats.spools.lock().unwrap();
+    let (_, sp) = spools.first().expect("the webhook's spool");
+    let c = &sp.counters;
+    let (written, dropped, errors) = (
+        c.written.load(std::sync::atomic::Ordering::Relaxed),
+        c.dropped_full.load(std::sync::atomic::Ordering::Relaxed),
+        c.write_errors.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(errors >= 1, "the disk did fill up (write errors {errors})");
+    assert!(dropped >= 1, "the oldest were dropped to make room: {dropped}");
+    assert_eq!(written, 5, "every event was finally written, evicting older ones");
+    assert_eq!(report.undelivered as u64, written - dropped, "what stays queued is what was not dropped");
+    drop(spools);
+}

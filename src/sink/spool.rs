@@ -230,9 +230,16 @@ impl Spool {
             fsync_dir(&self.dir);
             Ok(())
         };
-        if let Err(e) = write() {
+        loop {
+            let Err(e) = write() else { break };
             let _ = fs::remove_file(&tmp);
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            // A full disk gets the cap's policy: the oldest queued event goes
+            // (counted, logged), the newest is kept. Other errors go back to
+            // the caller, which retries.
+            if e.kind() == std::io::ErrorKind::StorageFull && self.evict_oldest(seq, "the disk is full") {
+                continue;
+            }
             return Err(format!("spool {}: writing event {}: {e}", self.dir.display(), rec.record.id));
         }
         self.counters.written.fetch_add(1, Ordering::Relaxed);
@@ -241,29 +248,36 @@ impl Spool {
             .insert(seq, Entry { state: EntryState::Queued { not_before: Instant::now() }, bytes: size, attempts: 0 });
         idx.bytes += size;
         // Disk cap: drop the oldest queued events (never one being sent).
-        while idx.bytes > self.max_bytes {
-            let victim = idx
-                .entries
-                .iter()
-                .find(|(s, e)| **s != seq && matches!(e.state, EntryState::Queued { .. }))
-                .map(|(s, e)| (*s, e.bytes));
-            let Some((vseq, vbytes)) = victim else { break };
-            idx.entries.remove(&vseq);
-            idx.bytes -= vbytes;
-            let _ = fs::remove_file(self.path(vseq));
-            self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
-            log::warn!(
-                "spool {}: over its {} byte cap; dropped the oldest queued event (#{vseq}) to make room",
-                self.dir.display(),
-                self.max_bytes
-            );
-        }
+        let over = idx.bytes > self.max_bytes;
         drop(idx);
+        if over {
+            let why = format!("over its {} byte cap", self.max_bytes);
+            while self.index.lock().unwrap().bytes > self.max_bytes && self.evict_oldest(seq, &why) {}
+        }
         self.wake.notify_one();
         Ok(seq)
     }
 
     /// Waits up to `wait` for an event that is due, and leases it.
+    /// Drops the oldest queued event other than `keep` (never one being
+    /// sent), counted in `dropped_full`; false if there is none.
+    fn evict_oldest(&self, keep: u64, why: &str) -> bool {
+        let mut idx = self.index.lock().unwrap();
+        let victim = idx
+            .entries
+            .iter()
+            .find(|(s, e)| **s != keep && matches!(e.state, EntryState::Queued { .. }))
+            .map(|(s, e)| (*s, e.bytes));
+        let Some((vseq, vbytes)) = victim else { return false };
+        idx.entries.remove(&vseq);
+        idx.bytes -= vbytes;
+        drop(idx);
+        let _ = fs::remove_file(self.path(vseq));
+        self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+        log::warn!("spool {}: {why}; dropped the oldest queued event (#{vseq}) to make room", self.dir.display());
+        true
+    }
+
     pub fn take(&self, wait: Duration) -> Option<Lease> {
         let deadline = Instant::now() + wait;
         let mut idx = self.index.lock().unwrap();
