@@ -230,8 +230,7 @@ impl Spool {
             fsync_dir(&self.dir);
             Ok(())
         };
-        loop {
-            let Err(e) = write() else { break };
+        while let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
             self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
             // A full disk gets the cap's policy: the oldest queued event goes
