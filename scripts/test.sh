@@ -34,3 +34,11 @@ if rustup target list --installed 2>/dev/null | grep -q aarch64-apple-darwin; th
 else
     echo "test.sh: rustup target aarch64-apple-darwin missing: skipping the m1-coreml target check" >&2
 fi
+
+# Fuzzing with cargo-fuzz (libFuzzer, AddressSanitizer): the config parser,
+# the spool reader and encoded video -> decoder -> detector input, each for
+# FUZZ_SECONDS (default 30) on the kept corpora; a crash fails the tests.
+# FUZZ_SECONDS=0 skips it (the sanitizer build takes minutes).
+if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
+    scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+fi

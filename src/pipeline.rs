@@ -32,7 +32,7 @@ use crate::sink::findface::FindFaceSink;
 use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
 use crate::sink::webhook::WebhookSink;
-use crate::sink::{outbox::OutboxSink, EventRecord, Sink, SinkWorker};
+use crate::sink::{outbox::OutboxSink, EventRecord, RecentEvents, Sink, SinkWorker};
 use crate::track::MAX_TRACKS;
 use crate::track::{ByteTracker, TrackState};
 use crate::zones::{CameraZones, Crossing, Zone, ZoneEvent};
@@ -61,7 +61,10 @@ impl std::fmt::Display for PipelineError {
 impl std::error::Error for PipelineError {}
 
 pub struct RunReport {
+    /// The newest events of the run (at most `RecentEvents::RUN_CAPACITY`).
     pub events: Vec<EventRecord>,
+    /// Events made in all, including those no longer in `events`.
+    pub events_total: u64,
     pub stats: Arc<Stats>,
     pub camera_names: Vec<String>,
     pub camera_errors: Vec<String>,
@@ -475,7 +478,7 @@ pub fn run_with_detector(
         stats: stats.clone(),
         preview_interval: Duration::from_secs_f64(1.0 / cfg.monitor.preview_fps),
     };
-    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let delivered = Arc::new(Mutex::new(RecentEvents::new(RecentEvents::RUN_CAPACITY)));
     let sink = SinkWorker {
         events: from_track,
         sinks,
@@ -521,6 +524,15 @@ pub fn run_with_detector(
     if let Some(m) = monitor {
         m.stop();
     }
-    let events = std::mem::take(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(RunReport { events, stats, camera_names: names, camera_errors, wall: started.elapsed(), undelivered })
+    let recent = std::mem::replace(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()), RecentEvents::new(1));
+    let events_total = recent.total();
+    Ok(RunReport {
+        events: recent.into_vec(),
+        events_total,
+        stats,
+        camera_names: names,
+        camera_errors,
+        wall: started.elapsed(),
+        undelivered,
+    })
 }

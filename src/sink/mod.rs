@@ -170,8 +170,50 @@ pub struct SinkWorker {
     pub jpeg_quality: u8,
     pub stats: Arc<Stats>,
     pub stop: Arc<AtomicBool>,
-    /// Every delivered record, for callers that report on a run (demo, tests).
-    pub delivered: Arc<Mutex<Vec<EventRecord>>>,
+    /// The most recent records, for callers that report on a run (demo, tests).
+    pub delivered: Arc<Mutex<RecentEvents>>,
+}
+
+/// The last `capacity` event records of a run and how many there were in all.
+///
+/// A run can last months; keeping every record would grow memory with every
+/// event (the soak run showed it), so only the newest are kept for reports.
+pub struct RecentEvents {
+    records: std::collections::VecDeque<EventRecord>,
+    capacity: usize,
+    total: u64,
+}
+
+impl RecentEvents {
+    /// Records kept by a pipeline run: far more than a demo or test makes,
+    /// a few MB at most.
+    pub const RUN_CAPACITY: usize = 4096;
+
+    pub fn new(capacity: usize) -> Self {
+        RecentEvents {
+            records: std::collections::VecDeque::with_capacity(capacity),
+            capacity: capacity.max(1),
+            total: 0,
+        }
+    }
+
+    pub fn push(&mut self, r: EventRecord) {
+        if self.records.len() == self.capacity {
+            self.records.pop_front();
+        }
+        self.records.push_back(r);
+        self.total += 1;
+    }
+
+    /// Events seen in all, kept or not.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The kept records, oldest first.
+    pub fn into_vec(self) -> Vec<EventRecord> {
+        self.records.into()
+    }
 }
 
 impl SinkWorker {
@@ -273,5 +315,36 @@ impl SinkWorker {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zones::{Crossing, ZoneEvent};
+
+    fn zone_rec(track_id: u32) -> EventRecord {
+        let z = ZoneEvent {
+            camera: 0,
+            zone: 0,
+            track_id,
+            crossing: Crossing::Enter,
+            unix_ms: 1,
+            frame: 1,
+            dwell_ms: 0,
+            bbox: crate::geom::BBox::new(0.0, 0.0, 1.0, 1.0),
+        };
+        zone_record("cam", "door", &z)
+    }
+
+    #[test]
+    fn recent_events_keep_the_newest_and_count_all() {
+        let mut log = RecentEvents::new(3);
+        for t in 0..10 {
+            log.push(zone_rec(t));
+        }
+        assert_eq!(log.total(), 10);
+        let kept: Vec<u32> = log.into_vec().iter().map(|r| r.track_id).collect();
+        assert_eq!(kept, vec![7, 8, 9], "oldest evicted first, order kept");
     }
 }

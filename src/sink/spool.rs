@@ -56,13 +56,19 @@ pub fn crc32(data: &[u8]) -> u32 {
 
 pub fn encode(rec: &SpoolRecord) -> Result<Vec<u8>, String> {
     let payload = postcard::to_allocvec(rec).map_err(|e| e.to_string())?;
+    Ok(wrap_payload(&payload))
+}
+
+/// A spool file around `payload`: magic, version, length and CRC-32.
+/// Public for the fuzzer, which feeds arbitrary payloads past the CRC.
+pub fn wrap_payload(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(out)
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
