@@ -86,7 +86,10 @@ def main():
           f"({video_h:.2f} h of 25 fps video), {rows[-1]['detected']} detected, {rows[-1]['dropped']} dropped, "
           f"{rows[-1]['events']} events")
     ok = True
-    for key, tol in (("rss_mb", 8.0), ("open_fds", 0)):
+    # fds: +2 allowed, because a sample can catch an outbox temp file or the
+    # stats request's own connection open for an instant; a leak grows
+    # without bound and still fails.
+    for key, tol in (("rss_mb", 8.0), ("open_fds", 2)):
         f, l = max(r[key] for r in first), max(r[key] for r in last)
         flat = l <= f + tol
         ok &= flat

@@ -10,6 +10,11 @@ cargo fmt --check
 cargo clippy --all-targets --features h265,v4l2 -- -D warnings
 cargo test --all-targets --features h265,v4l2
 
+# Instructions per iteration of letterbox, heatmap decode + NMS, tracker,
+# quality and ring under valgrind, against benches/instructions.txt: a
+# speed regression guard that machine load cannot make flaky.
+scripts/instructions.py
+
 # aarch64 (Jetson, Raspberry Pi 5): cross-build the release binary with
 # Debian's gcc-aarch64-linux-gnu and run the unit tests under qemu-user
 # (.cargo/config.toml sets the linker and runner). .ci/run installs these.

@@ -1,7 +1,8 @@
 //! `faceflow bench`: the same multi-camera input at several batch sizes,
-//! pipeline against the bare detector, printed side by side. Ratios
-//! (batched / batch 1, pipeline / bare detector, frames per CPU-second) are
-//! what carries across machines; absolute figures are this machine's.
+//! pipeline against the bare decoder and the bare detector, printed side by
+//! side. Ratios (batched / batch 1, pipeline / bare detector, frames per
+//! CPU-second) are what carries across machines; absolute figures are this
+//! machine's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,9 +25,20 @@ pub struct BenchRow {
     pub fps: f64,
     pub fps_per_cpu_s: f64,
     pub mean_batch: f64,
+    /// The detector alone on 64 decoded frames at this batch: the mean of a
+    /// measurement before and one after the pipeline run (drift cancels).
     pub bare_detector_fps: f64,
+    /// The H.264 decoder alone on the demo stream, one thread.
+    pub bare_decoder_fps: f64,
     /// Pipeline fps / bare detector fps at the same batch.
     pub efficiency: f64,
+    /// Peak resident memory of the process so far (VmHWM).
+    pub peak_rss_mb: f64,
+    /// Rust heap allocations during the run / frames detected: start-up
+    /// (threads, rings, pool) and events included, so an upper bound on the
+    /// steady-state figure (which `tests/alloc.rs` proves is 0). None when
+    /// the counting allocator is not installed.
+    pub allocations_per_frame: Option<f64>,
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub dropped: u64,
@@ -61,6 +73,21 @@ fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, String> {
         }
     }
     Ok(out)
+}
+
+/// Frames per second of the bare H.264 decoder over the whole demo stream.
+fn bare_decoder_fps() -> Result<f64, String> {
+    let mut src =
+        crate::ingest::open_file(&std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")).map_err(|e| e.0)?;
+    let mut dec = crate::decode::H264Decoder::new().map_err(|e| e.0)?;
+    let t0 = Instant::now();
+    let mut n = 0usize;
+    while let Some(p) = src.next_packet().map_err(|e| e.0)? {
+        if dec.decode(p.data).map_err(|e| e.0)?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
 }
 
 fn bare_detector_fps(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<f64, String> {
@@ -118,10 +145,11 @@ pub fn run(
     model: Option<&str>,
 ) -> Result<Vec<BenchRow>, String> {
     let pics = frames(64)?;
+    let decoder_fps = bare_decoder_fps()?;
     let mut rows = Vec::new();
     for &b in batches {
         let cfg = config(cameras, b, realtime.is_some(), model);
-        let bare = bare_detector_fps(&cfg, b, &pics)?;
+        let bare_before = bare_detector_fps(&cfg, b, &pics)?;
         let stop = Arc::new(AtomicBool::new(false));
         if let Some(secs) = realtime {
             let s2 = stop.clone();
@@ -134,11 +162,14 @@ pub fn run(
         // before the clock starts: the figure is steady-state throughput.
         let detector = crate::pipeline::load_detector(&cfg).map_err(|e| e.to_string())?;
         let cpu0 = process::sample().cpu_seconds;
+        let allocs0 = crate::alloc_count::allocations();
         let t0 = Instant::now();
         let report = crate::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
             .map_err(|e| e.to_string())?;
         let wall = t0.elapsed().as_secs_f64();
         let cpu = process::sample().cpu_seconds - cpu0;
+        let allocs = crate::alloc_count::allocations() - allocs0;
+        let bare = (bare_before + bare_detector_fps(&cfg, b, &pics)?) / 2.0;
         let s = &report.stats;
         let detected: u64 = s.cameras.iter().map(|c| get(&c.detected_frames)).sum();
         let dropped: u64 = s
@@ -163,7 +194,10 @@ pub fn run(
             fps_per_cpu_s: detected as f64 / cpu.max(1e-9),
             mean_batch: get(&s.stages.batched_frames) as f64 / batches_run as f64,
             bare_detector_fps: bare,
+            bare_decoder_fps: decoder_fps,
             efficiency: fps / bare,
+            peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
+            allocations_per_frame: crate::alloc_count::installed().then(|| allocs as f64 / detected.max(1) as f64),
             latency_p50_ms: merged_quantile(s, 0.5),
             latency_p99_ms: merged_quantile(s, 0.99),
             dropped,
@@ -175,7 +209,7 @@ pub fn run(
 pub fn print(rows: &[BenchRow]) {
     let base = rows.iter().find(|r| r.batch == 1).map(|r| r.fps);
     println!(
-        "{:>5} {:>4} {:>8} {:>9} {:>8} {:>9} {:>10} {:>10} {:>11} {:>10} {:>10} {:>8}",
+        "{:>5} {:>4} {:>8} {:>9} {:>8} {:>9} {:>10} {:>10} {:>11} {:>10} {:>10} {:>8} {:>9} {:>11}",
         "batch",
         "cams",
         "frames",
@@ -187,11 +221,13 @@ pub fn print(rows: &[BenchRow]) {
         "efficiency",
         "p50 ms",
         "p99 ms",
-        "dropped"
+        "dropped",
+        "peak MB",
+        "allocs/frm"
     );
     for r in rows {
         println!(
-            "{:>5} {:>4} {:>8} {:>9.1} {:>8} {:>9.1} {:>10.2} {:>10.1} {:>11.2} {:>10.0} {:>10.0} {:>8}",
+            "{:>5} {:>4} {:>8} {:>9.1} {:>8} {:>9.1} {:>10.2} {:>10.1} {:>11.2} {:>10.0} {:>10.0} {:>8} {:>9.1} {:>11}",
             r.batch,
             r.cameras,
             r.frames_detected,
@@ -203,8 +239,17 @@ pub fn print(rows: &[BenchRow]) {
             r.efficiency,
             r.latency_p50_ms,
             r.latency_p99_ms,
-            r.dropped
+            r.dropped,
+            r.peak_rss_mb,
+            r.allocations_per_frame.map_or_else(|| "-".into(), |a| format!("{a:.2}"))
         );
     }
-    println!("(latency = capture to detection; percentiles are log2-bucket upper bounds; efficiency = pipeline fps / bare detector fps at the same batch)");
+    if let Some(r) = rows.first() {
+        println!(
+            "bare decoder (OpenH264, one thread): {:.1} fps = {:.1}x real time for one 25 fps camera",
+            r.bare_decoder_fps,
+            r.bare_decoder_fps / 25.0
+        );
+    }
+    println!("(latency = capture to detection; percentiles are log2-bucket upper bounds; efficiency = pipeline fps / bare detector fps at the same batch;\n allocs/frm = whole run incl. start-up and events, an upper bound: steady-state frames allocate 0, see tests/alloc.rs)");
 }

@@ -6,6 +6,7 @@
 //! Plumbing: [`pool`] (frame buffers), [`ring`] (SPSC queues), [`board`]
 //! (compile-time profile), [`clock`], [`monitor`]; [`pipeline`] wires them.
 
+pub mod alloc_count;
 pub mod attention;
 pub mod bench;
 pub mod board;

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use faceflow::{board, config::Config, demo, monitor, pipeline};
 
+// Counts allocations so `bench` can report them per frame; one relaxed
+// atomic add per allocation, and the hot path makes none.
+#[global_allocator]
+static ALLOCATOR: faceflow::alloc_count::CountingAllocator = faceflow::alloc_count::CountingAllocator;
+
 const USAGE: &str = "usage:
   faceflow run --config <file.toml>     run the pipeline
   faceflow demo [--outbox <dir>] [--realtime] [--monitor <host:port>]

@@ -7,10 +7,7 @@
 
 use std::path::Path;
 
-use ndarray::{s, Array4};
-use ort::session::Session;
-use ort::value::TensorRef;
-
+use super::bound::BoundSession;
 use super::letterbox::{Letterbox, Resampler};
 use super::nms::nms;
 use super::runtime;
@@ -21,8 +18,7 @@ use crate::pool::I420;
 const STRIDE: usize = 4;
 
 pub struct CenterFace {
-    session: Session,
-    input: Array4<f32>,
+    session: BoundSession,
     resamplers: Vec<Resampler>,
     letterboxes: Vec<Letterbox>,
     in_w: u32,
@@ -63,9 +59,16 @@ impl CenterFace {
         let env = runtime::environment(runtime_lib)?;
         let session = runtime::session(env, model)?;
         check_signature(&session, model)?;
-        let mut cf = CenterFace {
+        // Bind (and so warm up) every shape the detector will run: ORT plans
+        // memory per shape, and the first run of a shape is slow and
+        // allocates (on CUDA it also searches cuDNN's algorithms, seconds
+        // per shape).
+        let shapes: Vec<usize> = (1..=p.max_batch).filter(|&n| run_shape(n, p.max_batch, p.pad_batches) == n).collect();
+        let item = [3, p.input_height as usize, p.input_width as usize];
+        let session = BoundSession::new(session, item, p.max_batch, &shapes)
+            .map_err(|e| DetectError::Load(format!("model {}: {e}", model.display())))?;
+        Ok(CenterFace {
             session,
-            input: Array4::zeros((p.max_batch, 3, p.input_height as usize, p.input_width as usize)),
             resamplers: (0..p.max_batch).map(|_| Resampler::new(p.input_width, p.input_height)).collect(),
             letterboxes: vec![Letterbox::new(1, 1, 1, 1); p.max_batch],
             in_w: p.input_width,
@@ -73,34 +76,11 @@ impl CenterFace {
             min_score: p.min_score,
             nms_iou: p.nms_iou,
             pad_batches: p.pad_batches,
-        };
-        // Warm up every shape the detector will run once: ORT plans memory
-        // per shape, and the first run of a shape is slow and allocates (on
-        // CUDA it also searches cuDNN's algorithms, seconds per shape).
-        for n in 1..=p.max_batch {
-            if run_shape(n, p.max_batch, p.pad_batches) != n {
-                continue;
-            }
-            run(&mut cf.session, &cf.input, n)
-                .map_err(|e| DetectError::Load(format!("model {} warm-up: {e}", model.display())))?;
-        }
-        Ok(cf)
+        })
     }
 }
 
-/// One inference over the first `n` batch items. Borrows only the session
-/// and the input, so the caller can keep reading its other fields.
-fn run<'s>(
-    session: &'s mut Session,
-    input: &Array4<f32>,
-    n: usize,
-) -> Result<ort::session::SessionOutputs<'s>, DetectError> {
-    let t = TensorRef::from_array_view(input.slice(s![..n, .., .., ..]))
-        .map_err(|e| DetectError::Inference(e.to_string()))?;
-    session.run(ort::inputs![t]).map_err(|e| DetectError::Inference(e.to_string()))
-}
-
-fn check_signature(session: &Session, model: &Path) -> Result<(), DetectError> {
+fn check_signature(session: &ort::session::Session, model: &Path) -> Result<(), DetectError> {
     let (ni, no) = (session.inputs().len(), session.outputs().len());
     if ni != 1 || no != 4 {
         return Err(DetectError::Load(format!(
@@ -113,7 +93,7 @@ fn check_signature(session: &Session, model: &Path) -> Result<(), DetectError> {
 
 impl Detector for CenterFace {
     fn max_batch(&self) -> usize {
-        self.input.shape()[0]
+        self.session.max_batch()
     }
 
     fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
@@ -124,18 +104,16 @@ impl Detector for CenterFace {
         }
         let (w, h) = (self.in_w, self.in_h);
         for (i, f) in frames.iter().enumerate() {
-            let plane = self.input.slice_mut(s![i, .., .., ..]).into_slice().expect("contiguous batch item");
+            let plane = self.session.input_item_mut(i);
             self.letterboxes[i] = self.resamplers[i].fill(f, w, h, plane);
         }
         let (min_score, nms_iou) = (self.min_score, self.nms_iou);
         let letterboxes = &self.letterboxes;
         // Rows n.. of a padded batch hold older frames; their results are ignored.
         let shape = run_shape(n, self.max_batch(), self.pad_batches);
-        let outputs = run(&mut self.session, &self.input, shape)?;
-        let get = |k: usize| -> Result<&[f32], DetectError> {
-            outputs[k].try_extract_tensor::<f32>().map(|(_, d)| d).map_err(|e| DetectError::Inference(e.to_string()))
-        };
-        let (heat, scale, offset, lms) = (get(0)?, get(1)?, get(2)?, get(3)?);
+        self.session.run(shape)?;
+        let result = |k: usize| self.session.output(k, n);
+        let (heat, scale, offset, lms) = (result(0), result(1), result(2), result(3));
         let (gw, gh) = (w as usize / STRIDE, h as usize / STRIDE);
         if heat.len() < n * gw * gh || lms.len() < n * 10 * gw * gh {
             return Err(DetectError::Inference(format!(

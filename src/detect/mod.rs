@@ -1,10 +1,11 @@
 //! Face detection: the `Detector` trait, its result type, and the
 //! CenterFace implementation on ONNX Runtime.
 //!
-//! Submodules: `letterbox` (frame -> model tensor, and back), `nms`,
+//! Submodules: `bound` (a session over preallocated buffers), `letterbox` (frame -> model tensor, and back), `nms`,
 //! `centerface` (model output decoding), `runtime` (loading ONNX Runtime and
 //! the board's execution providers), `worker` (the batching detect thread).
 
+pub mod bound;
 pub mod centerface;
 pub mod letterbox;
 pub mod nms;

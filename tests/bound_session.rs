@@ -1,0 +1,52 @@
+//! `detect::bound::BoundSession` against the ort crate's own `Session::run`
+//! on the real CenterFace model: the same input must give the same outputs
+//! (the preallocated output buffers really receive the results, item by
+//! item, at every bound batch size), and a batch size that was not bound is
+//! refused with its number rather than run.
+
+mod common;
+
+use std::path::Path;
+
+use faceflow::detect::bound::BoundSession;
+use faceflow::detect::runtime;
+
+const W: usize = 160;
+const H: usize = 128;
+
+fn input_item(seed: usize) -> Vec<f32> {
+    (0..3 * W * H).map(|i| ((i * 31 + seed * 97) % 256) as f32).collect()
+}
+
+#[test]
+fn bound_outputs_equal_session_run_outputs() {
+    common::require_assets();
+    let env = runtime::environment(Path::new("")).unwrap();
+    let model = Path::new("models/centerface.onnx");
+    let mut reference = runtime::session(env, model).unwrap();
+    let mut bound = BoundSession::new(runtime::session(env, model).unwrap(), [3, H, W], 3, &[1, 3]).unwrap();
+
+    let items: Vec<Vec<f32>> = (0..3).map(input_item).collect();
+    for (i, item) in items.iter().enumerate() {
+        bound.input_item_mut(i).copy_from_slice(item);
+    }
+    bound.run(3).unwrap();
+
+    // The ort crate's path, one item at a time.
+    for (i, item) in items.iter().enumerate() {
+        let view = ort::value::TensorRef::from_array_view(([1usize, 3, H, W], item.as_slice())).unwrap();
+        let out = reference.run(ort::inputs![view]).unwrap();
+        for k in 0..4 {
+            let (_, want) = out[k].try_extract_tensor::<f32>().unwrap();
+            let got = &bound.output(k, 3)[i * want.len()..(i + 1) * want.len()];
+            let worst = want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-3, "output {k}, item {i}: differs by {worst}");
+        }
+    }
+    // The heatmap is not all zeros: the buffers were written, not left as allocated.
+    assert!(bound.output(0, 1).iter().any(|&v| v > 0.0));
+
+    // Batch 2 was not bound: refused, not run at a wrong shape.
+    let e = bound.run(2).unwrap_err().to_string();
+    assert!(e.contains("batch size 2"), "{e}");
+}
