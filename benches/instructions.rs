@@ -10,27 +10,20 @@
 //! free of assets and of decoder start-up. Without arguments (as
 //! `cargo test --all-targets` runs it) every stage runs once.
 
+mod common;
+
 use std::hint::black_box;
 
+use common::face;
 use faceflow::config::{QualityConfig, TrackerConfig};
 use faceflow::detect::centerface::{decode, Grid};
 use faceflow::detect::letterbox::Resampler;
 use faceflow::detect::nms::nms;
 use faceflow::detect::{Detection, Detections};
-use faceflow::geom::BBox;
 use faceflow::pool::I420;
 use faceflow::track::ByteTracker;
 
 pub const STAGES: [&str; 5] = ["letterbox", "heatmap", "track", "quality", "ring"];
-
-fn face(x: f32, y: f32, size: f32, score: f32) -> Detection {
-    let kp = [[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.72], [0.62, 0.72]];
-    Detection {
-        bbox: BBox::new(x, y, x + size, y + size * 1.2),
-        score,
-        keypoints: kp.map(|[a, b]| [x + a * size, y + b * size * 1.2]),
-    }
-}
 
 struct Workload {
     frame: Vec<u8>,

@@ -4,8 +4,11 @@
 //! `faceflow bench` measures the whole pipeline; these find regressions in
 //! one stage.
 
+mod common;
+
 use std::hint::black_box;
 
+use common::face;
 use criterion::{criterion_group, criterion_main, Criterion};
 use faceflow::config::{QualityConfig, TrackerConfig};
 use faceflow::detect::letterbox::Resampler;
@@ -31,15 +34,6 @@ fn demo_frame() -> (Vec<u8>, u32, u32) {
     let (w, h) = (640u32, 480u32);
     let buf = (0..faceflow::pool::i420_len(w, h)).map(|i| (i % 253) as u8).collect();
     (buf, w, h)
-}
-
-fn face(x: f32, y: f32, size: f32, score: f32) -> Detection {
-    let kp = [[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.72], [0.62, 0.72]];
-    Detection {
-        bbox: BBox::new(x, y, x + size, y + size * 1.2),
-        score,
-        keypoints: kp.map(|[a, b]| [x + a * size, y + b * size * 1.2]),
-    }
 }
 
 fn stages(c: &mut Criterion) {

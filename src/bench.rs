@@ -58,11 +58,16 @@ fn config(cameras: usize, batch: usize, realtime: bool, model: Option<&str>) -> 
     Config::from_toml(&t, "bench").expect("bench config")
 }
 
+/// The demo's H.264 stream and a fresh decoder for it.
+fn demo_stream() -> Result<(Box<dyn crate::ingest::PacketSource>, crate::decode::H264Decoder), String> {
+    let src =
+        crate::ingest::open_file(&std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")).map_err(|e| e.0)?;
+    Ok((src, crate::decode::H264Decoder::new().map_err(|e| e.0)?))
+}
+
 /// Decodes the first `n` demo frames into memory, for the bare detector.
 fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, String> {
-    let mut src =
-        crate::ingest::open_file(&std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")).map_err(|e| e.0)?;
-    let mut dec = crate::decode::H264Decoder::new().map_err(|e| e.0)?;
+    let (mut src, mut dec) = demo_stream()?;
     let mut out = Vec::new();
     while out.len() < n {
         let Some(p) = src.next_packet().map_err(|e| e.0)? else { break };
@@ -77,9 +82,7 @@ fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, String> {
 
 /// Frames per second of the bare H.264 decoder over the whole demo stream.
 fn bare_decoder_fps() -> Result<f64, String> {
-    let mut src =
-        crate::ingest::open_file(&std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")).map_err(|e| e.0)?;
-    let mut dec = crate::decode::H264Decoder::new().map_err(|e| e.0)?;
+    let (mut src, mut dec) = demo_stream()?;
     let t0 = Instant::now();
     let mut n = 0usize;
     while let Some(p) = src.next_packet().map_err(|e| e.0)? {
