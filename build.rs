@@ -22,12 +22,21 @@ struct Board {
     batch_timeout_ms: u64,
     execution_providers: Vec<String>,
     intra_threads: usize,
+    /// Let ONNX Runtime's intra-op threads spin between parallel sections
+    /// (its default). Off where decode threads share the cores with
+    /// inference: a spinning worker takes the CPU a decoder needs.
+    #[serde(default = "yes")]
+    intra_op_spinning: bool,
     /// Pad partial batches to the next power of two, so an accelerator sees
     /// a handful of shapes (each new shape costs a cuDNN search or a TensorRT
     /// engine) instead of every size up to `batch_size`.
     #[serde(default)]
     pad_batches: bool,
     pinning: Pinning,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -79,6 +88,7 @@ fn main() {
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
     let _ = writeln!(out, "pub const PAD_BATCHES: bool = {};", b.pad_batches);
+    let _ = writeln!(out, "pub const INTRA_OP_SPINNING: bool = {};", b.intra_op_spinning);
     let p = &b.pinning;
     let _ = writeln!(
         out,

@@ -6,7 +6,8 @@
 //! depend on the machine's speed or load, so CI can guard them with a tight
 //! band where wall-clock thresholds would be flaky.
 //!
-//! Synthetic inputs (a gradient frame, a heatmap with ten peaks) keep it
+//! Synthetic inputs (a gradient frame, a heatmap with ten peaks, BlazeFace
+//! anchors with ten faces) keep it
 //! free of assets and of decoder start-up. Without arguments (as
 //! `cargo test --all-targets` runs it) every stage runs once.
 
@@ -16,6 +17,7 @@ use std::hint::black_box;
 
 use common::face;
 use faceflow::config::{QualityConfig, TrackerConfig};
+use faceflow::detect::blazeface::{decode_layer, Anchors};
 use faceflow::detect::centerface::{decode, Grid};
 use faceflow::detect::letterbox::Resampler;
 use faceflow::detect::nms::nms;
@@ -23,7 +25,7 @@ use faceflow::detect::{Detection, Detections};
 use faceflow::pool::I420;
 use faceflow::track::ByteTracker;
 
-pub const STAGES: [&str; 5] = ["letterbox", "heatmap", "track", "quality", "ring"];
+pub const STAGES: [&str; 6] = ["letterbox", "heatmap", "anchors", "track", "quality", "ring"];
 
 struct Workload {
     frame: Vec<u8>,
@@ -33,6 +35,8 @@ struct Workload {
     scale: Vec<f32>,
     offset: Vec<f32>,
     lms: Vec<f32>,
+    anchor_scores: Vec<f32>,
+    anchor_boxes: Vec<f32>,
     tracker: ByteTracker,
     quality: QualityConfig,
     tx: faceflow::ring::Producer<u64>,
@@ -63,6 +67,17 @@ impl Workload {
             scale[(y + 2) * gw + x + 2] = 2.5;
             scale[hw + (y + 2) * gw + x + 2] = 2.3;
         }
+        // BlazeFace's stride-16 layer (16x16 cells x 2 anchors): ten faces,
+        // each firing its cell's two anchors, the rest far below threshold.
+        let mut anchor_scores = vec![-8.0f32; 512];
+        let mut anchor_boxes = vec![0.0f32; 512 * 16];
+        for f in 0..10 {
+            for a in 0..2 {
+                let i = (f * 37 % 256) * 2 + a;
+                anchor_scores[i] = 1.5 + 0.1 * a as f32;
+                anchor_boxes[i * 16..i * 16 + 4].copy_from_slice(&[1.0, -1.0, 30.0, 30.0]);
+            }
+        }
         let (tx, rx) = faceflow::ring::channel::<u64>(64);
         Workload {
             frame,
@@ -72,6 +87,8 @@ impl Workload {
             scale,
             offset: vec![0.1f32; 2 * hw],
             lms: vec![0.5f32; 10 * hw],
+            anchor_scores,
+            anchor_boxes,
             tracker: ByteTracker::new(TrackerConfig::default(), 0.3),
             quality: QualityConfig::default(),
             tx,
@@ -92,6 +109,13 @@ impl Workload {
                     Grid { heat: &self.heat, scale: &self.scale, offset: &self.offset, lms: &self.lms, w: gw, h: gh };
                 let mut dets = Detections::new();
                 decode(&g, 0.5, (DW as f32, DH as f32), &mut dets);
+                nms(&mut dets, 0.3);
+                black_box(dets.len());
+            }
+            "anchors" => {
+                let mut dets = Detections::new();
+                let a = Anchors { cells: 16, per_cell: 2, stride: 16 };
+                decode_layer(&self.anchor_scores, &self.anchor_boxes, a, 0.0, &mut dets);
                 nms(&mut dets, 0.3);
                 black_box(dets.len());
             }

@@ -24,7 +24,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = os.path.join(ROOT, "benches", "instructions.txt")
 TOLERANCE = 0.05
-ITERATIONS = {"letterbox": 20, "heatmap": 200, "track": 500, "quality": 500, "ring": 500}
+ITERATIONS = {"letterbox": 20, "heatmap": 200, "anchors": 200, "track": 500, "quality": 500, "ring": 500}
 
 
 def build():

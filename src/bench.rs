@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::clock::RealClocks;
 use crate::config::Config;
-use crate::detect::centerface::{CenterFace, CenterFaceParams};
-use crate::detect::{Detections, Detector};
+use crate::detect::Detections;
 use crate::monitor::{get, process};
 use crate::pool::I420;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchRow {
+    /// `detector.kind` and the model file.
+    pub detector: String,
     pub batch: usize,
     pub cameras: usize,
     pub realtime: bool,
@@ -28,6 +29,11 @@ pub struct BenchRow {
     /// The detector alone on 64 decoded frames at this batch: the mean of a
     /// measurement before and one after the pipeline run (drift cancels).
     pub bare_detector_fps: f64,
+    /// CPU time (all threads) per frame of that bare detector run, in ms.
+    pub bare_detector_cpu_ms: f64,
+    /// CPU time (all threads) per frame of the pipeline run, in ms; minus
+    /// `bare_detector_cpu_ms` it is what faceflow spends outside inference.
+    pub cpu_ms_per_frame: f64,
     /// The H.264 decoder alone on the demo stream, one thread.
     pub bare_decoder_fps: f64,
     /// Pipeline fps / bare detector fps at the same batch.
@@ -44,9 +50,20 @@ pub struct BenchRow {
     pub dropped: u64,
 }
 
-fn config(cameras: usize, batch: usize, realtime: bool, model: Option<&str>) -> Config {
+/// Which detector a bench runs: `detector.kind` and `detector.model`
+/// (None = the config's defaults).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BenchDetector<'a> {
+    pub kind: Option<&'a str>,
+    pub model: Option<&'a str>,
+}
+
+fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) -> Result<Config, String> {
     let mut t = format!("[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[detector]\nbatch_size = {batch}\n");
-    if let Some(m) = model {
+    if let Some(k) = det.kind {
+        t.push_str(&format!("kind = {k:?}\n"));
+    }
+    if let Some(m) = det.model {
         t.push_str(&format!("model = {m:?}\n"));
     }
     for i in 0..cameras {
@@ -55,7 +72,7 @@ fn config(cameras: usize, batch: usize, realtime: bool, model: Option<&str>) -> 
             crate::demo::DEMO_DIR
         ));
     }
-    Config::from_toml(&t, "bench").expect("bench config")
+    Config::from_toml(&t, "bench").map_err(|e| e.to_string())
 }
 
 /// The demo's H.264 stream and a fresh decoder for it.
@@ -93,29 +110,20 @@ fn bare_decoder_fps() -> Result<f64, String> {
     Ok(n as f64 / t0.elapsed().as_secs_f64())
 }
 
-fn bare_detector_fps(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<f64, String> {
-    let mut det = CenterFace::load(
-        &cfg.detector.runtime,
-        &cfg.detector.model,
-        CenterFaceParams {
-            input_width: crate::board::DETECTOR_WIDTH,
-            input_height: crate::board::DETECTOR_HEIGHT,
-            max_batch: batch,
-            min_score: cfg.detector.min_score,
-            nms_iou: cfg.detector.nms_iou,
-            pad_batches: crate::board::PAD_BATCHES,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+/// The detector alone on `pics` at `batch`: (frames per second, CPU ms per frame).
+fn bare_detector(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<(f64, f64), String> {
+    let mut det = crate::pipeline::load_detector(cfg).map_err(|e| e.to_string())?;
     let mut out: Vec<Detections> = (0..batch).map(|_| Detections::new()).collect();
     let views: Vec<I420<'_>> = pics.iter().map(|(b, w, h)| I420::new(b, *w, *h)).collect();
+    let cpu0 = process::sample().cpu_seconds;
     let t0 = Instant::now();
     let mut n = 0usize;
     for chunk in views.chunks(batch) {
         det.detect_batch(chunk, &mut out[..chunk.len()]).map_err(|e| e.to_string())?;
         n += chunk.len();
     }
-    Ok(n as f64 / t0.elapsed().as_secs_f64())
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
+    Ok((n as f64 / wall, cpu * 1e3 / n.max(1) as f64))
 }
 
 fn merged_quantile(stats: &crate::monitor::Stats, q: f64) -> f64 {
@@ -145,14 +153,14 @@ pub fn run(
     cameras: usize,
     batches: &[usize],
     realtime: Option<u64>,
-    model: Option<&str>,
+    detector: BenchDetector<'_>,
 ) -> Result<Vec<BenchRow>, String> {
     let pics = frames(64)?;
     let decoder_fps = bare_decoder_fps()?;
     let mut rows = Vec::new();
     for &b in batches {
-        let cfg = config(cameras, b, realtime.is_some(), model);
-        let bare_before = bare_detector_fps(&cfg, b, &pics)?;
+        let cfg = config(cameras, b, realtime.is_some(), detector)?;
+        let bare_before = bare_detector(&cfg, b, &pics)?;
         let stop = Arc::new(AtomicBool::new(false));
         if let Some(secs) = realtime {
             let s2 = stop.clone();
@@ -172,7 +180,8 @@ pub fn run(
         let wall = t0.elapsed().as_secs_f64();
         let cpu = process::sample().cpu_seconds - cpu0;
         let allocs = crate::alloc_count::allocations() - allocs0;
-        let bare = (bare_before + bare_detector_fps(&cfg, b, &pics)?) / 2.0;
+        let bare_after = bare_detector(&cfg, b, &pics)?;
+        let bare = (bare_before.0 + bare_after.0) / 2.0;
         let s = &report.stats;
         let detected: u64 = s.cameras.iter().map(|c| get(&c.detected_frames)).sum();
         let dropped: u64 = s
@@ -188,6 +197,7 @@ pub fn run(
         let batches_run = get(&s.stages.batches).max(1);
         let fps = detected as f64 / wall;
         rows.push(BenchRow {
+            detector: format!("{} ({})", cfg.detector.kind.name(), cfg.detector.model_path().display()),
             batch: b,
             cameras,
             realtime: realtime.is_some(),
@@ -197,6 +207,8 @@ pub fn run(
             fps_per_cpu_s: detected as f64 / cpu.max(1e-9),
             mean_batch: get(&s.stages.batched_frames) as f64 / batches_run as f64,
             bare_detector_fps: bare,
+            bare_detector_cpu_ms: (bare_before.1 + bare_after.1) / 2.0,
+            cpu_ms_per_frame: cpu * 1e3 / detected.max(1) as f64,
             bare_decoder_fps: decoder_fps,
             efficiency: fps / bare,
             peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
@@ -210,6 +222,9 @@ pub fn run(
 }
 
 pub fn print(rows: &[BenchRow]) {
+    if let Some(r) = rows.first() {
+        println!("detector: {}", r.detector);
+    }
     let base = rows.iter().find(|r| r.batch == 1).map(|r| r.fps);
     println!(
         "{:>5} {:>4} {:>8} {:>9} {:>8} {:>9} {:>10} {:>10} {:>11} {:>10} {:>10} {:>8} {:>9} {:>11}",
@@ -252,6 +267,15 @@ pub fn print(rows: &[BenchRow]) {
             "bare decoder (OpenH264, one thread): {:.1} fps = {:.1}x real time for one 25 fps camera",
             r.bare_decoder_fps,
             r.bare_decoder_fps / 25.0
+        );
+    }
+    for r in rows {
+        println!(
+            "batch {}: CPU per frame {:.1} ms in the pipeline, {:.1} ms in the bare detector: {:.1} ms outside inference",
+            r.batch,
+            r.cpu_ms_per_frame,
+            r.bare_detector_cpu_ms,
+            r.cpu_ms_per_frame - r.bare_detector_cpu_ms
         );
     }
     println!("(latency = capture to detection; percentiles are log2-bucket upper bounds; efficiency = pipeline fps / bare detector fps at the same batch;\n allocs/frm = whole run incl. start-up and events, an upper bound: steady-state frames allocate 0, see tests/alloc.rs)");

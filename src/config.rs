@@ -177,7 +177,12 @@ impl Default for SenderConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
-    /// Path of the CenterFace ONNX model (dynamic dims, see scripts/setup.sh).
+    /// Which model: `centerface` (default: any input size, faces from ~10
+    /// frame pixels at the board's input) or `blazeface` (about a quarter of
+    /// the inference cost, 256x256 input: for cameras that see faces up close).
+    pub kind: DetectorKind,
+    /// Path of the ONNX model; empty = the kind's file from scripts/setup.sh
+    /// (`models/centerface.onnx`, `models/blazeface.onnx`).
     pub model: PathBuf,
     /// Path of libonnxruntime; empty = $ORT_DYLIB_PATH, then models/lib/<arch>/.
     pub runtime: PathBuf,
@@ -192,11 +197,30 @@ pub struct DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            model: PathBuf::from("models/centerface.onnx"),
+            kind: DetectorKind::CenterFace,
+            model: PathBuf::new(),
             runtime: PathBuf::new(),
             min_score: 0.3,
             nms_iou: 0.3,
             batch_size: 0,
+        }
+    }
+}
+
+/// The face detection models faceflow can run (`detector.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    CenterFace,
+    BlazeFace,
+}
+
+impl DetectorKind {
+    /// The name `detector.kind` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorKind::CenterFace => "centerface",
+            DetectorKind::BlazeFace => "blazeface",
         }
     }
 }
@@ -556,6 +580,17 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl DetectorConfig {
+    /// The model file: `model` if set, else the kind's file from scripts/setup.sh.
+    pub fn model_path(&self) -> PathBuf {
+        if !self.model.as_os_str().is_empty() {
+            return self.model.clone();
+        }
+        PathBuf::from(match self.kind {
+            DetectorKind::CenterFace => "models/centerface.onnx",
+            DetectorKind::BlazeFace => "models/blazeface.onnx",
+        })
+    }
+
     /// Frames per inference: the config's override or the board's.
     pub fn batch(&self) -> usize {
         if self.batch_size == 0 {
@@ -822,6 +857,20 @@ detection_skip_frames = 2
         let s = e.to_string();
         assert!(s.contains("cameras[1].detection_skip_frame"), "{s}");
         assert!(s.contains("unknown field"), "{s}");
+    }
+
+    #[test]
+    fn detector_kind_picks_the_default_model_and_a_wrong_kind_is_named() {
+        let t = GOOD.replace("model = \"m.onnx\"", "kind = \"blazeface\"");
+        let c = Config::from_toml(&t, "t.toml").unwrap();
+        assert_eq!(c.detector.kind, DetectorKind::BlazeFace);
+        assert_eq!(c.detector.model_path(), PathBuf::from("models/blazeface.onnx"));
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(c.detector.kind, DetectorKind::CenterFace);
+        assert_eq!(c.detector.model_path(), PathBuf::from("m.onnx"), "an explicit model wins");
+        let t = GOOD.replace("model = \"m.onnx\"", "kind = \"yunet\"");
+        let e = Config::from_toml(&t, "t.toml").unwrap_err().to_string();
+        assert!(e.contains("detector.kind") && e.contains("yunet"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ const USAGE: &str = "usage:
                                         run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
-  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--model <onnx>] [--json <file>]
+  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--json <file>]
                                         the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
   faceflow --version";
@@ -47,7 +47,9 @@ fn main() -> ExitCode {
                 .filter_map(|b| b.trim().parse().ok())
                 .collect();
             let realtime = arg("--realtime").and_then(|v| v.parse().ok());
-            match faceflow::bench::run(cameras, &batches, realtime, arg("--model").as_deref()) {
+            let (kind, model) = (arg("--detector"), arg("--model"));
+            let detector = faceflow::bench::BenchDetector { kind: kind.as_deref(), model: model.as_deref() };
+            match faceflow::bench::run(cameras, &batches, realtime, detector) {
                 Ok(rows) => {
                     faceflow::bench::print(&rows);
                     if let Some(path) = arg("--json") {

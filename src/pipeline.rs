@@ -17,8 +17,10 @@ use crate::attention::{head_pose, on_screen};
 use crate::board;
 use crate::clock::{Clocks, RealClocks};
 use crate::config::AttentionConfig;
-use crate::config::{Config, SourceKind};
-use crate::detect::centerface::{CenterFace, CenterFaceParams};
+use crate::config::{Config, DetectorKind, SourceKind};
+use crate::detect::blazeface::BlazeFace;
+use crate::detect::centerface::CenterFace;
+use crate::detect::model::DetectorParams;
 use crate::detect::worker::{CameraInput, DetectWorker, ToTrack};
 use crate::detect::{DetectError, Detector};
 use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
@@ -330,7 +332,7 @@ fn open_v4l2(
 
 /// Builds the detector the board and config ask for.
 pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
-    let params = CenterFaceParams {
+    let params = DetectorParams {
         input_width: board::DETECTOR_WIDTH,
         input_height: board::DETECTOR_HEIGHT,
         max_batch: cfg.detector.batch(),
@@ -338,7 +340,11 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         nms_iou: cfg.detector.nms_iou,
         pad_batches: board::PAD_BATCHES,
     };
-    Ok(Box::new(CenterFace::load(&cfg.detector.runtime, &cfg.detector.model, params)?))
+    let (runtime, model) = (&cfg.detector.runtime, &cfg.detector.model_path());
+    Ok(match cfg.detector.kind {
+        DetectorKind::CenterFace => Box::new(CenterFace::load(runtime, model, params)?),
+        DetectorKind::BlazeFace => Box::new(BlazeFace::load(runtime, model, params)?),
+    })
 }
 
 /// Runs the pipeline until every camera's stream ends (or `stop` is set).

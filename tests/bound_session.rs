@@ -50,3 +50,32 @@ fn bound_outputs_equal_session_run_outputs() {
     let e = bound.run(2).unwrap_err().to_string();
     assert!(e.contains("batch size 2"), "{e}");
 }
+
+/// BlazeFace as scripts/prepare_blazeface.py leaves it: any batch size, and
+/// a batch of three gives what three single runs give (the rewritten pads
+/// and reshapes keep items apart).
+#[test]
+fn blazeface_batches_like_single_runs() {
+    common::require_assets();
+    const S: usize = 256;
+    let env = runtime::environment(Path::new("")).unwrap();
+    let model = Path::new("models/blazeface.onnx");
+    let mut single = BoundSession::new(runtime::session(env, model).unwrap(), [3, S, S], 1, &[1]).unwrap();
+    let mut batched = BoundSession::new(runtime::session(env, model).unwrap(), [3, S, S], 3, &[3]).unwrap();
+    let items: Vec<Vec<f32>> =
+        (0..3).map(|seed| (0..3 * S * S).map(|i| ((i * 7 + seed * 131) % 256) as f32).collect()).collect();
+    for (i, item) in items.iter().enumerate() {
+        batched.input_item_mut(i).copy_from_slice(item);
+    }
+    batched.run(3).unwrap();
+    for (i, item) in items.iter().enumerate() {
+        single.input_item_mut(0).copy_from_slice(item);
+        single.run(1).unwrap();
+        for k in 0..4 {
+            let want = single.output(k, 1);
+            let got = &batched.output(k, 3)[i * want.len()..(i + 1) * want.len()];
+            let worst = want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-3, "output {k}, item {i}: differs by {worst}");
+        }
+    }
+}

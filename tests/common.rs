@@ -10,7 +10,13 @@ pub fn root() -> PathBuf {
 /// The demo assets and model that scripts/setup.sh provides. Tests that need
 /// them fail loudly (not skip) when they are missing: CI runs setup first.
 pub fn require_assets() {
-    for p in ["models/centerface.onnx", "models/demo/demo.h264", "models/demo/demo.mp4", "models/demo/truth.json"] {
+    for p in [
+        "models/centerface.onnx",
+        "models/blazeface.onnx",
+        "models/demo/demo.h264",
+        "models/demo/demo.mp4",
+        "models/demo/truth.json",
+    ] {
         assert!(root().join(p).exists(), "{p} is missing: run scripts/setup.sh");
     }
     std::env::set_current_dir(root()).unwrap();

@@ -1,6 +1,6 @@
 //! End to end on real parts: the demo video (real faces, x264) through the
-//! real decoder, the real CenterFace model on ONNX Runtime, ByteTrack and
-//! best-face selection, checked against the video's ground truth.
+//! real decoder, the real CenterFace (and BlazeFace) model on ONNX Runtime,
+//! ByteTrack and best-face selection, checked against the video's ground truth.
 
 mod common;
 
@@ -80,5 +80,29 @@ fn fp16_model_passes_the_demo_ground_truth() {
     let truth = demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
     let ev = demo::evaluate(&report.events, &truth);
     assert!(ev.passed(), "FP16: every person exactly one event with IoU > 0.5: {ev:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The lighter detector (`detector.kind = "blazeface"`) must find the same
+/// people, one event each, with boxes on the truth's faces.
+#[test]
+fn blazeface_passes_the_demo_ground_truth() {
+    common::require_assets();
+    let out = common::temp_dir("e2e-blazeface");
+    let toml = format!(
+        "[outbox]\ndir = \"{}\"\n[detector]\nkind = \"blazeface\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:models/demo/demo.h264\"\n",
+        out.display()
+    );
+    let cfg = Config::from_toml(&toml, "test").unwrap();
+    let report = pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).expect("pipeline runs on BlazeFace");
+    let truth = demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let ev = demo::evaluate(&report.events, &truth);
+    assert_eq!(report.events.len(), truth.persons.len(), "one event per person: {ev:?}");
+    assert!(ev.passed(), "BlazeFace: every person exactly one event with IoU > 0.5: {ev:?}");
+    // Its keypoints are usable by the quality score: the best faces are frontal.
+    for e in &report.events {
+        let [le, re, nose, ..] = e.keypoints;
+        assert!(le[0] < nose[0] && nose[0] < re[0], "nose between the eyes: {:?}", e.keypoints);
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -40,6 +40,26 @@ fn wrong_model_is_refused_at_start() {
     assert!(e.contains("CenterFace") || e.contains("input"), "{e}");
 }
 
+/// Both models have four outputs: the wrong `detector.kind` for a model is
+/// caught by the outputs' sizes, named, and the key to fix is suggested.
+#[test]
+fn a_model_of_the_other_kind_is_refused_with_the_key_to_fix() {
+    common::require_assets();
+    for (kind, model, name) in
+        [("blazeface", "models/centerface.onnx", "BlazeFace"), ("centerface", "models/blazeface.onnx", "CenterFace")]
+    {
+        let c = cfg(
+            &format!("[detector]\nkind = \"{kind}\"\nmodel = \"{model}\"\n[outbox]\ndir = \"\""),
+            "[[cameras]]\nname=\"a\"\nurl=\"models/demo/demo.h264\"",
+        );
+        let e = match pipeline::load_detector(&c) {
+            Ok(_) => panic!("{model} loaded as {kind}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(model) && e.contains(name) && e.contains("detector.kind"), "{e}");
+    }
+}
+
 #[test]
 fn a_missing_camera_file_does_not_stop_the_other_camera() {
     common::require_assets();

@@ -57,10 +57,11 @@ fn yuyv_and_mjpeg_frames_convert_to_the_decoded_picture() {
 #[test]
 fn the_detector_finds_the_same_faces_in_a_usb_frame() {
     common::require_assets();
-    use faceflow::detect::centerface::{CenterFace, CenterFaceParams};
+    use faceflow::detect::centerface::CenterFace;
+    use faceflow::detect::model::DetectorParams;
     use faceflow::detect::{Detections, Detector};
     use faceflow::pool::I420;
-    let params = CenterFaceParams {
+    let params = DetectorParams {
         input_width: faceflow::board::DETECTOR_WIDTH,
         input_height: faceflow::board::DETECTOR_HEIGHT,
         max_batch: 1,

