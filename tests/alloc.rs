@@ -24,9 +24,9 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// on preallocated ORT values (`detect::bound`), 0 since (7 per event).
 const BUDGET_PER_EVENT: u64 = 8;
 
-fn allocations_for(file: &std::path::Path) -> (u64, usize) {
+fn allocations_for(kind: &str, file: &std::path::Path) -> (u64, usize) {
     let toml = format!(
-        "[detector]\nbatch_size = 1\n[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:{}\"\n",
+        "[detector]\nkind = \"{kind}\"\nbatch_size = 1\n[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:{}\"\n",
         file.display()
     );
     let cfg = faceflow::config::Config::from_toml(&toml, "alloc").unwrap();
@@ -36,6 +36,8 @@ fn allocations_for(file: &std::path::Path) -> (u64, usize) {
     (n, report.events.len())
 }
 
+/// Both detectors, one after the other (the counter is process-wide, so
+/// they must not run as parallel tests).
 #[test]
 fn steady_state_frames_allocate_nothing() {
     common::require_assets();
@@ -46,19 +48,21 @@ fn steady_state_frames_allocate_nothing() {
     let twice = dir.join("twice.h264");
     let bytes = std::fs::read(&once).unwrap();
     std::fs::write(&twice, [bytes.as_slice(), bytes.as_slice()].concat()).unwrap();
-    let (a1, e1) = allocations_for(&once);
-    let (a2, e2) = allocations_for(&twice);
-    let (extra_allocs, extra_events) = (a2.saturating_sub(a1), (e2 - e1) as u64);
-    println!(
-        "allocations: 350 frames {a1} ({e1} events), 700 frames {a2} ({e2} events): \
-         {extra_allocs} for 350 more frames and {extra_events} more events"
-    );
-    assert!(extra_events > 0, "the second pass made no events, so the run did not see its frames");
-    // One allocation per frame would add 350: far above the events' share.
-    assert!(
-        extra_allocs <= extra_events * BUDGET_PER_EVENT,
-        "350 steady-state frames cost {extra_allocs} allocations; their {extra_events} events may cost {}",
-        extra_events * BUDGET_PER_EVENT
-    );
+    for kind in ["centerface", "blazeface"] {
+        let (a1, e1) = allocations_for(kind, &once);
+        let (a2, e2) = allocations_for(kind, &twice);
+        let (extra_allocs, extra_events) = (a2.saturating_sub(a1), (e2 - e1) as u64);
+        println!(
+            "{kind}: allocations: 350 frames {a1} ({e1} events), 700 frames {a2} ({e2} events): \
+             {extra_allocs} for 350 more frames and {extra_events} more events"
+        );
+        assert!(extra_events > 0, "{kind}: the second pass made no events, so the run did not see its frames");
+        // One allocation per frame would add 350: far above the events' share.
+        assert!(
+            extra_allocs <= extra_events * BUDGET_PER_EVENT,
+            "{kind}: 350 steady-state frames cost {extra_allocs} allocations; their {extra_events} events may cost {}",
+            extra_events * BUDGET_PER_EVENT
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
