@@ -178,7 +178,7 @@ impl Default for SenderConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
     /// Which model: `centerface` (default: any input size, faces from ~10
-    /// frame pixels at the board's input) or `blazeface` (about a quarter of
+    /// frame pixels at the board's input) or `blazeface` (about a third of
     /// the inference cost, 256x256 input: for cameras that see faces up close).
     pub kind: DetectorKind,
     /// Path of the ONNX model; empty = the kind's file from scripts/setup.sh

