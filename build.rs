@@ -33,6 +33,24 @@ struct Board {
     #[serde(default)]
     pad_batches: bool,
     pinning: Pinning,
+    decode: Decode,
+}
+
+/// How the board decodes H.264/H.265 (libavcodec, the `libav` feature).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decode {
+    /// libavcodec threads per camera stream.
+    threads: usize,
+    /// Frame threading (throughput; adds `threads` frames of delay) rather
+    /// than slice threading.
+    frame_threads: bool,
+    /// libavcodec decoders tried first, by name (hardware: `h264_cuvid`,
+    /// `h264_nvv4l2dec`, `h264_v4l2m2m`); empty = software only.
+    #[serde(default)]
+    h264_hw: String,
+    #[serde(default)]
+    h265_hw: String,
 }
 
 fn yes() -> bool {
@@ -95,12 +113,24 @@ fn main() {
         "pub const PIN_CAPTURE: i32 = {};\npub const PIN_DETECT: i32 = {};\npub const PIN_TRACK: i32 = {};\npub const PIN_LANDMARKS: i32 = {};\npub const PIN_SENDER: i32 = {};",
         p.capture, p.detect, p.track, p.landmarks, p.sender
     );
+    let d = &b.decode;
+    let _ = writeln!(out, "pub const DECODE_THREADS: usize = {};", d.threads);
+    let _ = writeln!(out, "pub const DECODE_FRAME_THREADS: bool = {};", d.frame_threads);
+    let _ = writeln!(out, "pub const HW_DECODER_H264: &str = {:?};", d.h264_hw);
+    let _ = writeln!(out, "pub const HW_DECODER_H265: &str = {:?};", d.h265_hw);
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("board.rs");
     std::fs::write(dest, out).unwrap();
     link_turbojpeg();
-    if std::env::var_os("CARGO_FEATURE_H265").is_some() {
-        // Shared: libde265 is C++ (a static copy would drag libstdc++ in).
-        println!("cargo:rustc-link-lib=dylib=de265");
+    let libav = std::env::var_os("CARGO_FEATURE_LIBAV").is_some();
+    let openh264 = std::env::var_os("CARGO_FEATURE_OPENH264").is_some();
+    if !libav && !openh264 {
+        fail("no video decoder: enable the `libav` feature (FFmpeg's libavcodec, the default) or `openh264` (H.264 only, no system libraries)");
+    }
+    let names_hw = !d.h264_hw.is_empty() || !d.h265_hw.is_empty();
+    if !libav && names_hw {
+        println!(
+            "cargo:warning=board {name} names hardware decoders, which need the `libav` feature; this build decodes H.264 with OpenH264 in software"
+        );
     }
 }
 
@@ -155,6 +185,7 @@ fn check(path: &Path, b: &Board) {
         ("event_ring", b.event_ring),
         ("batch_size", b.batch_size),
         ("intra_threads", b.intra_threads),
+        ("decode.threads", b.decode.threads),
     ] {
         if v == 0 {
             bad(key, "must be at least 1");

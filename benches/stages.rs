@@ -21,15 +21,14 @@ use faceflow::track::ByteTracker;
 /// First demo frame as I420 (640x480), or a gradient when assets are missing.
 fn demo_frame() -> (Vec<u8>, u32, u32) {
     let path = std::path::Path::new(faceflow::demo::DEMO_DIR).join("demo.h264");
-    if let Ok(mut src) = faceflow::ingest::open_file(&path) {
-        let mut dec = faceflow::decode::H264Decoder::new().expect("decoder");
-        while let Ok(Some(p)) = src.next_packet() {
-            if let Ok(Some(pic)) = dec.decode(p.data) {
-                let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
-                pic.copy_to(&mut buf);
-                return (buf, pic.width, pic.height);
-            }
-        }
+    let mut first = None;
+    let _ = faceflow::ingest::decode_file(&path, 1, |pic| {
+        let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
+        pic.copy_to(&mut buf);
+        first = Some((buf, pic.width, pic.height));
+    });
+    if let Some(f) = first {
+        return f;
     }
     let (w, h) = (640u32, 480u32);
     let buf = (0..faceflow::pool::i420_len(w, h)).map(|i| (i % 253) as u8).collect();

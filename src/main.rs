@@ -139,8 +139,9 @@ fn print_summary(r: &pipeline::RunReport) {
     for (i, name) in r.camera_names.iter().enumerate() {
         let c = &s.cameras[i];
         println!(
-            "camera {name}: {} frames decoded, {} detected, {} skipped, {} faces, {} events; dropped: pool {} ring {} superseded {} stale {}; capture->detect p50 {} us p99 {} us",
+            "camera {name}: {} frames decoded, {} decode errors, {} detected, {} skipped, {} faces, {} events; dropped: pool {} ring {} superseded {} stale {}; capture->detect p50 {} us p99 {} us",
             monitor::get(&c.decoded),
+            monitor::get(&c.decode_errors),
             monitor::get(&c.detected_frames),
             monitor::get(&c.skipped_frames),
             monitor::get(&c.faces),

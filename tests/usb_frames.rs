@@ -9,29 +9,31 @@ mod common;
 use faceflow::decode::{Codec, VideoDecoder};
 
 fn h264_frame(n: usize) -> (Vec<u8>, u32, u32) {
-    let mut src = faceflow::ingest::open_file(std::path::Path::new("models/demo/demo.h264")).unwrap();
-    let mut dec = VideoDecoder::new(Codec::H264).unwrap();
-    let mut seen = 0;
-    while let Some(p) = src.next_packet().unwrap() {
-        if let Some(pic) = dec.decode(p.data).unwrap() {
-            if seen == n {
-                let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
-                pic.copy_to(&mut buf);
-                return (buf, pic.width, pic.height);
-            }
-            seen += 1;
+    let (mut seen, mut out) = (0, None);
+    faceflow::ingest::decode_file(std::path::Path::new("models/demo/demo.h264"), n + 1, |pic| {
+        if seen == n {
+            let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
+            pic.copy_to(&mut buf);
+            out = Some((buf, pic.width, pic.height));
         }
-    }
-    panic!("demo has no frame {n}");
+        seen += 1;
+    })
+    .unwrap();
+    out.unwrap_or_else(|| panic!("demo has no frame {n}"))
 }
 
 fn converted(codec: Codec, file: &str) -> (Vec<u8>, u32, u32) {
     let data = std::fs::read(format!("models/demo/usb/{file}")).expect("run scripts/setup.sh");
     let mut dec = VideoDecoder::new(codec).unwrap();
-    let pic = dec.decode(&data).unwrap().expect("one picture per frame");
-    let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
-    pic.copy_to(&mut buf);
-    (buf, pic.width, pic.height)
+    let mut out = None;
+    dec.decode(&data, None, true, &mut |pic, _| {
+        let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
+        pic.copy_to(&mut buf);
+        out = Some((buf, pic.width, pic.height));
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    out.expect("one picture per frame")
 }
 
 fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {

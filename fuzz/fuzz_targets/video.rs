@@ -22,15 +22,17 @@ fuzz_target!(|data: &[u8]| {
     let mut resampler = Resampler::new(W, H);
     let mut tensor = vec![0f32; 3 * (W * H) as usize];
     let mut frame = Vec::new();
-    while let Ok(Some(p)) = src.next_packet() {
-        if let Ok(Some(pic)) = dec.decode(p.data) {
-            // Bounded like the pool: the capture thread refuses larger frames.
-            if pic.width > 1920 || pic.height > 1088 {
-                continue;
-            }
+    let mut on_picture = |pic: &faceflow::decode::Picture<'_>, _corrupt: bool| {
+        // Bounded like the pool: the capture thread refuses larger frames.
+        if pic.width <= 1920 && pic.height <= 1088 {
             frame.resize(faceflow::pool::i420_len(pic.width, pic.height), 0);
             pic.copy_to(&mut frame);
             resampler.fill(&I420::new(&frame, pic.width, pic.height), W, H, &mut tensor);
         }
+        std::ops::ControlFlow::Continue(())
+    };
+    while let Ok(Some(p)) = src.next_packet() {
+        let _ = dec.decode(p.data, None, false, &mut on_picture);
     }
+    let _ = dec.finish(&mut on_picture);
 });

@@ -7,6 +7,7 @@
 //! is dropped and counted. Files are paced by their frame rate; live
 //! cameras by the camera itself, with their own (RTP) timestamps.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,9 +50,13 @@ impl Capture {
         let frame_ms = 1000.0 / fps as f64;
         let start = self.clocks.monotonic();
         let mut seq = 0u64;
+        let mut errors = DecodeErrors::default();
+        let mut packets = 0u64;
         if !live {
             self.cam().set_state(CameraState::Streaming);
         }
+        // A picture that cannot go into the pool (too large) ends the camera.
+        let mut refused: Option<String> = None;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -67,26 +72,22 @@ impl Capture {
             // A new connection (or a codec change) starts a new decoder:
             // reference pictures of the old stream mean nothing to it.
             if pkt.fresh || dec.as_ref().is_none_or(|d| d.codec() != pkt.codec) {
-                dec = Some(VideoDecoder::new(pkt.codec).map_err(|e| {
+                let d = VideoDecoder::for_camera(pkt.codec, &self.name).map_err(|e| {
                     let msg = format!("camera {}: {e}", self.name);
                     self.cam().set_state_reason(CameraState::Failed, &msg);
                     msg
-                })?);
+                })?;
+                log::debug!("camera {}: decoding {} with {}", self.name, pkt.codec.as_str(), d.name());
+                dec = Some(d);
             }
             let dec = dec.as_mut().expect("set above");
+            packets += 1;
             let t0 = self.clocks.monotonic();
-            let pts = pkt.pts_ms;
-            let pic = match dec.decode(pkt.data) {
-                Ok(p) => p,
-                Err(e) => {
-                    inc(&self.cam().decode_errors);
-                    log::debug!("camera {}: {e}", self.name);
-                    continue;
+            let mut on_picture = |pic: &Picture<'_>, corrupt: bool| {
+                if corrupt {
+                    errors.count(&self, 1, "a picture was concealed (damaged input)");
                 }
-            };
-            if let Some(pic) = pic {
-                let decode_us = (self.clocks.monotonic() - t0).as_micros() as u64;
-                self.stats.stages.decode.record_us(decode_us);
+                self.stats.stages.decode.record_us((self.clocks.monotonic() - t0).as_micros() as u64);
                 if pace {
                     let due = start + Duration::from_secs_f64(seq as f64 * frame_ms / 1000.0);
                     let now = self.clocks.monotonic();
@@ -94,24 +95,114 @@ impl Capture {
                         self.clocks.sleep(due - now);
                     }
                 }
-                let pts_ms = pts.unwrap_or((seq as f64 * frame_ms) as u64);
-                emit(&pic, seq, pts_ms, &mut self)?;
+                let pts_ms = pic.pts_ms.unwrap_or((seq as f64 * frame_ms) as u64);
+                if let Err(e) = emit(pic, seq, pts_ms, &mut self) {
+                    refused = Some(e);
+                    return ControlFlow::Break(());
+                }
                 seq += 1;
+                errors.clean_picture(&self);
+                ControlFlow::Continue(())
+            };
+            let r = dec.decode(pkt.data, pkt.pts_ms, pkt.whole_unit, &mut on_picture);
+            if let Err(e) = r {
+                let n = 1 + dec.take_extra_errors();
+                errors.count(&self, n, &e.0);
+            }
+            if let Some(e) = refused {
+                return Err(e);
             }
         }
         let Some(mut dec) = dec else {
             self.cam().set_state(CameraState::Ended);
             return Ok(seq);
         };
-        while let Some(pic) = dec.flush_one() {
-            let pts_ms = (seq as f64 * frame_ms) as u64;
-            emit(&pic, seq, pts_ms, &mut self)?;
+        let mut on_picture = |pic: &Picture<'_>, _corrupt: bool| {
+            let pts_ms = pic.pts_ms.unwrap_or((seq as f64 * frame_ms) as u64);
+            if let Err(e) = emit(pic, seq, pts_ms, &mut self) {
+                refused = Some(e);
+                return ControlFlow::Break(());
+            }
             seq += 1;
+            ControlFlow::Continue(())
+        };
+        if let Err(e) = dec.finish(&mut on_picture) {
+            errors.count(&self, 1, &e.0);
+        }
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        // A file that is mostly undecodable is an error, not a short stream.
+        if !live && errors.total > 0 && errors.total * 2 > packets.max(1) {
+            let msg = format!(
+                "camera {}: {} of {} packets failed to decode ({} pictures made); is this a damaged or unsupported {} stream?",
+                self.name,
+                errors.total,
+                packets,
+                seq,
+                dec.codec().as_str()
+            );
+            self.cam().set_state_reason(CameraState::Failed, &msg);
+            return Err(msg);
         }
         if self.cam().state() != CameraState::Failed {
             self.cam().set_state(CameraState::Ended);
         }
         Ok(seq)
+    }
+}
+
+/// A camera's decode errors: counted, logged at WARN at most every
+/// [`DecodeErrors::LOG_EVERY`] (with the count since the last line), and the
+/// camera `degraded` until [`DecodeErrors::CLEAN_TO_RECOVER`] clean pictures in a row.
+#[derive(Default)]
+struct DecodeErrors {
+    total: u64,
+    since_log: u64,
+    last_log: Option<Duration>,
+    clean_run: u32,
+    degraded: bool,
+}
+
+impl DecodeErrors {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+    const CLEAN_TO_RECOVER: u32 = 50;
+
+    fn count(&mut self, c: &Capture, n: u64, what: &str) {
+        let cs = c.cam();
+        cs.decode_errors.fetch_add(n, Ordering::Relaxed);
+        self.total += n;
+        self.since_log += n;
+        self.clean_run = 0;
+        let now = c.clocks.monotonic();
+        if self.last_log.is_none_or(|t| now.saturating_sub(t) >= Self::LOG_EVERY) {
+            log::warn!(
+                "camera {}: {} decode error(s) (latest: {what}); skipping to the next decodable picture",
+                c.name,
+                self.since_log
+            );
+            self.since_log = 0;
+            self.last_log = Some(now);
+        }
+        if !self.degraded && matches!(cs.state(), CameraState::Streaming) {
+            self.degraded = true;
+            cs.set_state_reason(CameraState::Degraded, &format!("decode errors ({what})"));
+        }
+    }
+
+    fn clean_picture(&mut self, c: &Capture) {
+        if !self.degraded {
+            return;
+        }
+        self.clean_run += 1;
+        if self.clean_run >= Self::CLEAN_TO_RECOVER {
+            self.degraded = false;
+            let cs = c.cam();
+            if cs.state() == CameraState::Degraded {
+                cs.set_state_reason(CameraState::Streaming, "");
+                log::info!("camera {}: decoding cleanly again", c.name);
+            }
+        }
     }
 }
 

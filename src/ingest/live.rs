@@ -204,7 +204,7 @@ impl PacketSource for LiveSource {
                         self.last_logged.clear();
                     }
                     let fresh = std::mem::take(&mut self.fresh);
-                    return Ok(Some(Packet { data: &self.buf, codec, pts_ms, fresh }));
+                    return Ok(Some(Packet { data: &self.buf, codec, whole_unit: true, pts_ms, fresh }));
                 }
                 Ok(None) => continue,
                 Err(e) => self.back_off(e),

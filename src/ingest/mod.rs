@@ -16,11 +16,15 @@ use std::path::Path;
 
 use crate::decode::Codec;
 
-/// One access unit of an elementary stream (Annex B, with start codes).
+/// Encoded video (Annex B, with start codes): one access unit, or, from an
+/// Annex B file, one NAL unit at a time.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet<'a> {
     pub data: &'a [u8],
     pub codec: Codec,
+    /// `data` is exactly one access unit (or only parameter sets): decoded
+    /// at once. Otherwise a run of NAL units the decoder's parser assembles.
+    pub whole_unit: bool,
     /// Presentation time in stream milliseconds (RTP timestamp for live
     /// streams); `None` = derive it from the frame rate.
     pub pts_ms: Option<u64>,
@@ -29,8 +33,13 @@ pub struct Packet<'a> {
 }
 
 impl<'a> Packet<'a> {
-    pub fn h264(data: &'a [u8]) -> Self {
-        Packet { data, codec: Codec::H264, pts_ms: None, fresh: false }
+    /// One whole access unit, no timestamp.
+    pub fn access_unit(data: &'a [u8], codec: Codec) -> Self {
+        Packet { data, codec, whole_unit: true, pts_ms: None, fresh: false }
+    }
+    /// Some NAL units of a stream, not necessarily a whole access unit.
+    pub fn nal_units(data: &'a [u8], codec: Codec) -> Self {
+        Packet { data, codec, whole_unit: false, pts_ms: None, fresh: false }
     }
 }
 
@@ -62,7 +71,8 @@ pub trait PacketSource: Send {
     }
 }
 
-/// Opens a file by its content: MP4 (an `ftyp` box) or Annex B H.264.
+/// Opens a file by its content: MP4 (an `ftyp` box) or an Annex B H.264 or
+/// H.265 elementary stream.
 pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
     let data = std::fs::read(path).map_err(|e| IngestError(format!("{}: {e}", path.display())))?;
     if data.len() >= 8 && &data[4..8] == b"ftyp" {
@@ -70,6 +80,43 @@ pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
     } else if annexb::looks_like_annexb(&data) {
         Ok(Box::new(annexb::AnnexBSource::new(data)))
     } else {
-        Err(IngestError(format!("{}: neither an MP4 file nor an H.264 Annex B stream", path.display())))
+        Err(IngestError(format!("{}: neither an MP4 file nor an H.264/H.265 Annex B stream", path.display())))
     }
+}
+
+/// Decodes a whole file (Annex B or MP4) with a software decoder, handing
+/// each picture to `each`, and stops after `limit` pictures; returns how
+/// many there were. For tools, benches and tests: the pipeline decodes in
+/// `capture`. A damaged packet is an error here.
+pub fn decode_file(
+    path: &std::path::Path,
+    limit: usize,
+    mut each: impl FnMut(&crate::decode::Picture<'_>),
+) -> Result<usize, String> {
+    let mut src = open_file(path).map_err(|e| e.0)?;
+    let mut dec: Option<crate::decode::VideoDecoder> = None;
+    let n = std::cell::Cell::new(0usize);
+    let mut on_picture = |p: &crate::decode::Picture<'_>, _corrupt: bool| {
+        each(p);
+        n.set(n.get() + 1);
+        if n.get() >= limit {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    };
+    while let Some(p) = src.next_packet().map_err(|e| e.0)? {
+        if dec.is_none() {
+            dec = Some(crate::decode::VideoDecoder::new(p.codec).map_err(|e| e.0)?);
+        }
+        let d = dec.as_mut().expect("set above");
+        d.decode(p.data, p.pts_ms, p.whole_unit, &mut on_picture).map_err(|e| format!("{}: {e}", path.display()))?;
+        if n.get() >= limit {
+            return Ok(n.get());
+        }
+    }
+    if let Some(d) = dec.as_mut() {
+        d.finish(&mut on_picture).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(n.get())
 }

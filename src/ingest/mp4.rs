@@ -3,10 +3,11 @@
 //! decode order, rewritten from length-prefixed NAL units to Annex B.
 
 use super::{IngestError, Packet, PacketSource};
+use crate::decode::Codec;
 
 pub struct Mp4Source {
     data: Vec<u8>,
-    /// SPS and PPS from avcC, as Annex B, sent before the first sample.
+    /// SPS and PPS from avcC, as Annex B, sent in front of the first sample.
     params: Vec<u8>,
     /// (offset, size) of each sample, decode order.
     samples: Vec<(usize, usize)>,
@@ -189,10 +190,6 @@ impl Mp4Source {
 
 impl PacketSource for Mp4Source {
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, IngestError> {
-        if !self.sent_params {
-            self.sent_params = true;
-            return Ok(Some(Packet::h264(&self.params)));
-        }
         if self.next >= self.samples.len() && self.looping && !self.samples.is_empty() {
             // Start over; the decoder keeps the parameter sets it already has.
             self.next = 0;
@@ -203,6 +200,11 @@ impl PacketSource for Mp4Source {
         self.next += 1;
         let sample = &self.data[off..off + size];
         self.buf.clear();
+        // The parameter sets travel in front of the first access unit (a
+        // packet of parameter sets alone is no picture to libavcodec).
+        if !std::mem::replace(&mut self.sent_params, true) {
+            self.buf.extend_from_slice(&self.params);
+        }
         let mut p = 0;
         let n = self.nal_len_size;
         while p + n <= sample.len() {
@@ -215,7 +217,7 @@ impl PacketSource for Mp4Source {
             self.buf.extend_from_slice(nal);
             p += len;
         }
-        Ok(Some(Packet::h264(&self.buf)))
+        Ok(Some(Packet::access_unit(&self.buf, Codec::H264)))
     }
     fn fps(&self) -> Option<f32> {
         self.fps

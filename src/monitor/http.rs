@@ -128,8 +128,16 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
         "/healthz" => {
             let s = &ctx.stats;
             let failed = s.cameras.iter().filter(|c| c.state() == super::CameraState::Failed).count();
+            let degraded = s.cameras.iter().filter(|c| c.state() == super::CameraState::Degraded).count();
             let all_failed = failed == s.cameras.len() && failed > 0;
-            let body = json!({"status": if all_failed { "failing" } else if failed > 0 { "degraded" } else { "ok" }, "cameras_failed": failed});
+            let status = if all_failed {
+                "failing"
+            } else if failed + degraded > 0 {
+                "degraded"
+            } else {
+                "ok"
+            };
+            let body = json!({"status": status, "cameras_failed": failed, "cameras_degraded": degraded});
             let _ = req.respond(
                 Response::from_string(body.to_string())
                     .with_status_code(if all_failed { 503 } else { 200 })

@@ -92,6 +92,8 @@ pub enum CameraState {
     Failed = 3,
     /// Waiting to reconnect after a drop, a stall or a refused connection.
     Backoff = 4,
+    /// Streaming, but packets keep failing to decode (the reason says how many).
+    Degraded = 5,
 }
 
 impl CameraState {
@@ -102,6 +104,7 @@ impl CameraState {
             CameraState::Ended => "ended",
             CameraState::Failed => "failed",
             CameraState::Backoff => "backoff",
+            CameraState::Degraded => "degraded",
         }
     }
 }
@@ -146,6 +149,7 @@ impl CameraStats {
             2 => CameraState::Ended,
             3 => CameraState::Failed,
             4 => CameraState::Backoff,
+            5 => CameraState::Degraded,
             _ => CameraState::Connecting,
         }
     }

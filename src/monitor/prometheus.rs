@@ -79,9 +79,14 @@ pub fn render(stats: &Stats) -> String {
             let _ = writeln!(o, "faceflow_frames_dropped_total{{camera=\"{n}\",reason=\"{reason}\"}} {}", get(v));
         }
     }
-    per_camera(&mut o, &cams, "counter", "faceflow_decode_errors_total", "H.264 decode errors per camera.", |c| {
-        get(&c.decode_errors)
-    });
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
+        "faceflow_decode_errors_total",
+        "Packets that failed to decode (or were concealed) per camera.",
+        |c| get(&c.decode_errors),
+    );
     per_camera(&mut o, &cams, "counter", "faceflow_faces_detected_total", "Faces detected per camera.", |c| {
         get(&c.faces)
     });
@@ -137,7 +142,7 @@ pub fn render(stats: &Stats) -> String {
         &cams,
         "gauge",
         "faceflow_camera_state",
-        "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed, 4 backoff.",
+        "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed, 4 backoff, 5 degraded (decode errors).",
         |c| c.state() as u8,
     );
     let _ = writeln!(o, "# HELP faceflow_capture_to_detect_seconds Capture to detection latency per camera.\n# TYPE faceflow_capture_to_detect_seconds histogram");

@@ -1,0 +1,532 @@
+//! H.264 and H.265 through FFmpeg's libavcodec (the system's FFmpeg, bound
+//! by `ffmpeg-sys-next` against its installed headers).
+//!
+//! One [`LibavDecoder`] per camera stream. It takes access units (MP4
+//! samples, RTSP frames) as they are, or any run of NAL units (an Annex B
+//! file read NAL by NAL), which libavcodec's parser assembles into access
+//! units. Every profile libavcodec reads is accepted: B-frames and
+//! reordering, CABAC, Main/High/High 10, interlaced-coded pictures, odd
+//! sizes. Pictures in 8-bit 4:2:0 planar are handed out as they are; any
+//! other format (10-bit, 4:2:2, NV12 from a hardware decoder) is converted
+//! by libswscale into a buffer kept for the stream.
+//!
+//! A hardware decoder (`h264_cuvid`, `h264_nvv4l2dec`, `h264_v4l2m2m`, ...)
+//! is opened by name; whether it exists and opens is the caller's to log.
+
+use std::ffi::{c_int, CStr, CString};
+use std::ops::ControlFlow;
+use std::ptr;
+
+use ffmpeg_sys_next as ff;
+
+use super::{Codec, DecodeError, Picture};
+use crate::pool::i420_len;
+
+/// How libavcodec may use threads for one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threads {
+    /// Threads per decoder (1 = none).
+    pub count: usize,
+    /// Frame threading (a picture per thread: throughput, `count` frames of
+    /// delay) rather than slice threading (only helps multi-slice streams).
+    pub frame: bool,
+}
+
+/// libavcodec prints corrupt-stream details on stderr at ERROR level,
+/// unthrottled; faceflow counts and logs those itself (rate-limited, per
+/// camera). `FACEFLOW_AV_LOG=error|warning|info|debug` turns them back on.
+fn quiet_libav_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let level = match std::env::var("FACEFLOW_AV_LOG").as_deref() {
+            Ok("error") => ff::AV_LOG_ERROR,
+            Ok("warning") => ff::AV_LOG_WARNING,
+            Ok("info") => ff::AV_LOG_INFO,
+            Ok("debug") => ff::AV_LOG_DEBUG,
+            _ => ff::AV_LOG_FATAL,
+        };
+        unsafe { ff::av_log_set_level(level) };
+    });
+}
+
+/// libavutil's text for an error code.
+fn av_err(code: c_int) -> String {
+    let mut buf = [0 as std::ffi::c_char; 128];
+    unsafe {
+        ff::av_strerror(code, buf.as_mut_ptr(), buf.len());
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    }
+}
+
+pub struct LibavDecoder {
+    ctx: *mut ff::AVCodecContext,
+    parser: *mut ff::AVCodecParserContext,
+    pkt: *mut ff::AVPacket,
+    frame: *mut ff::AVFrame,
+    sws: *mut ff::SwsContext,
+    /// Packed I420 for pictures libswscale converted (not 8-bit 4:2:0 planar).
+    converted: Vec<u8>,
+    codec: Codec,
+    name: &'static str,
+    /// Errors of the current `decode` call after the first (which is returned).
+    extra_errors: u64,
+}
+
+// The FFmpeg objects are owned by this value and used only through &mut self.
+unsafe impl Send for LibavDecoder {}
+
+impl Drop for LibavDecoder {
+    fn drop(&mut self) {
+        unsafe {
+            if !self.parser.is_null() {
+                ff::av_parser_close(self.parser);
+            }
+            ff::sws_freeContext(self.sws);
+            ff::av_frame_free(&mut self.frame);
+            // The packet only ever points at borrowed data (buf is NULL).
+            (*self.pkt).data = ptr::null_mut();
+            (*self.pkt).size = 0;
+            ff::av_packet_free(&mut self.pkt);
+            ff::avcodec_free_context(&mut self.ctx);
+        }
+    }
+}
+
+fn codec_id(codec: Codec) -> Result<ff::AVCodecID, DecodeError> {
+    match codec {
+        Codec::H264 => Ok(ff::AVCodecID::AV_CODEC_ID_H264),
+        Codec::H265 => Ok(ff::AVCodecID::AV_CODEC_ID_HEVC),
+        other => Err(DecodeError(format!("{} is not decoded by libavcodec here", other.as_str()))),
+    }
+}
+
+impl LibavDecoder {
+    /// libavcodec's own software decoder for `codec`.
+    pub fn software(codec: Codec, threads: Threads) -> Result<Self, DecodeError> {
+        let id = codec_id(codec)?;
+        let c = unsafe { ff::avcodec_find_decoder(id) };
+        Self::open(codec, c, threads, codec.as_str())
+    }
+
+    /// The decoder libavcodec knows as `name` (a hardware one, typically).
+    pub fn named(codec: Codec, name: &'static str, threads: Threads) -> Result<Self, DecodeError> {
+        codec_id(codec)?;
+        let cname = CString::new(name).map_err(|_| DecodeError(format!("bad decoder name {name:?}")))?;
+        let c = unsafe { ff::avcodec_find_decoder_by_name(cname.as_ptr()) };
+        Self::open(codec, c, threads, name)
+    }
+
+    fn open(codec: Codec, c: *const ff::AVCodec, threads: Threads, name: &'static str) -> Result<Self, DecodeError> {
+        quiet_libav_log();
+        if c.is_null() {
+            return Err(DecodeError(format!("{name}: this FFmpeg build has no such decoder")));
+        }
+        let id = codec_id(codec)?;
+        unsafe {
+            if (*c).id != id {
+                return Err(DecodeError(format!("{name} does not decode {}", codec.as_str())));
+            }
+            let ctx = ff::avcodec_alloc_context3(c);
+            let pkt = ff::av_packet_alloc();
+            let frame = ff::av_frame_alloc();
+            let parser = ff::av_parser_init(id as c_int);
+            let d = LibavDecoder {
+                ctx,
+                parser,
+                pkt,
+                frame,
+                sws: ptr::null_mut(),
+                converted: Vec::new(),
+                codec,
+                name,
+                extra_errors: 0,
+            };
+            if ctx.is_null() || pkt.is_null() || frame.is_null() || parser.is_null() {
+                return Err(DecodeError(format!("{name}: out of memory opening the decoder")));
+            }
+            // Timestamps in and out are milliseconds.
+            (*ctx).pkt_timebase = ff::AVRational { num: 1, den: 1000 };
+            (*ctx).thread_count = threads.count.max(1) as c_int;
+            (*ctx).thread_type = if threads.frame { ff::FF_THREAD_FRAME } else { ff::FF_THREAD_SLICE };
+            let r = ff::avcodec_open2(ctx, c, ptr::null_mut());
+            if r < 0 {
+                return Err(DecodeError(format!("{name}: cannot open the decoder: {}", av_err(r))));
+            }
+            Ok(d)
+        }
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// libavcodec's name of the decoder in use.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Feeds encoded bytes: a whole access unit when `whole_unit` (MP4
+    /// samples, RTSP frames: decoded at once, no added delay), else any run
+    /// of NAL units, which the parser splits into access units. Every
+    /// picture that becomes ready goes to `on_picture`, in presentation
+    /// order; `Break` stops the handing out (the rest is discarded).
+    ///
+    /// An error names the first of the packet's failures; decoding goes on
+    /// with the next picture libavcodec can make, so the caller counts it
+    /// and carries on. [`Self::take_extra_errors`] tells how many more there were.
+    pub fn decode(
+        &mut self,
+        data: &[u8],
+        pts_ms: Option<u64>,
+        whole_unit: bool,
+        on_picture: &mut dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()>,
+    ) -> Result<(), DecodeError> {
+        let pts = pts_ms.map(|p| p as i64).unwrap_or(ff::AV_NOPTS_VALUE);
+        if whole_unit {
+            return self.send(data.as_ptr(), data.len(), pts, on_picture);
+        }
+        let mut first_err = None;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (mut out, mut out_len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+            let used = unsafe {
+                ff::av_parser_parse2(
+                    self.parser,
+                    self.ctx,
+                    &mut out,
+                    &mut out_len,
+                    rest.as_ptr(),
+                    rest.len().min(c_int::MAX as usize) as c_int,
+                    pts,
+                    ff::AV_NOPTS_VALUE,
+                    0,
+                )
+            };
+            if used < 0 {
+                return Err(DecodeError(format!("{}: parser: {}", self.name, av_err(used))));
+            }
+            rest = &rest[used as usize..];
+            if out_len > 0 {
+                let unit_pts = unsafe { (*self.parser).pts };
+                if let Err(e) = self.send(out, out_len as usize, unit_pts, on_picture) {
+                    self.note(&mut first_err, e);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn note(&mut self, first: &mut Option<DecodeError>, e: DecodeError) {
+        if first.is_none() {
+            *first = Some(e);
+        } else {
+            self.extra_errors += 1;
+        }
+    }
+
+    /// Errors after the first in the last `decode`/`finish` call, reset on reading.
+    pub fn take_extra_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.extra_errors)
+    }
+
+    /// End of stream: the parser's last access unit and every picture
+    /// libavcodec still holds (reordering, frame threads).
+    pub fn finish(
+        &mut self,
+        on_picture: &mut dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()>,
+    ) -> Result<(), DecodeError> {
+        let mut first_err = None;
+        let (mut out, mut out_len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+        unsafe {
+            ff::av_parser_parse2(
+                self.parser,
+                self.ctx,
+                &mut out,
+                &mut out_len,
+                ptr::null(),
+                0,
+                ff::AV_NOPTS_VALUE,
+                ff::AV_NOPTS_VALUE,
+                0,
+            );
+        }
+        if out_len > 0 {
+            let pts = unsafe { (*self.parser).pts };
+            if let Err(e) = self.send(out, out_len as usize, pts, on_picture) {
+                self.note(&mut first_err, e);
+            }
+        }
+        let r = unsafe { ff::avcodec_send_packet(self.ctx, ptr::null()) };
+        if r < 0 && r != ff::AVERROR_EOF {
+            self.note(&mut first_err, DecodeError(format!("{}: flush: {}", self.name, av_err(r))));
+        }
+        if let Err(e) = self.receive_all(on_picture) {
+            self.note(&mut first_err, e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn send(
+        &mut self,
+        data: *const u8,
+        len: usize,
+        pts: i64,
+        on_picture: &mut dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()>,
+    ) -> Result<(), DecodeError> {
+        let Ok(size) = c_int::try_from(len) else {
+            return Err(DecodeError(format!("{}: a {len}-byte access unit is too large", self.name)));
+        };
+        if size == 0 {
+            return Ok(());
+        }
+        unsafe {
+            // Borrowed bytes (buf stays NULL): libavcodec copies what it keeps.
+            (*self.pkt).data = data as *mut u8;
+            (*self.pkt).size = size;
+            (*self.pkt).pts = pts;
+            (*self.pkt).dts = ff::AV_NOPTS_VALUE;
+        }
+        loop {
+            let r = unsafe { ff::avcodec_send_packet(self.ctx, self.pkt) };
+            if r == ff::AVERROR(ff::EAGAIN) {
+                // Output must be taken before more input fits.
+                self.receive_all(on_picture)?;
+                continue;
+            }
+            let received = self.receive_all(on_picture);
+            if r < 0 {
+                return Err(DecodeError(format!("{}: {}", self.name, av_err(r))));
+            }
+            return received;
+        }
+    }
+
+    /// Hands out every picture libavcodec has ready.
+    fn receive_all(
+        &mut self,
+        on_picture: &mut dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()>,
+    ) -> Result<(), DecodeError> {
+        loop {
+            let r = unsafe { ff::avcodec_receive_frame(self.ctx, self.frame) };
+            if r == ff::AVERROR(ff::EAGAIN) || r == ff::AVERROR_EOF {
+                return Ok(());
+            }
+            if r < 0 {
+                return Err(DecodeError(format!("{}: {}", self.name, av_err(r))));
+            }
+            let flow = match self.picture() {
+                Ok((pic, corrupt)) => on_picture(&pic, corrupt),
+                Err(e) => {
+                    unsafe { ff::av_frame_unref(self.frame) };
+                    return Err(e);
+                }
+            };
+            unsafe { ff::av_frame_unref(self.frame) };
+            if flow.is_break() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The received frame as 8-bit 4:2:0 planes, and whether libavcodec
+    /// flagged it as concealed (damaged input).
+    fn picture(&mut self) -> Result<(Picture<'_>, bool), DecodeError> {
+        let f = unsafe { &*self.frame };
+        let (w, h) = (f.width, f.height);
+        if w <= 0 || h <= 0 {
+            return Err(DecodeError(format!("{}: a picture with no size", self.name)));
+        }
+        let corrupt = f.decode_error_flags != 0 || (f.flags & ff::AV_FRAME_FLAG_CORRUPT) != 0;
+        // The packet's own timestamp, carried through reordering (not
+        // best_effort_timestamp, whose guessing rewrites camera clocks).
+        let pts_ms = (f.pts != ff::AV_NOPTS_VALUE && f.pts >= 0).then_some(f.pts as u64);
+        let (wu, hu) = (w as usize, h as usize);
+        let (cw, ch) = (wu.div_ceil(2), hu.div_ceil(2));
+        let planar420 = f.format == ff::AVPixelFormat::AV_PIX_FMT_YUV420P as c_int
+            || f.format == ff::AVPixelFormat::AV_PIX_FMT_YUVJ420P as c_int;
+        if planar420 {
+            let ls = f.linesize;
+            if ls[0] < w || ls[1] < cw as c_int || ls[2] < cw as c_int || f.data[0].is_null() {
+                return Err(DecodeError(format!("{}: unexpected picture layout", self.name)));
+            }
+            let (sy, su, sv) = (ls[0] as usize, ls[1] as usize, ls[2] as usize);
+            // SAFETY: libavcodec's planes hold `linesize * rows` bytes each
+            // (the last row at least `width`), valid until av_frame_unref.
+            let pic = unsafe {
+                Picture {
+                    y: std::slice::from_raw_parts(f.data[0], sy * (hu - 1) + wu),
+                    u: std::slice::from_raw_parts(f.data[1], su * (ch - 1) + cw),
+                    v: std::slice::from_raw_parts(f.data[2], sv * (ch - 1) + cw),
+                    strides: (sy, su, sv),
+                    width: w as u32,
+                    height: h as u32,
+                    pts_ms,
+                }
+            };
+            return Ok((pic, corrupt));
+        }
+        // Anything else: libswscale into 8-bit I420 (a context per stream
+        // format, cached; the buffer grows only when the size does).
+        let fmt: ff::AVPixelFormat = unsafe { std::mem::transmute::<c_int, ff::AVPixelFormat>(f.format) };
+        self.sws = unsafe {
+            ff::sws_getCachedContext(
+                self.sws,
+                w,
+                h,
+                fmt,
+                w,
+                h,
+                ff::AVPixelFormat::AV_PIX_FMT_YUV420P,
+                ff::SWS_BILINEAR,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null(),
+            )
+        };
+        if self.sws.is_null() {
+            return Err(DecodeError(format!("{}: cannot convert pixel format {} to 8-bit 4:2:0", self.name, f.format)));
+        }
+        let len = i420_len(w as u32, h as u32);
+        if self.converted.len() < len {
+            self.converted.resize(len, 0);
+        }
+        let base = self.converted.as_mut_ptr();
+        let dst = unsafe { [base, base.add(wu * hu), base.add(wu * hu + cw * ch), ptr::null_mut()] };
+        let dst_stride = [w, cw as c_int, cw as c_int, 0];
+        let rows = unsafe {
+            ff::sws_scale(self.sws, f.data.as_ptr() as _, f.linesize.as_ptr(), 0, h, dst.as_ptr(), dst_stride.as_ptr())
+        };
+        if rows != h {
+            return Err(DecodeError(format!("{}: pixel format conversion failed", self.name)));
+        }
+        let (y, rest) = self.converted[..len].split_at(wu * hu);
+        let (u, v) = rest.split_at(cw * ch);
+        Ok((Picture { y, u, v, strides: (wu, cw, cw), width: w as u32, height: h as u32, pts_ms }, corrupt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 12 frames of ffmpeg's test pattern, 66x50 (not a multiple of 16),
+    /// x264/x265 with B-frames on every other picture (`b-adapt=0`), made by
+    /// ffmpeg from its `testsrc2` pattern and kept in the repo so
+    /// the test runs anywhere the library does (also under qemu for aarch64).
+    const TINY_H264: &[u8] = include_bytes!("testdata/tiny-bframes.h264");
+    const TINY_H265: &[u8] = include_bytes!("testdata/tiny-bframes.h265");
+
+    fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+        let mut starts: Vec<usize> =
+            (0..data.len().saturating_sub(3)).filter(|&i| data[i..i + 3] == [0, 0, 1]).collect();
+        starts.push(data.len());
+        starts.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+    }
+
+    fn decode_all(codec: Codec, data: &[u8], chunks: &[&[u8]]) -> Vec<(u32, u32, u8)> {
+        let mut d = LibavDecoder::software(codec, Threads { count: 1, frame: false }).unwrap();
+        let mut out = Vec::new();
+        let mut on = |p: &Picture<'_>, corrupt: bool| {
+            assert!(!corrupt);
+            out.push((p.width, p.height, p.y[0]));
+            ControlFlow::Continue(())
+        };
+        if chunks.is_empty() {
+            d.decode(data, None, false, &mut on).unwrap();
+        }
+        for c in chunks {
+            d.decode(c, None, false, &mut on).unwrap();
+        }
+        d.finish(&mut on).unwrap();
+        out
+    }
+
+    #[test]
+    fn h264_with_b_frames_gives_every_frame_nal_by_nal_or_at_once() {
+        let by_nal = decode_all(Codec::H264, TINY_H264, &nal_units(TINY_H264));
+        assert_eq!(by_nal.len(), 12, "every frame, B-frames included");
+        assert!(by_nal.iter().all(|&(w, h, _)| (w, h) == (66, 50)));
+        assert_eq!(decode_all(Codec::H264, TINY_H264, &[]), by_nal, "one big chunk decodes the same");
+    }
+
+    #[test]
+    fn h265_with_b_frames_gives_every_frame() {
+        let pics = decode_all(Codec::H265, TINY_H265, &nal_units(TINY_H265));
+        assert_eq!(pics.len(), 12);
+        assert!(pics.iter().all(|&(w, h, _)| (w, h) == (66, 50)));
+    }
+
+    #[test]
+    fn timestamps_travel_with_their_pictures_through_reordering() {
+        let mut d = LibavDecoder::software(Codec::H264, Threads { count: 2, frame: true }).unwrap();
+        let mut pts = Vec::new();
+        let mut on = |p: &Picture<'_>, _: bool| {
+            pts.push(p.pts_ms);
+            ControlFlow::Continue(())
+        };
+        // The parser finds the access units; feeding them back whole with a
+        // running decode-order counter as pts shows the reordering.
+        let parser = LibavDecoder::software(Codec::H264, Threads { count: 1, frame: false }).unwrap();
+        let mut units: Vec<Vec<u8>> = Vec::new();
+        for nal in nal_units(TINY_H264) {
+            let mut rest = nal;
+            while !rest.is_empty() {
+                let (mut out, mut len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+                let used = unsafe {
+                    ff::av_parser_parse2(
+                        parser.parser,
+                        parser.ctx,
+                        &mut out,
+                        &mut len,
+                        rest.as_ptr(),
+                        rest.len() as c_int,
+                        ff::AV_NOPTS_VALUE,
+                        ff::AV_NOPTS_VALUE,
+                        0,
+                    )
+                };
+                rest = &rest[used as usize..];
+                if len > 0 {
+                    units.push(unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec());
+                }
+            }
+        }
+        let (mut out, mut len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+        unsafe {
+            ff::av_parser_parse2(parser.parser, parser.ctx, &mut out, &mut len, ptr::null(), 0, 0, 0, 0);
+        }
+        if len > 0 {
+            units.push(unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec());
+        }
+        assert_eq!(units.len(), 12, "twelve access units");
+        for (i, u) in units.iter().enumerate() {
+            d.decode(u, Some(1000 + i as u64 * 40), true, &mut on).unwrap();
+        }
+        d.finish(&mut on).unwrap();
+        // Stamped in decode order, the pictures come out in presentation
+        // order: the same stamps, reordered around the B-frames.
+        let got: Vec<u64> = pts.iter().map(|p| p.expect("every picture keeps its timestamp")).collect();
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..12).map(|i| 1000 + i * 40).collect::<Vec<u64>>());
+        assert_ne!(got, sorted, "B-frames were reordered: {got:?}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_crash_and_a_missing_decoder_is_named() {
+        let mut d = LibavDecoder::software(Codec::H264, Threads { count: 1, frame: false }).unwrap();
+        let noise: Vec<u8> = (0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut n = 0;
+        let mut on = |_: &Picture<'_>, _: bool| {
+            n += 1;
+            ControlFlow::Continue(())
+        };
+        let mut framed = vec![0, 0, 0, 1, 0x65];
+        framed.extend_from_slice(&noise);
+        let _ = d.decode(&framed, None, true, &mut on);
+        let _ = d.finish(&mut on);
+        assert_eq!(n, 0, "noise makes no picture");
+        let e = LibavDecoder::named(Codec::H264, "h264_no_such_decoder", Threads { count: 1, frame: false });
+        assert!(e.err().unwrap().0.contains("h264_no_such_decoder: this FFmpeg build has no such decoder"));
+    }
+}
