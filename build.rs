@@ -34,6 +34,33 @@ struct Board {
     pad_batches: bool,
     pinning: Pinning,
     decode: Decode,
+    capacity: Capacity,
+}
+
+/// The one statement a profile's queue and store sizes follow: "up to
+/// `faces_per_camera` faces in view per camera at `cameras` cameras at once".
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Capacity {
+    faces_per_camera: usize,
+    cameras: usize,
+}
+
+/// Tracks held per face in view: the faces in view, plus those lost behind
+/// something or just gone (kept for `max_frames_lost`), plus tentative ones.
+const TRACKS_PER_FACE_NUM: usize = 3;
+const TRACKS_PER_FACE_DEN: usize = 2;
+
+impl Capacity {
+    /// Tracks (live, lost or tentative) per camera: a power of two (the
+    /// tracker's fixed tables), at least 16.
+    fn max_tracks(&self) -> usize {
+        (self.faces_per_camera * TRACKS_PER_FACE_NUM).div_ceil(TRACKS_PER_FACE_DEN).next_power_of_two().max(16)
+    }
+    /// Best faces held at once over all cameras (each live track keeps one).
+    fn keep_faces(&self) -> usize {
+        (self.faces_per_camera * self.cameras * TRACKS_PER_FACE_NUM).div_ceil(TRACKS_PER_FACE_DEN)
+    }
 }
 
 /// How the board decodes H.264/H.265 (libavcodec, the `libav` feature).
@@ -113,6 +140,20 @@ fn main() {
         "pub const PIN_CAPTURE: i32 = {};\npub const PIN_DETECT: i32 = {};\npub const PIN_TRACK: i32 = {};\npub const PIN_LANDMARKS: i32 = {};\npub const PIN_SENDER: i32 = {};",
         p.capture, p.detect, p.track, p.landmarks, p.sender
     );
+    let c = &b.capacity;
+    let _ = writeln!(
+        out,
+        "/// Sized for up to {} faces in view per camera at {} cameras (boards/{name}.toml `[capacity]`).",
+        c.faces_per_camera, c.cameras
+    );
+    let _ = writeln!(out, "pub const CAPACITY_FACES_PER_CAMERA: usize = {};", c.faces_per_camera);
+    let _ = writeln!(out, "pub const CAPACITY_CAMERAS: usize = {};", c.cameras);
+    let _ = writeln!(out, "/// Tracks per camera (in view, lost or tentative): derived from the capacity.");
+    let _ = writeln!(out, "pub const MAX_TRACKS: usize = {};", c.max_tracks());
+    let _ = writeln!(out, "/// Detections per frame the detector keeps: derived from the capacity.");
+    let _ = writeln!(out, "pub const MAX_DETECTIONS: usize = {};", c.max_tracks());
+    let _ = writeln!(out, "/// Best faces held at once over all cameras (the keep store): derived from the capacity.");
+    let _ = writeln!(out, "pub const KEEP_FACES: usize = {};", c.keep_faces());
     let d = &b.decode;
     let _ = writeln!(out, "pub const DECODE_THREADS: usize = {};", d.threads);
     let _ = writeln!(out, "pub const DECODE_FRAME_THREADS: bool = {};", d.frame_threads);
@@ -206,8 +247,35 @@ fn check(path: &Path, b: &Board) {
     {
         bad("max_frame_width/max_frame_height", "must be positive and even (4:2:0 chroma)");
     }
-    if b.frame_pool_slots < b.max_cameras * 2 + b.batch_size {
-        bad("frame_pool_slots", "must cover two frames per camera plus one batch");
+    let c = &b.capacity;
+    if c.faces_per_camera == 0 || c.cameras == 0 {
+        bad("capacity", "needs at least one face and one camera");
+    }
+    if c.cameras > b.max_cameras {
+        bad("capacity.cameras", &format!("is more than max_cameras ({})", b.max_cameras));
+    }
+    if c.faces_per_camera > 1024 {
+        bad("capacity.faces_per_camera", "must be at most 1024");
+    }
+    // The capture side never waits on held faces (they live in the keep
+    // store), so the pool serves only frames in flight: per camera at
+    // capacity a full capture ring, the picture being decoded and the one
+    // the preview shows, plus one batch in the detector.
+    let in_flight = c.cameras * (b.capture_ring + 2) + b.batch_size;
+    if b.frame_pool_slots < in_flight {
+        bad(
+            "frame_pool_slots",
+            &format!(
+                "must cover the frames in flight at capacity: {} cameras x (capture_ring {} + 2) + batch_size {} = {in_flight}",
+                c.cameras, b.capture_ring, b.batch_size
+            ),
+        );
+    }
+    if b.frame_pool_slots > 65535 {
+        bad("frame_pool_slots", "must be at most 65535");
+    }
+    if c.keep_faces() > 65535 {
+        bad("capacity", "holds more than 65535 best faces; lower faces_per_camera or cameras");
     }
     if b.execution_providers.is_empty() {
         bad("execution_providers", "must name at least one provider");

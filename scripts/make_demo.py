@@ -109,8 +109,10 @@ def main():
          "-r", str(FPS), "-i", "-", "-c:v", "libx264",
          # x264's defaults (High profile, CABAC, 3 B-frames with pyramid), as
          # cameras and exports make them; a 2 s GOP as cameras send.
-         "-pix_fmt", "yuv420p", "-g", "50", "-crf", "20", "-f", "h264",
-         os.path.join(args.out, "demo.h264")],
+         "-pix_fmt", "yuv420p", "-g", "50", "-crf", "20",
+         # MP4 first: the muxer keeps the encoder's presentation times (raw
+         # H.264 has none, and remuxing it guesses them wrong around B-frames).
+         os.path.join(args.out, "demo.mp4")],
         stdin=subprocess.PIPE)
     for f in range(n_frames):
         frame = bg.copy()
@@ -143,8 +145,9 @@ def main():
     enc.stdin.close()
     if enc.wait() != 0:
         raise SystemExit("make_demo: ffmpeg failed")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-r", str(FPS), "-i", os.path.join(args.out, "demo.h264"),
-                    "-c", "copy", os.path.join(args.out, "demo.mp4")], check=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", os.path.join(args.out, "demo.mp4"),
+                    "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", os.path.join(args.out, "demo.h264")],
+                   check=True)
     with open(os.path.join(args.out, "truth.json"), "w") as fh:
         json.dump(truth, fh)
     print(f"make_demo: {len(tracks)} people, {n_frames} frames -> {args.out}")

@@ -93,9 +93,10 @@ onnx.save(float16.convert_float_to_float16(m, keep_io_types=True), "models/cente
 PY
 fi
 
-# The demo's encoding settings changed (x264 defaults, B-frames, since
-# DEMO_VERSION 2): an older demo is made again with everything derived from it.
-DEMO_VERSION=2
+# The demo's encoding changed (x264 defaults with B-frames since version 2,
+# encoded to MP4 first for true timestamps since 3): an older demo is made
+# again, with everything derived from it.
+DEMO_VERSION=3
 if [ -e models/demo/demo.h264 ] && [ "$(cat models/demo/VERSION 2>/dev/null)" != "$DEMO_VERSION" ]; then
     rm -rf models/demo
 fi
@@ -112,10 +113,12 @@ if [ ! -e models/demo/demo.h264 ]; then
     $VPY scripts/make_demo.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo
     echo "$DEMO_VERSION" > models/demo/VERSION
 fi
-# The same video in H.265 (x265's defaults: B-frames), for H.265 cameras.
+# The same video in H.265 (x265's defaults: B-frames), for H.265 cameras:
+# to MP4 (true timestamps), then Annex B.
 if [ ! -e models/demo/demo.h265 ]; then
-    ffmpeg -v error -y -i models/demo/demo.h264 -c:v libx265 -preset fast \
-        -x265-params log-level=error:keyint=50 -pix_fmt yuv420p -f hevc models/demo/demo.h265
+    ffmpeg -v error -y -i models/demo/demo.mp4 -c:v libx265 -preset fast -tag:v hvc1 \
+        -x265-params log-level=error:keyint=50 -pix_fmt yuv420p models/demo/demo-h265.mp4
+    ffmpeg -v error -y -i models/demo/demo-h265.mp4 -c copy -bsf:v hevc_mp4toannexb -f hevc models/demo/demo.h265
 fi
 # Encodes as cameras, phones and recorders make them, for the decoder tests
 # (tests/decode.rs counts each one's frames against ffprobe's): x264 and
@@ -147,12 +150,27 @@ if [ ! -e models/demo/usb/frame100.yuyv ]; then
     ffmpeg -v error -y -i models/demo/demo.h264 -vf "select=eq(n\,100)" -frames:v 1 -f rawvideo -pix_fmt yuyv422 models/demo/usb/frame100.yuyv
     ffmpeg -v error -y -i models/demo/demo.h264 -vf "select=eq(n\,100)" -frames:v 1 -c:v mjpeg -pix_fmt yuvj422p -q:v 3 -f mjpeg models/demo/usb/frame100.mjpg
 fi
-# 56 s MP4s (the demo four times, stream copy) for the loopback RTSP server
-# of the tests: MP4 carries the timestamps it paces and stamps RTP by.
+# The crowd: 40 faces in view at once at 1080p, on a grid so no two cross
+# (tests/crowd.rs: the pipeline must not stall, one event per person).
+if [ ! -e models/demo/crowd/crowd.h264 ]; then
+    $VPY scripts/make_crowd.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo/crowd
+fi
+# Tracking videos with ground truth (scripts/eval-tracking.sh): people
+# hidden behind a pole for 1-2 s; crossings, a stop, in and out of frame.
+for s in pole mixed; do
+    if [ ! -e "models/demo/occlusion-$s/gt.txt" ]; then
+        $VPY scripts/make_occlusion.py --scenario "$s" --photos "$CACHE/faces" --model models/centerface.onnx \
+            --out "models/demo/occlusion-$s"
+    fi
+done
+# 56 s MP4s (the demo four times, stream copy with timestamps carried on)
+# for the loopback RTSP server of the tests: MP4 carries the timestamps it
+# paces and stamps RTP by.
 for c in h264 h265; do
     if [ ! -e "models/demo/rtsp-$c.mp4" ]; then
-        for _ in 1 2 3 4; do echo "file '$PWD/models/demo/demo.$c'"; done > "$CACHE/rtsp-$c.txt"
-        ffmpeg -v error -y -f concat -safe 0 -r 25 -i "$CACHE/rtsp-$c.txt" -c copy "models/demo/rtsp-$c.mp4"
+        in=models/demo/demo.mp4
+        [ "$c" = h265 ] && in=models/demo/demo-h265.mp4
+        ffmpeg -v error -y -stream_loop 3 -i "$in" -c copy "models/demo/rtsp-$c.mp4"
     fi
 done
 # The browser test drives Debian's Chromium through playwright-core (npm);

@@ -12,6 +12,11 @@ cargo fmt --check
 cargo clippy --all-targets --features v4l2 -- -D warnings
 cargo test --all-targets --features v4l2
 
+# Tracking through occlusions against ground truth, next to supervision's
+# ByteTrack on the same detections (py-motmetrics); the binary the tests
+# built. The full evaluation: scripts/eval-tracking.sh --full.
+scripts/eval-tracking.sh target/debug/faceflow
+
 # Instructions per iteration of letterbox, heatmap decode + NMS, tracker,
 # quality and ring under valgrind, against benches/instructions.txt: a
 # speed regression guard that machine load cannot make flaky.

@@ -34,7 +34,7 @@ pub struct BenchRow {
     /// CPU time (all threads) per frame of the pipeline run, in ms; minus
     /// `bare_detector_cpu_ms` it is what faceflow spends outside inference.
     pub cpu_ms_per_frame: f64,
-    /// The H.264 decoder alone on the demo stream, one thread.
+    /// The decoder alone on the demo stream (board threading).
     pub bare_decoder_fps: f64,
     /// Pipeline fps / bare detector fps at the same batch.
     pub efficiency: f64,
@@ -277,7 +277,8 @@ pub fn print(rows: &[BenchRow]) {
     }
     if let Some(r) = rows.first() {
         println!(
-            "bare decoder (OpenH264, one thread): {:.1} fps = {:.1}x real time for one 25 fps camera",
+            "bare decoder ({}, one stream): {:.1} fps = {:.1}x real time for one 25 fps camera",
+            decoder_name(),
             r.bare_decoder_fps,
             r.bare_decoder_fps / 25.0
         );
@@ -292,4 +293,123 @@ pub fn print(rows: &[BenchRow]) {
         );
     }
     println!("(latency = capture to detection; percentiles are log2-bucket upper bounds; efficiency = pipeline fps / bare detector fps at the same batch;\n allocs/frm = whole run incl. start-up and events, an upper bound: steady-state frames allocate 0, see tests/alloc.rs)");
+}
+
+/// The bare decoder on the demo (640x480) and its 1080p encode, side by
+/// side: frames per second, CPU per frame, and the 1080p/640x480 cost ratio
+/// next to the pixel ratio (6.75x), which does not depend on the machine.
+/// `files`, when given, are measured instead (e.g. encodes without
+/// B-frames, to compare with OpenH264).
+pub fn decoders(files: &[std::path::PathBuf]) -> Result<Vec<DecoderFigure>, String> {
+    if !files.is_empty() {
+        return files.iter().map(|f| bare_decoder(f)).collect();
+    }
+    let enc = std::path::Path::new(crate::demo::DEMO_DIR).join("enc");
+    let mut out = vec![bare_decoder(&demo_path())?];
+    for f in ["1080p.h264", "x265-default.h265"] {
+        let p = enc.join(f);
+        if p.exists() {
+            out.push(bare_decoder(&p)?);
+        }
+    }
+    Ok(out)
+}
+
+pub fn print_decoders(rows: &[DecoderFigure]) {
+    println!("bare decoder ({}), one stream, board threading:", decoder_name());
+    println!("{:>28} {:>10} {:>7} {:>9} {:>12} {:>14}", "file", "size", "frames", "fps", "cpu ms/frame", "x real time");
+    for r in rows {
+        println!(
+            "{:>28} {:>10} {:>7} {:>9.1} {:>12.2} {:>14.1}",
+            r.file.rsplit('/').next().unwrap_or(&r.file),
+            format!("{}x{}", r.width, r.height),
+            r.frames,
+            r.fps,
+            r.cpu_ms_per_frame,
+            r.fps / 25.0
+        );
+    }
+    if let (Some(small), Some(big)) = (rows.first(), rows.iter().find(|r| r.height == 1080)) {
+        let pixels = (big.width * big.height) as f64 / (small.width * small.height) as f64;
+        println!(
+            "1080p costs {:.2}x the CPU of 640x480 per frame for {pixels:.2}x the pixels (machine-independent ratio)",
+            big.cpu_ms_per_frame / small.cpu_ms_per_frame.max(1e-9)
+        );
+    }
+}
+
+fn decoder_name() -> &'static str {
+    if cfg!(feature = "libav") {
+        "libavcodec"
+    } else {
+        "OpenH264"
+    }
+}
+
+/// One crowd video through the pipeline, one camera at full speed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CrowdRow {
+    pub video: String,
+    /// People in the video's ground truth, and the most in view at once.
+    pub persons: usize,
+    pub frames: u64,
+    pub fps: f64,
+    pub fps_per_cpu_s: f64,
+    pub events: u64,
+    pub peak_rss_mb: f64,
+    /// Track stage (tracker, best-face selection, keep store) per frame.
+    pub track_us_per_frame: f64,
+    pub track_us_per_face: f64,
+    pub faces_per_frame: f64,
+}
+
+pub fn crowd(dir: &std::path::Path) -> Result<CrowdRow, String> {
+    let truth = crate::demo::load_truth(&dir.join("truth.json"))?;
+    let video = dir.join("crowd.h264");
+    let toml = format!(
+        "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"crowd\"\nurl = \"file:{}\"\nfps = 25\n",
+        video.display()
+    );
+    let cfg = Config::from_toml(&toml, "bench").map_err(|e| e.to_string())?;
+    let detector = crate::pipeline::load_detector(&cfg).map_err(|e| e.to_string())?;
+    let cpu0 = process::sample().cpu_seconds;
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let report = crate::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
+        .map_err(|e| e.to_string())?;
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
+    let s = &report.stats;
+    let c = &s.cameras[0];
+    let frames = get(&c.detected_frames);
+    let faces = get(&c.faces);
+    let track_us = s.stages.track.mean_us();
+    let faces_per_frame = faces as f64 / frames.max(1) as f64;
+    Ok(CrowdRow {
+        video: video.display().to_string(),
+        persons: truth.persons.len(),
+        frames,
+        fps: frames as f64 / wall,
+        fps_per_cpu_s: frames as f64 / cpu.max(1e-9),
+        events: report.events_total,
+        peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
+        track_us_per_frame: track_us,
+        track_us_per_face: track_us / faces_per_frame.max(1.0),
+        faces_per_frame,
+    })
+}
+
+pub fn print_crowd(r: &CrowdRow) {
+    println!(
+        "crowd {}: {} persons, {:.1} faces/frame, {} frames, {:.1} fps, {:.1} fps/cpu-s, {} events, peak RSS {:.1} MB, track {:.0} us/frame = {:.1} us/face",
+        r.video,
+        r.persons,
+        r.faces_per_frame,
+        r.frames,
+        r.fps,
+        r.fps_per_cpu_s,
+        r.events,
+        r.peak_rss_mb,
+        r.track_us_per_frame,
+        r.track_us_per_face
+    );
 }

@@ -56,6 +56,29 @@ pub struct Config {
     pub attention: AttentionConfig,
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+    /// Per-frame track output in MOTChallenge format (`faceflow run
+    /// --tracks FILE`; not a config key). With several cameras, one file
+    /// each: `FILE` with `-<camera>` before its extension.
+    #[serde(skip)]
+    pub tracks_out: Option<std::path::PathBuf>,
+    /// The detections the tracker saw, same format (`--detections FILE`).
+    #[serde(skip)]
+    pub detections_out: Option<std::path::PathBuf>,
+}
+
+impl Config {
+    /// The file of `camera` for an output path given on the command line.
+    pub fn per_camera_path(&self, base: &std::path::Path, camera: &str) -> std::path::PathBuf {
+        if self.cameras.len() <= 1 {
+            return base.to_path_buf();
+        }
+        let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = match base.extension() {
+            Some(ext) => format!("{stem}-{camera}.{}", ext.to_string_lossy()),
+            None => format!("{stem}-{camera}"),
+        };
+        base.with_file_name(name)
+    }
 }
 
 /// A password or token: readable by the code that needs it, never printed
@@ -127,11 +150,20 @@ pub struct MonitorConfig {
     pub preview_fps: f64,
     /// Preview width in pixels (frames are scaled down to fit).
     pub preview_width: u32,
+    /// A stage waiting this long (for a pool slot, for room in a ring) is
+    /// reported: ERROR in the log, `failing` in `/healthz`.
+    pub stall_report_s: f64,
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { bind: "127.0.0.1:8080".into(), token: None, preview_fps: 5.0, preview_width: 640 }
+        MonitorConfig {
+            bind: "127.0.0.1:8080".into(),
+            token: None,
+            preview_fps: 5.0,
+            preview_width: 640,
+            stall_report_s: 10.0,
+        }
     }
 }
 
@@ -712,6 +744,12 @@ impl Config {
             return Err((
                 "monitor.bind".into(),
                 format!("must be host:port with an IP address, got {:?}", self.monitor.bind),
+            ));
+        }
+        if !(self.monitor.stall_report_s > 0.0 && self.monitor.stall_report_s <= 3600.0) {
+            return Err((
+                "monitor.stall_report_s".into(),
+                format!("must be in (0, 3600] seconds, got {}", self.monitor.stall_report_s),
             ));
         }
         if !(self.monitor.preview_fps > 0.0 && self.monitor.preview_fps <= 30.0) {

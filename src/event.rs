@@ -1,14 +1,29 @@
-//! Best-face selection: follows each confirmed track, keeps the frame and
-//! detection with the highest quality, and when the track ends (or reaches
+//! Best-face selection: follows each confirmed track, keeps the face and
+//! detection with the highest quality (copied into the [`KeepStore`], so no
+//! frame-pool slot is held), and when the track ends (or reaches
 //! `max_frames_per_track`) validates it and yields ONE [`FaceEvent`].
+//!
+//! Track stitching: a track that ends lost (hidden longer than the tracker
+//! could bridge) and a track that started within `max_frames_lost` frames
+//! near where the first was heading are one person: they become one event,
+//! with the better best face and both ids in `merged_track_ids`. A lost
+//! track's event waits out the lost period anyway, so this adds no delay.
 
 use crate::attention::{self, HeadPose};
 use crate::config::{QualityConfig, TrackerConfig, ValidationConfig};
 use crate::detect::{Detection, Keypoints};
 use crate::geom::BBox;
+use crate::keep::{KeepStore, KeptFace};
 use crate::pool::FrameRef;
 use crate::quality::{self, QualityParts, Rejection, TrackStats};
 use crate::track::{FrameUpdate, MAX_TRACKS};
+
+/// Tracks one event can be stitched from.
+pub const MAX_MERGED: usize = 8;
+/// How far (in face heights) a new track may start from where the lost one
+/// was heading, and how much its face size may differ.
+const STITCH_GATE: f32 = 1.5;
+const STITCH_SIZE_RATIO: f32 = 1.6;
 
 /// What the track thread hands to the sink thread.
 #[allow(clippy::large_enum_variant)]
@@ -18,7 +33,7 @@ pub enum PipelineEvent {
 }
 
 /// One person's best face, ready for the sinks. Fixed size: building one
-/// allocates nothing; the picture is a pool reference.
+/// allocates nothing; the picture lives in the keep store.
 #[derive(Clone, Debug)]
 pub struct FaceEvent {
     pub camera: u8,
@@ -41,12 +56,15 @@ pub struct FaceEvent {
     pub pose: Option<HeadPose>,
     /// The best face looks at the camera (see `attention`).
     pub attentive: bool,
-    /// The frame holding the best face.
-    pub frame: FrameRef,
+    /// The best face (its region and the frame around it).
+    pub face: KeptFace,
+    /// Every track stitched into this event, oldest first, this one last;
+    /// empty when the event is one track.
+    pub merged_track_ids: heapless::Vec<u32, MAX_MERGED>,
 }
 
 struct Best {
-    frame: FrameRef,
+    face: KeptFace,
     det: Detection,
     parts: QualityParts,
     quality: f32,
@@ -61,6 +79,10 @@ struct Candidate {
     last_frame: u64,
     first_center: (f32, f32),
     last_center: (f32, f32),
+    first_height: f32,
+    last_height: f32,
+    /// Tracks stitched in before this one, oldest first.
+    merged: heapless::Vec<u32, MAX_MERGED>,
     stats: TrackStats,
     best: Option<Best>,
 }
@@ -73,6 +95,8 @@ pub struct SelectCounters {
     pub rejected_confidence: u64,
     pub rejected_size: u64,
     pub rejected_moving_share: u64,
+    /// Lost tracks stitched into a later track's event.
+    pub stitched: u64,
 }
 
 pub struct BestFaceSelector {
@@ -80,6 +104,8 @@ pub struct BestFaceSelector {
     quality: QualityConfig,
     validation: ValidationConfig,
     max_frames: u32,
+    /// Frames a new track may start after a lost one to be stitched to it.
+    stitch_frames: u64,
     live: heapless::Vec<Candidate, MAX_TRACKS>,
     pub counters: SelectCounters,
 }
@@ -91,6 +117,7 @@ impl BestFaceSelector {
             quality,
             validation,
             max_frames: tracker.max_frames_per_track,
+            stitch_frames: tracker.max_frames_lost as u64,
             live: heapless::Vec::new(),
             counters: SelectCounters::default(),
         }
@@ -98,7 +125,7 @@ impl BestFaceSelector {
 
     /// Stream frame number of the track's best face so far.
     pub fn best_frame_of(&self, track_id: u32) -> Option<u64> {
-        self.live.iter().find(|c| c.track_id == track_id).and_then(|c| c.best.as_ref()).map(|b| b.frame.meta().seq)
+        self.live.iter().find(|c| c.track_id == track_id).and_then(|c| c.best.as_ref()).map(|b| b.face.meta.seq)
     }
 
     pub fn live_tracks(&self) -> usize {
@@ -108,13 +135,68 @@ impl BestFaceSelector {
     /// Folds one frame's tracking result in; `emit` receives finished events.
     pub fn observe(
         &mut self,
+        keep: &mut KeepStore,
         frame: &FrameRef,
         dets: &[Detection],
         upd: &FrameUpdate,
         mut emit: impl FnMut(FaceEvent),
     ) {
-        self.observe_matches(frame, dets, upd, &mut emit);
-        self.end_tracks(&upd.ended, &mut emit);
+        self.observe_matches(keep, frame, dets, upd, &mut emit);
+        self.end_lost_tracks(&upd.ended, &mut emit);
+    }
+
+    /// Tracks the tracker gave up on: stitched into a later track when one
+    /// fits, else closed into their events.
+    fn end_lost_tracks(&mut self, ended: &[u32], emit: &mut impl FnMut(FaceEvent)) {
+        for &id in ended.iter() {
+            let Some(i) = self.live.iter().position(|c| c.track_id == id) else { continue };
+            let old = self.live.swap_remove(i);
+            match self.stitch_target(&old) {
+                Some(j) => {
+                    self.counters.stitched += 1;
+                    log::debug!(
+                        "camera {} track {}: stitched to track {} (lost, then found as a new track)",
+                        self.camera,
+                        old.track_id,
+                        self.live[j].track_id
+                    );
+                    merge_into(&mut self.live[j], old);
+                }
+                None => {
+                    let mut old = old;
+                    if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, &mut old) {
+                        emit(ev);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The live track that `old` (just ended, lost) most likely became: it
+    /// started after `old` was last seen, within the stitch window, near
+    /// where `old` was heading, with a face of about the same size.
+    fn stitch_target(&self, old: &Candidate) -> Option<usize> {
+        if old.merged.is_full() || old.best.is_none() {
+            return None;
+        }
+        let span = old.last_frame.saturating_sub(old.first_frame).max(1) as f32;
+        let v = ((old.last_center.0 - old.first_center.0) / span, (old.last_center.1 - old.first_center.1) / span);
+        let h = old.last_height.max(1.0);
+        self.live
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.part == 0 && c.merged.len() + old.merged.len() < MAX_MERGED - 1)
+            .filter(|(_, c)| c.first_frame > old.last_frame && c.first_frame - old.last_frame <= self.stitch_frames)
+            .filter(|(_, c)| (1.0 / STITCH_SIZE_RATIO..=STITCH_SIZE_RATIO).contains(&(c.first_height / h)))
+            .map(|(j, c)| {
+                let k = (c.first_frame - old.last_frame) as f32;
+                let (px, py) = (old.last_center.0 + v.0 * k, old.last_center.1 + v.1 * k);
+                let d = ((c.first_center.0 - px).powi(2) + (c.first_center.1 - py).powi(2)).sqrt() / h;
+                (j, d)
+            })
+            .filter(|&(_, d)| d < STITCH_GATE)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(j, _)| j)
     }
 
     /// Closes every live track (end of stream).
@@ -125,6 +207,7 @@ impl BestFaceSelector {
 
     fn observe_matches(
         &mut self,
+        keep: &mut KeepStore,
         frame: &FrameRef,
         dets: &[Detection],
         upd: &FrameUpdate,
@@ -149,6 +232,9 @@ impl BestFaceSelector {
                         last_frame: meta.seq,
                         first_center: center,
                         last_center: center,
+                        first_height: det.bbox.height(),
+                        last_height: det.bbox.height(),
+                        merged: heapless::Vec::new(),
                         stats: TrackStats::default(),
                         best: None,
                     };
@@ -172,10 +258,15 @@ impl BestFaceSelector {
             s.best_confidence = s.best_confidence.max(det.score);
             s.best_width = s.best_width.max(det.bbox.width());
             c.last_center = center;
+            c.last_height = det.bbox.height();
             c.last_unix_ms = meta.captured_unix_ms;
             c.last_frame = meta.seq;
             if c.best.as_ref().is_none_or(|b| q > b.quality) {
-                c.best = Some(Best { frame: frame.clone(), det: *det, parts, quality: q });
+                // A full store keeps the best face the track already has
+                // (counted by the store); the next improvement tries again.
+                if let Some(face) = keep.keep(frame, &det.bbox) {
+                    c.best = Some(Best { face, det: *det, parts, quality: q });
+                }
             }
             if s.frames >= self.max_frames {
                 let c = &mut self.live[idx];
@@ -211,7 +302,12 @@ impl BestFaceSelector {
         match quality::validate(v, &c.stats) {
             Ok(()) => {
                 counters.events += 1;
-                let meta = *best.frame.meta();
+                let meta = best.face.meta;
+                let mut merged_track_ids = heapless::Vec::new();
+                if !c.merged.is_empty() {
+                    merged_track_ids = c.merged.clone();
+                    let _ = merged_track_ids.push(c.track_id);
+                }
                 Some(FaceEvent {
                     camera,
                     track_id: c.track_id,
@@ -230,7 +326,8 @@ impl BestFaceSelector {
                     stats: c.stats,
                     pose: attention::head_pose(&best.det.keypoints),
                     attentive: false,
-                    frame: best.frame,
+                    face: best.face,
+                    merged_track_ids,
                 })
             }
             Err(r) => {
@@ -249,5 +346,108 @@ impl BestFaceSelector {
                 None
             }
         }
+    }
+}
+
+/// `new` takes over `old` (the same person, found again): the earlier start,
+/// the better best face, the counts of both, `old`'s id in its history.
+fn merge_into(new: &mut Candidate, old: Candidate) {
+    let old_better = match (&old.best, &new.best) {
+        (Some(o), Some(n)) => o.quality > n.quality,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let mut ids = old.merged;
+    let _ = ids.push(old.track_id);
+    for &id in new.merged.iter() {
+        let _ = ids.push(id);
+    }
+    new.merged = ids;
+    new.first_unix_ms = old.first_unix_ms;
+    new.first_frame = old.first_frame;
+    new.first_center = old.first_center;
+    new.first_height = old.first_height;
+    let (s, o) = (&mut new.stats, &old.stats);
+    s.frames += o.frames;
+    s.moving_frames += o.moving_frames;
+    s.movement_px = s.movement_px.max(o.movement_px);
+    s.best_confidence = s.best_confidence.max(o.best_confidence);
+    s.best_width = s.best_width.max(o.best_width);
+    if old_better {
+        new.best = old.best;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{i420_len, FrameMeta, FramePool};
+
+    const W: u32 = 640;
+    const H: u32 = 360;
+
+    fn frame(pool: &FramePool, seq: u64) -> FrameRef {
+        let mut f = pool.acquire().expect("a free slot");
+        for (i, b) in f.buffer_mut()[..i420_len(W, H)].iter_mut().enumerate() {
+            *b = (i % 199) as u8;
+        }
+        *f.meta_mut() = FrameMeta { width: W, height: H, seq, captured_unix_ms: 1000 + seq * 40, ..Default::default() };
+        f.freeze()
+    }
+
+    fn det(cx: f32) -> Detection {
+        Detection { bbox: BBox::new(cx - 30.0, 140.0, cx + 30.0, 220.0), score: 0.9, keypoints: Default::default() }
+    }
+
+    /// Track `a` walks right for frames 0..40 and is given up (ended) at
+    /// frame 100; track `b` starts at frame `b_start` at `b_x`.
+    fn run(b_start: u64, b_x: f32) -> Vec<FaceEvent> {
+        let pool = FramePool::new(4, i420_len(W, H));
+        let mut keep = KeepStore::new(8, 1, W, H);
+        let mut sel =
+            BestFaceSelector::new(0, QualityConfig::default(), ValidationConfig::default(), &Default::default());
+        let mut events = Vec::new();
+        for seq in 0..160u64 {
+            let f = frame(&pool, seq);
+            let mut dets = heapless::Vec::<Detection, 2>::new();
+            let mut upd = FrameUpdate::default();
+            if seq < 40 {
+                let _ = dets.push(det(100.0 + 4.0 * seq as f32));
+                let _ = upd.matched.push((1, dets.len() - 1));
+            }
+            if seq >= b_start && seq < b_start + 40 {
+                let k = (seq - b_start) as f32;
+                let _ = dets.push(det(b_x + 4.0 * k));
+                let _ = upd.matched.push((2, dets.len() - 1));
+            }
+            if seq == 100 {
+                let _ = upd.ended.push(1);
+            }
+            sel.observe(&mut keep, &f, &dets, &upd, |e| events.push(e));
+        }
+        sel.end_all(|e| events.push(e));
+        events
+    }
+
+    #[test]
+    fn a_lost_track_found_again_as_a_new_one_is_one_event() {
+        // Track 1 was last seen at x 256 on frame 39; 30 frames later at 4
+        // px a frame it would be at 376: track 2 starts there.
+        let events = run(69, 376.0);
+        assert_eq!(events.len(), 1, "one person, one event");
+        let e = &events[0];
+        assert_eq!(e.merged_track_ids.as_slice(), &[1, 2]);
+        assert_eq!((e.track_id, e.first_frame, e.last_frame), (2, 0, 108));
+        assert_eq!(e.stats.frames, 80, "both tracks' frames count");
+    }
+
+    #[test]
+    fn a_new_track_elsewhere_or_too_late_is_a_new_person() {
+        let far = run(69, 600.0);
+        assert_eq!(far.len(), 2, "far from where track 1 was heading");
+        assert!(far.iter().all(|e| e.merged_track_ids.is_empty()));
+        // 61 frames after track 1 was last seen (max_frames_lost is 60).
+        let late = run(101, 256.0 + 4.0 * 62.0);
+        assert_eq!(late.len(), 2);
     }
 }

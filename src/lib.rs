@@ -3,7 +3,7 @@
 //! Stages, one module each: [`ingest`] (files, cameras) -> [`decode`] ->
 //! [`detect`] (batched ONNX inference) -> [`track`] (ByteTrack) ->
 //! [`quality`] + [`event`] (one best face per track) -> [`sink`].
-//! Plumbing: [`pool`] (frame buffers), [`ring`] (SPSC queues), [`board`]
+//! Plumbing: [`pool`] (frame buffers), [`keep`] (held best faces), [`ring`] (SPSC queues), [`board`]
 //! (compile-time profile), [`clock`], [`monitor`]; [`pipeline`] wires them.
 
 pub mod alloc_count;
@@ -19,6 +19,7 @@ pub mod event;
 pub mod geom;
 pub mod ingest;
 pub mod jpeg;
+pub mod keep;
 pub mod logging;
 pub mod monitor;
 pub mod pipeline;

@@ -11,12 +11,16 @@ use faceflow::{board, config::Config, demo, monitor, pipeline};
 static ALLOCATOR: faceflow::alloc_count::CountingAllocator = faceflow::alloc_count::CountingAllocator;
 
 const USAGE: &str = "usage:
-  faceflow run --config <file.toml>     run the pipeline
+  faceflow run --config <file.toml> [--tracks FILE] [--detections FILE]
+                                        run the pipeline; --tracks writes every frame's tracks,
+                                        --detections what the tracker was given (MOTChallenge lines)
   faceflow demo [--outbox <dir>] [--realtime] [--monitor <host:port>]
                                         run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
   faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--json <file>]
+  faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
+  faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
                                         the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
   faceflow --version";
@@ -32,7 +36,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             match Config::from_file(&PathBuf::from(path)) {
-                Ok(cfg) => run(&cfg),
+                Ok(mut cfg) => {
+                    cfg.tracks_out = arg("--tracks").map(PathBuf::from);
+                    cfg.detections_out = arg("--detections").map(PathBuf::from);
+                    run(&cfg)
+                }
                 Err(e) => {
                     log::error!("{e}");
                     ExitCode::from(2)
@@ -40,6 +48,37 @@ fn main() -> ExitCode {
             }
         }
         Some("bench") => {
+            if args.iter().any(|a| a == "--decoders") {
+                let files: Vec<PathBuf> = args
+                    .iter()
+                    .skip_while(|a| *a != "--decoders")
+                    .skip(1)
+                    .take_while(|a| !a.starts_with("--"))
+                    .map(PathBuf::from)
+                    .collect();
+                return match faceflow::bench::decoders(&files) {
+                    Ok(rows) => {
+                        faceflow::bench::print_decoders(&rows);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        log::error!("bench: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            if let Some(dir) = arg("--crowd") {
+                return match faceflow::bench::crowd(std::path::Path::new(&dir)) {
+                    Ok(row) => {
+                        faceflow::bench::print_crowd(&row);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        log::error!("bench: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
             let cameras = arg("--cameras").and_then(|v| v.parse().ok()).unwrap_or(4);
             let batches: Vec<usize> = arg("--batches")
                 .unwrap_or_else(|| "1,4,8".into())

@@ -13,31 +13,28 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::attention::{head_pose, on_screen};
 use crate::board;
 use crate::clock::{Clocks, RealClocks};
-use crate::config::AttentionConfig;
 use crate::config::{Config, DetectorKind, SourceKind};
 use crate::detect::blazeface::BlazeFace;
 use crate::detect::centerface::CenterFace;
 use crate::detect::model::DetectorParams;
-use crate::detect::worker::{CameraInput, DetectWorker, ToTrack};
+use crate::detect::worker::{CameraInput, DetectWorker};
 use crate::detect::{DetectError, Detector};
-use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
+use crate::event::BestFaceSelector;
 use crate::ingest::capture::Capture;
-use crate::monitor::inc;
-use crate::monitor::preview::{PreviewBox, PreviewFrame};
+use crate::keep::KeepStore;
 use crate::monitor::Stats;
 use crate::pool::FramePool;
-use crate::ring::{self, Backoff, Consumer, Producer};
+use crate::ring;
 use crate::sink::findface::FindFaceSink;
 use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
 use crate::sink::webhook::WebhookSink;
 use crate::sink::{outbox::OutboxSink, EventRecord, RecentEvents, Sink, SinkWorker};
-use crate::track::MAX_TRACKS;
-use crate::track::{ByteTracker, TrackState};
-use crate::zones::{CameraZones, Crossing, Zone, ZoneEvent};
+use crate::track::worker::TrackWorker;
+use crate::track::ByteTracker;
+use crate::zones::{CameraZones, Zone};
 
 #[derive(Debug)]
 pub enum PipelineError {
@@ -109,163 +106,6 @@ pub fn drain(cfg: &Config, timeout: Duration) -> Result<usize, PipelineError> {
     let stop = Arc::new(AtomicBool::new(false));
     let pools = start_senders(cfg, remote_sinks(cfg)?, &stop);
     Ok(pools.into_iter().map(|p| p.finish(timeout)).sum())
-}
-
-/// The track thread: one ByteTracker and one best-face selector per camera.
-/// It has no stop flag on purpose: it runs until the detector's ring is
-/// finished, so every open track is closed into an event on shutdown.
-pub struct TrackWorker {
-    pub input: Consumer<ToTrack>,
-    pub out: Producer<PipelineEvent>,
-    pub trackers: Vec<ByteTracker>,
-    pub selectors: Vec<BestFaceSelector>,
-    pub zones: Vec<CameraZones>,
-    pub attention: AttentionConfig,
-    pub stats: Arc<Stats>,
-    /// Minimum time between two preview frames of a camera.
-    pub preview_interval: Duration,
-}
-
-impl TrackWorker {
-    pub fn run(self) {
-        board::pin_current_thread(board::Role::Track);
-        let TrackWorker {
-            mut input,
-            mut out,
-            mut trackers,
-            mut selectors,
-            mut zones,
-            attention: att,
-            stats,
-            preview_interval,
-        } = self;
-        let epoch = std::time::Instant::now();
-        let mut backoff = Backoff::default();
-        let never = AtomicBool::new(false);
-        // Per-frame staging, fixed capacity: a frame can end or split at most
-        // every track it has (MAX_TRACKS), twice.
-        let mut faces: heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }> = heapless::Vec::new();
-        let mut crossings: heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }> = heapless::Vec::new();
-        // Events are never dropped: the push waits for the sink (`never` stop).
-        let mut send = |cam: usize,
-                        zones: &CameraZones,
-                        faces: &mut heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }>,
-                        crossings: &mut heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }>| {
-            let cs = &stats.cameras[cam];
-            faces.reverse();
-            while let Some(mut ev) = faces.pop() {
-                ev.attentive = ev.pose.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
-                if !zones.admits(&ev.bbox) {
-                    inc(&cs.zone_filtered);
-                    log::debug!(
-                        "camera {cam} track {}: best face outside the include zones or inside an exclude zone",
-                        ev.track_id
-                    );
-                    continue;
-                }
-                let _ = out.push_wait(PipelineEvent::Face(ev), &never);
-            }
-            crossings.reverse();
-            while let Some(z) = crossings.pop() {
-                match z.crossing {
-                    Crossing::Enter => inc(&cs.zone_enters),
-                    Crossing::Exit => {
-                        inc(&cs.zone_exits);
-                        cs.dwell_ms_total.fetch_add(z.dwell_ms, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                let _ = out.push_wait(PipelineEvent::Zone(z), &never);
-            }
-        };
-        loop {
-            let Some(msg) = input.try_pop() else {
-                if input.is_finished() {
-                    break;
-                }
-                backoff.snooze();
-                continue;
-            };
-            backoff.reset();
-            let t0 = std::time::Instant::now();
-            match msg {
-                ToTrack::Frame { frame, dets } => {
-                    let meta = *frame.meta();
-                    let cam = meta.camera as usize;
-                    let (tracker, selector, cz) = (&mut trackers[cam], &mut selectors[cam], &mut zones[cam]);
-                    let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
-                    let upd = match &dets {
-                        Some(d) => tracker.update(d),
-                        None => tracker.predict_only(),
-                    };
-                    selector.observe(&frame, d, upd, |ev| {
-                        let _ = faces.push(ev);
-                    });
-                    let cs = &stats.cameras[cam];
-                    for &(id, di) in upd.matched.iter() {
-                        let det = &d[di];
-                        if let Some(p) = head_pose(&det.keypoints) {
-                            inc(&cs.posed_faces);
-                            if on_screen(&p, att.max_yaw_deg, att.max_pitch_deg) {
-                                inc(&cs.attentive_faces);
-                            }
-                        }
-                        if !cz.is_empty() {
-                            cz.observe(id, &det.bbox, meta.captured_unix_ms, meta.pts_ms, meta.seq, |z| {
-                                let _ = crossings.push(z);
-                            });
-                        }
-                    }
-                    for &id in upd.ended.iter() {
-                        cz.track_ended(id, meta.captured_unix_ms, meta.seq, |z| {
-                            let _ = crossings.push(z);
-                        });
-                    }
-                    let pv = &stats.previews[cam];
-                    let now_ns = epoch.elapsed().as_nanos() as u64;
-                    if pv.wanted(now_ns, preview_interval.as_nanos() as u64) {
-                        let mut boxes = heapless::Vec::new();
-                        for t in tracker.tracks().iter().filter(|t| t.activated && t.state == TrackState::Tracked) {
-                            let best = selector.best_frame_of(t.id) == Some(meta.seq);
-                            let _ = boxes.push(PreviewBox { bbox: t.bbox(), track_id: t.id, best });
-                        }
-                        pv.publish(now_ns, PreviewFrame { frame: frame.clone(), boxes });
-                    }
-                    send(cam, &zones[cam], &mut faces, &mut crossings);
-                }
-                ToTrack::CameraEnded(cam) => {
-                    let cam = cam as usize;
-                    let upd = trackers[cam].finish();
-                    let mut push = |ev| {
-                        let _ = faces.push(ev);
-                    };
-                    selectors[cam].end_tracks(&upd.ended, &mut push);
-                    selectors[cam].end_all(&mut push);
-                    let now_ms = crate::clock::Clocks::unix_ms(&crate::clock::RealClocks::default());
-                    for &id in upd.ended.iter() {
-                        zones[cam].track_ended(id, now_ms, 0, |z| {
-                            let _ = crossings.push(z);
-                        });
-                    }
-                    send(cam, &zones[cam], &mut faces, &mut crossings);
-                }
-            }
-            stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
-        }
-        for (cam, s) in selectors.iter_mut().enumerate() {
-            s.end_all(|ev| {
-                let _ = faces.push(ev);
-            });
-            send(cam, &zones[cam], &mut faces, &mut crossings);
-        }
-        let rejected: u64 = selectors
-            .iter()
-            .map(|s| {
-                let c = s.counters;
-                c.rejected_confidence + c.rejected_movement + c.rejected_moving_share + c.rejected_size
-            })
-            .sum();
-        stats.stages.rejected.store(rejected, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// A live camera (RTSP, V4L2) as a reconnecting source.
@@ -362,6 +202,7 @@ pub fn run_with_detector(
     let started = std::time::Instant::now();
     let n = cfg.cameras.len();
     let stats = Stats::with_names(cfg.cameras.iter().map(|c| c.name.clone()).collect());
+    stats.stalls.set_after(Duration::from_secs_f64(cfg.monitor.stall_report_s));
     let monitor = if cfg.monitor.bind.is_empty() {
         None
     } else {
@@ -460,7 +301,19 @@ pub fn run_with_detector(
         stats: stats.clone(),
         stop: stop.clone(),
     };
+    let mut mot = Vec::new();
+    for cam in &cfg.cameras {
+        let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| cfg.per_camera_path(p, &cam.name));
+        let w = crate::track::worker::MotWriter::create(
+            path(&cfg.tracks_out).as_deref(),
+            path(&cfg.detections_out).as_deref(),
+        )
+        .map_err(PipelineError::Sink)?;
+        mot.push(w);
+    }
     let track = TrackWorker {
+        keep: KeepStore::for_board(n),
+        mot,
         input: from_detect,
         out: to_sink,
         trackers: (0..n).map(|_| ByteTracker::new(cfg.tracker.clone(), cfg.detector.min_score)).collect(),

@@ -93,7 +93,13 @@ impl<T> Producer<T> {
 
     /// Waits for room (counting the stall) until pushed or `stop` is set.
     /// Returns the item back if stopped first.
-    pub fn push_wait(&mut self, mut item: T, stop: &AtomicBool) -> Result<(), T> {
+    pub fn push_wait(&mut self, item: T, stop: &AtomicBool) -> Result<(), T> {
+        self.push_wait_with(item, stop, || {})
+    }
+
+    /// As `push_wait`, calling `waiting` on every turn of the wait (a
+    /// `monitor::stall::StallWatch` reports a wait that lasts).
+    pub fn push_wait_with(&mut self, mut item: T, stop: &AtomicBool, mut waiting: impl FnMut()) -> Result<(), T> {
         let mut backoff = Backoff::default();
         let mut counted = false;
         loop {
@@ -108,6 +114,7 @@ impl<T> Producer<T> {
                 self.stats.waits.fetch_add(1, Ordering::Relaxed);
                 counted = true;
             }
+            waiting();
             backoff.snooze();
         }
     }

@@ -163,3 +163,60 @@ fn panel_in_headless_chromium_updates_and_shows_previews() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot saved");
     let _ = AtomicBool::new(false).load(Ordering::Relaxed);
 }
+
+/// An injected stall: the test holds the frame pool's only slot, so a file
+/// camera's capture thread cannot go on. After `stall_after` it must be
+/// reported: ERROR logged, `/healthz` `failing` (503) naming the stage, the
+/// camera and what it waits for; and cleared once the slot comes back.
+#[test]
+fn an_injected_stall_is_reported_in_healthz_and_cleared_when_it_ends() {
+    common::require_assets();
+    let stats = Stats::with_names(vec!["gate".into()]);
+    stats.stalls.set_after(std::time::Duration::from_millis(300));
+    let pool = faceflow::pool::FramePool::new(1, faceflow::board::FRAME_SLOT_BYTES);
+    let held = pool.acquire().expect("the one slot");
+    let (out, mut frames) = faceflow::ring::channel(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let cap = faceflow::ingest::capture::Capture {
+        camera: 0,
+        name: "gate".into(),
+        realtime: false,
+        fps: 25.0,
+        pool: pool.clone(),
+        out,
+        clocks: Arc::new(faceflow::clock::RealClocks::default()),
+        stats: stats.clone(),
+        stop: stop.clone(),
+    };
+    let src = faceflow::ingest::open_file(std::path::Path::new("models/demo/demo.h264")).unwrap();
+    let h = std::thread::spawn(move || cap.run(src));
+    let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
+    let m = Monitor::start(&cfg, stats.clone(), stop.clone()).unwrap();
+    let url = format!("http://{}/healthz", m.addr);
+    let t0 = std::time::Instant::now();
+    let (code, body) = loop {
+        let (code, body) = get(&url, None);
+        if code == 503 || t0.elapsed() > std::time::Duration::from_secs(10) {
+            break (code, body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(code, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "failing");
+    let reason = v["reasons"][0].as_str().unwrap().to_string();
+    assert!(reason.starts_with("capture thread, camera gate: stalled"), "{reason}");
+    assert!(reason.contains("a free frame-pool slot"), "{reason}");
+    // The slot comes back: the capture goes on and the stall is cleared.
+    drop(held);
+    let t1 = std::time::Instant::now();
+    while !stats.stalls.reasons().is_empty() && t1.elapsed() < std::time::Duration::from_secs(5) {
+        while frames.try_pop().is_some() {}
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(stats.stalls.reasons().is_empty(), "cleared after the wait: {:?}", stats.stalls.reasons());
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    while frames.try_pop().is_some() {}
+    let _ = h.join();
+    m.stop();
+}

@@ -72,8 +72,12 @@ fn check_stream(url: &str, transport: RtspTransport, secs: u64) {
     assert_eq!(sorted.len(), pts.len(), "{url}: every frame has its own timestamp");
     let span = sorted.last().unwrap() - sorted.first().unwrap();
     let expected = span / 40 + 1;
+    // Frames arrive in decode order: when reading stops, the newest
+    // reference frame may be in while up to 4 B-frames shown before it
+    // (x265's default) are not yet: up to 5 short of the grid, 2 over.
+    let short = expected as i64 - pts.len() as i64;
     assert!(
-        (pts.len() as i64 - expected as i64).abs() <= 2,
+        (-2..=5).contains(&short),
         "{url} over {transport:?}: {} frames for {span} ms of RTP time (expected {expected}): {:?}",
         pts.len(),
         &pts[..pts.len().min(40)]

@@ -74,6 +74,7 @@ fn record(id: &str) -> SpoolRecord {
             frames: 25,
             movement_px: 80.0,
             moving_share: 0.9,
+            merged_track_ids: Vec::new(),
         },
         face_jpeg: frame.clone(),
         frame_jpeg: frame,

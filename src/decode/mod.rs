@@ -111,6 +111,8 @@ pub struct VideoDecoder {
     hardware: bool,
     pictures: u64,
     failures_before_first: u32,
+    /// For the fallback's log line (only libav has hardware decoders).
+    #[cfg_attr(not(feature = "libav"), allow(dead_code))]
     camera: String,
 }
 

@@ -22,7 +22,7 @@ use crate::geom::BBox;
 use crate::pool::I420;
 
 /// Most faces kept per frame; the lowest-scoring are cut beyond it.
-pub const MAX_DETECTIONS: usize = 64;
+pub const MAX_DETECTIONS: usize = crate::board::MAX_DETECTIONS;
 
 /// Five facial keypoints: left eye, right eye, nose, left and right mouth corners
 /// (left/right as seen in the picture).

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::{Detections, Detector};
 use crate::clock::Clocks;
+use crate::monitor::stall::StallWatch;
 use crate::monitor::{inc, Stats};
 use crate::pool::{FrameRef, I420};
 use crate::ring::{Backoff, Consumer, Producer};
@@ -183,7 +184,11 @@ impl DetectWorker {
                 None
             };
             let msg = ToTrack::Frame { frame: p.frame.clone(), dets };
-            if self.out.push_wait(msg, &self.stop).is_err() {
+            let mut watch = StallWatch::new("detect", None, "room in the ring to the track thread");
+            let stats = &self.stats;
+            let pushed = self.out.push_wait_with(msg, &self.stop, || watch.waiting(stats));
+            watch.done(&self.stats);
+            if pushed.is_err() {
                 break;
             }
         }

@@ -16,6 +16,7 @@ use super::PacketSource;
 use crate::board;
 use crate::clock::Clocks;
 use crate::decode::{Picture, VideoDecoder};
+use crate::monitor::stall::StallWatch;
 use crate::monitor::{inc, CameraState, CameraStats};
 use crate::pool::{i420_len, FramePool, FrameRef};
 use crate::ring::{Backoff, Producer};
@@ -224,6 +225,9 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
         c.cam().set_state_reason(CameraState::Failed, &msg);
         return Err(msg);
     }
+    // A file waits for a slot (frames in flight free them); a wait that
+    // lasts is reported, never silent.
+    let mut watch = StallWatch::new("capture", Some(c.camera), "a free frame-pool slot");
     let mut slot = loop {
         match c.pool.acquire() {
             Some(s) => break s,
@@ -233,8 +237,10 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
             }
             None => {
                 if c.stop.load(Ordering::Relaxed) {
+                    watch.done(&c.stats);
                     return Ok(());
                 }
+                watch.waiting(&c.stats);
                 let mut b = Backoff::default();
                 for _ in 0..20 {
                     b.snooze();
@@ -242,6 +248,7 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
             }
         }
     };
+    watch.done(&c.stats);
     pic.copy_to(slot.buffer_mut());
     *slot.meta_mut() = crate::pool::FrameMeta {
         camera: c.camera,
@@ -258,7 +265,10 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
             inc(&c.cam().dropped_ring_full);
         }
     } else {
-        let _ = c.out.push_wait(frame, &c.stop);
+        let mut watch = StallWatch::new("capture", Some(c.camera), "room in its ring to the detector");
+        let stats = &c.stats;
+        let _ = c.out.push_wait_with(frame, &c.stop, || watch.waiting(stats));
+        watch.done(&c.stats);
     }
     Ok(())
 }

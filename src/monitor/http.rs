@@ -126,21 +126,16 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
                 .respond(Response::from_string(body).with_header(header("Content-Type", "text/plain; version=0.0.4")));
         }
         "/healthz" => {
-            let s = &ctx.stats;
-            let failed = s.cameras.iter().filter(|c| c.state() == super::CameraState::Failed).count();
-            let degraded = s.cameras.iter().filter(|c| c.state() == super::CameraState::Degraded).count();
-            let all_failed = failed == s.cameras.len() && failed > 0;
-            let status = if all_failed {
-                "failing"
-            } else if failed + degraded > 0 {
-                "degraded"
-            } else {
-                "ok"
-            };
-            let body = json!({"status": status, "cameras_failed": failed, "cameras_degraded": degraded});
+            let h = super::health(&ctx.stats);
+            let body = json!({
+                "status": h.status,
+                "reasons": h.reasons,
+                "cameras_failed": h.cameras_failed,
+                "cameras_degraded": h.cameras_degraded,
+            });
             let _ = req.respond(
                 Response::from_string(body.to_string())
-                    .with_status_code(if all_failed { 503 } else { 200 })
+                    .with_status_code(if h.status == "failing" { 503 } else { 200 })
                     .with_header(header("Content-Type", "application/json")),
             );
         }
@@ -200,6 +195,8 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                 "frames_skipped": skipped,
                 "skip_rate": if decoded > 0 { skipped as f64 / decoded as f64 } else { 0.0 },
                 "decode_errors": get(&c.decode_errors),
+                "keep_refused": get(&c.keep_refused),
+                "tracks_stitched": get(&c.tracks_stitched),
                 "faces": get(&c.faces),
                 "events": get(&c.events),
                 "dropped": {
@@ -262,6 +259,8 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
         "stages": {"decode": hist(&st.decode), "detect": hist(&st.preprocess_infer), "track": hist(&st.track), "sink": hist(&st.sink)},
         "frame_time_ms": hist(&st.decode)["avg_ms"],
         "queues": queues,
+        "stalls": stats.stalls.reasons(),
+        "keep": {"in_use": get(&stats.keep_in_use), "capacity": get(&stats.keep_capacity)},
         "senders": senders,
         "totals": {
             "frames": stats.cameras.iter().map(|c| get(&c.decoded)).sum::<u64>(),

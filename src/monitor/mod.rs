@@ -9,6 +9,7 @@ pub mod http;
 pub mod preview;
 pub mod process;
 pub mod prometheus;
+pub mod stall;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -130,6 +131,10 @@ pub struct CameraStats {
     pub dwell_ms_total: AtomicU64,
     /// Best faces not sent because of include/exclude zones.
     pub zone_filtered: AtomicU64,
+    /// Best-face improvements not kept because the keep store was full.
+    pub keep_refused: AtomicU64,
+    /// Lost tracks stitched into a later track's event.
+    pub tracks_stitched: AtomicU64,
     pub capture_to_detect: Histogram,
     /// Live cameras: connection attempts after the first, and stalls seen.
     pub reconnects: AtomicU64,
@@ -191,6 +196,11 @@ pub struct Stats {
     /// Remote sinks' spools, for sender outcomes (registered at start).
     pub spools: Mutex<Vec<(String, Arc<Spool>)>>,
     pub started: std::time::Instant,
+    /// Stages waiting too long (see `stall`).
+    pub stalls: stall::Stalls,
+    /// Best faces held in the keep store now, and its capacity.
+    pub keep_in_use: AtomicU64,
+    pub keep_capacity: AtomicU64,
 }
 
 impl Stats {
@@ -207,6 +217,9 @@ impl Stats {
             rings: Mutex::new(Vec::new()),
             spools: Mutex::new(Vec::new()),
             started: std::time::Instant::now(),
+            stalls: stall::Stalls::default(),
+            keep_in_use: AtomicU64::new(0),
+            keep_capacity: AtomicU64::new(0),
         })
     }
     pub fn register_ring(&self, name: impl Into<String>, stats: Arc<RingStats>) {
@@ -215,6 +228,47 @@ impl Stats {
     pub fn register_spool(&self, name: impl Into<String>, spool: Arc<Spool>) {
         self.spools.lock().unwrap_or_else(|p| p.into_inner()).push((name.into(), spool));
     }
+}
+
+/// What `/healthz` says.
+pub struct Health {
+    /// `ok`, `degraded` (some camera failed or degraded) or `failing`
+    /// (every camera failed, or a stage is stalled).
+    pub status: &'static str,
+    pub reasons: Vec<String>,
+    pub cameras_failed: usize,
+    pub cameras_degraded: usize,
+}
+
+pub fn health(s: &Stats) -> Health {
+    let mut reasons = s.stalls.reasons();
+    let stalled = !reasons.is_empty();
+    let (mut failed, mut degraded) = (0, 0);
+    for (name, c) in s.camera_names.iter().zip(&s.cameras) {
+        let st = c.state();
+        if matches!(st, CameraState::Failed | CameraState::Degraded) {
+            if st == CameraState::Failed {
+                failed += 1;
+            } else {
+                degraded += 1;
+            }
+            let why = c.reason();
+            reasons.push(if why.is_empty() {
+                format!("camera {name}: {}", st.as_str())
+            } else {
+                format!("camera {name}: {}: {why}", st.as_str())
+            });
+        }
+    }
+    let all_failed = failed == s.cameras.len() && failed > 0;
+    let status = if stalled || all_failed {
+        "failing"
+    } else if failed + degraded > 0 {
+        "degraded"
+    } else {
+        "ok"
+    };
+    Health { status, reasons, cameras_failed: failed, cameras_degraded: degraded }
 }
 
 pub fn get(a: &AtomicU64) -> u64 {

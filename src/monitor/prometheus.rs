@@ -140,6 +140,14 @@ pub fn render(stats: &Stats) -> String {
     per_camera(
         &mut o,
         &cams,
+        "counter",
+        "faceflow_keep_refused_total",
+        "Best-face improvements not kept because the keep store was full.",
+        |c| get(&c.keep_refused),
+    );
+    per_camera(
+        &mut o,
+        &cams,
         "gauge",
         "faceflow_camera_state",
         "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed, 4 backoff, 5 degraded (decode errors).",

@@ -57,6 +57,10 @@ pub struct EventRecord {
     pub frames: u32,
     pub movement_px: f32,
     pub moving_share: f32,
+    /// Tracks stitched into this event (a person lost behind something and
+    /// found again as a new track), in order; empty for a single track.
+    #[serde(default)]
+    pub merged_track_ids: Vec<u32>,
 }
 
 pub use spool::SpoolRecord;
@@ -93,7 +97,7 @@ pub fn event_id(camera: &str, ev: &FaceEvent) -> String {
 }
 
 pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
-    let m = ev.frame.meta();
+    let m = &ev.face.meta;
     let s = &ev.stats;
     EventRecord {
         id: event_id(camera, ev),
@@ -122,6 +126,7 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
         frames: s.frames,
         movement_px: s.movement_px,
         moving_share: if s.frames > 1 { s.moving_frames as f32 / (s.frames - 1) as f32 } else { 0.0 },
+        merged_track_ids: ev.merged_track_ids.iter().copied().collect(),
     }
 }
 
@@ -155,6 +160,7 @@ pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> Eve
         frames: 0,
         movement_px: 0.0,
         moving_share: 0.0,
+        merged_track_ids: Vec::new(),
     }
 }
 
@@ -249,6 +255,9 @@ impl SinkWorker {
         crate::board::pin_current_thread(crate::board::Role::Sender);
         // Without an encoder, events still go out (without pictures, counted).
         let mut enc = jpeg::JpegEncoder::new().map_err(|e| log::error!("{e}; events go out without JPEGs")).ok();
+        // The full-size frame of an event, rebuilt from its kept face; grown
+        // to the largest frame once, then reused.
+        let mut frame_buf = Vec::new();
         let mut backoff = Backoff::default();
         loop {
             let Some(ev) = self.events.try_pop() else {
@@ -274,7 +283,7 @@ impl SinkWorker {
             };
             let cam = &self.camera_names[ev.camera as usize];
             let rec = record(cam, &ev);
-            let pic = ev.frame.planes();
+            let pic = ev.face.compose(&mut frame_buf);
             let mut face_jpeg = Vec::new();
             let mut frame_jpeg = Vec::new();
             let full = crate::geom::BBox::new(0.0, 0.0, pic.width as f32, pic.height as f32);

@@ -20,10 +20,13 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::EventRecord;
+use crate::detect::Keypoints;
+use crate::quality::QualityParts;
 
 const MAGIC: &[u8; 4] = b"FFEV";
 /// 2: records carry event kind, zone, dwell and head pose.
-const VERSION: u8 = 2;
+/// 3: and `merged_track_ids` (version 2 files still read).
+const VERSION: u8 = 3;
 const HEADER: usize = 4 + 1 + 4 + 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -78,7 +81,7 @@ pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     if &bytes[..4] != MAGIC {
         return Err("not a spool record (bad magic)".into());
     }
-    if bytes[4] != VERSION {
+    if bytes[4] != VERSION && bytes[4] != 2 {
         return Err(format!("unknown spool record version {}", bytes[4]));
     }
     let len = u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
@@ -90,7 +93,89 @@ pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     if crc32(payload) != crc {
         return Err("checksum mismatch".into());
     }
+    if bytes[4] == 2 {
+        return postcard::from_bytes::<SpoolRecordV2>(payload)
+            .map(SpoolRecord::from)
+            .map_err(|e| format!("undecodable payload: {e}"));
+    }
     postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
+}
+
+/// Version 2 records, as spools written before version 3 hold them.
+#[derive(Deserialize, Serialize)]
+struct SpoolRecordV2 {
+    record: EventRecordV2,
+    face_jpeg: Vec<u8>,
+    frame_jpeg: Vec<u8>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct EventRecordV2 {
+    id: String,
+    kind: String,
+    zone: Option<String>,
+    dwell_ms: Option<u64>,
+    yaw_deg: Option<f32>,
+    pitch_deg: Option<f32>,
+    attentive: Option<bool>,
+    camera: String,
+    track_id: u32,
+    part: u32,
+    first_unix_ms: u64,
+    last_unix_ms: u64,
+    best_unix_ms: u64,
+    first_frame: u64,
+    last_frame: u64,
+    best_frame: u64,
+    frame_width: u32,
+    frame_height: u32,
+    bbox: [f32; 4],
+    keypoints: Keypoints,
+    confidence: f32,
+    quality: f32,
+    quality_parts: QualityParts,
+    frames: u32,
+    movement_px: f32,
+    moving_share: f32,
+}
+
+impl From<SpoolRecordV2> for SpoolRecord {
+    fn from(v: SpoolRecordV2) -> Self {
+        let r = v.record;
+        SpoolRecord {
+            record: EventRecord {
+                id: r.id,
+                kind: r.kind,
+                zone: r.zone,
+                dwell_ms: r.dwell_ms,
+                yaw_deg: r.yaw_deg,
+                pitch_deg: r.pitch_deg,
+                attentive: r.attentive,
+                camera: r.camera,
+                track_id: r.track_id,
+                part: r.part,
+                first_unix_ms: r.first_unix_ms,
+                last_unix_ms: r.last_unix_ms,
+                best_unix_ms: r.best_unix_ms,
+                first_frame: r.first_frame,
+                last_frame: r.last_frame,
+                best_frame: r.best_frame,
+                frame_width: r.frame_width,
+                frame_height: r.frame_height,
+                bbox: r.bbox,
+                keypoints: r.keypoints,
+                confidence: r.confidence,
+                quality: r.quality,
+                quality_parts: r.quality_parts,
+                frames: r.frames,
+                movement_px: r.movement_px,
+                moving_share: r.moving_share,
+                merged_track_ids: Vec::new(),
+            },
+            face_jpeg: v.face_jpeg,
+            frame_jpeg: v.frame_jpeg,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -412,7 +497,6 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quality::QualityParts;
 
     pub fn sample(id: &str) -> SpoolRecord {
         SpoolRecord {
@@ -443,6 +527,7 @@ mod tests {
                 frames: 10,
                 movement_px: 50.0,
                 moving_share: 0.9,
+                merged_track_ids: vec![1, 3],
             },
             face_jpeg: vec![0xFF, 0xD8, 1, 2, 3],
             frame_jpeg: vec![0xFF, 0xD8, 4, 5, 6, 7],
@@ -522,5 +607,49 @@ mod tests {
         let ids: Vec<String> = (0..3).map(|_| s.take(Duration::ZERO).unwrap().record.record.id).collect();
         assert_eq!(ids, ["c", "d", "e"]);
         let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn version_2_files_still_read() {
+        let mut rec = sample("old");
+        rec.record.merged_track_ids.clear();
+        let r = &rec.record;
+        let v2 = SpoolRecordV2 {
+            record: EventRecordV2 {
+                id: r.id.clone(),
+                kind: r.kind.clone(),
+                zone: r.zone.clone(),
+                dwell_ms: r.dwell_ms,
+                yaw_deg: r.yaw_deg,
+                pitch_deg: r.pitch_deg,
+                attentive: r.attentive,
+                camera: r.camera.clone(),
+                track_id: r.track_id,
+                part: r.part,
+                first_unix_ms: r.first_unix_ms,
+                last_unix_ms: r.last_unix_ms,
+                best_unix_ms: r.best_unix_ms,
+                first_frame: r.first_frame,
+                last_frame: r.last_frame,
+                best_frame: r.best_frame,
+                frame_width: r.frame_width,
+                frame_height: r.frame_height,
+                bbox: r.bbox,
+                keypoints: r.keypoints,
+                confidence: r.confidence,
+                quality: r.quality,
+                quality_parts: r.quality_parts,
+                frames: r.frames,
+                movement_px: r.movement_px,
+                moving_share: r.moving_share,
+            },
+            face_jpeg: rec.face_jpeg.clone(),
+            frame_jpeg: rec.frame_jpeg.clone(),
+        };
+        let mut bytes = wrap_payload(&postcard::to_allocvec(&v2).unwrap());
+        bytes[4] = 2;
+        // The CRC covers the payload only: the patched version byte keeps it valid.
+        assert_eq!(decode(&bytes).unwrap(), rec);
+        assert_eq!(decode(&encode(&sample("new")).unwrap()).unwrap().record.merged_track_ids, vec![1, 3]);
     }
 }

@@ -2,7 +2,8 @@
 //! on a fixed-capacity cost matrix, with a cost limit above which pairs are
 //! left unassigned (as ByteTrack's `lap.lapjv(..., cost_limit)`).
 
-pub const MAX: usize = 64;
+/// Rows (tracks) and columns (detections) of one matching.
+pub const MAX: usize = crate::board::MAX_TRACKS;
 
 /// Scratch space reused across calls, so matching allocates nothing.
 pub struct Assigner {

@@ -4,9 +4,23 @@
 //! away (occluded or blurred faces), with a buffer of lost tracks that can
 //! be re-found. One `ByteTracker` per camera; fixed capacity, no allocation
 //! per frame.
+//!
+//! Occlusions, after OC-SORT (Cao et al., CVPR 2023), because a face hidden
+//! for a second or two comes back where its Kalman prediction is not (the
+//! filter drifts on the velocity of the shrinking, half-hidden boxes):
+//! - lost tracks are gated by size-normalised centre distance to where
+//!   their *observations* say the face is now (last observed box plus the
+//!   observed velocity over the last [`OBS_HISTORY`] observations), the
+//!   gate widening with the frames lost, not by IoU with the prediction;
+//! - observation-centric recovery: tracks that just lost their match try
+//!   the remaining detections against their last observed box;
+//! - observation-centric re-update: a track re-found after k frames has
+//!   its filter re-run from the state at its last observation along the
+//!   straight line to the new one, so no drifted velocity survives.
 
 pub mod assign;
 pub mod kalman;
+pub mod worker;
 
 use crate::config::TrackerConfig;
 use crate::detect::Detection;
@@ -14,10 +28,20 @@ use crate::geom::BBox;
 use assign::Assigner;
 use kalman::{KalmanState, Vec4};
 
-/// Most live (tracked, tentative or lost) tracks per camera.
-pub const MAX_TRACKS: usize = 64;
+/// Most live (tracked, tentative or lost) tracks per camera: derived from
+/// the board profile's capacity (build.rs).
+pub const MAX_TRACKS: usize = crate::board::MAX_TRACKS;
 /// IoU a tentative track needs to be confirmed (ByteTrack's 0.7 distance).
 const CONFIRM_IOU: f32 = 0.3;
+/// Observations a track remembers for its observed velocity.
+pub const OBS_HISTORY: usize = 8;
+/// Lost-track gate, in face heights between the detection's centre and the
+/// observed path: this much at first, growing per frame lost up to the cap.
+const LOST_GATE_BASE: f32 = 0.6;
+const LOST_GATE_PER_FRAME: f32 = 0.015;
+const LOST_GATE_MAX: f32 = 1.5;
+/// Size change (height ratio) a re-found face may show.
+const LOST_SIZE_RATIO: f32 = 1.6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackState {
@@ -34,6 +58,16 @@ pub struct Track {
     /// Confirmed (matched on two frames, or born on the first frame).
     pub activated: bool,
     kf: KalmanState,
+    /// The filter right after its last observation (for the re-update).
+    kf_at_obs: KalmanState,
+    /// The last observed (detected) box.
+    pub last_obs: BBox,
+    /// The last observed boxes and their frames, oldest first.
+    obs: [(BBox, u64); OBS_HISTORY],
+    obs_len: usize,
+    /// Width / height of the face when seen whole (slow average that
+    /// ignores boxes clipped by an occluder or the frame edge).
+    aspect: f32,
     /// Frame of the last match.
     pub last_frame: u64,
     pub start_frame: u64,
@@ -42,6 +76,65 @@ pub struct Track {
 }
 
 impl Track {
+    /// Where the observations put the whole face at `frame`.
+    ///
+    /// A face walking behind something keeps one true edge (the trailing
+    /// one) while the other is stuck at the occluder, so the centre of its
+    /// boxes slows down: a velocity from centres would say the face stopped.
+    /// So each axis moves by the velocity of its faster edge when both edges
+    /// go the same way (or one stands still), by the centre's when they part
+    /// (a face coming closer), anchored at that edge, and the box is given
+    /// the width of the whole face (`aspect` x height).
+    pub fn observed_box_at(&self, frame: u64) -> BBox {
+        let seen = &self.obs[..self.obs_len];
+        let (Some(&(a, fa)), Some(&(b, fb))) = (seen.first(), seen.last()) else {
+            return self.last_obs;
+        };
+        let dt = fb.saturating_sub(fa).max(1) as f32;
+        let k = frame.saturating_sub(fb) as f32;
+        let h = b.height().max(1.0);
+        let w = b.width().max(self.aspect * h);
+        let axis = |lo0: f32, hi0: f32, lo1: f32, hi1: f32, size: f32| -> (f32, f32) {
+            let (vlo, vhi) = ((lo1 - lo0) / dt, (hi1 - hi0) / dt);
+            // An edge held by an occluder (or the frame's edge) jitters
+            // around zero: it counts as standing, not as moving the other way.
+            let standing = |v: f32, other: f32| v.abs() < 0.5f32.max(0.25 * other.abs());
+            if vlo * vhi >= 0.0 || standing(vlo, vhi) || standing(vhi, vlo) {
+                if vlo.abs() >= vhi.abs() {
+                    let lo = lo1 + vlo * k;
+                    (lo, lo + size)
+                } else {
+                    let hi = hi1 + vhi * k;
+                    (hi - size, hi)
+                }
+            } else {
+                let c = (lo1 + hi1) / 2.0 + (vlo + vhi) / 2.0 * k;
+                (c - size / 2.0, c + size / 2.0)
+            }
+        };
+        let (x1, x2) = axis(a.x1, a.x2, b.x1, b.x2, w);
+        let (y1, y2) = axis(a.y1, a.y2, b.y1, b.y2, h);
+        BBox::new(x1, y1, x2, y2)
+    }
+
+    fn observe(&mut self, b: &BBox, frame: u64) {
+        if self.obs_len == OBS_HISTORY {
+            self.obs.rotate_left(1);
+            self.obs[OBS_HISTORY - 1] = (*b, frame);
+        } else {
+            self.obs[self.obs_len] = (*b, frame);
+            self.obs_len += 1;
+        }
+        let a = b.width() / b.height().max(1.0);
+        if self.aspect <= 0.0 {
+            self.aspect = a;
+        } else if (a - self.aspect).abs() < 0.15 * self.aspect {
+            self.aspect += 0.1 * (a - self.aspect);
+        }
+        self.last_obs = *b;
+        self.kf_at_obs = self.kf;
+    }
+
     /// The filter's current box estimate.
     pub fn bbox(&self) -> BBox {
         let m = &self.kf.mean;
@@ -50,6 +143,32 @@ impl Track {
         let (cx, cy) = (m[0] as f32, m[1] as f32);
         BBox::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
     }
+}
+
+/// For a lost track and a detection: `Some(0..1)` (0 on the observed path,
+/// 1 at the gate's edge) when the detection is within the gate of where the
+/// track's observations put the face now (`Track::observed_box_at`), in
+/// face heights, and its size is plausible; `None` outside. A detection
+/// clipped by the occluder it comes out of is measured by its true edge, so
+/// the visible part of a face counts.
+fn lost_gate(t: &Track, det: &BBox, frame: u64) -> Option<f32> {
+    let h = t.last_obs.height().max(1.0);
+    let ratio = det.height() / h;
+    if !(1.0 / LOST_SIZE_RATIO..=LOST_SIZE_RATIO).contains(&ratio) {
+        return None;
+    }
+    let p = t.observed_box_at(frame);
+    let (px, py) = p.center();
+    // Along x, centre to centre when the widths agree; when the detection
+    // is narrower (clipped by the occluder it comes out of, or the frame
+    // edge), one of its edges is still true: the nearer pair of edges.
+    let (dx, dy) = det.center();
+    let ex =
+        if det.width() < 0.8 * p.width() { (det.x1 - p.x1).abs().min((det.x2 - p.x2).abs()) } else { (dx - px).abs() };
+    let d = (ex.powi(2) + (dy - py).powi(2)).sqrt() / h;
+    let lost = frame.saturating_sub(t.last_frame) as f32;
+    let gate = (LOST_GATE_BASE + LOST_GATE_PER_FRAME * lost).min(LOST_GATE_MAX);
+    (d < gate).then_some(d / gate)
 }
 
 fn xyah(b: &BBox) -> Vec4 {
@@ -155,6 +274,14 @@ impl ByteTracker {
         let lows: heapless::Vec<usize, { assign::MAX }> =
             (0..dets.len()).filter(|&d| dets[d].score < high && dets[d].score >= self.min_score).collect();
         self.match_stage(&rest, &lows, dets, 1.0 - self.cfg.low_match_iou, &mut track_used, &mut det_used);
+
+        // Stage 2b (observation-centric recovery): tracks that just lost
+        // their match vs the confident detections left, by IoU with the
+        // last observed box (a face that stopped or turned).
+        let unmatched: heapless::Vec<usize, MAX_TRACKS> = rest.iter().copied().filter(|&i| !track_used[i]).collect();
+        let highs_free: heapless::Vec<usize, { assign::MAX }> =
+            highs.iter().copied().filter(|&d| !det_used[d]).collect();
+        self.recovery_stage(&unmatched, &highs_free, dets, &mut track_used, &mut det_used);
         for &i in rest.iter() {
             if !track_used[i] {
                 self.tracks[i].state = TrackState::Lost;
@@ -187,16 +314,23 @@ impl ByteTracker {
             if det_used[d] || det.score < self.cfg.new_track_score {
                 continue;
             }
-            let t = Track {
+            let kf = KalmanState::initiate(xyah(&det.bbox));
+            let mut t = Track {
                 id: self.next_id,
                 state: TrackState::Tracked,
                 activated: first_frame,
-                kf: KalmanState::initiate(xyah(&det.bbox)),
+                kf,
+                kf_at_obs: kf,
+                last_obs: det.bbox,
+                obs: [(det.bbox, 0); OBS_HISTORY],
+                obs_len: 0,
+                aspect: 0.0,
                 last_frame: self.frame,
                 start_frame: self.frame,
                 hits: 1,
                 score: det.score,
             };
+            t.observe(&det.bbox, self.frame);
             if self.tracks.push(t).is_err() {
                 self.overflow += 1;
                 continue;
@@ -223,9 +357,18 @@ impl ByteTracker {
             return;
         }
         for (r, &ti) in rows.iter().enumerate() {
-            let tb = self.tracks[ti].bbox();
+            let t = &self.tracks[ti];
+            let tb = t.bbox();
             for (c, &di) in cols.iter().enumerate() {
-                self.assigner.set(r, c, 1.0 - tb.iou(&dets[di].bbox));
+                let mut cost = 1.0 - tb.iou(&dets[di].bbox);
+                if t.state == TrackState::Lost {
+                    if let Some(g) = lost_gate(t, &dets[di].bbox, self.frame) {
+                        // Inside the gate: as good as the IoU limit scaled
+                        // by how far inside (0 at the path, `limit` at the edge).
+                        cost = cost.min(g * limit * 0.999);
+                    }
+                }
+                self.assigner.set(r, c, cost);
             }
         }
         let mut pairs = heapless::Vec::<(usize, usize), MAX_TRACKS>::new();
@@ -234,9 +377,42 @@ impl ByteTracker {
         });
         let frame = self.frame;
         for (ti, di) in pairs {
-            let t = &mut self.tracks[ti];
             let d = &dets[di];
+            self.take(ti, di, d, frame, track_used, det_used);
+        }
+    }
+
+    /// Track `ti` takes detection `di` on `frame`: the filter is updated
+    /// (re-run from the last observation after a gap), the observation kept.
+    fn take(
+        &mut self,
+        ti: usize,
+        di: usize,
+        d: &Detection,
+        frame: u64,
+        track_used: &mut [bool; MAX_TRACKS],
+        det_used: &mut [bool; assign::MAX],
+    ) {
+        let t = &mut self.tracks[ti];
+        let gap = frame.saturating_sub(t.last_frame);
+        if gap > 1 && t.activated {
+            // Observation-centric re-update: from the state at the last
+            // observation, along the straight line to this one.
+            let (z0, z1) = (xyah(&t.last_obs), xyah(&d.bbox));
+            let mut kf = t.kf_at_obs;
+            for i in 1..gap {
+                let a = i as f64 / gap as f64;
+                kf.predict(true);
+                kf.update(std::array::from_fn(|j| z0[j] + (z1[j] - z0[j]) * a));
+            }
+            kf.predict(true);
+            kf.update(z1);
+            t.kf = kf;
+        } else {
             t.kf.update(xyah(&d.bbox));
+        }
+        t.observe(&d.bbox, frame);
+        {
             t.state = TrackState::Tracked;
             t.activated = true;
             t.last_frame = frame;
@@ -245,6 +421,35 @@ impl ByteTracker {
             track_used[ti] = true;
             det_used[di] = true;
             let _ = self.out.matched.push((t.id, di));
+        }
+    }
+
+    /// Observation-centric recovery: `rows` (tracks unmatched this frame) vs
+    /// `cols` by IoU with each track's last observed box.
+    fn recovery_stage(
+        &mut self,
+        rows: &[usize],
+        cols: &[usize],
+        dets: &[Detection],
+        track_used: &mut [bool; MAX_TRACKS],
+        det_used: &mut [bool; assign::MAX],
+    ) {
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        for (r, &ti) in rows.iter().enumerate() {
+            let ob = self.tracks[ti].last_obs;
+            for (c, &di) in cols.iter().enumerate() {
+                self.assigner.set(r, c, 1.0 - ob.iou(&dets[di].bbox));
+            }
+        }
+        let mut pairs = heapless::Vec::<(usize, usize), MAX_TRACKS>::new();
+        self.assigner.solve(rows.len(), cols.len(), 1.0 - self.cfg.match_iou, |r, c| {
+            let _ = pairs.push((rows[r], cols[c]));
+        });
+        let frame = self.frame;
+        for (ti, di) in pairs {
+            self.take(ti, di, &dets[di], frame, track_used, det_used);
         }
     }
 
@@ -297,6 +502,49 @@ mod tests {
             let u = t.update(&[face(100.0 + 4.0 * f as f32, 200.0, 0.9)]);
             assert_eq!(id_of(u, 0), id, "same id after occlusion, frame {f}");
         }
+    }
+
+    /// A face walking behind a pole: its box shrinks against the pole's
+    /// edge for a few frames (the visible part), it is hidden for 50
+    /// frames, then it grows back out of the other edge. The same track
+    /// must take it again.
+    #[test]
+    fn id_survives_walking_behind_a_pole_with_shrinking_boxes() {
+        let mut t = tracker();
+        let (pole_l, pole_r) = (300.0, 420.0);
+        let mut id = None;
+        let mut ids = std::collections::BTreeSet::new();
+        for f in 0..140 {
+            let cx = 100.0 + 4.0 * f as f32;
+            let (x1, x2) = (cx - 30.0, cx + 30.0);
+            // The visible part of the face, if any is wide enough to detect.
+            let (vx1, vx2) = if x2 <= pole_l || x1 >= pole_r {
+                (x1, x2)
+            } else if x1 < pole_l {
+                (x1, pole_l)
+            } else if x2 > pole_r {
+                (pole_r, x2)
+            } else {
+                (0.0, 0.0)
+            };
+            let dets: heapless::Vec<Detection, 1> = if vx2 - vx1 >= 20.0 {
+                heapless::Vec::from_slice(&[Detection {
+                    bbox: BBox::new(vx1, 160.0, vx2, 240.0),
+                    score: 0.9,
+                    keypoints: Default::default(),
+                }])
+                .unwrap()
+            } else {
+                heapless::Vec::new()
+            };
+            let u = t.update(&dets);
+            if let Some(i) = id_of(u, 0) {
+                ids.insert(i);
+                id = id.or(Some(i));
+            }
+        }
+        assert_eq!(ids.len(), 1, "one track through the occlusion: {ids:?}");
+        assert!(id.is_some());
     }
 
     #[test]

@@ -1,0 +1,258 @@
+//! The track thread: one ByteTracker, one best-face selector and the zones
+//! of each camera, fed by the detect thread's ring; finished events (best
+//! faces, zone crossings) go on to the sink thread. Best faces are copied
+//! into the keep store, so tracks never hold frames that capture needs.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::attention::{head_pose, on_screen};
+use crate::board;
+use crate::config::AttentionConfig;
+use crate::detect::worker::ToTrack;
+use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
+use crate::keep::KeepStore;
+use crate::monitor::preview::{PreviewBox, PreviewFrame};
+use crate::monitor::stall::StallWatch;
+use crate::monitor::{inc, Stats};
+use crate::ring::{Backoff, Consumer, Producer};
+use crate::track::{ByteTracker, TrackState, MAX_TRACKS};
+use crate::zones::{CameraZones, Crossing, ZoneEvent};
+
+/// The track thread: one ByteTracker and one best-face selector per camera.
+/// It has no stop flag on purpose: it runs until the detector's ring is
+/// finished, so every open track is closed into an event on shutdown.
+pub struct TrackWorker {
+    pub input: Consumer<ToTrack>,
+    pub out: Producer<PipelineEvent>,
+    pub trackers: Vec<ByteTracker>,
+    pub selectors: Vec<BestFaceSelector>,
+    pub zones: Vec<CameraZones>,
+    /// Where best faces are held until their events leave.
+    pub keep: KeepStore,
+    /// Per camera: where to write each frame's tracks and detections
+    /// (MOTChallenge lines), when asked for (`faceflow run --tracks`).
+    pub mot: Vec<MotWriter>,
+    pub attention: AttentionConfig,
+    pub stats: Arc<Stats>,
+    /// Minimum time between two preview frames of a camera.
+    pub preview_interval: Duration,
+}
+
+impl TrackWorker {
+    pub fn run(self) {
+        board::pin_current_thread(board::Role::Track);
+        let TrackWorker {
+            mut input,
+            mut out,
+            mut trackers,
+            mut selectors,
+            mut zones,
+            mut keep,
+            mut mot,
+            attention: att,
+            stats,
+            preview_interval,
+        } = self;
+        let epoch = std::time::Instant::now();
+        let mut backoff = Backoff::default();
+        let never = AtomicBool::new(false);
+        // Per-frame staging, fixed capacity: a frame can end or split at most
+        // every track it has (MAX_TRACKS), twice.
+        let mut faces: heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }> = heapless::Vec::new();
+        let mut crossings: heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }> = heapless::Vec::new();
+        stats.keep_capacity.store(keep.capacity() as u64, std::sync::atomic::Ordering::Relaxed);
+        // Events are never dropped: the push waits for the sink (`never`
+        // stop); a wait that lasts is reported as a stall.
+        let mut send = |cam: usize,
+                        zones: &CameraZones,
+                        faces: &mut heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }>,
+                        crossings: &mut heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }>| {
+            let cs = &stats.cameras[cam];
+            faces.reverse();
+            while let Some(mut ev) = faces.pop() {
+                ev.attentive = ev.pose.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
+                if !zones.admits(&ev.bbox) {
+                    inc(&cs.zone_filtered);
+                    log::debug!(
+                        "camera {cam} track {}: best face outside the include zones or inside an exclude zone",
+                        ev.track_id
+                    );
+                    continue;
+                }
+                let mut watch = StallWatch::new("track", Some(cam as u8), "room in the ring to the sink");
+                let _ = out.push_wait_with(PipelineEvent::Face(ev), &never, || watch.waiting(&stats));
+                watch.done(&stats);
+            }
+            crossings.reverse();
+            while let Some(z) = crossings.pop() {
+                match z.crossing {
+                    Crossing::Enter => inc(&cs.zone_enters),
+                    Crossing::Exit => {
+                        inc(&cs.zone_exits);
+                        cs.dwell_ms_total.fetch_add(z.dwell_ms, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                let mut watch = StallWatch::new("track", Some(cam as u8), "room in the ring to the sink");
+                let _ = out.push_wait_with(PipelineEvent::Zone(z), &never, || watch.waiting(&stats));
+                watch.done(&stats);
+            }
+        };
+        loop {
+            let Some(msg) = input.try_pop() else {
+                if input.is_finished() {
+                    break;
+                }
+                backoff.snooze();
+                continue;
+            };
+            backoff.reset();
+            let t0 = std::time::Instant::now();
+            match msg {
+                ToTrack::Frame { frame, dets } => {
+                    let meta = *frame.meta();
+                    let cam = meta.camera as usize;
+                    let (tracker, selector, cz) = (&mut trackers[cam], &mut selectors[cam], &mut zones[cam]);
+                    let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
+                    let upd = match &dets {
+                        Some(d) => tracker.update(d),
+                        None => tracker.predict_only(),
+                    };
+                    selector.observe(&mut keep, &frame, d, upd, |ev| {
+                        let _ = faces.push(ev);
+                    });
+                    if let (Some(m), Some(d)) = (mot.get_mut(cam), dets.as_ref()) {
+                        m.frame(meta.seq, d, &upd.matched);
+                    }
+                    stats.cameras[cam]
+                        .tracks_stitched
+                        .store(selector.counters.stitched, std::sync::atomic::Ordering::Relaxed);
+                    let cs = &stats.cameras[cam];
+                    for &(id, di) in upd.matched.iter() {
+                        let det = &d[di];
+                        if let Some(p) = head_pose(&det.keypoints) {
+                            inc(&cs.posed_faces);
+                            if on_screen(&p, att.max_yaw_deg, att.max_pitch_deg) {
+                                inc(&cs.attentive_faces);
+                            }
+                        }
+                        if !cz.is_empty() {
+                            cz.observe(id, &det.bbox, meta.captured_unix_ms, meta.pts_ms, meta.seq, |z| {
+                                let _ = crossings.push(z);
+                            });
+                        }
+                    }
+                    for &id in upd.ended.iter() {
+                        cz.track_ended(id, meta.captured_unix_ms, meta.seq, |z| {
+                            let _ = crossings.push(z);
+                        });
+                    }
+                    let pv = &stats.previews[cam];
+                    let now_ns = epoch.elapsed().as_nanos() as u64;
+                    if pv.wanted(now_ns, preview_interval.as_nanos() as u64) {
+                        let mut boxes = heapless::Vec::new();
+                        for t in tracker.tracks().iter().filter(|t| t.activated && t.state == TrackState::Tracked) {
+                            let best = selector.best_frame_of(t.id) == Some(meta.seq);
+                            let _ = boxes.push(PreviewBox { bbox: t.bbox(), track_id: t.id, best });
+                        }
+                        pv.publish(now_ns, PreviewFrame { frame: frame.clone(), boxes });
+                    }
+                    send(cam, &zones[cam], &mut faces, &mut crossings);
+                    let refused = keep.refused[cam];
+                    let before = stats.cameras[cam].keep_refused.load(std::sync::atomic::Ordering::Relaxed);
+                    if refused > before {
+                        // The first refusal and every hundredth: a full
+                        // store is a capacity problem, not a per-frame one.
+                        if before == 0 || refused / 100 > before / 100 {
+                            log::warn!(
+                            "camera {}: the keep store is full ({} best faces held, the board's capacity); a better face was not kept ({refused} so far)",
+                                stats.camera_names[cam],
+                                keep.in_use()
+                            );
+                        }
+                        stats.cameras[cam].keep_refused.store(refused, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    stats.keep_in_use.store(keep.in_use() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                ToTrack::CameraEnded(cam) => {
+                    let cam = cam as usize;
+                    let upd = trackers[cam].finish();
+                    let mut push = |ev| {
+                        let _ = faces.push(ev);
+                    };
+                    selectors[cam].end_tracks(&upd.ended, &mut push);
+                    selectors[cam].end_all(&mut push);
+                    let now_ms = crate::clock::Clocks::unix_ms(&crate::clock::RealClocks::default());
+                    for &id in upd.ended.iter() {
+                        zones[cam].track_ended(id, now_ms, 0, |z| {
+                            let _ = crossings.push(z);
+                        });
+                    }
+                    send(cam, &zones[cam], &mut faces, &mut crossings);
+                    keep.forget_camera(cam);
+                }
+            }
+            stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
+        }
+        for (cam, s) in selectors.iter_mut().enumerate() {
+            s.end_all(|ev| {
+                let _ = faces.push(ev);
+            });
+            send(cam, &zones[cam], &mut faces, &mut crossings);
+        }
+        let rejected: u64 = selectors
+            .iter()
+            .map(|s| {
+                let c = s.counters;
+                c.rejected_confidence + c.rejected_movement + c.rejected_moving_share + c.rejected_size
+            })
+            .sum();
+        stats.stages.rejected.store(rejected, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// MOTChallenge lines for one camera: `frame,id,x,y,w,h,score,-1,-1,-1`
+/// (frames 1-based; detections have id -1). Buffered; a write error is
+/// logged once and the output given up, never the pipeline.
+#[derive(Default)]
+pub struct MotWriter {
+    tracks: Option<std::io::BufWriter<std::fs::File>>,
+    detections: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl MotWriter {
+    pub fn create(tracks: Option<&std::path::Path>, detections: Option<&std::path::Path>) -> Result<Self, String> {
+        let open = |p: Option<&std::path::Path>| {
+            p.map(|p| {
+                std::fs::File::create(p)
+                    .map(std::io::BufWriter::new)
+                    .map_err(|e| format!("{}: cannot create: {e}", p.display()))
+            })
+            .transpose()
+        };
+        Ok(MotWriter { tracks: open(tracks)?, detections: open(detections)? })
+    }
+
+    fn frame(&mut self, seq: u64, dets: &[crate::detect::Detection], matched: &[(u32, usize)]) {
+        use std::io::Write;
+        let f = seq + 1;
+        let line = |w: &mut std::io::BufWriter<std::fs::File>, id: i64, d: &crate::detect::Detection| {
+            let b = &d.bbox;
+            writeln!(w, "{f},{id},{:.1},{:.1},{:.1},{:.1},{:.3},-1,-1,-1", b.x1, b.y1, b.width(), b.height(), d.score)
+        };
+        if let Some(w) = self.tracks.as_mut() {
+            let r = matched.iter().try_for_each(|&(id, di)| line(w, id as i64, &dets[di]));
+            if let Err(e) = r {
+                log::error!("--tracks: {e}; no more track output");
+                self.tracks = None;
+            }
+        }
+        if let Some(w) = self.detections.as_mut() {
+            if let Err(e) = dets.iter().try_for_each(|d| line(w, -1, d)) {
+                log::error!("--detections: {e}; no more detection output");
+                self.detections = None;
+            }
+        }
+    }
+}
