@@ -15,8 +15,8 @@
 //! - observation-centric recovery: tracks that just lost their match try
 //!   the remaining detections against their last observed box;
 //! - observation-centric re-update: a track re-found after k frames has
-//!   its filter re-run from the state at its last observation along the
-//!   straight line to the new one, so no drifted velocity survives.
+//!   its filter re-run from its last observation along the straight line
+//!   to the new one, so no drifted velocity survives.
 
 pub mod assign;
 pub mod kalman;
@@ -58,13 +58,13 @@ pub struct Track {
     /// Confirmed (matched on two frames, or born on the first frame).
     pub activated: bool,
     kf: KalmanState,
-    /// The filter right after its last observation (for the re-update).
-    kf_at_obs: KalmanState,
     /// The last observed (detected) box.
     pub last_obs: BBox,
-    /// The last observed boxes and their frames, oldest first.
+    /// The last observed boxes and their frames: a ring, `obs_next` the
+    /// slot the next one goes to.
     obs: [(BBox, u64); OBS_HISTORY],
     obs_len: usize,
+    obs_next: usize,
     /// Width / height of the face when seen whole (slow average that
     /// ignores boxes clipped by an occluder or the frame edge).
     aspect: f32,
@@ -86,10 +86,12 @@ impl Track {
     /// (a face coming closer), anchored at that edge, and the box is given
     /// the width of the whole face (`aspect` x height).
     pub fn observed_box_at(&self, frame: u64) -> BBox {
-        let seen = &self.obs[..self.obs_len];
-        let (Some(&(a, fa)), Some(&(b, fb))) = (seen.first(), seen.last()) else {
+        if self.obs_len == 0 {
             return self.last_obs;
-        };
+        }
+        let oldest = if self.obs_len == OBS_HISTORY { self.obs_next } else { 0 };
+        let (a, fa) = self.obs[oldest];
+        let (b, fb) = self.obs[(self.obs_next + OBS_HISTORY - 1) % OBS_HISTORY];
         let dt = fb.saturating_sub(fa).max(1) as f32;
         let k = frame.saturating_sub(fb) as f32;
         let h = b.height().max(1.0);
@@ -118,13 +120,9 @@ impl Track {
     }
 
     fn observe(&mut self, b: &BBox, frame: u64) {
-        if self.obs_len == OBS_HISTORY {
-            self.obs.rotate_left(1);
-            self.obs[OBS_HISTORY - 1] = (*b, frame);
-        } else {
-            self.obs[self.obs_len] = (*b, frame);
-            self.obs_len += 1;
-        }
+        self.obs[self.obs_next] = (*b, frame);
+        self.obs_next = (self.obs_next + 1) % OBS_HISTORY;
+        self.obs_len = (self.obs_len + 1).min(OBS_HISTORY);
         let a = b.width() / b.height().max(1.0);
         if self.aspect <= 0.0 {
             self.aspect = a;
@@ -132,7 +130,6 @@ impl Track {
             self.aspect += 0.1 * (a - self.aspect);
         }
         self.last_obs = *b;
-        self.kf_at_obs = self.kf;
     }
 
     /// The filter's current box estimate.
@@ -320,10 +317,10 @@ impl ByteTracker {
                 state: TrackState::Tracked,
                 activated: first_frame,
                 kf,
-                kf_at_obs: kf,
                 last_obs: det.bbox,
                 obs: [(det.bbox, 0); OBS_HISTORY],
                 obs_len: 0,
+                obs_next: 0,
                 aspect: 0.0,
                 last_frame: self.frame,
                 start_frame: self.frame,
@@ -396,10 +393,11 @@ impl ByteTracker {
         let t = &mut self.tracks[ti];
         let gap = frame.saturating_sub(t.last_frame);
         if gap > 1 && t.activated {
-            // Observation-centric re-update: from the state at the last
-            // observation, along the straight line to this one.
+            // Observation-centric re-update: a filter started at the last
+            // observation, fed the straight line to this one (no state
+            // copied per frame: the gap's own path is what it learns from).
             let (z0, z1) = (xyah(&t.last_obs), xyah(&d.bbox));
-            let mut kf = t.kf_at_obs;
+            let mut kf = KalmanState::initiate(z0);
             for i in 1..gap {
                 let a = i as f64 / gap as f64;
                 kf.predict(true);
