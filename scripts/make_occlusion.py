@@ -6,7 +6,9 @@ Scenarios (1280x720, 25 fps; x264 defaults to MP4, then Annex B):
   each;
 - `mixed`: crossings (two people in opposite directions on close lanes),
   people walking in and out of the frame, one who stops for 3 s and walks
-  on, and a ~2 s full occlusion behind a wall segment.
+  on, and a ~2 s full occlusion behind a wall segment;
+- `stay`: one person in view for 20 s (swaying a little), one passing
+  through in 0.8 s (realtime-mode events: tests/realtime.rs).
 
 `truth.json` (the demo's format) has each person's face box on every frame
 where the face is entirely visible (not behind the occluder, inside the
@@ -29,6 +31,11 @@ W, H, FPS = 1280, 720, 25
 
 def plans(scenario):
     """Per person: list of (frame, cx, cy) keyframes (linear in between), face width."""
+    if scenario == "stay":
+        # One person stays in view for 20 s (frames 25..525), swaying; one
+        # passes quickly (in view 0.8 s) on another lane.
+        sway = [(f, 520 + 30 * np.sin(f / 12.0), 300 + 4 * np.sin(f / 7.0)) for f in range(25, 526)]
+        return [(sway, 96), ([(300, 700, 560), (322, 1340, 555)], 84)], [], 550
     if scenario == "pole":
         # Pole 120 px wide at x 580..700; faces 80-88 px wide. A face is out
         # of the detector's sight while less than ~35 px of it shows, about
@@ -72,7 +79,7 @@ def main():
     ap.add_argument("--photos", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--scenario", choices=["pole", "mixed"], default="pole")
+    ap.add_argument("--scenario", choices=["pole", "mixed", "stay"], default="pole")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     ort.set_default_logger_severity(3)

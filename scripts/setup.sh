@@ -155,9 +155,10 @@ fi
 if [ ! -e models/demo/crowd/crowd.h264 ]; then
     $VPY scripts/make_crowd.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo/crowd
 fi
-# Tracking videos with ground truth (scripts/eval-tracking.sh): people
-# hidden behind a pole for 1-2 s; crossings, a stop, in and out of frame.
-for s in pole mixed; do
+# Videos with ground truth: people hidden behind a pole for 1-2 s;
+# crossings, a stop, in and out of frame (scripts/eval-tracking.sh); one
+# person staying 20 s and one passing (tests/realtime.rs).
+for s in pole mixed stay; do
     if [ ! -e "models/demo/occlusion-$s/gt.txt" ]; then
         $VPY scripts/make_occlusion.py --scenario "$s" --photos "$CACHE/faces" --model models/centerface.onnx \
             --out "models/demo/occlusion-$s"

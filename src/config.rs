@@ -395,6 +395,44 @@ pub struct CameraConfig {
     /// Live cameras: no frame for this long means stalled: reconnect.
     #[serde(default = "default_stall")]
     pub stall_timeout_ms: u64,
+    /// `overall` (default): one best face per track, when it ends.
+    /// `realtime`: a first face as soon as one is good enough, then better
+    /// ones at most every `realtime_interval_ms`, and the final best.
+    #[serde(default)]
+    pub mode: EventMode,
+    #[serde(default = "default_rt_interval")]
+    pub realtime_interval_ms: u64,
+    /// The first post waits for a face this good (quality 0..1)...
+    #[serde(default = "default_rt_min_quality")]
+    pub realtime_min_quality: f32,
+    /// ...or until the track is this old, then posts its best so far.
+    #[serde(default = "default_rt_max_wait")]
+    pub realtime_max_wait_ms: u64,
+    /// A later post only when the quality rose by at least this much.
+    #[serde(default = "default_rt_min_improvement")]
+    pub realtime_min_improvement: f32,
+}
+
+/// When a camera's face events leave (see `event`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EventMode {
+    #[default]
+    Overall,
+    Realtime,
+}
+
+fn default_rt_interval() -> u64 {
+    1000
+}
+fn default_rt_min_quality() -> f32 {
+    0.7
+}
+fn default_rt_max_wait() -> u64 {
+    1000
+}
+fn default_rt_min_improvement() -> f32 {
+    0.03
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -790,6 +828,21 @@ impl Config {
                 return Err((k("name"), format!("duplicate camera name {:?}", c.name)));
             }
             c.source().map_err(|m| (k("url"), m))?;
+            if c.realtime_interval_ms < 40 {
+                return Err((
+                    k("realtime_interval_ms"),
+                    format!("must be at least 40, got {}", c.realtime_interval_ms),
+                ));
+            }
+            if !(0.0..=1.0).contains(&c.realtime_min_quality) {
+                return Err((k("realtime_min_quality"), format!("must be in [0, 1], got {}", c.realtime_min_quality)));
+            }
+            if !(0.0..=1.0).contains(&c.realtime_min_improvement) {
+                return Err((
+                    k("realtime_min_improvement"),
+                    format!("must be in [0, 1], got {}", c.realtime_min_improvement),
+                ));
+            }
             for (j, z) in c.zones.iter().enumerate() {
                 if z.points.len() < 3 {
                     return Err((

@@ -3,6 +3,17 @@
 //! frame-pool slot is held), and when the track ends (or reaches
 //! `max_frames_per_track`) validates it and yields ONE [`FaceEvent`].
 //!
+//! Realtime mode (per camera, `mode = "realtime"`), as FindFace's own video
+//! worker offers it: a track posts its first face as soon as one reaches
+//! `realtime_min_quality` (or when it is `realtime_max_wait_ms` old), then
+//! a better one (by `realtime_min_improvement`) at most every
+//! `realtime_interval_ms` (stream time), and at its end a `final` record:
+//! the final best face if it beats every post by the same margin and the
+//! interval has passed since the last post (the interval holds for every
+//! post, so a person passing in under a second gets one), else a record
+//! repeating the last post (`repeat_of`, not sent to FindFace). Every post
+//! passes validation as the track stands when it is made.
+//!
 //! Track stitching: a track that ends lost (hidden longer than the tracker
 //! could bridge) and a track that started within `max_frames_lost` frames
 //! near where the first was heading are one person: they become one event,
@@ -61,8 +72,37 @@ pub struct FaceEvent {
     /// Every track stitched into this event, oldest first, this one last;
     /// empty when the event is one track.
     pub merged_track_ids: heapless::Vec<u32, MAX_MERGED>,
+    /// Post number within the track's part (0 = the first; always 0 in
+    /// overall mode), whether it is the part's last, and, for a final record
+    /// whose face was already posted, that post's number.
+    pub sequence: u32,
+    pub is_final: bool,
+    pub repeat_of: Option<u32>,
+    /// Made in realtime mode (several posts per track).
+    pub realtime: bool,
 }
 
+/// A camera's realtime-mode settings (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RealtimePolicy {
+    pub interval_ms: u64,
+    pub min_quality: f32,
+    pub max_wait_ms: u64,
+    pub min_improvement: f32,
+}
+
+impl RealtimePolicy {
+    pub fn for_camera(c: &crate::config::CameraConfig) -> Option<Self> {
+        (c.mode == crate::config::EventMode::Realtime).then_some(RealtimePolicy {
+            interval_ms: c.realtime_interval_ms,
+            min_quality: c.realtime_min_quality,
+            max_wait_ms: c.realtime_max_wait_ms,
+            min_improvement: c.realtime_min_improvement,
+        })
+    }
+}
+
+#[derive(Clone)]
 struct Best {
     face: KeptFace,
     det: Detection,
@@ -83,6 +123,13 @@ struct Candidate {
     last_height: f32,
     /// Tracks stitched in before this one, oldest first.
     merged: heapless::Vec<u32, MAX_MERGED>,
+    /// Stream time of the part's first and latest frames (ms).
+    first_pts_ms: u64,
+    last_pts_ms: u64,
+    /// Realtime mode: posts made, the stream time and quality of the last.
+    posted: u32,
+    last_post_pts: u64,
+    posted_quality: f32,
     stats: TrackStats,
     best: Option<Best>,
 }
@@ -97,6 +144,8 @@ pub struct SelectCounters {
     pub rejected_moving_share: u64,
     /// Lost tracks stitched into a later track's event.
     pub stitched: u64,
+    /// Realtime mode: posts made before a track's end.
+    pub early_posts: u64,
 }
 
 pub struct BestFaceSelector {
@@ -106,6 +155,7 @@ pub struct BestFaceSelector {
     max_frames: u32,
     /// Frames a new track may start after a lost one to be stitched to it.
     stitch_frames: u64,
+    realtime: Option<RealtimePolicy>,
     live: heapless::Vec<Candidate, MAX_TRACKS>,
     pub counters: SelectCounters,
 }
@@ -118,9 +168,16 @@ impl BestFaceSelector {
             validation,
             max_frames: tracker.max_frames_per_track,
             stitch_frames: tracker.max_frames_lost as u64,
+            realtime: None,
             live: heapless::Vec::new(),
             counters: SelectCounters::default(),
         }
+    }
+
+    /// Posts faces early (realtime mode) when `policy` is set.
+    pub fn with_realtime(mut self, policy: Option<RealtimePolicy>) -> Self {
+        self.realtime = policy;
+        self
     }
 
     /// Stream frame number of the track's best face so far.
@@ -164,7 +221,9 @@ impl BestFaceSelector {
                 }
                 None => {
                     let mut old = old;
-                    if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, &mut old) {
+                    if let Some(ev) =
+                        Self::close(self.camera, &self.validation, &mut self.counters, &mut old, self.realtime)
+                    {
                         emit(ev);
                     }
                 }
@@ -235,6 +294,11 @@ impl BestFaceSelector {
                         first_height: det.bbox.height(),
                         last_height: det.bbox.height(),
                         merged: heapless::Vec::new(),
+                        first_pts_ms: meta.pts_ms,
+                        last_pts_ms: meta.pts_ms,
+                        posted: 0,
+                        last_post_pts: 0,
+                        posted_quality: f32::NEG_INFINITY,
                         stats: TrackStats::default(),
                         best: None,
                     };
@@ -259,6 +323,7 @@ impl BestFaceSelector {
             s.best_width = s.best_width.max(det.bbox.width());
             c.last_center = center;
             c.last_height = det.bbox.height();
+            c.last_pts_ms = meta.pts_ms;
             c.last_unix_ms = meta.captured_unix_ms;
             c.last_frame = meta.seq;
             if c.best.as_ref().is_none_or(|b| q > b.quality) {
@@ -271,7 +336,7 @@ impl BestFaceSelector {
             if s.frames >= self.max_frames {
                 let c = &mut self.live[idx];
                 let part = c.part;
-                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, c) {
+                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, c, self.realtime) {
                     emit(ev);
                 }
                 let c = &mut self.live[idx];
@@ -280,7 +345,12 @@ impl BestFaceSelector {
                 c.first_center = center;
                 c.first_unix_ms = meta.captured_unix_ms;
                 c.first_frame = meta.seq;
+                c.first_pts_ms = meta.pts_ms;
+                c.posted = 0;
+                c.posted_quality = f32::NEG_INFINITY;
                 c.best = None;
+            } else if let Some(ev) = self.maybe_post(idx, meta.pts_ms) {
+                emit(ev);
             }
         }
     }
@@ -290,45 +360,59 @@ impl BestFaceSelector {
         for &id in ended.iter() {
             if let Some(i) = self.live.iter().position(|c| c.track_id == id) {
                 let mut c = self.live.swap_remove(i);
-                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, &mut c) {
+                if let Some(ev) = Self::close(self.camera, &self.validation, &mut self.counters, &mut c, self.realtime)
+                {
                     emit(ev);
                 }
             }
         }
     }
 
-    fn close(camera: u8, v: &ValidationConfig, counters: &mut SelectCounters, c: &mut Candidate) -> Option<FaceEvent> {
+    /// Realtime mode: the track's next post, if one is due now (stream
+    /// time `pts_ms`).
+    fn maybe_post(&mut self, idx: usize, pts_ms: u64) -> Option<FaceEvent> {
+        let rt = self.realtime?;
+        let c = &mut self.live[idx];
+        let best = c.best.as_ref()?;
+        let due = if c.posted == 0 {
+            (best.quality >= rt.min_quality || pts_ms.saturating_sub(c.first_pts_ms) >= rt.max_wait_ms)
+                && quality::validate(&self.validation, &c.stats).is_ok()
+        } else {
+            pts_ms.saturating_sub(c.last_post_pts) >= rt.interval_ms
+                && best.quality >= c.posted_quality + rt.min_improvement
+        };
+        if !due {
+            return None;
+        }
+        let ev = event(self.camera, c, best.clone(), c.posted, false, None, true);
+        c.posted += 1;
+        c.last_post_pts = pts_ms;
+        c.posted_quality = ev.quality;
+        self.counters.early_posts += 1;
+        Some(ev)
+    }
+
+    fn close(
+        camera: u8,
+        v: &ValidationConfig,
+        counters: &mut SelectCounters,
+        c: &mut Candidate,
+        realtime: Option<RealtimePolicy>,
+    ) -> Option<FaceEvent> {
         let best = c.best.take()?;
+        if let (Some(rt), true) = (realtime, c.posted > 0) {
+            // Posted already: the final record carries a new face only if
+            // it beats every post by the improvement margin.
+            counters.events += 1;
+            let better = best.quality >= c.posted_quality + rt.min_improvement
+                && c.last_pts_ms.saturating_sub(c.last_post_pts) >= rt.interval_ms;
+            let repeat = (!better).then(|| c.posted - 1);
+            return Some(event(camera, c, best, c.posted, true, repeat, true));
+        }
         match quality::validate(v, &c.stats) {
             Ok(()) => {
                 counters.events += 1;
-                let meta = best.face.meta;
-                let mut merged_track_ids = heapless::Vec::new();
-                if !c.merged.is_empty() {
-                    merged_track_ids = c.merged.clone();
-                    let _ = merged_track_ids.push(c.track_id);
-                }
-                Some(FaceEvent {
-                    camera,
-                    track_id: c.track_id,
-                    part: c.part,
-                    first_unix_ms: c.first_unix_ms,
-                    last_unix_ms: c.last_unix_ms,
-                    best_unix_ms: meta.captured_unix_ms,
-                    first_frame: c.first_frame,
-                    last_frame: c.last_frame,
-                    best_frame: meta.seq,
-                    bbox: best.det.bbox,
-                    keypoints: best.det.keypoints,
-                    confidence: best.det.score,
-                    quality: best.quality,
-                    parts: best.parts,
-                    stats: c.stats,
-                    pose: attention::head_pose(&best.det.keypoints),
-                    attentive: false,
-                    face: best.face,
-                    merged_track_ids,
-                })
+                Some(event(camera, c, best, c.posted, true, None, realtime.is_some()))
             }
             Err(r) => {
                 match r {
@@ -346,6 +430,49 @@ impl BestFaceSelector {
                 None
             }
         }
+    }
+}
+
+/// The event for `c`'s best face `best`.
+fn event(
+    camera: u8,
+    c: &Candidate,
+    best: Best,
+    sequence: u32,
+    is_final: bool,
+    repeat_of: Option<u32>,
+    realtime: bool,
+) -> FaceEvent {
+    let meta = best.face.meta;
+    let mut merged_track_ids = heapless::Vec::new();
+    if !c.merged.is_empty() {
+        merged_track_ids = c.merged.clone();
+        let _ = merged_track_ids.push(c.track_id);
+    }
+    FaceEvent {
+        camera,
+        track_id: c.track_id,
+        part: c.part,
+        first_unix_ms: c.first_unix_ms,
+        last_unix_ms: c.last_unix_ms,
+        best_unix_ms: meta.captured_unix_ms,
+        first_frame: c.first_frame,
+        last_frame: c.last_frame,
+        best_frame: meta.seq,
+        bbox: best.det.bbox,
+        keypoints: best.det.keypoints,
+        confidence: best.det.score,
+        quality: best.quality,
+        parts: best.parts,
+        stats: c.stats,
+        pose: attention::head_pose(&best.det.keypoints),
+        attentive: false,
+        face: best.face,
+        merged_track_ids,
+        sequence,
+        is_final,
+        repeat_of,
+        realtime,
     }
 }
 

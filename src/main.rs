@@ -21,6 +21,7 @@ const USAGE: &str = "usage:
   faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--json <file>]
   faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
   faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
+  faceflow bench --events             realtime-mode events on the demo at 25 fps: first-post latency, posts per person
                                         the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
   faceflow --version";
@@ -59,6 +60,18 @@ fn main() -> ExitCode {
                 return match faceflow::bench::decoders(&files) {
                     Ok(rows) => {
                         faceflow::bench::print_decoders(&rows);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        log::error!("bench: {e}");
+                        ExitCode::from(1)
+                    }
+                };
+            }
+            if args.iter().any(|a| a == "--events") {
+                return match faceflow::bench::events() {
+                    Ok(row) => {
+                        faceflow::bench::print_events(&row);
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

@@ -21,7 +21,7 @@ use crate::detect::centerface::CenterFace;
 use crate::detect::model::DetectorParams;
 use crate::detect::worker::{CameraInput, DetectWorker};
 use crate::detect::{DetectError, Detector};
-use crate::event::BestFaceSelector;
+use crate::event::{BestFaceSelector, RealtimePolicy};
 use crate::ingest::capture::Capture;
 use crate::keep::KeepStore;
 use crate::monitor::Stats;
@@ -318,7 +318,10 @@ pub fn run_with_detector(
         out: to_sink,
         trackers: (0..n).map(|_| ByteTracker::new(cfg.tracker.clone(), cfg.detector.min_score)).collect(),
         selectors: (0..n)
-            .map(|i| BestFaceSelector::new(i as u8, cfg.quality.clone(), cfg.validation.clone(), &cfg.tracker))
+            .map(|i| {
+                BestFaceSelector::new(i as u8, cfg.quality.clone(), cfg.validation.clone(), &cfg.tracker)
+                    .with_realtime(RealtimePolicy::for_camera(&cfg.cameras[i]))
+            })
             .collect(),
         zones: cfg
             .cameras

@@ -197,6 +197,9 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                 "decode_errors": get(&c.decode_errors),
                 "keep_refused": get(&c.keep_refused),
                 "tracks_stitched": get(&c.tracks_stitched),
+                "face_posts": get(&c.face_posts),
+                "improved_posts": get(&c.improved_posts),
+                "first_post_latency": hist(&c.first_post_latency),
                 "faces": get(&c.faces),
                 "events": get(&c.events),
                 "dropped": {

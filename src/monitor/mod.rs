@@ -135,6 +135,12 @@ pub struct CameraStats {
     pub keep_refused: AtomicU64,
     /// Lost tracks stitched into a later track's event.
     pub tracks_stitched: AtomicU64,
+    /// Face records with a new face (every post in realtime mode; one per
+    /// track in overall mode), those that improved on an earlier post, and
+    /// the time from a person's first frame to their first post.
+    pub face_posts: AtomicU64,
+    pub improved_posts: AtomicU64,
+    pub first_post_latency: Histogram,
     pub capture_to_detect: Histogram,
     /// Live cameras: connection attempts after the first, and stalls seen.
     pub reconnects: AtomicU64,

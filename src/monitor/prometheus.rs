@@ -141,6 +141,14 @@ pub fn render(stats: &Stats) -> String {
         &mut o,
         &cams,
         "counter",
+        "faceflow_face_posts_total",
+        "Face records with a new face (realtime mode: every post).",
+        |c| get(&c.face_posts),
+    );
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
         "faceflow_keep_refused_total",
         "Best-face improvements not kept because the keep store was full.",
         |c| get(&c.keep_refused),

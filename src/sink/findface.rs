@@ -76,6 +76,11 @@ impl Sink for FindFaceSink {
             // FindFace's external-detector API takes faces only.
             return Delivery::Done(format!("{} events are not sent to FindFace", r.kind));
         }
+        if let Some(post) = r.repeat_of {
+            // The track's final record with a face already sent: FindFace
+            // would only store it twice.
+            return Delivery::Done(format!("not sent: the same face as post {post} of this track"));
+        }
         let Some(&(_, camera_id)) = self.cameras.iter().find(|(n, _)| *n == r.camera) else {
             return Delivery::Permanent(format!("camera {} has no `findface_camera` id", r.camera));
         };

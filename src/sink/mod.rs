@@ -61,6 +61,20 @@ pub struct EventRecord {
     /// found again as a new track), in order; empty for a single track.
     #[serde(default)]
     pub merged_track_ids: Vec<u32>,
+    /// Post number within the track (realtime mode posts several; 0 in
+    /// overall mode), and whether it is the track's last record.
+    #[serde(default)]
+    pub sequence: u32,
+    #[serde(default, rename = "final")]
+    pub is_final: bool,
+    /// A final record whose face was already sent as post `repeat_of`: it
+    /// tells receivers the track ended; FindFace is not sent it again.
+    #[serde(default)]
+    pub repeat_of: Option<u32>,
+    /// When faceflow made this record (wall clock, ms): minus
+    /// `first_unix_ms`, how long after the person appeared it left.
+    #[serde(default)]
+    pub emitted_unix_ms: u64,
 }
 
 pub use spool::SpoolRecord;
@@ -93,7 +107,11 @@ pub trait Sink: Send + Sync {
 }
 
 pub fn event_id(camera: &str, ev: &FaceEvent) -> String {
-    format!("{camera}-{}-{}-{}", ev.first_unix_ms, ev.track_id, ev.part)
+    if ev.realtime {
+        format!("{camera}-{}-{}-{}-s{}", ev.first_unix_ms, ev.track_id, ev.part, ev.sequence)
+    } else {
+        format!("{camera}-{}-{}-{}", ev.first_unix_ms, ev.track_id, ev.part)
+    }
 }
 
 pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
@@ -127,6 +145,10 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
         movement_px: s.movement_px,
         moving_share: if s.frames > 1 { s.moving_frames as f32 / (s.frames - 1) as f32 } else { 0.0 },
         merged_track_ids: ev.merged_track_ids.iter().copied().collect(),
+        sequence: ev.sequence,
+        is_final: ev.is_final,
+        repeat_of: ev.repeat_of,
+        emitted_unix_ms: now_unix_ms(),
     }
 }
 
@@ -161,7 +183,15 @@ pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> Eve
         movement_px: 0.0,
         moving_share: 0.0,
         merged_track_ids: Vec::new(),
+        sequence: 0,
+        is_final: true,
+        repeat_of: None,
+        emitted_unix_ms: now_unix_ms(),
     }
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub struct SinkWorker {
@@ -283,6 +313,15 @@ impl SinkWorker {
             };
             let cam = &self.camera_names[ev.camera as usize];
             let rec = record(cam, &ev);
+            let cs = &self.stats.cameras[ev.camera as usize];
+            if ev.repeat_of.is_none() {
+                inc(&cs.face_posts);
+                if ev.sequence > 0 {
+                    inc(&cs.improved_posts);
+                } else {
+                    cs.first_post_latency.record_us(rec.emitted_unix_ms.saturating_sub(rec.first_unix_ms) * 1000);
+                }
+            }
             let pic = ev.face.compose(&mut frame_buf);
             let mut face_jpeg = Vec::new();
             let mut frame_jpeg = Vec::new();

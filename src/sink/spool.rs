@@ -25,8 +25,9 @@ use crate::quality::QualityParts;
 
 const MAGIC: &[u8; 4] = b"FFEV";
 /// 2: records carry event kind, zone, dwell and head pose.
-/// 3: and `merged_track_ids` (version 2 files still read).
-const VERSION: u8 = 3;
+/// 3: and `merged_track_ids`.
+/// 4: and `sequence`, `final`, `repeat_of` (versions 2 and 3 still read).
+const VERSION: u8 = 4;
 const HEADER: usize = 4 + 1 + 4 + 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -81,7 +82,7 @@ pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     if &bytes[..4] != MAGIC {
         return Err("not a spool record (bad magic)".into());
     }
-    if bytes[4] != VERSION && bytes[4] != 2 {
+    if !(2..=VERSION).contains(&bytes[4]) {
         return Err(format!("unknown spool record version {}", bytes[4]));
     }
     let len = u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
@@ -93,22 +94,23 @@ pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     if crc32(payload) != crc {
         return Err("checksum mismatch".into());
     }
-    if bytes[4] == 2 {
-        return postcard::from_bytes::<SpoolRecordV2>(payload)
-            .map(SpoolRecord::from)
-            .map_err(|e| format!("undecodable payload: {e}"));
+    if bytes[4] < VERSION {
+        return decode_old(bytes[4], payload).map_err(|e| format!("undecodable version {} payload: {e}", bytes[4]));
     }
     postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
 }
 
-/// Version 2 records, as spools written before version 3 hold them.
-#[derive(Deserialize, Serialize)]
-struct SpoolRecordV2 {
-    record: EventRecordV2,
-    face_jpeg: Vec<u8>,
-    frame_jpeg: Vec<u8>,
+/// Versions 2 and 3: the version 2 record, version 3's `merged_track_ids`
+/// after it, then the two JPEGs (postcard writes fields in order).
+fn decode_old(version: u8, payload: &[u8]) -> Result<SpoolRecord, postcard::Error> {
+    let (r, rest) = postcard::take_from_bytes::<EventRecordV2>(payload)?;
+    let (merged, rest) = if version >= 3 { postcard::take_from_bytes::<Vec<u32>>(rest)? } else { (Vec::new(), rest) };
+    let (face_jpeg, rest) = postcard::take_from_bytes::<Vec<u8>>(rest)?;
+    let (frame_jpeg, _) = postcard::take_from_bytes::<Vec<u8>>(rest)?;
+    Ok(SpoolRecord { record: r.into_record(merged), face_jpeg, frame_jpeg })
 }
 
+/// The fields of a version 2 record, in their order.
 #[derive(Deserialize, Serialize)]
 struct EventRecordV2 {
     id: String,
@@ -139,41 +141,40 @@ struct EventRecordV2 {
     moving_share: f32,
 }
 
-impl From<SpoolRecordV2> for SpoolRecord {
-    fn from(v: SpoolRecordV2) -> Self {
-        let r = v.record;
-        SpoolRecord {
-            record: EventRecord {
-                id: r.id,
-                kind: r.kind,
-                zone: r.zone,
-                dwell_ms: r.dwell_ms,
-                yaw_deg: r.yaw_deg,
-                pitch_deg: r.pitch_deg,
-                attentive: r.attentive,
-                camera: r.camera,
-                track_id: r.track_id,
-                part: r.part,
-                first_unix_ms: r.first_unix_ms,
-                last_unix_ms: r.last_unix_ms,
-                best_unix_ms: r.best_unix_ms,
-                first_frame: r.first_frame,
-                last_frame: r.last_frame,
-                best_frame: r.best_frame,
-                frame_width: r.frame_width,
-                frame_height: r.frame_height,
-                bbox: r.bbox,
-                keypoints: r.keypoints,
-                confidence: r.confidence,
-                quality: r.quality,
-                quality_parts: r.quality_parts,
-                frames: r.frames,
-                movement_px: r.movement_px,
-                moving_share: r.moving_share,
-                merged_track_ids: Vec::new(),
-            },
-            face_jpeg: v.face_jpeg,
-            frame_jpeg: v.frame_jpeg,
+impl EventRecordV2 {
+    fn into_record(self, merged_track_ids: Vec<u32>) -> EventRecord {
+        EventRecord {
+            id: self.id,
+            kind: self.kind,
+            zone: self.zone,
+            dwell_ms: self.dwell_ms,
+            yaw_deg: self.yaw_deg,
+            pitch_deg: self.pitch_deg,
+            attentive: self.attentive,
+            camera: self.camera,
+            track_id: self.track_id,
+            part: self.part,
+            first_unix_ms: self.first_unix_ms,
+            last_unix_ms: self.last_unix_ms,
+            best_unix_ms: self.best_unix_ms,
+            first_frame: self.first_frame,
+            last_frame: self.last_frame,
+            best_frame: self.best_frame,
+            frame_width: self.frame_width,
+            frame_height: self.frame_height,
+            bbox: self.bbox,
+            keypoints: self.keypoints,
+            confidence: self.confidence,
+            quality: self.quality,
+            quality_parts: self.quality_parts,
+            frames: self.frames,
+            movement_px: self.movement_px,
+            moving_share: self.moving_share,
+            merged_track_ids,
+            sequence: 0,
+            is_final: true,
+            repeat_of: None,
+            emitted_unix_ms: 0,
         }
     }
 }
@@ -528,6 +529,10 @@ mod tests {
                 movement_px: 50.0,
                 moving_share: 0.9,
                 merged_track_ids: vec![1, 3],
+                sequence: 0,
+                is_final: true,
+                repeat_of: None,
+                emitted_unix_ms: 7,
             },
             face_jpeg: vec![0xFF, 0xD8, 1, 2, 3],
             frame_jpeg: vec![0xFF, 0xD8, 4, 5, 6, 7],
@@ -614,8 +619,8 @@ mod tests {
         let mut rec = sample("old");
         rec.record.merged_track_ids.clear();
         let r = &rec.record;
-        let v2 = SpoolRecordV2 {
-            record: EventRecordV2 {
+        let v2 = (
+            EventRecordV2 {
                 id: r.id.clone(),
                 kind: r.kind.clone(),
                 zone: r.zone.clone(),
@@ -643,13 +648,18 @@ mod tests {
                 movement_px: r.movement_px,
                 moving_share: r.moving_share,
             },
-            face_jpeg: rec.face_jpeg.clone(),
-            frame_jpeg: rec.frame_jpeg.clone(),
-        };
+            rec.face_jpeg.clone(),
+            rec.frame_jpeg.clone(),
+        );
         let mut bytes = wrap_payload(&postcard::to_allocvec(&v2).unwrap());
         bytes[4] = 2;
         // The CRC covers the payload only: the patched version byte keeps it valid.
         assert_eq!(decode(&bytes).unwrap(), rec);
+        // Version 3: the same with merged_track_ids after the record.
+        let v3 = (v2.0, vec![4u32, 9], v2.1, v2.2);
+        let mut bytes = wrap_payload(&postcard::to_allocvec(&v3).unwrap());
+        bytes[4] = 3;
+        assert_eq!(decode(&bytes).unwrap().record.merged_track_ids, vec![4, 9]);
         assert_eq!(decode(&encode(&sample("new")).unwrap()).unwrap().record.merged_track_ids, vec![1, 3]);
     }
 }
