@@ -618,6 +618,7 @@ mod tests {
     fn version_2_files_still_read() {
         let mut rec = sample("old");
         rec.record.merged_track_ids.clear();
+        rec.record.emitted_unix_ms = 0; // version 2 had no such field
         let r = &rec.record;
         let v2 = (
             EventRecordV2 {
