@@ -17,13 +17,50 @@ use std::sync::{Arc, Mutex};
 use crate::ring::RingStats;
 use crate::sink::spool::Spool;
 
-/// Latency histogram with fixed log2-spaced microsecond buckets
-/// (1 us .. ~33 s), so percentiles cost nothing to record.
+/// Latency histogram in microseconds with log-linear buckets: every power
+/// of two is split into [`SUB_BUCKETS`] equal sub-buckets (values under
+/// `SUB_BUCKETS` us are exact), from 1 us to 2^26 us (~67 s; larger values
+/// land in the last bucket). A bucket is at most 1/16 of its value wide, and
+/// percentiles interpolate inside it, so p50/p95/p99 are within a few
+/// percent of the exact ones (tested). Recording is three relaxed atomic
+/// adds: no lock, no allocation.
 pub struct Histogram {
-    buckets: [AtomicU64; 26],
+    buckets: [AtomicU64; HIST_BUCKETS],
     count: AtomicU64,
     sum_us: AtomicU64,
     last_us: AtomicU64,
+}
+
+/// Sub-buckets per power of two.
+pub const SUB_BUCKETS: usize = 16;
+const SUB_BITS: u32 = 4;
+/// Powers of two covered: values up to 2^26 us.
+const TOP_EXP: u32 = 26;
+const HIST_BUCKETS: usize = SUB_BUCKETS + (TOP_EXP - SUB_BITS) as usize * SUB_BUCKETS;
+
+/// Bucket of a value.
+fn bucket_of(us: u64) -> usize {
+    if us < SUB_BUCKETS as u64 {
+        return us as usize;
+    }
+    let e = 63 - us.leading_zeros(); // floor(log2), >= SUB_BITS
+    if e >= TOP_EXP {
+        return HIST_BUCKETS - 1;
+    }
+    let m = ((us >> (e - SUB_BITS)) as usize) & (SUB_BUCKETS - 1);
+    SUB_BUCKETS + (e - SUB_BITS) as usize * SUB_BUCKETS + m
+}
+
+/// [low, high) of a bucket in us.
+fn bucket_range(i: usize) -> (u64, u64) {
+    if i < SUB_BUCKETS {
+        return (i as u64, i as u64 + 1);
+    }
+    let e = SUB_BITS + ((i - SUB_BUCKETS) / SUB_BUCKETS) as u32;
+    let m = ((i - SUB_BUCKETS) % SUB_BUCKETS) as u64;
+    let width = 1u64 << (e - SUB_BITS);
+    let lo = (SUB_BUCKETS as u64 + m) * width;
+    (lo, lo + width)
 }
 
 impl Default for Histogram {
@@ -39,8 +76,7 @@ impl Default for Histogram {
 
 impl Histogram {
     pub fn record_us(&self, us: u64) {
-        let b = (64 - us.max(1).leading_zeros() as usize - 1).min(25);
-        self.buckets[b].fetch_add(1, Ordering::Relaxed);
+        self.buckets[bucket_of(us)].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
         self.last_us.store(us, Ordering::Relaxed);
@@ -59,29 +95,51 @@ impl Histogram {
     pub fn last_us(&self) -> u64 {
         self.last_us.load(Ordering::Relaxed)
     }
-    /// (upper bound in us, count) of every bucket, for exposition.
+    /// (upper bound in us, count) per power of two (1 us .. 2^26 us), the
+    /// sub-buckets added up: Prometheus exposition keeps 26 `le` lines.
     pub fn buckets(&self) -> [(u64, u64); 26] {
-        std::array::from_fn(|i| (1u64 << (i + 1), self.buckets[i].load(Ordering::Relaxed)))
+        let mut out: [(u64, u64); 26] = std::array::from_fn(|i| (1u64 << (i + 1), 0));
+        for (i, b) in self.buckets.iter().enumerate() {
+            let n = b.load(Ordering::Relaxed);
+            if n > 0 {
+                let (lo, _) = bucket_range(i);
+                let k = (64 - lo.max(1).leading_zeros() as usize - 1).min(25);
+                out[k].1 += n;
+            }
+        }
+        out
     }
     pub fn sum_us(&self) -> u64 {
         self.sum_us.load(Ordering::Relaxed)
     }
-    /// Upper bound (us) of the bucket holding quantile `q` (0..=1).
+    /// Quantile `q` (0..=1) in us, interpolated inside its bucket.
     pub fn quantile_us(&self, q: f64) -> u64 {
-        let n = self.count();
-        if n == 0 {
-            return 0;
-        }
-        let target = ((n as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, b) in self.buckets.iter().enumerate() {
-            seen += b.load(Ordering::Relaxed);
-            if seen >= target {
-                return 1u64 << (i + 1);
-            }
-        }
-        1 << 26
+        quantile_of(&[self], q)
     }
+}
+
+/// Quantile `q` over several histograms together (e.g. every camera's).
+pub fn quantile_of(hists: &[&Histogram], q: f64) -> u64 {
+    let n: u64 = hists.iter().map(|h| h.count()).sum();
+    if n == 0 {
+        return 0;
+    }
+    let target = ((n as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0);
+    let mut seen = 0u64;
+    for i in 0..HIST_BUCKETS {
+        let c: u64 = hists.iter().map(|h| h.buckets[i].load(Ordering::Relaxed)).sum();
+        if c == 0 {
+            continue;
+        }
+        if (seen + c) as f64 >= target {
+            let (lo, hi) = bucket_range(i);
+            // Values spread evenly over the bucket: the target's place in it.
+            let pos = (target - seen as f64 - 0.5) / c as f64;
+            return lo + ((hi - lo) as f64 * pos.clamp(0.0, 1.0)) as u64;
+        }
+        seen += c;
+    }
+    bucket_range(HIST_BUCKETS - 1).1
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,16 +348,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_land_in_the_right_bucket() {
-        let h = Histogram::default();
-        for _ in 0..98 {
-            h.record_us(100);
+    fn buckets_cover_every_value_once_and_stay_narrow() {
+        let mut prev = 0;
+        for i in 0..HIST_BUCKETS {
+            let (lo, hi) = bucket_range(i);
+            assert_eq!(lo, prev, "bucket {i} starts where the last ended");
+            assert!(hi > lo && (hi - lo) * 16 <= lo.max(16), "bucket {i} [{lo}, {hi}) at most 1/16 of its value");
+            assert_eq!(bucket_of(lo), i);
+            assert_eq!(bucket_of(hi - 1), i);
+            prev = hi;
         }
-        h.record_us(10_000);
-        h.record_us(10_000);
-        assert_eq!(h.quantile_us(0.5), 128);
-        assert_eq!(h.quantile_us(0.99), 16_384);
-        assert_eq!(h.count(), 100);
-        assert!((h.mean_us() - 298.0).abs() < 1e-9);
+        assert_eq!(prev, 1 << TOP_EXP);
+        assert_eq!(bucket_of(u64::MAX), HIST_BUCKETS - 1);
+    }
+
+    #[test]
+    fn percentiles_are_within_a_few_percent_of_the_exact_ones() {
+        // A skewed, known sample: 20 000 latencies from 150 us to ~2.6 s.
+        let mut sample: Vec<u64> = (0..20_000u64)
+            .map(|i| {
+                let x = (i * 7919 % 20_000) as f64 / 20_000.0;
+                (150.0 * (x * 9.75).exp()) as u64
+            })
+            .collect();
+        let h = Histogram::default();
+        for &v in &sample {
+            h.record_us(v);
+        }
+        sample.sort_unstable();
+        for q in [0.5, 0.9, 0.95, 0.99, 0.999] {
+            let exact = sample[((sample.len() as f64 * q).ceil() as usize).max(1) - 1] as f64;
+            let got = h.quantile_us(q) as f64;
+            let err = (got - exact).abs() / exact;
+            assert!(err < 0.03, "p{q}: {got} vs exact {exact} ({:.1}% off)", 100.0 * err);
+        }
+        assert_eq!(h.count(), 20_000);
+        // Two histograms together give the quantile of the union.
+        let (a, b) = (Histogram::default(), Histogram::default());
+        for _ in 0..50 {
+            a.record_us(1000);
+            b.record_us(3000);
+        }
+        assert!((quantile_of(&[&a, &b], 0.75) as i64 - 3000).abs() < 100);
+        // The old power-of-two exposition still adds up.
+        assert_eq!(h.buckets().iter().map(|b| b.1).sum::<u64>(), 20_000);
     }
 }
