@@ -67,6 +67,41 @@ pub struct Config {
 }
 
 impl Config {
+    /// What `faceflow check-config` checks beyond the text: the files the
+    /// config names exist (camera videos, the model, the runtime library
+    /// when set) and the spool directory is writable. One line per problem,
+    /// naming the key.
+    pub fn check_files(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            if let Ok(SourceKind::File(p)) = c.source() {
+                if !p.is_file() {
+                    problems.push(format!("cameras[{i}].url: video file {} does not exist", p.display()));
+                }
+            }
+        }
+        let model = self.detector.model_path();
+        if !model.is_file() {
+            problems.push(format!(
+                "detector.model: {} does not exist (scripts/setup.sh fetches the default models)",
+                model.display()
+            ));
+        }
+        if !self.detector.runtime.as_os_str().is_empty() && !self.detector.runtime.is_file() {
+            problems.push(format!("detector.runtime: {} does not exist", self.detector.runtime.display()));
+        }
+        if self.findface.is_some() || self.webhook.is_some() {
+            let dir = &self.sender.spool_dir;
+            let probe = dir.join(".faceflow-check");
+            let ok = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"")).is_ok();
+            let _ = std::fs::remove_file(&probe);
+            if !ok {
+                problems.push(format!("sender.spool_dir: {} is not a writable directory", dir.display()));
+            }
+        }
+        problems
+    }
+
     /// The file of `camera` for an output path given on the command line.
     pub fn per_camera_path(&self, base: &std::path::Path, camera: &str) -> std::path::PathBuf {
         if self.cameras.len() <= 1 {

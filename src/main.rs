@@ -143,10 +143,22 @@ fn main() -> ExitCode {
             args.iter().any(|a| a == "--realtime"),
             arg("--monitor").unwrap_or_default(),
         ),
+        Some("check-config") if matches!(args.get(1).map(String::as_str), Some("--help" | "-h")) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
         Some("check-config") => match args.get(1).map(|p| Config::from_file(&PathBuf::from(p))) {
             Some(Ok(cfg)) => {
-                println!("config ok: {} camera(s), board {}", cfg.cameras.len(), board::NAME);
-                ExitCode::SUCCESS
+                let problems = cfg.check_files();
+                if problems.is_empty() {
+                    println!("config ok: {} camera(s), board {}", cfg.cameras.len(), board::NAME);
+                    return ExitCode::SUCCESS;
+                }
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                eprintln!("config has {} problem(s)", problems.len());
+                ExitCode::from(2)
             }
             Some(Err(e)) => {
                 eprintln!("{e}");

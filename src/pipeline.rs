@@ -258,8 +258,8 @@ pub fn run_with_detector(
             Ok(s) => s,
             Err(e) => {
                 let msg = format!("camera {}: {e}", cam.name);
-                log::error!("{msg}; the other cameras go on");
-                stats.cameras[i].set_state(crate::monitor::CameraState::Failed);
+                log::error!("{msg}{}", if n > 1 { "; the other cameras go on" } else { "" });
+                stats.cameras[i].set_state_reason(crate::monitor::CameraState::Failed, &msg);
                 camera_errors.push(msg);
                 continue;
             }
@@ -372,7 +372,7 @@ pub fn run_with_detector(
         match h.join() {
             Ok(Ok(frames)) => log::info!("camera {name}: stream ended after {frames} frames"),
             Ok(Err(e)) => {
-                log::error!("{e}; the other cameras go on");
+                log::error!("{e}{}", if n > 1 { "; the other cameras go on" } else { "" });
                 camera_errors.push(e);
             }
             Err(_) => camera_errors.push(format!("camera {name}: capture thread panicked")),

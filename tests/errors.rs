@@ -76,6 +76,12 @@ fn a_missing_camera_file_does_not_stop_the_other_camera() {
         r.camera_errors
     );
     assert!(r.events.len() >= 5, "the good camera still produced its events");
+    // The failed camera says why, in the stats (and so /api/stats and /healthz).
+    let gone = &r.stats.cameras[0];
+    assert_eq!(gone.state(), faceflow::monitor::CameraState::Failed);
+    assert!(gone.reason().contains("/nonexistent/x.h264"), "state_reason: {:?}", gone.reason());
+    let h = faceflow::monitor::health(&r.stats);
+    assert!(h.reasons.iter().any(|x| x.contains("camera gone: failed")), "{:?}", h.reasons);
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -145,4 +151,33 @@ fn identity_onnx() -> Vec<u8> {
     field(7, &graph, &mut model);
     field(8, &opset, &mut model);
     model
+}
+
+/// `check-config` checks the files a config names, naming each missing one
+/// with its key, and answers `--help`.
+#[test]
+fn check_config_names_missing_files_and_answers_help() {
+    common::require_assets();
+    let dir = common::temp_dir("check-config");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[detector]\nmodel = \"models/nope.onnx\"\n[[cameras]]\nname = \"a\"\nurl = \"file:models/demo/demo.h264\"\n[[cameras]]\nname = \"b\"\nurl = \"file:videos/missing.h264\"\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_faceflow");
+    let out = std::process::Command::new(bin).args(["check-config", cfg.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cameras[1].url: video file videos/missing.h264 does not exist"), "{err}");
+    assert!(err.contains("detector.model: models/nope.onnx does not exist"), "{err}");
+    assert!(!err.contains("cameras[0]"), "the demo video exists: {err}");
+    let help = std::process::Command::new(bin).args(["check-config", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("faceflow check-config <file.toml>"));
+    let ok = dir.join("ok.toml");
+    std::fs::write(&ok, "[[cameras]]\nname = \"a\"\nurl = \"file:models/demo/demo.h264\"\n").unwrap();
+    let out = std::process::Command::new(bin).args(["check-config", ok.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }

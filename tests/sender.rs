@@ -323,3 +323,46 @@ fn webhook_gets_json_with_a_stable_idempotency_key() {
     assert_eq!(got[1].1["id"], "door-1-7-0");
     assert!(got[1].1["frame_jpeg_base64"].as_str().unwrap().starts_with("/9j/"), "base64 JPEG");
 }
+
+/// A FindFace 1.5x slower than the timeout: timed-out attempts may be
+/// stored anyway, so faceflow must slow down (fewer in flight, a longer
+/// timeout) rather than retry at the same pace: at most 2 deliveries per
+/// event, none lost.
+#[test]
+fn a_server_slower_than_the_timeout_is_not_flooded() {
+    let spool = common::temp_dir("ff-slower");
+    let mut ids = fill_spool(&spool, 12);
+    ids.sort();
+    let server = FakeFindFace::start(Mode::Ok);
+    *server.shared.delay.lock().unwrap() = Duration::from_millis(1500);
+    let mut cfg = config(&server.url(), &spool, "");
+    cfg.findface.as_mut().unwrap().timeout_ms = 1000;
+    let left = pipeline::drain(&cfg, Duration::from_secs(90)).unwrap();
+    assert_eq!(left, 0, "every event delivered");
+    let requests = server.shared.requests.load(Ordering::SeqCst);
+    let mut got = server.accepted_ids();
+    let stored = got.len();
+    got.dedup();
+    assert_eq!(got, ids, "each event reached FindFace");
+    assert!(requests <= 2 * ids.len(), "{requests} requests for {} events (at most 2 each)", ids.len());
+    assert!(stored <= 2 * ids.len(), "{stored} stored for {} events", ids.len());
+    eprintln!("slow server: {requests} requests, {stored} stored for {} events", ids.len());
+}
+
+/// `drain_timeout_s` is a hard deadline: against a FindFace that never
+/// answers, draining ends within it (plus a moment), and what was not
+/// delivered stays spooled.
+#[test]
+fn the_drain_deadline_holds_against_a_hanging_server() {
+    let spool = common::temp_dir("ff-hang");
+    fill_spool(&spool, 3);
+    let server = FakeFindFace::start(Mode::Ok);
+    *server.shared.delay.lock().unwrap() = Duration::from_secs(60);
+    let cfg = config(&server.url(), &spool, "");
+    let t0 = Instant::now();
+    let left = pipeline::drain(&cfg, Duration::from_secs(2)).unwrap();
+    let took = t0.elapsed();
+    assert_eq!(left, 3, "nothing lost: still spooled");
+    assert!(took < Duration::from_secs(3), "drained within the deadline + 1 s: {took:?}");
+    assert_eq!(ev_files(&spool.join("findface")), 3);
+}

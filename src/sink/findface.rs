@@ -23,6 +23,7 @@ pub struct FindFaceSink {
     /// faceflow camera name -> FindFace camera id.
     cameras: Vec<(String, u64)>,
     agent: ureq::Agent,
+    timeout: Duration,
 }
 
 impl FindFaceSink {
@@ -35,6 +36,7 @@ impl FindFaceSink {
             roi_margin: cfg.roi_margin,
             cameras,
             agent: http::agent(Duration::from_millis(cfg.timeout_ms)),
+            timeout: Duration::from_millis(cfg.timeout_ms),
         }
     }
 
@@ -70,7 +72,11 @@ impl Sink for FindFaceSink {
         "findface"
     }
 
-    fn deliver(&self, ev: &SpoolRecord) -> Delivery {
+    fn base_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn deliver(&self, ev: &SpoolRecord, timeout: Duration) -> Delivery {
         let r = &ev.record;
         if r.kind != "face" {
             // FindFace's external-detector API takes faces only.
@@ -95,7 +101,7 @@ impl Sink for FindFaceSink {
         if let Some(t) = &self.api_token {
             req = req.header("Authorization", &format!("Token {}", t.expose()));
         }
-        let (status, text) = match http::send(req, &body) {
+        let (status, text) = match http::send(req, &body, timeout) {
             Ok(x) => x,
             Err(d) => return d,
         };

@@ -50,14 +50,21 @@ impl Multipart {
     }
 }
 
-/// Sends and reads the reply; transport failures become `Err(Retry)`.
-pub fn send(req: ureq::RequestBuilder<ureq::typestate::WithBody>, body: &[u8]) -> Result<(u16, String), Delivery> {
+/// Sends and reads the reply within `timeout`; transport failures become
+/// `Err(Retry)`, no answer in time `Err(TimedOut)`.
+pub fn send(
+    req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String), Delivery> {
+    let req = req.config().timeout_global(Some(timeout)).build();
     match req.send(body) {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let text = resp.body_mut().with_config().limit(1 << 20).read_to_string().unwrap_or_default();
             Ok((status, text))
         }
+        Err(ureq::Error::Timeout(t)) => Err(Delivery::TimedOut(format!("no answer in time ({t})"))),
         Err(e) => Err(Delivery::Retry(format!("transport: {e}"))),
     }
 }

@@ -84,8 +84,12 @@ pub use spool::SpoolRecord;
 pub enum Delivery {
     /// Accepted; the text says what the receiver answered.
     Done(String),
-    /// Worth trying again later (network, timeout, 408/429/5xx).
+    /// Worth trying again later (network, 408/429/5xx).
     Retry(String),
+    /// No answer within the timeout: the receiver may still have stored it,
+    /// so the sender slows down (fewer requests in flight, longer timeout)
+    /// as well as backing off.
+    TimedOut(String),
     /// Refused for good (other 4xx, nothing extractable): dead-letter it.
     Permanent(String),
 }
@@ -103,7 +107,12 @@ impl std::fmt::Display for SinkError {
 /// workers at once, hence `Sync` and `&self`.
 pub trait Sink: Send + Sync {
     fn name(&self) -> &str;
-    fn deliver(&self, ev: &SpoolRecord) -> Delivery;
+    /// The configured time to wait for an answer (`timeout_ms`).
+    fn base_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(10)
+    }
+    /// One attempt, waiting at most `timeout` for the answer.
+    fn deliver(&self, ev: &SpoolRecord, timeout: std::time::Duration) -> Delivery;
 }
 
 pub fn event_id(camera: &str, ev: &FaceEvent) -> String {
@@ -256,9 +265,9 @@ impl SinkWorker {
     /// Hands one record to the local sinks and durably to every spool.
     fn deliver(&self, encoded: SpoolRecord) -> SpoolRecord {
         for s in self.sinks.iter() {
-            match s.deliver(&encoded) {
+            match s.deliver(&encoded, std::time::Duration::from_secs(10)) {
                 Delivery::Done(_) => {}
-                Delivery::Retry(e) | Delivery::Permanent(e) => {
+                Delivery::Retry(e) | Delivery::TimedOut(e) | Delivery::Permanent(e) => {
                     log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
                     inc(&self.stats.stages.sink_errors);
                 }

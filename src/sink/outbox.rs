@@ -33,7 +33,7 @@ impl Sink for OutboxSink {
         "outbox"
     }
 
-    fn deliver(&self, ev: &SpoolRecord) -> Delivery {
+    fn deliver(&self, ev: &SpoolRecord, _timeout: std::time::Duration) -> Delivery {
         match self.write(ev) {
             Ok(()) => Delivery::Done(String::new()),
             Err(e) => Delivery::Retry(e.0),

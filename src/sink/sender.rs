@@ -2,11 +2,23 @@
 //! events from the sink's spool, delivering them, and settling the outcome:
 //! done (removed), retry (capped exponential backoff with jitter), or
 //! permanent (dead-letter directory, reason logged).
+//!
+//! A slow receiver is not flooded. An attempt that gets no answer in time
+//! may still be stored by the receiver, so retrying it at once at the same
+//! pace multiplies its load (a retry storm). Each sink's [`Pacing`] is
+//! adaptive: requests in flight follow AIMD (halved on a timeout or an
+//! overload answer, +1/limit on a success, between 1 and `workers`), and
+//! the timeout doubles after a timeout (up to 8x `timeout_ms`) and decays
+//! back on answers that come quickly. Timeouts back off like 5xx.
+//!
+//! Draining has a hard deadline: from `finish`, workers take no new event
+//! once it has passed and no attempt may wait beyond it, so the process
+//! exits within the deadline plus a moment; what is left stays spooled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::spool::Spool;
 use super::{Delivery, Sink};
@@ -35,9 +47,121 @@ pub fn default_workers() -> usize {
     (cores / 2).max(4)
 }
 
+/// How hard one sink is pushed: requests in flight and the timeout.
+pub struct Pacing {
+    state: Mutex<PaceState>,
+    changed: Condvar,
+    max_in_flight: usize,
+    base_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PaceState {
+    /// Requests allowed in flight (AIMD); at least 1.
+    limit: f64,
+    in_flight: usize,
+    timeout: Duration,
+    /// No attempt after (or waiting past) this instant: the drain deadline.
+    deadline: Option<Instant>,
+}
+
+/// Longest timeout, as a multiple of the configured one.
+const MAX_TIMEOUT_FACTOR: u32 = 8;
+
+impl Pacing {
+    pub fn new(max_in_flight: usize, base_timeout: Duration) -> Self {
+        let max_in_flight = max_in_flight.max(1);
+        Pacing {
+            state: Mutex::new(PaceState {
+                limit: max_in_flight as f64,
+                in_flight: 0,
+                timeout: base_timeout,
+                deadline: None,
+            }),
+            changed: Condvar::new(),
+            max_in_flight,
+            base_timeout,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Requests allowed in flight now, and the timeout an attempt gets.
+    pub fn limit(&self) -> (usize, Duration) {
+        let s = self.lock();
+        (s.limit as usize, s.timeout)
+    }
+
+    pub fn set_deadline(&self, at: Instant) {
+        self.lock().deadline = Some(at);
+        self.changed.notify_all();
+    }
+
+    /// Waits (up to `wait`) for room to send; the timeout the attempt may
+    /// use, or `None` (no room yet, or the deadline is too near).
+    fn acquire(&self, wait: Duration) -> Option<Duration> {
+        let mut s = self.lock();
+        let until = Instant::now() + wait;
+        while s.in_flight >= s.limit as usize {
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            s = self.changed.wait_timeout(s, until - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        let mut timeout = s.timeout;
+        if let Some(d) = s.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left < Duration::from_millis(50) {
+                return None;
+            }
+            timeout = timeout.min(left);
+        }
+        s.in_flight += 1;
+        Some(timeout)
+    }
+
+    /// Settles one attempt: how it went and how long it took.
+    fn release(&self, outcome: &Delivery, took: Duration) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        match outcome {
+            Delivery::TimedOut(_) => {
+                s.limit = (s.limit / 2.0).max(1.0);
+                s.timeout = (s.timeout * 2).min(self.base_timeout * MAX_TIMEOUT_FACTOR);
+            }
+            Delivery::Retry(_) => s.limit = (s.limit / 2.0).max(1.0),
+            Delivery::Done(_) | Delivery::Permanent(_) => {
+                s.limit = (s.limit + 1.0 / s.limit).min(self.max_in_flight as f64);
+                // A quick answer: the receiver keeps up; come back toward
+                // the configured timeout.
+                if took < s.timeout / 2 {
+                    s.timeout = (s.timeout.mul_f64(0.8)).max(self.base_timeout);
+                }
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Gives back room taken by `acquire` when nothing was sent.
+    fn cancel(&self) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// The drain deadline has passed (or is too near to start an attempt).
+    fn past_deadline(&self) -> bool {
+        self.lock().deadline.is_some_and(|d| Instant::now() + Duration::from_millis(50) >= d)
+    }
+}
+
 pub struct SenderPool {
     pub spool: Arc<Spool>,
     pub sink_name: String,
+    pub pacing: Arc<Pacing>,
     handles: Vec<JoinHandle<()>>,
 }
 
@@ -50,25 +174,28 @@ impl SenderPool {
         stop: Arc<AtomicBool>,
     ) -> Self {
         let sink_name = sink.name().to_string();
+        let pacing = Arc::new(Pacing::new(workers, sink.base_timeout()));
         let handles = (0..workers.max(1))
             .map(|i| {
-                let (sink, spool, stop) = (sink.clone(), spool.clone(), stop.clone());
+                let (sink, spool, stop, pacing) = (sink.clone(), spool.clone(), stop.clone(), pacing.clone());
                 std::thread::Builder::new()
                     .name(format!("send-{}-{i}", sink.name()))
                     .spawn(move || {
                         crate::board::pin_current_thread(crate::board::Role::Sender);
-                        work(&*sink, &spool, retry, &stop)
+                        work(&*sink, &spool, retry, &pacing, &stop)
                     })
                     .expect("spawn sender thread")
             })
             .collect();
-        SenderPool { spool, sink_name, handles }
+        SenderPool { spool, sink_name, pacing, handles }
     }
 
-    /// Waits up to `timeout` for the spool to empty, then stops the workers
-    /// (an in-flight send finishes first). Returns how many events remain
-    /// spooled for the next start.
+    /// Delivers for at most `timeout` more (a hard deadline: no attempt
+    /// starts or waits past it), then stops the workers. Returns how many
+    /// events remain spooled for the next start.
     pub fn finish(self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        self.pacing.set_deadline(deadline);
         self.spool.wait_drained(timeout);
         self.spool.close();
         for h in self.handles {
@@ -86,21 +213,36 @@ impl SenderPool {
     }
 }
 
-fn work(sink: &dyn Sink, spool: &Spool, retry: RetryPolicy, stop: &AtomicBool) {
+fn work(sink: &dyn Sink, spool: &Spool, retry: RetryPolicy, pacing: &Pacing, stop: &AtomicBool) {
     loop {
+        if pacing.past_deadline() {
+            return;
+        }
+        // Room to send first, then an event: a slow receiver gets fewer
+        // requests at once, never more.
+        let Some(timeout) = pacing.acquire(Duration::from_millis(200)) else {
+            if spool.is_closed() {
+                return;
+            }
+            continue;
+        };
         let Some(lease) = spool.take(Duration::from_millis(200)) else {
+            pacing.cancel();
             if stop.load(Ordering::Relaxed) || spool.is_closed() {
                 return;
             }
             continue;
         };
         let id = &lease.record.record.id;
-        match sink.deliver(&lease.record) {
+        let t0 = Instant::now();
+        let outcome = sink.deliver(&lease.record, timeout);
+        pacing.release(&outcome, t0.elapsed());
+        match outcome {
             Delivery::Done(info) => {
                 log::info!("sink {}: event {id} delivered ({info})", sink.name());
                 spool.done(lease.seq);
             }
-            Delivery::Retry(why) => {
+            Delivery::Retry(why) | Delivery::TimedOut(why) => {
                 let d = retry.delay(lease.attempts, lease.seq);
                 log::warn!(
                     "sink {}: event {id} attempt {} failed ({why}); retrying in {:?}",
@@ -135,5 +277,45 @@ mod tests {
             assert!(d >= base / 2 && d < base, "attempt {a}: {d:?} vs {base:?}");
         }
         assert_ne!(p.delay(3, 1), p.delay(3, 2), "jitter depends on the event");
+    }
+
+    #[test]
+    fn pacing_halves_on_timeouts_grows_back_and_stretches_the_timeout() {
+        let p = Pacing::new(4, Duration::from_secs(2));
+        assert_eq!(p.limit(), (4, Duration::from_secs(2)));
+        let timed_out = Delivery::TimedOut("slow".into());
+        let t = p.acquire(Duration::ZERO).unwrap();
+        assert_eq!(t, Duration::from_secs(2));
+        p.release(&timed_out, t);
+        assert_eq!(p.limit(), (2, Duration::from_secs(4)), "half the requests, twice the patience");
+        for _ in 0..5 {
+            let t = p.acquire(Duration::ZERO).unwrap();
+            p.release(&timed_out, t);
+        }
+        assert_eq!(p.limit(), (1, Duration::from_secs(16)), "at least one in flight, at most 8x the timeout");
+        // One in flight: a second request waits.
+        let t = p.acquire(Duration::ZERO).unwrap();
+        assert!(p.acquire(Duration::from_millis(20)).is_none());
+        p.release(&Delivery::Done("ok".into()), Duration::from_millis(100));
+        // Quick answers bring both back.
+        for _ in 0..40 {
+            let t = p.acquire(Duration::ZERO).unwrap();
+            p.release(&Delivery::Done("ok".into()), Duration::from_millis(100));
+            let _ = t;
+        }
+        let (limit, timeout) = p.limit();
+        assert!(limit >= 3 && timeout == Duration::from_secs(2), "{limit} {timeout:?}");
+        let _ = t;
+    }
+
+    #[test]
+    fn no_attempt_waits_past_the_deadline() {
+        let p = Pacing::new(2, Duration::from_secs(10));
+        p.set_deadline(Instant::now() + Duration::from_millis(500));
+        let t = p.acquire(Duration::ZERO).unwrap();
+        assert!(t <= Duration::from_millis(500), "{t:?}");
+        p.set_deadline(Instant::now());
+        assert!(p.acquire(Duration::ZERO).is_none());
+        assert!(p.past_deadline());
     }
 }

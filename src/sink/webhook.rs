@@ -13,6 +13,7 @@ pub struct WebhookSink {
     url: String,
     bearer: Option<Secret>,
     agent: ureq::Agent,
+    timeout: Duration,
 }
 
 impl WebhookSink {
@@ -21,6 +22,7 @@ impl WebhookSink {
             url: cfg.url.clone(),
             bearer: cfg.bearer_token.clone().filter(|t| !t.expose().is_empty()),
             agent: http::agent(Duration::from_millis(cfg.timeout_ms)),
+            timeout: Duration::from_millis(cfg.timeout_ms),
         }
     }
 }
@@ -30,7 +32,11 @@ impl Sink for WebhookSink {
         "webhook"
     }
 
-    fn deliver(&self, ev: &SpoolRecord) -> Delivery {
+    fn base_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn deliver(&self, ev: &SpoolRecord, timeout: Duration) -> Delivery {
         let mut v = serde_json::to_value(&ev.record).unwrap_or_default();
         v["face_jpeg_base64"] = http::base64(&ev.face_jpeg).into();
         v["frame_jpeg_base64"] = http::base64(&ev.frame_jpeg).into();
@@ -43,7 +49,7 @@ impl Sink for WebhookSink {
         if let Some(t) = &self.bearer {
             req = req.header("Authorization", &format!("Bearer {}", t.expose()));
         }
-        match http::send(req, body.as_bytes()) {
+        match http::send(req, body.as_bytes(), timeout) {
             Ok((status, text)) => {
                 http::classify_error_status(status, &text).unwrap_or(Delivery::Done(format!("HTTP {status}")))
             }
