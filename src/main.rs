@@ -185,10 +185,21 @@ fn run(cfg: &Config) -> ExitCode {
     match pipeline::run(cfg, stop) {
         Ok(report) => {
             print_summary(&report);
-            if report.camera_errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            let partial: Vec<String> = report
+                .camera_names
+                .iter()
+                .zip(&report.stats.cameras)
+                .filter(|(_, c)| c.partial.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|(n, c)| format!("camera {n}: {}", c.reason()))
+                .collect();
+            if !report.camera_errors.is_empty() {
                 ExitCode::from(1)
+            } else if !partial.is_empty() {
+                // Exit status 3: the run finished, but input was missing.
+                eprintln!("{}", partial.join("\n"));
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Err(e) => {

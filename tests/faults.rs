@@ -143,3 +143,52 @@ fn a_full_spool_disk_drops_the_oldest_counted_and_the_pipeline_goes_on() {
     assert_eq!(report.undelivered as u64, written - dropped, "what stays queued is what was not dropped");
     drop(spools);
 }
+
+/// A truncated MP4 gives every intact frame, then says it was cut short:
+/// WARN, camera state `ended` with a `partial:` reason, exit status 3. One
+/// cut before its index (moov at the end) is refused saying so.
+#[test]
+fn truncated_mp4_yields_its_intact_frames_and_says_partial() {
+    common::require_assets();
+    let dir = common::temp_dir("truncated-mp4");
+    let fast = dir.join("fast.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i", "models/demo/demo.mp4", "-c", "copy", "-movflags", "+faststart"])
+        .arg(&fast)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let data = std::fs::read(&fast).unwrap();
+    let cut = dir.join("cut.mp4");
+    std::fs::write(&cut, &data[..data.len() * 6 / 10]).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"cut\"\nurl = \"file:{}\"\n",
+            cut.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "exit status 3 = partial\n{so}\n{se}");
+    assert!(se.contains("the file is truncated: its index lists 350 frames, the data ends after"), "{se}");
+    let decoded: u64 = so
+        .split("camera cut: ")
+        .nth(1)
+        .and_then(|s| s.split(" frames decoded").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(decoded > 150 && decoded < 350, "the intact frames before the cut: {decoded}\n{so}");
+    // moov at the end, cut in the middle of the data: no index at all.
+    let orig = std::fs::read("models/demo/demo.mp4").unwrap();
+    let cut2 = dir.join("cut2.mp4");
+    std::fs::write(&cut2, &orig[..orig.len() / 2]).unwrap();
+    let e = faceflow::ingest::open_file(&cut2).err().expect("refused").to_string();
+    assert!(e.contains("cut2.mp4") && e.contains("the file is truncated") && e.contains("moov"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -133,6 +133,11 @@ impl Capture {
         if let Some(e) = refused {
             return Err(e);
         }
+        if let Some(t) = source.truncated() {
+            log::warn!("camera {}: {t}; the {seq} intact frames were decoded", self.name);
+            self.cam().set_state_reason(CameraState::Ended, &format!("partial: {t}"));
+            self.cam().partial.store(true, Ordering::Relaxed);
+        }
         // A file that is mostly undecodable is an error, not a short stream.
         if !live && errors.total > 0 && errors.total * 2 > packets.max(1) {
             let msg = format!(
@@ -146,7 +151,7 @@ impl Capture {
             self.cam().set_state_reason(CameraState::Failed, &msg);
             return Err(msg);
         }
-        if self.cam().state() != CameraState::Failed {
+        if self.cam().state() != CameraState::Failed && !self.cam().partial.load(Ordering::Relaxed) {
             self.cam().set_state(CameraState::Ended);
         }
         Ok(seq)

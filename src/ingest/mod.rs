@@ -64,6 +64,11 @@ pub trait PacketSource: Send {
     fn set_looping(&mut self, _on: bool) -> bool {
         false
     }
+    /// What is missing when the file is known to be cut short (its intact
+    /// frames are still given).
+    fn truncated(&self) -> Option<String> {
+        None
+    }
     /// A live camera: never paced, never waited for (frames are dropped and
     /// counted when the pipeline is full).
     fn is_live(&self) -> bool {

@@ -17,6 +17,8 @@ pub struct Mp4Source {
     fps: Option<f32>,
     buf: Vec<u8>,
     looping: bool,
+    /// The file ends inside its sample data: samples kept / listed.
+    truncated: Option<(usize, usize)>,
 }
 
 fn err(m: impl Into<String>) -> IngestError {
@@ -77,7 +79,17 @@ fn need<'a>(d: &'a [u8], kind: &[u8; 4]) -> Result<&'a [u8], IngestError> {
 
 impl Mp4Source {
     pub fn new(data: Vec<u8>) -> Result<Self, IngestError> {
-        let moov = need(&data, b"moov")?;
+        let moov = match child(&data, b"moov") {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(err("missing `moov` box (the index of the samples)")),
+            Err(e) if e.0.contains("overruns the file") => {
+                return Err(err(format!(
+                    "the file is truncated: {} before the `moov` box, the index without which no frame can be found (a recording cut off before it was finished?)",
+                    e.0
+                )))
+            }
+            Err(e) => return Err(e),
+        };
         let mut found = None;
         for b in boxes(moov) {
             let (k, trak) = b?;
@@ -162,7 +174,8 @@ impl Mp4Source {
                     break;
                 }
                 if o + sizes[s] > data.len() {
-                    return Err(err(format!("sample {s} lies beyond the end of the file (truncated?)")));
+                    // Truncated: every sample before the cut is intact.
+                    break;
                 }
                 samples.push((o, sizes[s]));
                 o += sizes[s];
@@ -177,13 +190,14 @@ impl Mp4Source {
         Ok(Mp4Source {
             data,
             params,
-            samples,
             nal_len_size,
             next: 0,
             sent_params: false,
             fps,
             buf: Vec::with_capacity(max + 64),
             looping: false,
+            truncated: (samples.len() < count).then_some((samples.len(), count)),
+            samples,
         })
     }
 }
@@ -225,5 +239,10 @@ impl PacketSource for Mp4Source {
     fn set_looping(&mut self, on: bool) -> bool {
         self.looping = on;
         true
+    }
+    fn truncated(&self) -> Option<String> {
+        self.truncated.map(|(kept, all)| {
+            format!("the file is truncated: its index lists {all} frames, the data ends after {kept} of them")
+        })
     }
 }

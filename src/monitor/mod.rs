@@ -193,6 +193,9 @@ pub struct CameraStats {
     pub keep_refused: AtomicU64,
     /// Lost tracks stitched into a later track's event.
     pub tracks_stitched: AtomicU64,
+    /// The camera's file was cut short: every intact frame was read, the
+    /// rest is missing (the reason says what).
+    pub partial: std::sync::atomic::AtomicBool,
     /// Face records with a new face (every post in realtime mode; one per
     /// track in overall mode), those that improved on an earlier post, and
     /// the time from a person's first frame to their first post.
