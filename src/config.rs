@@ -430,6 +430,12 @@ pub struct CameraConfig {
     /// Live cameras: no frame for this long means stalled: reconnect.
     #[serde(default = "default_stall")]
     pub stall_timeout_ms: u64,
+    /// Files: the wall-clock time of the stream's start, for event
+    /// timestamps (stream time is added to it): `now` (default: when the run
+    /// starts), `mtime` (the file's modification time) or an RFC 3339 time
+    /// such as `2026-11-30T08:15:00Z`. Live cameras stamp arrival times.
+    #[serde(default = "default_start_time")]
+    pub start_time: String,
     /// `overall` (default): one best face per track, when it ends.
     /// `realtime`: a first face as soon as one is good enough, then better
     /// ones at most every `realtime_interval_ms`, and the final best.
@@ -455,6 +461,62 @@ pub enum EventMode {
     #[default]
     Overall,
     Realtime,
+}
+
+fn default_start_time() -> String {
+    "now".into()
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time
+/// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)`).
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
+            i += 1;
+        }
+        let frac = s.get(start..i)?;
+        ms = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'+' {
+                m
+            } else {
+                -m
+            }
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (yy, mm) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * mm + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    u64::try_from(secs * 1000 + ms).ok()
 }
 
 fn default_rt_interval() -> u64 {
@@ -863,6 +925,15 @@ impl Config {
                 return Err((k("name"), format!("duplicate camera name {:?}", c.name)));
             }
             c.source().map_err(|m| (k("url"), m))?;
+            if !matches!(c.start_time.as_str(), "now" | "mtime") && parse_rfc3339_ms(&c.start_time).is_none() {
+                return Err((
+                    k("start_time"),
+                    format!(
+                        "must be \"now\", \"mtime\" or an RFC 3339 time like 2026-11-30T08:15:00Z, got {:?}",
+                        c.start_time
+                    ),
+                ));
+            }
             if c.realtime_interval_ms < 40 {
                 return Err((
                     k("realtime_interval_ms"),
@@ -1094,5 +1165,20 @@ detection_skip_frames = 2
         assert_eq!(redact_url("rtsp://admin:s3cret@10.0.0.5:554/live"), "rtsp://***@10.0.0.5:554/live");
         assert_eq!(redact_url("rtsp://cam/live@x"), "rtsp://cam/live@x");
         assert_eq!(redact_url("file:a.h264"), "file:a.h264");
+    }
+
+    #[test]
+    fn rfc3339_times_parse_to_unix_ms() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339_ms("2026-11-30T08:15:00Z"), Some(1_796_026_500_000));
+        assert_eq!(parse_rfc3339_ms("2026-11-30T09:15:00.250+01:00"), Some(1_796_026_500_250));
+        // 12:00 at UTC-00:30 is 12:30 UTC.
+        assert_eq!(parse_rfc3339_ms("2000-02-29T12:00:00-00:30"), Some(951_825_600_000 + 30 * 60_000));
+        for bad in ["2026-13-01T00:00:00Z", "yesterday", "2026-11-30 08:15", "2026-11-30T08:15:00"] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+        let t = GOOD.replace("[[cameras]]", "[[cameras]]\nstart_time = \"soon\"");
+        let e = Config::from_toml(&t, "t").unwrap_err();
+        assert!(e.to_string().contains("start_time"), "{e}");
     }
 }

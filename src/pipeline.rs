@@ -170,6 +170,23 @@ fn open_v4l2(
     ))
 }
 
+/// A file camera's `start_time` in ms since the epoch (validated with the config).
+fn file_start_ms(cam: &crate::config::CameraConfig, clocks: &Arc<dyn Clocks>) -> u64 {
+    match cam.start_time.as_str() {
+        "mtime" => match cam.source() {
+            Ok(SourceKind::File(p)) => std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_else(|| clocks.unix_ms()),
+            _ => clocks.unix_ms(),
+        },
+        "now" => clocks.unix_ms(),
+        t => crate::config::parse_rfc3339_ms(t).unwrap_or_else(|| clocks.unix_ms()),
+    }
+}
+
 /// Builds the detector the board and config ask for.
 pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
     let params = DetectorParams {
@@ -279,6 +296,7 @@ pub fn run_with_detector(
                 clocks: clocks.clone(),
                 stats: stats.clone(),
                 stop: stop.clone(),
+                start_unix_ms: if live { None } else { Some(file_start_ms(cam, &clocks)) },
             },
             source,
         ));

@@ -106,3 +106,19 @@ fn blazeface_passes_the_demo_ground_truth() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// File events carry stream time from the camera's `start_time`, not the
+/// moment faceflow processed them (a full-speed run would squeeze them).
+#[test]
+fn file_timestamps_follow_stream_time_from_start_time() {
+    common::require_assets();
+    let toml = "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:models/demo/demo.h264\"\nfps = 25\nstart_time = \"2026-11-30T08:15:00Z\"\n";
+    let cfg = Config::from_toml(toml, "test").unwrap();
+    let report = pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).unwrap();
+    let start = 1_796_026_500_000u64;
+    assert!(!report.events.is_empty());
+    for e in &report.events {
+        assert_eq!(e.first_unix_ms, start + e.first_frame * 40, "{}", e.id);
+        assert_eq!(e.best_unix_ms, start + e.best_frame * 40, "{}", e.id);
+    }
+}

@@ -187,6 +187,7 @@ fn an_injected_stall_is_reported_in_healthz_and_cleared_when_it_ends() {
         clocks: Arc::new(faceflow::clock::RealClocks::default()),
         stats: stats.clone(),
         stop: stop.clone(),
+        start_unix_ms: None,
     };
     let src = faceflow::ingest::open_file(std::path::Path::new("models/demo/demo.h264")).unwrap();
     let h = std::thread::spawn(move || cap.run(src));
@@ -218,5 +219,38 @@ fn an_injected_stall_is_reported_in_healthz_and_cleared_when_it_ends() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     while frames.try_pop().is_some() {}
     let _ = h.join();
+    m.stop();
+}
+
+/// Capture fps, detect fps and events per minute are separate figures per
+/// camera, and CPU is given both as a share of all cores and of one core.
+#[test]
+fn stats_tell_capture_from_detection_and_cpu_per_core() {
+    let stats = busy_stats();
+    let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
+    let m = Monitor::start(&cfg, stats.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+    let url = format!("http://{}/api/stats", m.addr);
+    let _ = get(&url, None);
+    // Two samples 1 s apart (the history samples once a second).
+    for _ in 0..50 {
+        inc(&stats.cameras[0].decoded);
+    }
+    for _ in 0..10 {
+        inc(&stats.cameras[0].detected_frames);
+    }
+    inc(&stats.cameras[0].events);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, body) = get(&url, None);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let c = &v["cameras"][0];
+    let (fps, dfps, epm) =
+        (c["fps"].as_f64().unwrap(), c["detect_fps"].as_f64().unwrap(), c["events_per_min"].as_f64().unwrap());
+    assert!(fps > dfps && dfps > 0.0, "capture {fps} fps, detect {dfps} fps");
+    assert!(epm > 0.0, "{c}");
+    let p = &v["process"];
+    let cores = p["cores"].as_f64().unwrap();
+    assert!(cores >= 1.0);
+    let (all, one) = (p["cpu_percent"].as_f64().unwrap(), p["cpu_percent_of_one_core"].as_f64().unwrap());
+    assert!((one - all * cores).abs() < 1e-6, "{p}");
     m.stop();
 }

@@ -32,6 +32,10 @@ pub struct Capture {
     pub clocks: Arc<dyn Clocks>,
     pub stats: Arc<crate::monitor::Stats>,
     pub stop: Arc<AtomicBool>,
+    /// Files: the wall-clock time (ms) of the stream's start; frames are
+    /// stamped with it plus their stream time. `None` (live cameras): the
+    /// arrival time.
+    pub start_unix_ms: Option<u64>,
 }
 
 impl Capture {
@@ -261,7 +265,10 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
         width: pic.width,
         height: pic.height,
         pts_ms,
-        captured_unix_ms: c.clocks.unix_ms(),
+        captured_unix_ms: match c.start_unix_ms {
+            Some(start) => start + pts_ms,
+            None => c.clocks.unix_ms(),
+        },
         captured_mono_ns: c.clocks.monotonic().as_nanos() as u64,
     };
     let frame = slot.freeze();

@@ -13,7 +13,11 @@ pub const SAMPLES: usize = 60;
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Point {
     pub t: f64,
+    /// Per camera: frames captured (decoded) per second, frames that
+    /// reached the detector per second, events per minute.
     pub fps: Vec<f64>,
+    pub camera_detect_fps: Vec<f64>,
+    pub events_per_min: Vec<f64>,
     pub detect_fps: f64,
     pub inferences_per_s: f64,
     pub infer_ms: f64,
@@ -25,6 +29,8 @@ pub struct History {
     pub points: VecDeque<Point>,
     last_at: Option<Instant>,
     last_decoded: Vec<u64>,
+    last_cam_detected: Vec<u64>,
+    last_events: Vec<u64>,
     last_detected: u64,
     last_batches: u64,
     last_infer_sum_us: u64,
@@ -37,6 +43,8 @@ impl History {
             points: VecDeque::with_capacity(SAMPLES),
             last_at: None,
             last_decoded: vec![0; cameras],
+            last_cam_detected: vec![0; cameras],
+            last_events: vec![0; cameras],
             last_detected: 0,
             last_batches: 0,
             last_infer_sum_us: 0,
@@ -52,6 +60,8 @@ impl History {
         let now = Instant::now();
         let proc_now = process::sample();
         let decoded: Vec<u64> = stats.cameras.iter().map(|c| get(&c.decoded)).collect();
+        let cam_detected: Vec<u64> = stats.cameras.iter().map(|c| get(&c.detected_frames)).collect();
+        let events: Vec<u64> = stats.cameras.iter().map(|c| get(&c.events)).collect();
         let detected: u64 = stats.cameras.iter().map(|c| get(&c.detected_frames)).sum();
         let batches = get(&stats.stages.batches);
         let infer_sum = stats.stages.preprocess_infer.sum_us();
@@ -61,6 +71,16 @@ impl History {
             let p = Point {
                 t: stats.started.elapsed().as_secs_f64(),
                 fps: decoded.iter().zip(&self.last_decoded).map(|(a, b)| a.saturating_sub(*b) as f64 / dt).collect(),
+                camera_detect_fps: cam_detected
+                    .iter()
+                    .zip(&self.last_cam_detected)
+                    .map(|(a, b)| a.saturating_sub(*b) as f64 / dt)
+                    .collect(),
+                events_per_min: events
+                    .iter()
+                    .zip(&self.last_events)
+                    .map(|(a, b)| a.saturating_sub(*b) as f64 / dt * 60.0)
+                    .collect(),
                 detect_fps: detected.saturating_sub(self.last_detected) as f64 / dt,
                 inferences_per_s: db as f64 / dt,
                 infer_ms: if db > 0 {
@@ -78,6 +98,8 @@ impl History {
         }
         self.last_at = Some(now);
         self.last_decoded = decoded;
+        self.last_cam_detected = cam_detected;
+        self.last_events = events;
         self.last_detected = detected;
         self.last_batches = batches;
         self.last_infer_sum_us = infer_sum;

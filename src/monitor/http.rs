@@ -189,6 +189,8 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                 "reconnects": get(&c.reconnects),
                 "stalls": get(&c.stalls),
                 "fps": latest.and_then(|p| p.fps.get(i).copied()).unwrap_or(0.0),
+                "detect_fps": latest.and_then(|p| p.camera_detect_fps.get(i).copied()).unwrap_or(0.0),
+                "events_per_min": latest.and_then(|p| p.events_per_min.get(i).copied()).unwrap_or(0.0),
                 "fps_history": history.points.iter().map(|p| p.fps.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>(),
                 "frames_decoded": decoded,
                 "frames_detected": get(&c.detected_frames),
@@ -273,6 +275,8 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
         },
         "process": {
             "cpu_percent": latest.map(|p| p.cpu_percent).unwrap_or(0.0),
+            "cpu_percent_of_one_core": latest.map(|p| p.cpu_percent * super::process::cores() as f64).unwrap_or(0.0),
+            "cores": super::process::cores(),
             "cpu_history": history.points.iter().map(|p| p.cpu_percent).collect::<Vec<_>>(),
             "rss_mb": proc_now.rss_bytes as f64 / (1024.0 * 1024.0),
             "rss_history": history.points.iter().map(|p| p.rss_mb).collect::<Vec<_>>(),
