@@ -95,6 +95,11 @@ fn corrupted_and_truncated_h264_degrades_without_crashing() {
     assert!(decoded > 100 && decoded < 350, "decoding went on past the damage and stopped at the cut: {decoded}");
     assert!(r.events.iter().any(|e| e.camera == "bad"), "faces before the damage still became events");
     assert!(r.events.iter().filter(|e| e.camera == "good").count() >= 5);
+    // The damage was counted and the cut said: partial, with the reason.
+    assert!(monitor::get(&cam.decode_errors) > 0, "the stomped bytes were counted as decode errors");
+    assert!(cam.partial.load(std::sync::atomic::Ordering::Relaxed), "the cut file is partial");
+    assert!(cam.reason().contains("truncated"), "{}", cam.reason());
+    assert!(!r.stats.cameras[1].partial.load(std::sync::atomic::Ordering::Relaxed), "the whole file is not");
 }
 
 /// The spool's disk fills up (a 160 KiB tmpfs; needs root, as CI runs):

@@ -67,8 +67,31 @@ fn second_signal_exits_at_once() {
     std::thread::sleep(Duration::from_secs(3));
     let pid = Pid::from_raw(child.id() as i32);
     kill(pid, Signal::SIGTERM).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(1000));
     kill(pid, Signal::SIGINT).unwrap();
     let status = wait(&mut child, Duration::from_secs(3)).expect("exits within 3 s of the second signal");
     assert!(status.success() || status.code() == Some(130), "{status:?}");
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("ERROR"), "a clean immediate exit: no error from the runtime or anything else\n{log}");
+}
+
+/// Two signals at once (as `timeout -s INT` or a terminal's Ctrl-C send
+/// them) are one stop request: the pipeline drains, it does not exit at once.
+#[test]
+fn two_signals_at_once_are_one_stop_request() {
+    common::require_assets();
+    let dir = common::temp_dir("sigint-twice");
+    let mut child = start(&dir);
+    std::thread::sleep(Duration::from_secs(7));
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGINT).unwrap();
+    kill(pid, Signal::SIGINT).unwrap();
+    let status = wait(&mut child, Duration::from_secs(20)).expect("exits after draining");
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "drained, not killed: {status:?}\n{log}");
+    assert!(!log.contains("exiting now"), "{log}");
+    let events = common::files_with_suffix(&dir.join("out/door"), ".json");
+    assert!(events.len() >= 2, "open tracks closed into events: {}", events.len());
 }

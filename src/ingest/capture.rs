@@ -57,6 +57,7 @@ impl Capture {
         let mut seq = 0u64;
         let mut errors = DecodeErrors::default();
         let mut packets = 0u64;
+        let mut last_packet_damaged = false;
         if !live {
             self.cam().set_state(CameraState::Streaming);
         }
@@ -88,6 +89,7 @@ impl Capture {
             let dec = dec.as_mut().expect("set above");
             packets += 1;
             let t0 = self.clocks.monotonic();
+            let before = errors.total;
             let mut on_picture = |pic: &Picture<'_>, corrupt: bool| {
                 if corrupt {
                     errors.count(&self, 1, "a picture was concealed (damaged input)");
@@ -114,6 +116,7 @@ impl Capture {
                 let n = 1 + dec.take_extra_errors();
                 errors.count(&self, n, &e.0);
             }
+            last_packet_damaged = errors.total > before;
             if let Some(e) = refused {
                 return Err(e);
             }
@@ -122,7 +125,9 @@ impl Capture {
             self.cam().set_state(CameraState::Ended);
             return Ok(seq);
         };
-        let mut on_picture = |pic: &Picture<'_>, _corrupt: bool| {
+        let mut end_damaged = last_packet_damaged;
+        let mut on_picture = |pic: &Picture<'_>, corrupt: bool| {
+            end_damaged |= corrupt;
             let pts_ms = pic.pts_ms.unwrap_or((seq as f64 * frame_ms) as u64);
             if let Err(e) = emit(pic, seq, pts_ms, &mut self) {
                 refused = Some(e);
@@ -133,11 +138,18 @@ impl Capture {
         };
         if let Err(e) = dec.finish(&mut on_picture) {
             errors.count(&self, 1, &e.0);
+            end_damaged = true;
         }
         if let Some(e) = refused {
             return Err(e);
         }
-        if let Some(t) = source.truncated() {
+        // A file whose last picture does not decode whole was most likely
+        // cut short (a copy or recording interrupted).
+        let cut = source.truncated().or_else(|| {
+            (!live && end_damaged)
+                .then(|| "the file ends inside a picture that does not decode (truncated?)".to_string())
+        });
+        if let Some(t) = cut {
             log::warn!("camera {}: {t}; the {seq} intact frames were decoded", self.name);
             self.cam().set_state_reason(CameraState::Ended, &format!("partial: {t}"));
             self.cam().partial.store(true, Ordering::Relaxed);
