@@ -229,6 +229,15 @@ fn print_summary(r: &pipeline::RunReport) {
             c.capture_to_detect.quantile_us(0.99),
         );
     }
+    for (name, c) in r.camera_names.iter().zip(&s.cameras) {
+        let reason = c.reason();
+        if !reason.is_empty() {
+            println!("camera {name}: {}: {reason}", c.state().as_str());
+        }
+    }
+    for why in s.stalls.reasons() {
+        println!("stalled: {why}");
+    }
     let st = &s.stages;
     let batches = monitor::get(&st.batches).max(1);
     println!(
