@@ -25,6 +25,10 @@ use nix::unistd::Pid;
 
 const VIDEO: &str = "models/demo/occlusion-stay/video.h264";
 
+/// One paced run at a time: latencies are measured, and a second run on
+/// the same two cores would be measured instead.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn camera_toml() -> String {
     format!(
         "[[cameras]]\nname = \"desk\"\nurl = \"file:{VIDEO}\"\nfps = 25\nrealtime = true\nmode = \"realtime\"\nfindface_camera = 7\n"
@@ -42,6 +46,7 @@ fn split(events: &[EventRecord]) -> (Vec<&EventRecord>, Vec<&EventRecord>) {
 #[test]
 fn first_post_in_time_few_posts_and_every_post_reaches_findface_once() {
     common::require_assets();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     assert!(common::root().join(VIDEO).exists(), "{VIDEO} is missing: run scripts/setup.sh");
     let server = FakeFindFace::start(Mode::Ok);
     let spool = common::temp_dir("rt-spool");
@@ -89,6 +94,7 @@ fn first_post_in_time_few_posts_and_every_post_reaches_findface_once() {
 #[test]
 fn sigterm_mid_track_ends_it_with_its_final_record() {
     common::require_assets();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = common::temp_dir("rt-sigterm");
     let cfg = dir.join("faceflow.toml");
     let toml = format!("[outbox]\ndir = \"{}\"\n[monitor]\nbind = \"\"\n{}", dir.join("out").display(), camera_toml());
