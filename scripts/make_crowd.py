@@ -80,20 +80,10 @@ def main():
             t = (f - p["f0"]) / max(1, p["f1"] - p["f0"])
             cx = p["x0"] + (p["x1"] - p["x0"]) * t
             cy = p["cy"] + 6 * math.sin(p["phase"] + f / 9)
-            k, fb, sp = p["k"], p["fbox"], p["sp"]
-            ph, pw = sp.shape[:2]
-            fcx, fcy = (fb[0] + fb[2]) / 2 * k, (fb[1] + fb[3]) / 2 * k
-            ox, oy = int(round(cx - fcx)), int(round(cy - fcy))
-            x0, y0 = max(0, ox), max(0, oy)
-            x1, y1 = min(W, ox + pw), min(H, oy + ph)
-            if x1 <= x0 or y1 <= y0:
+            box = make_demo.paste(frame, p["sp"], p["fbox"], p["k"], cx, cy)
+            if box is None:
                 continue
-            s = sp[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-            a = s[..., 3:4] / 255.0
-            frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1] * (1 - a) + s[..., :3] * a
-            truth["persons"][p["id"]]["boxes"].append(
-                [f, round(ox + fb[0] * k, 1), round(oy + fb[1] * k, 1), round(ox + fb[2] * k, 1),
-                 round(oy + fb[3] * k, 1)])
+            truth["persons"][p["id"]]["boxes"].append([f] + [round(v, 1) for v in box])
         enc.stdin.write(np.clip(frame, 0, 255).astype(np.uint8).tobytes())
     enc.stdin.close()
     if enc.wait() != 0:

@@ -69,6 +69,25 @@ def sprites(sess, photos):
     return out
 
 
+def paste(frame, sp, fbox, k, cx, cy):
+    """Alpha-blends sprite `sp` (RGBA, float) into `frame` so that its face
+    box (`fbox` in the unscaled patch, scaled by `k`) is centred on (cx, cy).
+    Returns the face box (x1, y1, x2, y2) in the frame, or None when no part
+    of the sprite is inside the frame."""
+    h, w = frame.shape[:2]
+    ph, pw = sp.shape[:2]
+    fcx, fcy = (fbox[0] + fbox[2]) / 2 * k, (fbox[1] + fbox[3]) / 2 * k
+    ox, oy = int(round(cx - fcx)), int(round(cy - fcy))
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(w, ox + pw), min(h, oy + ph)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    s = sp[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    a = s[..., 3:4] / 255.0
+    frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1] * (1 - a) + s[..., :3] * a
+    return ox + fbox[0] * k, oy + fbox[1] * k, ox + fbox[2] * k, oy + fbox[3] * k
+
+
 def background(rng):
     base = rng.integers(40, 200, size=(H // 16, W // 16, 3)).astype(np.uint8)
     bg = Image.fromarray(base).resize((W, H), Image.BICUBIC).filter(ImageFilter.GaussianBlur(6))
@@ -125,18 +144,10 @@ def main():
             k = fw / (fbox[2] - fbox[0])
             pw, ph = max(1, int(round(patch.size[0] * k))), max(1, int(round(patch.size[1] * k)))
             sp = np.asarray(patch.resize((pw, ph), Image.BILINEAR)).astype(np.float32)
-            # Face box centre lands on (cx, cy).
-            fcx, fcy = (fbox[0] + fbox[2]) / 2 * k, (fbox[1] + fbox[3]) / 2 * k
-            ox, oy = int(round(cx - fcx)), int(round(cy - fcy))
-            x0, y0 = max(0, ox), max(0, oy)
-            x1, y1 = min(W, ox + pw), min(H, oy + ph)
-            if x1 <= x0 or y1 <= y0:
+            box = paste(frame, sp, fbox, k, cx, cy)
+            if box is None:
                 continue
-            s = sp[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-            a = s[..., 3:4] / 255.0
-            frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1] * (1 - a) + s[..., :3] * a
-            bx1, by1 = ox + fbox[0] * k, oy + fbox[1] * k
-            bx2, by2 = ox + fbox[2] * k, oy + fbox[3] * k
+            bx1, by1, bx2, by2 = box
             # Truth keeps only frames where the face is fully inside the picture.
             if bx1 >= 0 and by1 >= 0 and bx2 <= W and by2 <= H:
                 truth["persons"][pid]["boxes"].append(

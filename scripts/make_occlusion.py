@@ -116,17 +116,10 @@ def main():
             p = position(keys, f)
             if p is None:
                 continue
-            cx, cy = p
-            ph, pw = sp.shape[:2]
-            fcx, fcy = (fb[0] + fb[2]) / 2 * k, (fb[1] + fb[3]) / 2 * k
-            ox, oy = int(round(cx - fcx)), int(round(cy - fcy))
-            x0, y0, x1, y1 = max(0, ox), max(0, oy), min(W, ox + pw), min(H, oy + ph)
-            if x1 <= x0 or y1 <= y0:
+            box = make_demo.paste(frame, sp, fb, k, *p)
+            if box is None:
                 continue
-            s = sp[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-            a = s[..., 3:4] / 255.0
-            frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1] * (1 - a) + s[..., :3] * a
-            bx1, by1, bx2, by2 = ox + fb[0] * k, oy + fb[1] * k, ox + fb[2] * k, oy + fb[3] * k
+            bx1, by1, bx2, by2 = box
             inside = bx1 >= 0 and by1 >= 0 and bx2 <= W and by2 <= H
             hidden = inside and occ[int(by1):int(by2), int(bx1):int(bx2)].any()
             if inside and not hidden:

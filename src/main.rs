@@ -57,40 +57,13 @@ fn main() -> ExitCode {
                     .take_while(|a| !a.starts_with("--"))
                     .map(PathBuf::from)
                     .collect();
-                return match faceflow::bench::decoders(&files) {
-                    Ok(rows) => {
-                        faceflow::bench::print_decoders(&rows);
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        log::error!("bench: {e}");
-                        ExitCode::from(1)
-                    }
-                };
+                return bench_report(faceflow::bench::decoders(&files), |r| faceflow::bench::print_decoders(r));
             }
             if args.iter().any(|a| a == "--events") {
-                return match faceflow::bench::events() {
-                    Ok(row) => {
-                        faceflow::bench::print_events(&row);
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        log::error!("bench: {e}");
-                        ExitCode::from(1)
-                    }
-                };
+                return bench_report(faceflow::bench::events(), faceflow::bench::print_events);
             }
             if let Some(dir) = arg("--crowd") {
-                return match faceflow::bench::crowd(std::path::Path::new(&dir)) {
-                    Ok(row) => {
-                        faceflow::bench::print_crowd(&row);
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        log::error!("bench: {e}");
-                        ExitCode::from(1)
-                    }
-                };
+                return bench_report(faceflow::bench::crowd(std::path::Path::new(&dir)), faceflow::bench::print_crowd);
             }
             let cameras = arg("--cameras").and_then(|v| v.parse().ok()).unwrap_or(4);
             let batches: Vec<usize> = arg("--batches")
@@ -176,6 +149,20 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// A bench's figures printed, or its error logged (exit 1).
+fn bench_report<T>(result: Result<T, String>, print: impl FnOnce(&T)) -> ExitCode {
+    match result {
+        Ok(r) => {
+            print(&r);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("bench: {e}");
+            ExitCode::from(1)
         }
     }
 }
