@@ -66,6 +66,9 @@ pub struct LibavDecoder {
     sws: *mut ff::SwsContext,
     /// Packed I420 for pictures libswscale converted (not 8-bit 4:2:0 planar).
     converted: Vec<u8>,
+    /// The parser's input with the zeroed padding libavcodec may read past
+    /// the end of it (`AV_INPUT_BUFFER_PADDING_SIZE`); grown once, reused.
+    padded: Vec<u8>,
     codec: Codec,
     name: &'static str,
     /// Errors of the current `decode` call after the first (which is returned).
@@ -137,6 +140,7 @@ impl LibavDecoder {
                 frame,
                 sws: ptr::null_mut(),
                 converted: Vec::new(),
+                padded: Vec::new(),
                 codec,
                 name,
                 extra_errors: 0,
@@ -186,17 +190,23 @@ impl LibavDecoder {
             return self.send(data.as_ptr(), data.len(), pts, on_picture);
         }
         let mut first_err = None;
-        let mut rest = data;
-        while !rest.is_empty() {
+        // The parser reads up to the padding size past its input: give it
+        // a copy with zeroed padding (the bytes a caller owns end at data).
+        self.padded.clear();
+        self.padded.extend_from_slice(data);
+        self.padded.resize(data.len() + ff::AV_INPUT_BUFFER_PADDING_SIZE as usize, 0);
+        let mut at = 0usize;
+        while at < data.len() {
             let (mut out, mut out_len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+            let left = data.len() - at;
             let used = unsafe {
                 ff::av_parser_parse2(
                     self.parser,
                     self.ctx,
                     &mut out,
                     &mut out_len,
-                    rest.as_ptr(),
-                    rest.len().min(c_int::MAX as usize) as c_int,
+                    self.padded.as_ptr().add(at),
+                    left.min(c_int::MAX as usize) as c_int,
                     pts,
                     ff::AV_NOPTS_VALUE,
                     0,
@@ -205,7 +215,10 @@ impl LibavDecoder {
             if used < 0 {
                 return Err(DecodeError(format!("{}: parser: {}", self.name, av_err(used))));
             }
-            rest = &rest[used as usize..];
+            at += (used as usize).min(left);
+            if used == 0 && out_len == 0 {
+                break; // the parser took nothing and made nothing: never spin
+            }
             if out_len > 0 {
                 let unit_pts = unsafe { (*self.parser).pts };
                 if let Err(e) = self.send(out, out_len as usize, unit_pts, on_picture) {
