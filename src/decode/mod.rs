@@ -242,6 +242,8 @@ impl VideoDecoder {
                 let _ = count(&Picture { pts_ms, ..p }, false);
             }),
         };
+        // Only libavcodec's parser cares whether a packet is a whole unit.
+        #[cfg(not(feature = "libav"))]
         let _ = whole_unit;
         self.pictures += made;
         if r.is_err() && self.hardware && self.pictures == 0 {
