@@ -31,6 +31,7 @@ if not hasattr(np, "asfarray"):
 import motmetrics as mm  # noqa: E402
 import pandas as pd
 import supervision as sv
+from make_demo import iou  # noqa: E402
 
 
 def load_mot(path):
@@ -67,13 +68,6 @@ def supervision_tracks(det_path, out_path):
             lines.append(f"{f},{tid},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},{c:.3f},-1,-1,-1")
     with open(out_path, "w") as fh:
         fh.write("\n".join(lines) + ("\n" if lines else ""))
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    i = ix * iy
-    return i / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - i + 1e-9)
 
 
 def events_per_person(outbox, truth):

@@ -88,8 +88,7 @@ def main():
     enc.stdin.close()
     if enc.wait() != 0:
         raise SystemExit("make_crowd: ffmpeg failed")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", mp4, "-c", "copy", "-bsf:v", "h264_mp4toannexb",
-                    "-f", "h264", os.path.join(args.out, "crowd.h264")], check=True)
+    make_demo.to_annexb(mp4, os.path.join(args.out, "crowd.h264"))
     with open(os.path.join(args.out, "truth.json"), "w") as fh:
         json.dump(truth, fh)
     most = max(sum(1 for p in people if p["f0"] <= f <= p["f1"]) for f in range(FRAMES))

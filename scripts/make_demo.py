@@ -88,6 +88,12 @@ def paste(frame, sp, fbox, k, cx, cy):
     return ox + fbox[0] * k, oy + fbox[1] * k, ox + fbox[2] * k, oy + fbox[3] * k
 
 
+def to_annexb(mp4, out):
+    """The H.264 stream of `mp4` as an Annex B file (stream copy)."""
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", mp4, "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+                    "-f", "h264", out], check=True)
+
+
 def background(rng):
     base = rng.integers(40, 200, size=(H // 16, W // 16, 3)).astype(np.uint8)
     bg = Image.fromarray(base).resize((W, H), Image.BICUBIC).filter(ImageFilter.GaussianBlur(6))
@@ -156,9 +162,7 @@ def main():
     enc.stdin.close()
     if enc.wait() != 0:
         raise SystemExit("make_demo: ffmpeg failed")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", os.path.join(args.out, "demo.mp4"),
-                    "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", os.path.join(args.out, "demo.h264")],
-                   check=True)
+    to_annexb(os.path.join(args.out, "demo.mp4"), os.path.join(args.out, "demo.h264"))
     with open(os.path.join(args.out, "truth.json"), "w") as fh:
         json.dump(truth, fh)
     print(f"make_demo: {len(tracks)} people, {n_frames} frames -> {args.out}")

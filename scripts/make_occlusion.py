@@ -131,8 +131,7 @@ def main():
     enc.stdin.close()
     if enc.wait() != 0:
         raise SystemExit("make_occlusion: ffmpeg failed")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", mp4, "-c", "copy", "-bsf:v", "h264_mp4toannexb",
-                    "-f", "h264", os.path.join(args.out, "video.h264")], check=True)
+    make_demo.to_annexb(mp4, os.path.join(args.out, "video.h264"))
     with open(os.path.join(args.out, "truth.json"), "w") as fh:
         json.dump(truth, fh)
     with open(os.path.join(args.out, "gt.txt"), "w") as fh:
