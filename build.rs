@@ -18,6 +18,9 @@ struct Board {
     event_ring: usize,
     detector_width: u32,
     detector_height: u32,
+    /// CenterFace's weights on this board: "fp32", "fp16" or "int8".
+    #[serde(default = "fp32")]
+    detector_precision: String,
     batch_size: usize,
     batch_timeout_ms: u64,
     execution_providers: Vec<String>,
@@ -35,6 +38,20 @@ struct Board {
     pinning: Pinning,
     decode: Decode,
     capacity: Capacity,
+    landmarks: Landmarks,
+}
+
+/// The landmarks stage's batching (see `src/landmarks/`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Landmarks {
+    /// Faces per Face Mesh inference (the iris model runs twice as many eyes).
+    batch_size: usize,
+    /// How long a partial batch waits for more faces.
+    batch_timeout_ms: u64,
+    /// Frames the stage may hold at once (its requests hold pool frames):
+    /// past it, the track thread scores with the detector's keypoints.
+    frames_in_flight: usize,
 }
 
 /// The one statement a profile's queue and store sizes follow: "up to
@@ -78,6 +95,10 @@ struct Decode {
     h264_hw: String,
     #[serde(default)]
     h265_hw: String,
+}
+
+fn fp32() -> String {
+    "fp32".into()
 }
 
 fn yes() -> bool {
@@ -128,12 +149,17 @@ fn main() {
     let _ = writeln!(out, "pub const DETECTOR_WIDTH: u32 = {};", b.detector_width);
     let _ = writeln!(out, "pub const DETECTOR_HEIGHT: u32 = {};", b.detector_height);
     let _ = writeln!(out, "pub const BATCH_SIZE: usize = {};", b.batch_size);
+    let _ = writeln!(out, "pub const DETECTOR_PRECISION: &str = {:?};", b.detector_precision);
     let _ = writeln!(out, "pub const BATCH_TIMEOUT_MS: u64 = {};", b.batch_timeout_ms);
     let eps: Vec<String> = b.execution_providers.iter().map(|p| format!("{p:?}")).collect();
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
     let _ = writeln!(out, "pub const PAD_BATCHES: bool = {};", b.pad_batches);
     let _ = writeln!(out, "pub const INTRA_OP_SPINNING: bool = {};", b.intra_op_spinning);
+    let l = &b.landmarks;
+    let _ = writeln!(out, "pub const LANDMARK_BATCH: usize = {};", l.batch_size);
+    let _ = writeln!(out, "pub const LANDMARK_BATCH_TIMEOUT_MS: u64 = {};", l.batch_timeout_ms);
+    let _ = writeln!(out, "pub const LANDMARK_FRAMES: usize = {};", l.frames_in_flight);
     let p = &b.pinning;
     let _ = writeln!(
         out,
@@ -227,6 +253,8 @@ fn check(path: &Path, b: &Board) {
         ("batch_size", b.batch_size),
         ("intra_threads", b.intra_threads),
         ("decode.threads", b.decode.threads),
+        ("landmarks.batch_size", b.landmarks.batch_size),
+        ("landmarks.frames_in_flight", b.landmarks.frames_in_flight),
     ] {
         if v == 0 {
             bad(key, "must be at least 1");
@@ -260,14 +288,15 @@ fn check(path: &Path, b: &Board) {
     // The capture side never waits on held faces (they live in the keep
     // store), so the pool serves only frames in flight: per camera at
     // capacity a full capture ring, the picture being decoded and the one
-    // the preview shows, plus one batch in the detector.
-    let in_flight = c.cameras * (b.capture_ring + 2) + b.batch_size;
+    // the preview shows, plus one batch in the detector and the frames the
+    // landmarks stage may hold.
+    let in_flight = c.cameras * (b.capture_ring + 2) + b.batch_size + b.landmarks.frames_in_flight;
     if b.frame_pool_slots < in_flight {
         bad(
             "frame_pool_slots",
             &format!(
-                "must cover the frames in flight at capacity: {} cameras x (capture_ring {} + 2) + batch_size {} = {in_flight}",
-                c.cameras, b.capture_ring, b.batch_size
+                "must cover the frames in flight at capacity: {} cameras x (capture_ring {} + 2) + batch_size {} + landmarks.frames_in_flight {} = {in_flight}",
+                c.cameras, b.capture_ring, b.batch_size, b.landmarks.frames_in_flight
             ),
         );
     }
@@ -276,6 +305,9 @@ fn check(path: &Path, b: &Board) {
     }
     if c.keep_faces() > 65535 {
         bad("capacity", "holds more than 65535 best faces; lower faces_per_camera or cameras");
+    }
+    if !["fp32", "fp16", "int8"].contains(&b.detector_precision.as_str()) {
+        bad("detector_precision", "must be \"fp32\", \"fp16\" or \"int8\"");
     }
     if b.execution_providers.is_empty() {
         bad("execution_providers", "must name at least one provider");

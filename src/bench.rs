@@ -446,3 +446,113 @@ pub fn print_events(r: &EventsRow) {
         r.first_post_max_ms
     );
 }
+
+/// The landmarks stage's cost: per face at each batch size (mesh + iris,
+/// crops included), and its share of the pipeline's stage time on the demo
+/// and on a 40-face crowd.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LandmarksRow {
+    /// (batch size, ms per face for the mesh alone, and with the irises).
+    pub per_face_ms: Vec<(usize, f64, f64)>,
+    /// (video, faces given landmarks, mean batch, landmarks share of the
+    /// summed stage time (decode, detect, track, landmarks, sink)).
+    pub pipeline: Vec<(String, u64, f64, f64)>,
+}
+
+pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
+    use crate::landmarks::model::LandmarkModel;
+    let lc = crate::config::LandmarksConfig::default();
+    let max = batches.iter().copied().max().unwrap_or(1);
+    let mut m = LandmarkModel::load(std::path::Path::new(""), &lc.mesh_path(), Some(&lc.iris_path()), max, false)
+        .map_err(|e| e.to_string())?;
+    // A 640x640 picture made from the face crop setup saved, so the crops,
+    // the mesh and the eyes are a real face's.
+    let crop = std::fs::read("models/landmarks/face_mesh.input.f32").map_err(|e| format!("face crop: {e}"))?;
+    let px = |c: usize, x: usize, y: usize| {
+        let i = 4 * (c * 192 * 192 + y * 192 + x);
+        f32::from_le_bytes([crop[i], crop[i + 1], crop[i + 2], crop[i + 3]]) * 255.0
+    };
+    let side = 640usize;
+    let mut buf = vec![128u8; crate::pool::i420_len(side as u32, side as u32)];
+    for y in 0..side {
+        for x in 0..side {
+            let (sx, sy) = (x * 192 / side, y * 192 / side);
+            let (r, g, b) = (px(0, sx, sy), px(1, sx, sy), px(2, sx, sy));
+            buf[y * side + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b) as u8;
+        }
+    }
+    let frame = crate::pool::I420::new(&buf, side as u32, side as u32);
+    let s = side as f32 / crate::landmarks::align::FACE_SCALE;
+    let c = side as f32 / 2.0;
+    let det = crate::detect::Detection {
+        bbox: crate::geom::BBox::new(c - s / 2.0, c - s / 2.0, c + s / 2.0, c + s / 2.0),
+        score: 0.9,
+        keypoints: [
+            [c - s * 0.2, c - s * 0.1],
+            [c + s * 0.2, c - s * 0.1],
+            [c, c],
+            [c - s * 0.15, c + s * 0.2],
+            [c + s * 0.15, c + s * 0.2],
+        ],
+    };
+    let mut points = vec![[[0.0f32; 3]; crate::landmarks::POINTS]; max];
+    let mut presence = vec![0.0f32; max];
+    let mut per_face_ms = Vec::new();
+    for &n in batches {
+        let mut ms = [0.0f64; 2];
+        for (k, iris) in [false, true].into_iter().enumerate() {
+            let mut run = || {
+                for i in 0..n {
+                    m.set_face(i, &frame, &det);
+                }
+                let frame_of = |_| crate::pool::I420::new(&buf, side as u32, side as u32);
+                m.run(n, frame_of, |_| iris, &mut points, &mut presence)
+            };
+            run().map_err(|e| e.to_string())?;
+            let reps = (64 / n).max(4);
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                run().map_err(|e| e.to_string())?;
+            }
+            ms[k] = t0.elapsed().as_secs_f64() * 1000.0 / (reps * n) as f64;
+        }
+        per_face_ms.push((n, ms[0], ms[1]));
+    }
+    let mut pipeline = Vec::new();
+    for (name, url) in
+        [("demo", demo_path()), ("crowd 40 faces 1080p", std::path::PathBuf::from("models/demo/crowd/crowd.h264"))]
+    {
+        if !url.exists() {
+            continue;
+        }
+        let toml = format!(
+            "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"a\"\nurl = \"file:{}\"\n",
+            url.display()
+        );
+        let cfg = Config::from_toml(&toml, "bench").map_err(|e| e.to_string())?;
+        let r = crate::pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())?;
+        let st = &r.stats.stages;
+        let lm = st.landmarks.sum_us() as f64;
+        let all =
+            (st.decode.sum_us() + st.preprocess_infer.sum_us() + st.track.sum_us() + st.sink.sum_us()) as f64 + lm;
+        let faces = crate::monitor::get(&st.landmark.faces);
+        let mean = faces as f64 / crate::monitor::get(&st.landmark.batches).max(1) as f64;
+        pipeline.push((name.to_string(), faces, mean, lm / all.max(1.0)));
+    }
+    Ok(LandmarksRow { per_face_ms, pipeline })
+}
+
+pub fn print_landmarks(r: &LandmarksRow) {
+    println!("landmarks (Face Mesh + Iris, crops included), {} intra-op threads:", crate::board::INTRA_THREADS);
+    let one = r.per_face_ms.iter().find(|x| x.0 == 1).map(|x| x.1);
+    for (n, mesh, iris) in &r.per_face_ms {
+        let ratio = one.map(|o| format!("{:.2}x batch 1's cost", mesh / o)).unwrap_or_default();
+        println!("  batch {n:>2}: mesh {mesh:.2} ms per face ({ratio}); mesh + iris {iris:.2} ms per face");
+    }
+    for (name, faces, mean, share) in &r.pipeline {
+        println!(
+            "  {name}: {faces} faces given landmarks, mean batch {mean:.2}, {:.1}% of the pipeline's stage time",
+            100.0 * share
+        );
+    }
+}

@@ -55,6 +55,8 @@ pub struct Config {
     #[serde(default)]
     pub attention: AttentionConfig,
     #[serde(default)]
+    pub landmarks: LandmarksConfig,
+    #[serde(default)]
     pub cameras: Vec<CameraConfig>,
     /// Per-frame track output in MOTChallenge format (`faceflow run
     /// --tracks FILE`; not a config key). With several cameras, one file
@@ -259,6 +261,34 @@ pub struct DetectorConfig {
     pub nms_iou: f32,
     /// Frames per inference; 0 = the board profile's `batch_size`.
     pub batch_size: usize,
+    /// CenterFace's weights: `fp32`, `fp16` (GPU profiles), `int8` (static
+    /// QDQ quantisation, made by scripts/setup.sh), or `board` (default: the
+    /// board profile's `detector_precision`). Ignored when `model` is set.
+    pub precision: Precision,
+}
+
+/// `detector.precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Board,
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl Precision {
+    /// `Board` resolved to the board profile's precision.
+    pub fn resolved(self) -> Precision {
+        match self {
+            Precision::Board => match crate::board::DETECTOR_PRECISION {
+                "int8" => Precision::Int8,
+                "fp16" => Precision::Fp16,
+                _ => Precision::Fp32,
+            },
+            p => p,
+        }
+    }
 }
 
 impl Default for DetectorConfig {
@@ -270,6 +300,7 @@ impl Default for DetectorConfig {
             min_score: 0.3,
             nms_iou: 0.3,
             batch_size: 0,
+            precision: Precision::Board,
         }
     }
 }
@@ -452,6 +483,20 @@ pub struct CameraConfig {
     /// A later post only when the quality rose by at least this much.
     #[serde(default = "default_rt_min_improvement")]
     pub realtime_min_improvement: f32,
+    /// `always` (default) runs the detector on every frame due
+    /// (`detection_skip_frames`); `motion` only where something moves or a
+    /// face was seen in the last `motion_hold_frames` detected frames.
+    #[serde(default)]
+    pub detection: DetectionMode,
+    /// Grey levels a sampled point must change by to count as motion.
+    #[serde(default = "default_motion_threshold")]
+    pub motion_threshold: u8,
+    /// Share of sampled points that must change for a frame to move.
+    #[serde(default = "default_motion_min_share")]
+    pub motion_min_share: f32,
+    /// Detected frames the gate stays open after the last face.
+    #[serde(default = "default_motion_hold")]
+    pub motion_hold_frames: u32,
 }
 
 /// When a camera's face events leave (see `event`).
@@ -583,6 +628,73 @@ pub struct ZoneConfig {
     pub points: Vec<[f32; 2]>,
 }
 
+/// The landmarks stage (Face Mesh + Iris on candidate best faces).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LandmarksConfig {
+    /// `auto` (default): on when the mesh model is there, else the
+    /// detector's keypoints score faces (one WARN at start); `on`: a missing
+    /// model is an error; `off`.
+    pub enabled: LandmarksMode,
+    /// Face Mesh ONNX model; empty = `models/landmarks/face_mesh.onnx`.
+    pub model: PathBuf,
+    /// Iris ONNX model (gaze); empty = `models/landmarks/iris.onnx`; gaze
+    /// is left out when it is missing.
+    pub iris_model: PathBuf,
+    /// A face is a candidate for landmarks when its detector-based quality
+    /// is within this much of the track's best (0..=1).
+    pub candidate_margin: f32,
+    /// Face-presence probability below which the mesh model's verdict is
+    /// "not a face": the face cannot be a best face, and a track with no
+    /// face above it makes no event.
+    pub min_presence: f32,
+    /// A track's face that is not better than its best is looked at no
+    /// more often than this (stream time).
+    pub min_interval_ms: u64,
+    /// How long the track thread waits for an ending track's landmarks.
+    pub wait_ms: u64,
+}
+
+/// `landmarks.enabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LandmarksMode {
+    Auto,
+    On,
+    Off,
+}
+
+impl Default for LandmarksConfig {
+    fn default() -> Self {
+        LandmarksConfig {
+            enabled: LandmarksMode::Auto,
+            model: PathBuf::new(),
+            iris_model: PathBuf::new(),
+            candidate_margin: 0.1,
+            min_presence: 0.5,
+            min_interval_ms: 500,
+            wait_ms: 500,
+        }
+    }
+}
+
+impl LandmarksConfig {
+    pub fn mesh_path(&self) -> PathBuf {
+        if self.model.as_os_str().is_empty() {
+            PathBuf::from("models/landmarks/face_mesh.onnx")
+        } else {
+            self.model.clone()
+        }
+    }
+    pub fn iris_path(&self) -> PathBuf {
+        if self.iris_model.as_os_str().is_empty() {
+            PathBuf::from("models/landmarks/iris.onnx")
+        } else {
+            self.iris_model.clone()
+        }
+    }
+}
+
 /// Head-pose limits for "facing the camera".
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -595,6 +707,25 @@ impl Default for AttentionConfig {
     fn default() -> Self {
         AttentionConfig { max_yaw_deg: 25.0, max_pitch_deg: 20.0 }
     }
+}
+
+fn default_motion_threshold() -> u8 {
+    12
+}
+fn default_motion_min_share() -> f32 {
+    0.002
+}
+fn default_motion_hold() -> u32 {
+    50
+}
+
+/// `detection` per camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectionMode {
+    #[default]
+    Always,
+    Motion,
 }
 
 fn default_fps() -> f32 {
@@ -752,9 +883,12 @@ impl DetectorConfig {
         if !self.model.as_os_str().is_empty() {
             return self.model.clone();
         }
-        PathBuf::from(match self.kind {
-            DetectorKind::CenterFace => "models/centerface.onnx",
-            DetectorKind::BlazeFace => "models/blazeface.onnx",
+        PathBuf::from(match (self.kind, self.precision.resolved()) {
+            (DetectorKind::CenterFace, Precision::Int8) => "models/centerface-int8.onnx",
+            (DetectorKind::CenterFace, Precision::Fp16) => "models/centerface-fp16.onnx",
+            (DetectorKind::CenterFace, _) => "models/centerface.onnx",
+            // BlazeFace ships in one precision (validate refuses others).
+            (DetectorKind::BlazeFace, _) => "models/blazeface.onnx",
         })
     }
 
@@ -811,6 +945,8 @@ impl Config {
             Ok(())
         };
         unit("detector.min_score", self.detector.min_score)?;
+        unit("landmarks.candidate_margin", self.landmarks.candidate_margin)?;
+        unit("landmarks.min_presence", self.landmarks.min_presence)?;
         if self.detector.batch_size > crate::detect::worker::MAX_BATCH {
             return Err((
                 "detector.batch_size".into(),
@@ -818,6 +954,14 @@ impl Config {
             ));
         }
         unit("detector.nms_iou", self.detector.nms_iou)?;
+        if self.detector.kind == DetectorKind::BlazeFace
+            && matches!(self.detector.precision, Precision::Int8 | Precision::Fp16)
+        {
+            return Err((
+                "detector.precision".into(),
+                "BlazeFace comes in fp32 only; int8 and fp16 are CenterFace's".into(),
+            ));
+        }
         unit("tracker.high_score", self.tracker.high_score)?;
         unit("tracker.new_track_score", self.tracker.new_track_score)?;
         unit("tracker.match_iou", self.tracker.match_iou)?;
@@ -948,6 +1092,9 @@ impl Config {
                     k("realtime_min_improvement"),
                     format!("must be in [0, 1], got {}", c.realtime_min_improvement),
                 ));
+            }
+            if !(0.0..=1.0).contains(&c.motion_min_share) || c.motion_min_share.is_nan() {
+                return Err((k("motion_min_share"), format!("must be in [0, 1], got {}", c.motion_min_share)));
             }
             for (j, z) in c.zones.iter().enumerate() {
                 if z.points.len() < 3 {

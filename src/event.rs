@@ -14,6 +14,15 @@
 //! repeating the last post (`repeat_of`, not sent to FindFace). Every post
 //! passes validation as the track stands when it is made.
 //!
+//! Landmarks (when the stage runs): a face whose detector-based quality
+//! is within `landmarks.candidate_margin` of the track's best is sent to
+//! the landmarks stage instead of being judged at once; its result is
+//! scored with the mesh (head pose, eye openness, presence) and becomes
+//! the best face if it beats it. A track's first face is kept at once
+//! (and rescored when its result comes), so a track always has a best
+//! face; a face the stage cannot take is judged from the detector's
+//! keypoints, as without landmarks.
+//!
 //! Track stitching: a track that ends lost (hidden longer than the tracker
 //! could bridge) and a track that started within `max_frames_lost` frames
 //! near where the first was heading are one person: they become one event,
@@ -25,6 +34,8 @@ use crate::config::{QualityConfig, TrackerConfig, ValidationConfig};
 use crate::detect::{Detection, Keypoints};
 use crate::geom::BBox;
 use crate::keep::{KeepStore, KeptFace};
+use crate::landmarks::worker::LandmarkClient;
+use crate::landmarks::{FaceGeometry, LandmarkResult};
 use crate::pool::FrameRef;
 use crate::quality::{self, QualityParts, Rejection, TrackStats};
 use crate::track::{FrameUpdate, MAX_TRACKS};
@@ -35,6 +46,11 @@ pub const MAX_MERGED: usize = 8;
 /// was heading, and how much its face size may differ.
 const STITCH_GATE: f32 = 1.5;
 const STITCH_SIZE_RATIO: f32 = 1.6;
+
+/// A face this much better than its track's best (by the detector's
+/// keypoints) is worth landmarks at once; smaller gains are frame-to-frame
+/// jitter and wait for `landmarks.min_interval_ms`.
+const CLEAR_GAIN: f32 = 0.03;
 
 /// What the track thread hands to the sink thread.
 #[allow(clippy::large_enum_variant)]
@@ -80,6 +96,11 @@ pub struct FaceEvent {
     pub repeat_of: Option<u32>,
     /// Made in realtime mode (several posts per track).
     pub realtime: bool,
+    /// What Face Mesh read from the best face, and its points (a keep-store
+    /// slot: see `keep::read_points`); None where it was scored from the
+    /// detector's keypoints.
+    pub geometry: Option<FaceGeometry>,
+    pub points: Option<FrameRef>,
 }
 
 /// A camera's realtime-mode settings (see the module docs).
@@ -108,6 +129,14 @@ struct Best {
     det: Detection,
     parts: QualityParts,
     quality: f32,
+    geometry: Option<FaceGeometry>,
+    points: Option<FrameRef>,
+    /// The stage answered without points for this face (model error):
+    /// it is not asked again.
+    mesh_failed: bool,
+    /// The face's score from the detector's keypoints alone: what new
+    /// faces (scored the same way) are compared with to pick candidates.
+    det_quality: f32,
 }
 
 struct Candidate {
@@ -132,6 +161,13 @@ struct Candidate {
     posted_quality: f32,
     stats: TrackStats,
     best: Option<Best>,
+    /// Landmark requests not yet answered, and the best detector-based
+    /// quality among them (while some are out, only a face better than
+    /// that is worth asking about too).
+    pending: u32,
+    asked_quality: f32,
+    /// Stream time of the last face asked about.
+    last_ask_pts: Option<u64>,
 }
 
 /// Counters of what selection decided.
@@ -146,6 +182,20 @@ pub struct SelectCounters {
     pub stitched: u64,
     /// Realtime mode: posts made before a track's end.
     pub early_posts: u64,
+    /// Tracks with no face Face Mesh called a face.
+    pub rejected_not_face: u64,
+    /// Landmark results that came after their track had closed.
+    pub landmarks_late: u64,
+    /// Faces the mesh model said were not faces.
+    pub not_face: u64,
+}
+
+/// How a camera's selector uses the landmarks stage.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LandmarkPolicy {
+    pub candidate_margin: f32,
+    pub min_presence: f32,
+    pub min_interval_ms: u64,
 }
 
 pub struct BestFaceSelector {
@@ -156,6 +206,7 @@ pub struct BestFaceSelector {
     /// Frames a new track may start after a lost one to be stitched to it.
     stitch_frames: u64,
     realtime: Option<RealtimePolicy>,
+    landmarks: Option<LandmarkPolicy>,
     live: heapless::Vec<Candidate, MAX_TRACKS>,
     pub counters: SelectCounters,
 }
@@ -169,6 +220,7 @@ impl BestFaceSelector {
             max_frames: tracker.max_frames_per_track,
             stitch_frames: tracker.max_frames_lost as u64,
             realtime: None,
+            landmarks: None,
             live: heapless::Vec::new(),
             counters: SelectCounters::default(),
         }
@@ -178,6 +230,23 @@ impl BestFaceSelector {
     pub fn with_realtime(mut self, policy: Option<RealtimePolicy>) -> Self {
         self.realtime = policy;
         self
+    }
+
+    /// Sends candidate faces to the landmarks stage (see the module docs).
+    pub fn with_landmarks(mut self, policy: Option<LandmarkPolicy>) -> Self {
+        self.landmarks = policy;
+        self
+    }
+
+    /// No landmark request is outstanding for the tracks (`only`, else
+    /// all), and each best face has its landmarks (or could not get them).
+    pub fn settled(&self, only: Option<&[u32]>, gaze: bool) -> bool {
+        self.landmarks.is_none()
+            || self
+                .live
+                .iter()
+                .filter(|c| only.is_none_or(|ids| ids.contains(&c.track_id)))
+                .all(|c| c.pending == 0 && c.best.as_ref().is_none_or(|b| b.mesh_failed || !lacks(b, gaze)))
     }
 
     /// Stream frame number of the track's best face so far.
@@ -196,10 +265,146 @@ impl BestFaceSelector {
         frame: &FrameRef,
         dets: &[Detection],
         upd: &FrameUpdate,
+        emit: impl FnMut(FaceEvent),
+    ) {
+        self.observe_with(keep, frame, dets, upd, None, emit)
+    }
+
+    /// [`Self::observe`], sending candidate faces to the landmarks stage
+    /// through `lm` (when this selector uses landmarks).
+    pub fn observe_with(
+        &mut self,
+        keep: &mut KeepStore,
+        frame: &FrameRef,
+        dets: &[Detection],
+        upd: &FrameUpdate,
+        mut lm: Option<&mut LandmarkClient>,
         mut emit: impl FnMut(FaceEvent),
     ) {
-        self.observe_matches(keep, frame, dets, upd, &mut emit);
+        if self.landmarks.is_none() {
+            lm = None;
+        }
+        self.observe_matches(keep, frame, dets, upd, lm.as_deref_mut(), &mut emit);
+        if let Some(l) = lm {
+            self.request_missing(l, None, false);
+        }
         self.end_lost_tracks(&upd.ended, &mut emit);
+    }
+
+    /// Best faces judged from the detector's keypoints (the stage was full
+    /// when they came) get their landmarks from their kept region now, as
+    /// far as the stage's queue has room: every event should carry its
+    /// mesh. `only`: just these tracks (ending ones). `gaze`: also best
+    /// faces without their irises read (a track's final best face: irises
+    /// cost twice the mesh, so candidates go without).
+    pub fn request_missing(&mut self, lm: &mut LandmarkClient, only: Option<&[u32]>, gaze: bool) {
+        if self.landmarks.is_none() {
+            return;
+        }
+        let gaze = gaze && lm.has_iris();
+        for c in self.live.iter_mut() {
+            if c.pending > 0 || only.is_some_and(|ids| !ids.contains(&c.track_id)) {
+                continue;
+            }
+            let Some(b) = c.best.as_ref().filter(|b| !b.mesh_failed && lacks(b, gaze)) else { continue };
+            let f = &b.face;
+            let region = crate::landmarks::KeptRegion {
+                origin: (f.region.0 as f32, f.region.1 as f32),
+                scale: f.crop_scale as f32,
+            };
+            if !lm.request_kept(&f.crop, region, c.track_id, c.part, &b.det, gaze) {
+                return; // the queue is full: next frame
+            }
+            c.pending += 1;
+        }
+    }
+
+    /// Folds in one landmark result: the face is scored with its mesh and
+    /// becomes the track's best if it beats it (or rescores the best when
+    /// it is the best). A result whose track has closed is counted late.
+    pub fn apply_landmarks(&mut self, keep: &mut KeepStore, r: LandmarkResult, mut emit: impl FnMut(FaceEvent)) {
+        let Some(policy) = self.landmarks else { return };
+        let Some(idx) = self.live.iter().position(|c| c.track_id == r.track_id && c.part == r.part) else {
+            self.counters.landmarks_late += 1;
+            return;
+        };
+        let meta = *r.frame.meta();
+        let pic = r.frame.planes();
+        let c = &mut self.live[idx];
+        c.pending = c.pending.saturating_sub(1);
+        if c.pending == 0 {
+            c.asked_quality = f32::NEG_INFINITY;
+        }
+        if r.kept.is_some() {
+            // A kept best face's landmarks: it rescores that best (if it
+            // still is the best); the rest of its parts stand.
+            let Some(b) = c.best.as_mut().filter(|b| b.face.meta.seq == meta.seq) else { return };
+            let Some(points) = r.points.as_ref() else {
+                b.mesh_failed = true;
+                return;
+            };
+            let g = r.geometry;
+            c.stats.mesh_checked += 1;
+            b.parts = QualityParts { frontality: g.frontality(), eyes: Some(g.eyes_part()), ..b.parts };
+            b.quality = if g.presence >= policy.min_presence {
+                c.stats.mesh_faces += 1;
+                b.parts.total()
+            } else {
+                self.counters.not_face += 1;
+                0.0
+            };
+            b.geometry = Some(g);
+            b.points = keep.keep_points(meta.camera as usize, points);
+            return;
+        }
+        let det_parts = quality::score(&self.quality, &r.det, &pic);
+        let det_quality = det_parts.total();
+        let (parts, q, geometry) = match &r.points {
+            Some(_) => {
+                let g = r.geometry;
+                let parts = QualityParts { frontality: g.frontality(), eyes: Some(g.eyes_part()), ..det_parts };
+                c.stats.mesh_checked += 1;
+                if g.presence >= policy.min_presence {
+                    c.stats.mesh_faces += 1;
+                    (parts, parts.total(), Some(g))
+                } else {
+                    self.counters.not_face += 1;
+                    (parts, 0.0, Some(g))
+                }
+            }
+            // The model failed on this batch: the detector's keypoints.
+            None => (det_parts, det_quality, None),
+        };
+        let is_best = c.best.as_ref().is_some_and(|b| b.face.meta.seq == meta.seq);
+        if is_best {
+            let points = r.points.as_ref().and_then(|p| keep.keep_points(meta.camera as usize, p));
+            if let Some(b) = c.best.as_mut() {
+                b.parts = parts;
+                b.quality = q;
+                b.geometry = geometry;
+                b.points = points;
+                b.mesh_failed = r.points.is_none();
+            }
+        } else if c.best.as_ref().is_none_or(|b| q > b.quality) {
+            if let Some(face) = keep.keep(&r.frame, &r.det.bbox) {
+                let points = r.points.as_ref().and_then(|p| keep.keep_points(meta.camera as usize, p));
+                c.best = Some(Best {
+                    face,
+                    det: r.det,
+                    parts,
+                    quality: q,
+                    geometry,
+                    points,
+                    mesh_failed: false,
+                    det_quality,
+                });
+            }
+        } else {
+            return;
+        }
+        if let Some(ev) = self.maybe_post(idx, meta.pts_ms.max(self.live[idx].last_pts_ms)) {
+            emit(ev);
+        }
     }
 
     /// Tracks the tracker gave up on: stitched into a later track when one
@@ -270,8 +475,11 @@ impl BestFaceSelector {
         frame: &FrameRef,
         dets: &[Detection],
         upd: &FrameUpdate,
+        mut lm: Option<&mut LandmarkClient>,
         emit: &mut impl FnMut(FaceEvent),
     ) {
+        let margin = self.landmarks.map_or(0.0, |p| p.candidate_margin);
+        let interval_ms = self.landmarks.map_or(0, |p| p.min_interval_ms);
         let meta = *frame.meta();
         let pic = frame.planes();
         for &(id, di) in upd.matched.iter() {
@@ -301,6 +509,9 @@ impl BestFaceSelector {
                         posted_quality: f32::NEG_INFINITY,
                         stats: TrackStats::default(),
                         best: None,
+                        pending: 0,
+                        asked_quality: f32::NEG_INFINITY,
+                        last_ask_pts: None,
                     };
                     if self.live.push(fresh).is_err() {
                         continue; // the tracker holds at most MAX_TRACKS, so this cannot happen
@@ -326,11 +537,49 @@ impl BestFaceSelector {
             c.last_pts_ms = meta.pts_ms;
             c.last_unix_ms = meta.captured_unix_ms;
             c.last_frame = meta.seq;
-            if c.best.as_ref().is_none_or(|b| q > b.quality) {
+            // A candidate for landmarks: near or above the best (by the
+            // detector's keypoints). Asked for, it waits for its result,
+            // unless the track has no best face yet.
+            // Near the best, better than any face still out, and either
+            // better than the best or the first in `min_interval_ms` (a face
+            // that stays about as good is looked at a few times a second,
+            // not every frame).
+            let rested = c.last_ask_pts.is_none_or(|t| meta.pts_ms.saturating_sub(t) >= interval_ms);
+            let candidate = c
+                .best
+                .as_ref()
+                .is_none_or(|b| q > b.det_quality - margin && (q > b.det_quality + CLEAR_GAIN || rested))
+                && q > c.asked_quality;
+            // Judged here: without landmarks, when the stage could not take
+            // the face (counted there), or as a first best face to hold
+            // until the stage answers.
+            let judge_now = match lm.as_deref_mut() {
+                None => true,
+                Some(l) if candidate => {
+                    let asked = l.request(frame, id, c.part, det);
+                    if asked {
+                        c.pending += 1;
+                        c.asked_quality = q;
+                        c.last_ask_pts = Some(meta.pts_ms);
+                    }
+                    !asked || c.best.is_none()
+                }
+                Some(_) => c.best.is_none(),
+            };
+            if judge_now && c.best.as_ref().is_none_or(|b| q > b.quality) {
                 // A full store keeps the best face the track already has
                 // (counted by the store); the next improvement tries again.
                 if let Some(face) = keep.keep(frame, &det.bbox) {
-                    c.best = Some(Best { face, det: *det, parts, quality: q });
+                    c.best = Some(Best {
+                        face,
+                        det: *det,
+                        parts,
+                        quality: q,
+                        geometry: None,
+                        points: None,
+                        mesh_failed: false,
+                        det_quality: q,
+                    });
                 }
             }
             if s.frames >= self.max_frames {
@@ -349,6 +598,9 @@ impl BestFaceSelector {
                 c.posted = 0;
                 c.posted_quality = f32::NEG_INFINITY;
                 c.best = None;
+                // Results still coming are for the closed part: late.
+                c.pending = 0;
+                c.asked_quality = f32::NEG_INFINITY;
             } else if let Some(ev) = self.maybe_post(idx, meta.pts_ms) {
                 emit(ev);
             }
@@ -420,6 +672,7 @@ impl BestFaceSelector {
                     Rejection::LowConfidence => counters.rejected_confidence += 1,
                     Rejection::TooSmall => counters.rejected_size += 1,
                     Rejection::RarelyMoving => counters.rejected_moving_share += 1,
+                    Rejection::NotAFace => counters.rejected_not_face += 1,
                 }
                 log::debug!(
                     "camera {camera} track {}: no event, fails validation.{} ({:?})",
@@ -430,6 +683,15 @@ impl BestFaceSelector {
                 None
             }
         }
+    }
+}
+
+/// The best face still needs landmarks (or, with `gaze`, its irises read;
+/// a face the mesh says is not a face needs no irises).
+fn lacks(b: &Best, gaze: bool) -> bool {
+    match &b.geometry {
+        None => true,
+        Some(g) => gaze && g.gaze.is_none() && g.presence > 0.0 && b.quality > 0.0,
     }
 }
 
@@ -465,7 +727,10 @@ fn event(
         quality: best.quality,
         parts: best.parts,
         stats: c.stats,
-        pose: attention::head_pose(&best.det.keypoints),
+        pose: match best.geometry {
+            Some(g) => Some(HeadPose { yaw_deg: g.yaw_deg, pitch_deg: g.pitch_deg }),
+            None => attention::head_pose(&best.det.keypoints),
+        },
         attentive: false,
         face: best.face,
         merged_track_ids,
@@ -473,6 +738,8 @@ fn event(
         is_final,
         repeat_of,
         realtime,
+        geometry: best.geometry,
+        points: best.points,
     }
 }
 
@@ -500,6 +767,8 @@ fn merge_into(new: &mut Candidate, old: Candidate) {
     s.movement_px = s.movement_px.max(o.movement_px);
     s.best_confidence = s.best_confidence.max(o.best_confidence);
     s.best_width = s.best_width.max(o.best_width);
+    s.mesh_checked += o.mesh_checked;
+    s.mesh_faces += o.mesh_faces;
     if old_better {
         new.best = old.best;
     }

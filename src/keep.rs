@@ -13,6 +13,9 @@
 //! - the whole frame at half resolution ("context"), made once per frame
 //!   and shared by every track whose best face is on that frame.
 //!
+//! A best face scored with Face Mesh also keeps its landmarks (478 points,
+//! 5.7 KB) in a third store of as many slots as there are crops.
+//!
 //! [`KeptFace::compose`] rebuilds a full-size frame for the event: the
 //! context scaled back up, the face region pasted in at its own
 //! resolution. So the event's face crop and FindFace's `roi` see the
@@ -21,6 +24,7 @@
 //! improvement (about 1 ms at 1080p) and a region copy per improved track.
 
 use crate::geom::BBox;
+use crate::landmarks::Points;
 use crate::pool::{i420_len, FrameMeta, FramePool, FrameRef, I420};
 
 /// The kept face region is the box grown by this share of its size on each side.
@@ -46,6 +50,7 @@ pub struct KeptFace {
 pub struct KeepStore {
     contexts: FramePool,
     crops: FramePool,
+    points: FramePool,
     /// Per camera: the context made from the newest frame, for the tracks
     /// that improve on that same frame.
     last_context: Vec<Option<FrameRef>>,
@@ -66,6 +71,7 @@ impl KeepStore {
         KeepStore {
             contexts: FramePool::new(faces + cameras, context_bytes(max_w, max_h)),
             crops: FramePool::new(faces.max(1), i420_len(CROP_MAX, CROP_MAX)),
+            points: FramePool::new(faces.max(1), POINTS_BYTES),
             last_context: (0..cameras).map(|_| None).collect(),
             refused: vec![0; cameras],
         }
@@ -120,6 +126,19 @@ impl KeepStore {
         Some(KeptFace { meta, context, crop: crop.freeze(), region, crop_scale })
     }
 
+    /// Copies a best face's landmarks into the store (None when full:
+    /// counted like a refused face; the event then carries no points).
+    pub fn keep_points(&mut self, camera: usize, points: &Points) -> Option<FrameRef> {
+        let Some(mut slot) = self.points.acquire() else {
+            self.refuse(camera);
+            return None;
+        };
+        for (dst, v) in slot.buffer_mut().chunks_exact_mut(4).zip(points.iter().flatten()) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+        Some(slot.freeze())
+    }
+
     fn refuse(&mut self, cam: usize) {
         if let Some(n) = self.refused.get_mut(cam) {
             *n += 1;
@@ -132,6 +151,14 @@ impl KeepStore {
             *c = None;
         }
     }
+}
+
+const POINTS_BYTES: usize = crate::landmarks::POINTS * 3 * 4;
+
+/// The landmarks a [`KeepStore::keep_points`] slot holds.
+pub fn read_points(slot: &FrameRef) -> Vec<[f32; 3]> {
+    let f = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    slot.bytes()[..POINTS_BYTES].chunks_exact(12).map(|c| [f(&c[0..4]), f(&c[4..8]), f(&c[8..12])]).collect()
 }
 
 /// The kept region for a face box: grown by [`CROP_MARGIN`], inside the

@@ -20,6 +20,7 @@ pub mod geom;
 pub mod ingest;
 pub mod jpeg;
 pub mod keep;
+pub mod landmarks;
 pub mod logging;
 pub mod monitor;
 pub mod pipeline;

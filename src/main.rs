@@ -21,6 +21,7 @@ const USAGE: &str = "usage:
   faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--json <file>]
   faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
   faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
+  faceflow bench --landmarks [--batches 1,4,8,16]  landmark cost per face per batch size, share of pipeline time (demo, crowd)
   faceflow bench --events             realtime-mode events on the demo at 25 fps: first-post latency, posts per person
                                         the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
@@ -58,6 +59,14 @@ fn main() -> ExitCode {
                     .map(PathBuf::from)
                     .collect();
                 return bench_report(faceflow::bench::decoders(&files), |r| faceflow::bench::print_decoders(r));
+            }
+            if args.iter().any(|a| a == "--landmarks") {
+                let batches: Vec<usize> = arg("--batches")
+                    .unwrap_or_else(|| "1,4,8,16".into())
+                    .split(',')
+                    .filter_map(|b| b.trim().parse().ok())
+                    .collect();
+                return bench_report(faceflow::bench::landmarks(&batches), faceflow::bench::print_landmarks);
             }
             if args.iter().any(|a| a == "--events") {
                 return bench_report(faceflow::bench::events(), faceflow::bench::print_events);
@@ -201,11 +210,12 @@ fn print_summary(r: &pipeline::RunReport) {
     for (i, name) in r.camera_names.iter().enumerate() {
         let c = &s.cameras[i];
         println!(
-            "camera {name}: {} frames decoded, {} decode errors, {} detected, {} skipped, {} faces, {} events; dropped: pool {} ring {} superseded {} stale {}; capture->detect p50 {} us p99 {} us",
+            "camera {name}: {} frames decoded, {} decode errors, {} detected, {} skipped, {} motion-gated, {} faces, {} events; dropped: pool {} ring {} superseded {} stale {}; capture->detect p50 {} us p99 {} us",
             monitor::get(&c.decoded),
             monitor::get(&c.decode_errors),
             monitor::get(&c.detected_frames),
             monitor::get(&c.skipped_frames),
+            monitor::get(&c.motion_gated),
             monitor::get(&c.faces),
             monitor::get(&c.events),
             monitor::get(&c.dropped_pool_empty),
@@ -238,6 +248,20 @@ fn print_summary(r: &pipeline::RunReport) {
         monitor::get(&st.rejected),
         r.wall.as_secs_f64()
     );
+    let lm = &st.landmark;
+    if lm.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+        let b = monitor::get(&lm.batches);
+        println!(
+            "landmarks: {} faces in {b} batches, mean batch {:.2}, mean {:.1} ms per batch (p99 {} us); {} scored from detector keypoints (stage full), {} late, {} not faces",
+            monitor::get(&lm.faces),
+            monitor::get(&lm.faces) as f64 / b.max(1) as f64,
+            st.landmarks.mean_us() / 1000.0,
+            st.landmarks.quantile_us(0.99),
+            monitor::get(&lm.fallback),
+            monitor::get(&lm.late),
+            monitor::get(&lm.not_face),
+        );
+    }
 }
 
 fn run_demo(outbox: String, realtime: bool, monitor: String) -> ExitCode {

@@ -3,6 +3,9 @@
 //! ```text
 //! capture[cam] --ring--> detect (batched) --ring--> track --ring--> sink
 //!   (decode into the frame pool)   (ByteTrack + best face)  (JPEG, outbox)
+//!                                          ^   |
+//!                                  results |   v candidate faces
+//!                                    landmarks (batched Face Mesh + Iris)
 //! ```
 //!
 //! Every ring has a fixed capacity from the board profile; frames travel as
@@ -21,7 +24,7 @@ use crate::detect::centerface::CenterFace;
 use crate::detect::model::DetectorParams;
 use crate::detect::worker::{CameraInput, DetectWorker};
 use crate::detect::{DetectError, Detector};
-use crate::event::{BestFaceSelector, RealtimePolicy};
+use crate::event::{BestFaceSelector, LandmarkPolicy, RealtimePolicy};
 use crate::ingest::capture::Capture;
 use crate::keep::KeepStore;
 use crate::monitor::Stats;
@@ -284,7 +287,12 @@ pub fn run_with_detector(
         let (p, c) = ring::channel(board::CAPTURE_RING);
         stats.register_ring(format!("capture/{}", cam.name), p.stats().clone());
         let realtime = cam.realtime || live;
-        inputs.push(CameraInput::new(i as u8, c, cam.detection_skip_frames, realtime, cam.max_frame_age_ms));
+        let gate = (cam.detection == crate::config::DetectionMode::Motion)
+            .then(|| crate::detect::motion::MotionGate::new(cam.motion_threshold, cam.motion_min_share));
+        inputs.push(
+            CameraInput::new(i as u8, c, cam.detection_skip_frames, realtime, cam.max_frame_age_ms)
+                .with_motion(gate, cam.motion_hold_frames),
+        );
         captures.push((
             Capture {
                 camera: i as u8,
@@ -329,7 +337,24 @@ pub fn run_with_detector(
         .map_err(PipelineError::Sink)?;
         mot.push(w);
     }
+    let (landmark_worker, landmark_client) = match crate::landmarks::worker::from_config(cfg, stats.clone()) {
+        Ok(Some((w, c))) => (Some(w), Some(c)),
+        Ok(None) => (None, None),
+        Err(e) => return Err(PipelineError::Detector(e)),
+    };
+    let landmark_policy = landmark_client.is_some().then_some(LandmarkPolicy {
+        candidate_margin: cfg.landmarks.candidate_margin,
+        min_presence: cfg.landmarks.min_presence,
+        min_interval_ms: cfg.landmarks.min_interval_ms,
+    });
     let track = TrackWorker {
+        landmarks: landmark_client,
+        landmark_wait: Duration::from_millis(cfg.landmarks.wait_ms),
+        settle_each_frame: cfg
+            .cameras
+            .iter()
+            .map(|c| matches!(c.source(), Ok(SourceKind::File(_))) && !c.realtime)
+            .collect(),
         keep: KeepStore::for_board(n),
         mot,
         input: from_detect,
@@ -339,6 +364,7 @@ pub fn run_with_detector(
             .map(|i| {
                 BestFaceSelector::new(i as u8, cfg.quality.clone(), cfg.validation.clone(), &cfg.tracker)
                     .with_realtime(RealtimePolicy::for_camera(&cfg.cameras[i]))
+                    .with_landmarks(landmark_policy)
             })
             .collect(),
         zones: cfg
@@ -385,6 +411,10 @@ pub fn run_with_detector(
     }
     let hd = spawn("detect".into(), Box::new(move || detect.run()))?;
     let ht = spawn("track".into(), Box::new(move || track.run()))?;
+    let hl = match landmark_worker {
+        Some(w) => Some(spawn("landmarks".into(), Box::new(move || w.run()))?),
+        None => None,
+    };
     let hs = spawn("sink".into(), Box::new(move || sink.run()))?;
     for (name, h) in cap_handles {
         match h.join() {
@@ -396,7 +426,8 @@ pub fn run_with_detector(
             Err(_) => camera_errors.push(format!("camera {name}: capture thread panicked")),
         }
     }
-    for (what, h) in [("detect", hd), ("track", ht), ("sink", hs)] {
+    for (what, h) in [("detect", Some(hd)), ("track", Some(ht)), ("landmarks", hl), ("sink", Some(hs))] {
+        let Some(h) = h else { continue };
         h.join().map_err(|_| PipelineError::Thread(format!("{what} thread panicked")))?;
     }
     let drain = Duration::from_secs(cfg.sender.drain_timeout_s);

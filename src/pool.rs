@@ -197,6 +197,12 @@ impl FrameRef {
     pub fn slot(&self) -> u16 {
         self.idx
     }
+    /// The whole slot buffer (for slots that hold something other than a
+    /// picture, such as a face's landmarks).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: frozen frames are read-only.
+        unsafe { &*self.pool.slots[self.idx as usize].data.get() }
+    }
 }
 
 impl Clone for FrameRef {

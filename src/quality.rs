@@ -2,7 +2,11 @@
 //!
 //! Score = (6 frontality + 4 size + 3 confidence + 1 sharpness + 1 aspect) / 15,
 //! each part in 0..=1, halved for a face cut by the picture border (its
-//! keypoints are guesses and its crop is incomplete). Validation decides whether a finished track is worth
+//! keypoints are guesses and its crop is incomplete). With Face Mesh
+//! landmarks (`landmarks`), frontality comes from the 3D head pose and an
+//! eye-openness part joins with weight 2: (6 + 4 + 3 + 2 eyes + 1 + 1) / 17,
+//! so a blink or half-closed eyes cost a best shot up to 2/17; a face the
+//! mesh model says is not a face scores 0. Validation decides whether a finished track is worth
 //! an event at all (static posters, tiny or doubtful faces are not).
 
 use crate::config::{QualityConfig, ValidationConfig};
@@ -15,6 +19,8 @@ pub const W_SIZE: f32 = 4.0;
 pub const W_CONFIDENCE: f32 = 3.0;
 pub const W_SHARPNESS: f32 = 1.0;
 pub const W_ASPECT: f32 = 1.0;
+/// Eye openness, only where Face Mesh landmarks were computed.
+pub const W_EYES: f32 = 2.0;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualityParts {
@@ -25,6 +31,11 @@ pub struct QualityParts {
     pub aspect: f32,
     /// The face box touches the picture border.
     pub truncated: bool,
+    /// Eye openness, from Face Mesh landmarks (None: scored from the
+    /// detector's keypoints). Not in the spool's or JSON's
+    /// `quality_parts`: records carry it in `mesh.eyes_part`.
+    #[serde(skip)]
+    pub eyes: Option<f32>,
 }
 
 /// Factor applied to the score of a face cut by the picture border.
@@ -33,12 +44,14 @@ pub const TRUNCATED_FACTOR: f32 = 0.5;
 impl QualityParts {
     pub fn total(&self) -> f32 {
         let k = if self.truncated { TRUNCATED_FACTOR } else { 1.0 };
+        let (eyes, w_eyes) = self.eyes.map_or((0.0, 0.0), |e| (W_EYES * e, W_EYES));
         k * (W_FRONTALITY * self.frontality
             + W_SIZE * self.size
             + W_CONFIDENCE * self.confidence
             + W_SHARPNESS * self.sharpness
-            + W_ASPECT * self.aspect)
-            / (W_FRONTALITY + W_SIZE + W_CONFIDENCE + W_SHARPNESS + W_ASPECT)
+            + W_ASPECT * self.aspect
+            + eyes)
+            / (W_FRONTALITY + W_SIZE + W_CONFIDENCE + W_SHARPNESS + W_ASPECT + w_eyes)
     }
 }
 
@@ -114,6 +127,7 @@ pub fn score(cfg: &QualityConfig, det: &Detection, frame: &I420<'_>) -> QualityP
         sharpness: sharpness(frame, &det.bbox),
         aspect: (1.0 - 2.0 * (aspect / cfg.ideal_aspect).ln().abs()).clamp(0.0, 1.0),
         truncated: touches_border(&det.bbox, frame.width as f32, frame.height as f32),
+        eyes: None,
     }
 }
 
@@ -126,6 +140,9 @@ pub struct TrackStats {
     pub movement_px: f32,
     pub best_confidence: f32,
     pub best_width: f32,
+    /// Faces Face Mesh checked, and those it found were faces.
+    pub mesh_checked: u32,
+    pub mesh_faces: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,6 +151,8 @@ pub enum Rejection {
     LowConfidence,
     TooSmall,
     RarelyMoving,
+    /// Face Mesh checked the track's faces and found none was a face.
+    NotAFace,
 }
 
 impl Rejection {
@@ -143,11 +162,15 @@ impl Rejection {
             Rejection::LowConfidence => "min_confidence",
             Rejection::TooSmall => "min_box_width",
             Rejection::RarelyMoving => "min_moving_share",
+            Rejection::NotAFace => "landmarks.min_presence",
         }
     }
 }
 
 pub fn validate(cfg: &ValidationConfig, s: &TrackStats) -> Result<(), Rejection> {
+    if s.mesh_checked > 0 && s.mesh_faces == 0 {
+        return Err(Rejection::NotAFace);
+    }
     if s.best_confidence < cfg.min_confidence {
         return Err(Rejection::LowConfidence);
     }
@@ -238,12 +261,20 @@ mod tests {
     #[test]
     fn validation_names_the_failing_rule() {
         let cfg = ValidationConfig::default();
-        let good =
-            TrackStats { frames: 50, moving_frames: 40, movement_px: 200.0, best_confidence: 0.9, best_width: 80.0 };
+        let good = TrackStats {
+            frames: 50,
+            moving_frames: 40,
+            movement_px: 200.0,
+            best_confidence: 0.9,
+            best_width: 80.0,
+            ..Default::default()
+        };
         assert_eq!(validate(&cfg, &good), Ok(()));
         assert_eq!(validate(&cfg, &TrackStats { movement_px: 2.0, ..good }), Err(Rejection::NotMoving));
         assert_eq!(validate(&cfg, &TrackStats { best_confidence: 0.4, ..good }), Err(Rejection::LowConfidence));
         assert_eq!(validate(&cfg, &TrackStats { best_width: 10.0, ..good }), Err(Rejection::TooSmall));
         assert_eq!(validate(&cfg, &TrackStats { moving_frames: 2, ..good }), Err(Rejection::RarelyMoving));
+        assert_eq!(validate(&cfg, &TrackStats { mesh_checked: 5, ..good }), Err(Rejection::NotAFace));
+        assert_eq!(validate(&cfg, &TrackStats { mesh_checked: 5, mesh_faces: 1, ..good }), Ok(()));
     }
 }

@@ -83,6 +83,23 @@ fn files_finish_with_one_event_per_person_and_no_pool_drops() {
         assert_eq!(get(&c.detected_frames), 240, "{name}: every frame detected");
         assert_eq!(get(&c.dropped_pool_empty), 0, "{name}: no pool drops reading a file");
     }
+    // The landmarks stage batches across tracks and cameras: with 40
+    // tracks a camera, batches are not single faces.
+    let lm = &report.stats.stages.landmark;
+    let (faces, batches) = (get(&lm.faces), get(&lm.batches));
+    eprintln!(
+        "crowd, files: landmarks for {faces} faces in {batches} batches ({:.2} a batch), {} fallbacks, {} late",
+        faces as f64 / batches.max(1) as f64,
+        get(&lm.fallback),
+        get(&lm.late)
+    );
+    assert!(faces > 0 && faces > 2 * batches, "landmarks: {faces} faces in {batches} batches: not batched");
+    let with_mesh = report.events.iter().filter(|e| e.mesh.as_ref().is_some_and(|m| m.points.len() == 478)).count();
+    assert!(
+        with_mesh * 10 >= report.events.len() * 9,
+        "{with_mesh} of {} events carry the 478 landmark points",
+        report.events.len()
+    );
     eprintln!("crowd, files: 2 x 240 frames of 40 faces at 1080p in {:.1} s", wall.as_secs_f64());
 }
 

@@ -79,6 +79,7 @@ fn record(id: &str) -> SpoolRecord {
             is_final: true,
             repeat_of: None,
             emitted_unix_ms: 0,
+            mesh: None,
         },
         face_jpeg: frame.clone(),
         frame_jpeg: frame,

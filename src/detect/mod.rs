@@ -6,7 +6,7 @@
 //! back to frame pixels: what every model shares), `centerface` and
 //! `blazeface` (each model's output decoding), `bound` (a session over
 //! preallocated buffers), `letterbox` (frame -> model tensor, and back),
-//! `nms`, `runtime` (loading ONNX Runtime and the board's execution
+//! `motion` (the motion gate), `nms`, `runtime` (loading ONNX Runtime and the board's execution
 //! providers), `worker` (the batching detect thread).
 
 pub mod blazeface;
@@ -14,6 +14,7 @@ pub mod bound;
 pub mod centerface;
 pub mod letterbox;
 pub mod model;
+pub mod motion;
 pub mod nms;
 pub mod runtime;
 pub mod worker;

@@ -7,11 +7,18 @@
 //! (realtime) cameras the newest frame wins: older queued frames are dropped
 //! as superseded, and frames older than `max_frame_age_ms` as stale, both
 //! counted. Files read at full speed lose nothing.
+//!
+//! Motion gating (`detection = "motion"`, see `motion`): a frame due for
+//! detection is run only if something moves in it or the camera had faces
+//! in its last `motion_hold_frames` detected frames (a face standing still,
+//! a track the tracker may still find again); gated frames go to the
+//! tracker undetected and are counted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::motion::MotionGate;
 use super::{Detections, Detector};
 use crate::clock::Clocks;
 use crate::monitor::stall::StallWatch;
@@ -41,11 +48,44 @@ pub struct CameraInput {
     pub max_age_ms: u64,
     counter: u64,
     ended: bool,
+    /// Motion gating, when the camera asks for it, and for how many
+    /// detected frames after the last face it stays open.
+    motion: Option<MotionGate>,
+    hold_frames: u32,
+    /// Detected frames since the last one with a face.
+    since_face: u32,
 }
 
 impl CameraInput {
     pub fn new(camera: u8, frames: Consumer<FrameRef>, skip_frames: u32, realtime: bool, max_age_ms: u64) -> Self {
-        CameraInput { camera, frames, skip_frames, realtime, max_age_ms, counter: 0, ended: false }
+        CameraInput {
+            camera,
+            frames,
+            skip_frames,
+            realtime,
+            max_age_ms,
+            counter: 0,
+            ended: false,
+            motion: None,
+            hold_frames: 0,
+            since_face: u32::MAX,
+        }
+    }
+
+    /// Gates this camera's detection on motion (see the module docs).
+    pub fn with_motion(mut self, gate: Option<MotionGate>, hold_frames: u32) -> Self {
+        self.motion = gate;
+        self.hold_frames = hold_frames;
+        self
+    }
+
+    /// Whether a frame due for detection needs it: something moves, or a
+    /// face was seen lately.
+    fn needs_detection(&mut self, frame: &FrameRef) -> bool {
+        let Some(gate) = self.motion.as_mut() else { return true };
+        let m = frame.meta();
+        let moving = gate.observe(frame.planes().y, m.width, m.height);
+        moving || self.since_face < self.hold_frames
     }
 }
 
@@ -92,9 +132,12 @@ impl DetectWorker {
                     continue;
                 };
                 got_any = true;
-                let detect = input.counter.is_multiple_of(input.skip_frames as u64 + 1);
+                let mut detect = input.counter.is_multiple_of(input.skip_frames as u64 + 1);
                 input.counter += 1;
-                if detect {
+                if detect && !input.needs_detection(&frame) {
+                    detect = false;
+                    inc(&self.stats.cameras[input.camera as usize].motion_gated);
+                } else if detect {
                     to_detect += 1;
                 } else {
                     inc(&self.stats.cameras[input.camera as usize].skipped_frames);
@@ -176,6 +219,10 @@ impl DetectWorker {
                 if ok {
                     inc(&cam.detected_frames);
                     cam.faces.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    let cam_i = p.frame.meta().camera;
+                    if let Some(input) = self.inputs.iter_mut().find(|i| i.camera == cam_i) {
+                        input.since_face = if d.is_empty() { input.since_face.saturating_add(1) } else { 0 };
+                    }
                     Some(d)
                 } else {
                     None

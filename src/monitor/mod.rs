@@ -175,6 +175,8 @@ pub struct CameraStats {
     pub decode_errors: AtomicU64,
     pub detected_frames: AtomicU64,
     pub skipped_frames: AtomicU64,
+    /// Frames due for detection that motion gating let pass undetected.
+    pub motion_gated: AtomicU64,
     pub dropped_pool_empty: AtomicU64,
     pub dropped_ring_full: AtomicU64,
     pub dropped_superseded: AtomicU64,
@@ -243,6 +245,9 @@ pub struct StageStats {
     pub preprocess_infer: Histogram,
     pub track: Histogram,
     pub sink: Histogram,
+    /// The landmarks stage: one record per batch (crops, mesh and iris).
+    pub landmarks: Histogram,
+    pub landmark: LandmarkStats,
     pub batches: AtomicU64,
     pub batched_frames: AtomicU64,
     /// Frames in the most recent inference call.
@@ -250,6 +255,27 @@ pub struct StageStats {
     pub events_written: AtomicU64,
     pub sink_errors: AtomicU64,
     pub rejected: AtomicU64,
+}
+
+/// What the landmarks stage did (see `landmarks`).
+#[derive(Default)]
+pub struct LandmarkStats {
+    /// The stage runs (a mesh model was loaded).
+    pub enabled: std::sync::atomic::AtomicBool,
+    pub batches: AtomicU64,
+    pub faces: AtomicU64,
+    /// Faces whose irises were read too (final best faces).
+    pub iris_faces: AtomicU64,
+    /// Candidate faces scored from the detector's keypoints instead: the
+    /// stage held its most frames, or its queue was full.
+    pub fallback: AtomicU64,
+    /// Results for a track that had already ended (its wait timed out).
+    pub late: AtomicU64,
+    /// Faces the mesh model said were not faces (presence below threshold).
+    pub not_face: AtomicU64,
+    /// Requests waiting in the stage's queue (sampled by the track thread).
+    pub queued: AtomicU64,
+    pub queue_capacity: AtomicU64,
 }
 
 pub struct Stats {

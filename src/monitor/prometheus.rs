@@ -68,6 +68,14 @@ pub fn render(stats: &Stats) -> String {
     for (n, c) in &cams {
         let _ = writeln!(o, "faceflow_frames_skipped_total{{camera=\"{n}\"}} {}", get(&c.skipped_frames));
     }
+    counter(
+        &mut o,
+        "faceflow_frames_motion_gated_total",
+        "Frames due for detection passed undetected: nothing moved and no face lately (detection = \"motion\").",
+    );
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_frames_motion_gated_total{{camera=\"{n}\"}} {}", get(&c.motion_gated));
+    }
     counter(&mut o, "faceflow_frames_dropped_total", "Frames dropped, by camera and reason.");
     for (n, c) in &cams {
         for (reason, v) in [
@@ -170,15 +178,36 @@ pub fn render(stats: &Stats) -> String {
         o,
         "# HELP faceflow_stage_seconds Time per call of each pipeline stage.\n# TYPE faceflow_stage_seconds histogram"
     );
-    for (stage, h) in
-        [("decode", &st.decode), ("detect", &st.preprocess_infer), ("track", &st.track), ("sink", &st.sink)]
-    {
+    for (stage, h) in [
+        ("decode", &st.decode),
+        ("detect", &st.preprocess_infer),
+        ("track", &st.track),
+        ("landmarks", &st.landmarks),
+        ("sink", &st.sink),
+    ] {
         histogram(&mut o, "faceflow_stage_seconds", &format!("stage=\"{stage}\","), h);
     }
     counter(&mut o, "faceflow_detect_batches_total", "Inference calls (one per batch).");
     let _ = writeln!(o, "faceflow_detect_batches_total {}", get(&st.batches));
     counter(&mut o, "faceflow_detect_batched_frames_total", "Frames inferred in batches.");
     let _ = writeln!(o, "faceflow_detect_batched_frames_total {}", get(&st.batched_frames));
+    let lm = &st.landmark;
+    for (name, help, v) in [
+        ("faceflow_landmark_batches_total", "Landmark inference calls (one mesh + one iris per batch).", &lm.batches),
+        ("faceflow_landmark_faces_total", "Faces given landmarks.", &lm.faces),
+        (
+            "faceflow_landmark_fallback_total",
+            "Candidate faces scored from the detector's keypoints because the landmarks stage was full.",
+            &lm.fallback,
+        ),
+        ("faceflow_landmark_late_total", "Landmark results that came after their track closed.", &lm.late),
+        ("faceflow_landmark_not_face_total", "Faces the mesh model said were not faces.", &lm.not_face),
+    ] {
+        counter(&mut o, name, help);
+        let _ = writeln!(o, "{name} {}", get(v));
+    }
+    gauge(&mut o, "faceflow_landmark_queue_length", "Faces waiting for the landmarks stage.");
+    let _ = writeln!(o, "faceflow_landmark_queue_length {}", get(&lm.queued));
     counter(&mut o, "faceflow_tracks_rejected_total", "Tracks that failed validation (no event).");
     let _ = writeln!(o, "faceflow_tracks_rejected_total {}", get(&st.rejected));
     counter(&mut o, "faceflow_sink_errors_total", "Local sink and spool write errors.");

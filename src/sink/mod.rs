@@ -75,6 +75,50 @@ pub struct EventRecord {
     /// `first_unix_ms`, how long after the person appeared it left.
     #[serde(default)]
     pub emitted_unix_ms: u64,
+    /// What Face Mesh read from the best face (None for zone events and
+    /// faces scored from the detector's keypoints).
+    #[serde(default)]
+    pub mesh: Option<MeshRecord>,
+}
+
+/// A best face's Face Mesh landmarks and what faceflow read from them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MeshRecord {
+    /// Head roll, degrees (yaw and pitch are the record's `yaw_deg` and
+    /// `pitch_deg`, from the mesh when it is here).
+    pub roll_deg: f32,
+    /// Mean eye aspect ratio (lid gap over eye width: ~0.3 open, < 0.1 closed)
+    /// and the eye-openness part of the quality score (weight 2).
+    pub eye_aspect: f32,
+    pub eyes_part: f32,
+    /// Face-presence probability from the mesh model.
+    pub presence: f32,
+    /// Where the eyes look (head pose + irises), degrees; None without the
+    /// iris model.
+    pub gaze_yaw_deg: Option<f32>,
+    pub gaze_pitch_deg: Option<f32>,
+    /// 468 mesh points, then the 5 iris points of each eye (the eye on the
+    /// picture's left first): [x, y, z] in frame pixels, z relative depth
+    /// (same scale as x, smaller = nearer). Rounded to 0.1 px. Empty when
+    /// the keep store had no room for them.
+    pub points: Vec<[f32; 3]>,
+}
+
+impl MeshRecord {
+    pub fn new(g: &crate::landmarks::FaceGeometry, points: Option<&crate::pool::FrameRef>) -> Self {
+        let r = |v: f32| (v * 10.0).round() / 10.0;
+        MeshRecord {
+            roll_deg: g.roll_deg,
+            eye_aspect: g.eye_aspect,
+            eyes_part: g.eyes_part(),
+            presence: g.presence,
+            gaze_yaw_deg: g.gaze.map(|g| g.0),
+            gaze_pitch_deg: g.gaze.map(|g| g.1),
+            points: points
+                .map(|p| crate::keep::read_points(p).into_iter().map(|[x, y, z]| [r(x), r(y), r(z)]).collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 pub use spool::SpoolRecord;
@@ -158,6 +202,7 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
         is_final: ev.is_final,
         repeat_of: ev.repeat_of,
         emitted_unix_ms: now_unix_ms(),
+        mesh: ev.geometry.map(|g| MeshRecord::new(&g, ev.points.as_ref())),
     }
 }
 
@@ -196,6 +241,7 @@ pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> Eve
         is_final: true,
         repeat_of: None,
         emitted_unix_ms: now_unix_ms(),
+        mesh: None,
     }
 }
 

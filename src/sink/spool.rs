@@ -26,8 +26,9 @@ use crate::quality::QualityParts;
 const MAGIC: &[u8; 4] = b"FFEV";
 /// 2: records carry event kind, zone, dwell and head pose.
 /// 3: and `merged_track_ids`.
-/// 4: and `sequence`, `final`, `repeat_of` (versions 2 and 3 still read).
-const VERSION: u8 = 4;
+/// 4: and `sequence`, `final`, `repeat_of`, `emitted_unix_ms`.
+/// 5: and `mesh` (versions 2 to 4 still read).
+const VERSION: u8 = 5;
 const HEADER: usize = 4 + 1 + 4 + 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -100,14 +101,23 @@ pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
     postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
 }
 
-/// Versions 2 and 3: the version 2 record, version 3's `merged_track_ids`
-/// after it, then the two JPEGs (postcard writes fields in order).
+/// Versions 2 to 4: the version 2 record, version 3's `merged_track_ids`
+/// after it, version 4's four fields after those, then the two JPEGs
+/// (postcard writes fields in order).
 fn decode_old(version: u8, payload: &[u8]) -> Result<SpoolRecord, postcard::Error> {
     let (r, rest) = postcard::take_from_bytes::<EventRecordV2>(payload)?;
     let (merged, rest) = if version >= 3 { postcard::take_from_bytes::<Vec<u32>>(rest)? } else { (Vec::new(), rest) };
+    let mut record = r.into_record(merged);
+    let rest = if version >= 4 {
+        let (v4, rest) = postcard::take_from_bytes::<(u32, bool, Option<u32>, u64)>(rest)?;
+        (record.sequence, record.is_final, record.repeat_of, record.emitted_unix_ms) = v4;
+        rest
+    } else {
+        rest
+    };
     let (face_jpeg, rest) = postcard::take_from_bytes::<Vec<u8>>(rest)?;
     let (frame_jpeg, _) = postcard::take_from_bytes::<Vec<u8>>(rest)?;
-    Ok(SpoolRecord { record: r.into_record(merged), face_jpeg, frame_jpeg })
+    Ok(SpoolRecord { record, face_jpeg, frame_jpeg })
 }
 
 /// The fields of a version 2 record, in their order.
@@ -175,6 +185,7 @@ impl EventRecordV2 {
             is_final: true,
             repeat_of: None,
             emitted_unix_ms: 0,
+            mesh: None,
         }
     }
 }
@@ -533,6 +544,7 @@ mod tests {
                 is_final: true,
                 repeat_of: None,
                 emitted_unix_ms: 7,
+                mesh: None,
             },
             face_jpeg: vec![0xFF, 0xD8, 1, 2, 3],
             frame_jpeg: vec![0xFF, 0xD8, 4, 5, 6, 7],
@@ -657,10 +669,30 @@ mod tests {
         // The CRC covers the payload only: the patched version byte keeps it valid.
         assert_eq!(decode(&bytes).unwrap(), rec);
         // Version 3: the same with merged_track_ids after the record.
-        let v3 = (v2.0, vec![4u32, 9], v2.1, v2.2);
+        let v3 = (&v2.0, vec![4u32, 9], &v2.1, &v2.2);
         let mut bytes = wrap_payload(&postcard::to_allocvec(&v3).unwrap());
         bytes[4] = 3;
         assert_eq!(decode(&bytes).unwrap().record.merged_track_ids, vec![4, 9]);
+        // Version 4: and sequence, final, repeat_of, emitted_unix_ms; no mesh.
+        let v4 = (&v2.0, vec![4u32, 9], (2u32, false, Some(1u32), 77u64), &v2.1, &v2.2);
+        let mut bytes = wrap_payload(&postcard::to_allocvec(&v4).unwrap());
+        bytes[4] = 4;
+        let r4 = decode(&bytes).unwrap();
+        assert_eq!((r4.record.sequence, r4.record.is_final, r4.record.repeat_of), (2, false, Some(1)));
+        assert_eq!((r4.record.emitted_unix_ms, r4.record.mesh.as_ref()), (77, None));
+        assert_eq!(r4.frame_jpeg, rec.frame_jpeg);
+        // Version 5 carries the mesh.
+        let mut new = sample("mesh");
+        new.record.mesh = Some(crate::sink::MeshRecord {
+            roll_deg: 1.0,
+            eye_aspect: 0.3,
+            eyes_part: 1.0,
+            presence: 0.99,
+            gaze_yaw_deg: Some(-4.0),
+            gaze_pitch_deg: None,
+            points: vec![[1.0, 2.0, 3.0]; 478],
+        });
+        assert_eq!(decode(&encode(&new).unwrap()).unwrap(), new);
         assert_eq!(decode(&encode(&sample("new")).unwrap()).unwrap().record.merged_track_ids, vec![1, 3]);
     }
 }

@@ -217,6 +217,11 @@ impl ByteTracker {
         self.frame
     }
 
+    /// What the last `update`, `predict_only` or `finish` returned.
+    pub fn last_update(&self) -> &FrameUpdate {
+        &self.out
+    }
+
     /// A frame without detection (skipped): tracks coast on their filters.
     pub fn predict_only(&mut self) -> &FrameUpdate {
         self.frame += 1;

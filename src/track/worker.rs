@@ -2,17 +2,21 @@
 //! of each camera, fed by the detect thread's ring; finished events (best
 //! faces, zone crossings) go on to the sink thread. Best faces are copied
 //! into the keep store, so tracks never hold frames that capture needs.
+//! Candidate best faces go to the landmarks stage and come back scored
+//! with their mesh; a track that ends waits (at most `landmarks.wait_ms`)
+//! for its faces still there, so its event has them.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attention::{head_pose, on_screen};
+use crate::attention::{head_pose, on_screen, HeadPose};
 use crate::board;
 use crate::config::AttentionConfig;
 use crate::detect::worker::ToTrack;
 use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
 use crate::keep::KeepStore;
+use crate::landmarks::worker::LandmarkClient;
 use crate::monitor::preview::{PreviewBox, PreviewFrame};
 use crate::monitor::stall::StallWatch;
 use crate::monitor::{inc, Stats};
@@ -38,6 +42,112 @@ pub struct TrackWorker {
     pub stats: Arc<Stats>,
     /// Minimum time between two preview frames of a camera.
     pub preview_interval: Duration,
+    /// The landmarks stage, when it runs, and how long an ending track
+    /// waits for its results.
+    pub landmarks: Option<LandmarkClient>,
+    pub landmark_wait: Duration,
+    /// Per camera: settle each frame's landmarks before the next frame
+    /// (files read at full speed: the same file gives the same events
+    /// whatever the machine's timing); live cameras go on meanwhile.
+    pub settle_each_frame: Vec<bool>,
+}
+
+type Faces = heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }>;
+
+fn publish_landmark_counters(selectors: &[BestFaceSelector], stats: &Stats) {
+    let late: u64 = selectors.iter().map(|s| s.counters.landmarks_late).sum();
+    let not_face: u64 = selectors.iter().map(|s| s.counters.not_face).sum();
+    stats.stages.landmark.late.store(late, std::sync::atomic::Ordering::Relaxed);
+    stats.stages.landmark.not_face.store(not_face, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Applies the landmark results ready now; `deliver(camera, faces)` sends
+/// the events they made (realtime posts). Returns how many were applied.
+fn apply_results(
+    lm: &mut LandmarkClient,
+    selectors: &mut [BestFaceSelector],
+    keep: &mut KeepStore,
+    faces: &mut Faces,
+    mut deliver: impl FnMut(usize, &mut Faces),
+) -> usize {
+    let mut n = 0;
+    while let Some(r) = lm.poll() {
+        let cam = r.camera as usize;
+        selectors[cam].apply_landmarks(keep, r, |ev| {
+            let _ = faces.push(ev);
+        });
+        if !faces.is_empty() {
+            deliver(cam, faces);
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Which tracks a wait is for.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// These tracks of this camera, ending now.
+    Ending(usize, &'a [u32]),
+    /// Every track of a camera (its stream ended).
+    Camera(usize),
+    /// The requests of a camera's frame just seen (no irises).
+    Frame(usize),
+    /// Every track (the pipeline is finishing).
+    All,
+}
+
+/// Waits (at most `wait`) until `scope`'s tracks the results it needs are in,
+/// applying results as they come; the landmarks thread runs partial
+/// batches meanwhile. Returns false on a timeout.
+fn wait_for_results(
+    lm: &mut LandmarkClient,
+    selectors: &mut [BestFaceSelector],
+    keep: &mut KeepStore,
+    faces: &mut Faces,
+    wait: Duration,
+    scope: Scope<'_>,
+    mut deliver: impl FnMut(usize, &mut Faces),
+) -> bool {
+    // Best faces judged without landmarks (the stage was full) are asked
+    // for again as the queue empties.
+    // Ending tracks' best faces get their irises read (gaze) too.
+    let gaze = lm.has_iris();
+    let ask = |lm: &mut LandmarkClient, selectors: &mut [BestFaceSelector]| match scope {
+        Scope::Ending(cam, ids) => selectors[cam].request_missing(lm, Some(ids), true),
+        Scope::Camera(cam) => selectors[cam].request_missing(lm, None, true),
+        Scope::Frame(cam) => selectors[cam].request_missing(lm, None, false),
+        Scope::All => selectors.iter_mut().for_each(|s| s.request_missing(lm, None, true)),
+    };
+    let done = |selectors: &[BestFaceSelector]| match scope {
+        Scope::Ending(cam, ids) => selectors[cam].settled(Some(ids), gaze),
+        Scope::Camera(cam) => selectors[cam].settled(None, gaze),
+        Scope::Frame(cam) => selectors[cam].settled(None, false),
+        Scope::All => selectors.iter().all(|s| s.settled(None, gaze)),
+    };
+    ask(lm, selectors);
+    if done(selectors) {
+        return true;
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let mut backoff = Backoff::default();
+    lm.set_flush(true);
+    let ok = loop {
+        if apply_results(lm, selectors, keep, faces, &mut deliver) > 0 {
+            ask(lm, selectors);
+            backoff.reset();
+        } else {
+            backoff.snooze();
+        }
+        if done(selectors) {
+            break true;
+        }
+        if std::time::Instant::now() >= deadline {
+            break false;
+        }
+    };
+    lm.set_flush(false);
+    ok
 }
 
 impl TrackWorker {
@@ -54,25 +164,34 @@ impl TrackWorker {
             attention: att,
             stats,
             preview_interval,
+            landmarks: mut lm,
+            landmark_wait,
+            settle_each_frame,
         } = self;
         let epoch = std::time::Instant::now();
         let mut backoff = Backoff::default();
         let never = AtomicBool::new(false);
         // Per-frame staging, fixed capacity: a frame can end or split at most
         // every track it has (MAX_TRACKS), twice.
-        let mut faces: heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }> = heapless::Vec::new();
+        let mut faces: Faces = heapless::Vec::new();
         let mut crossings: heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }> = heapless::Vec::new();
         stats.keep_capacity.store(keep.capacity() as u64, std::sync::atomic::Ordering::Relaxed);
         // Events are never dropped: the push waits for the sink (`never`
         // stop); a wait that lasts is reported as a stall.
         let mut send = |cam: usize,
                         zones: &CameraZones,
-                        faces: &mut heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }>,
+                        faces: &mut Faces,
                         crossings: &mut heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }>| {
             let cs = &stats.cameras[cam];
             faces.reverse();
             while let Some(mut ev) = faces.pop() {
-                ev.attentive = ev.pose.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
+                // Where the irises were read, attention is where the eyes
+                // look; else where the head points.
+                let looking = match ev.geometry.and_then(|g| g.gaze) {
+                    Some((yaw_deg, pitch_deg)) => Some(HeadPose { yaw_deg, pitch_deg }),
+                    None => ev.pose,
+                };
+                ev.attentive = looking.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
                 if !zones.admits(&ev.bbox) {
                     inc(&cs.zone_filtered);
                     log::debug!(
@@ -109,19 +228,58 @@ impl TrackWorker {
             };
             backoff.reset();
             let t0 = std::time::Instant::now();
+            if let Some(l) = lm.as_mut() {
+                apply_results(l, &mut selectors, &mut keep, &mut faces, |c, f| send(c, &zones[c], f, &mut crossings));
+                stats.stages.landmark.queued.store(l.queued() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             match msg {
                 ToTrack::Frame { frame, dets } => {
                     let meta = *frame.meta();
                     let cam = meta.camera as usize;
-                    let (tracker, selector, cz) = (&mut trackers[cam], &mut selectors[cam], &mut zones[cam]);
                     let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
-                    let upd = match &dets {
-                        Some(d) => tracker.update(d),
-                        None => tracker.predict_only(),
+                    match &dets {
+                        Some(d) => trackers[cam].update(d),
+                        None => trackers[cam].predict_only(),
                     };
-                    selector.observe(&mut keep, &frame, d, upd, |ev| {
+                    let upd = trackers[cam].last_update();
+                    // Tracks ending here wait for their landmarks (their
+                    // best faces judged without, asked for now).
+                    if let Some(l) = lm.as_mut() {
+                        let ended = &upd.ended;
+                        let ok = wait_for_results(
+                            l,
+                            &mut selectors,
+                            &mut keep,
+                            &mut faces,
+                            landmark_wait,
+                            Scope::Ending(cam, ended),
+                            |c, f| send(c, &zones[c], f, &mut crossings),
+                        );
+                        if !ok {
+                            log::warn!(
+                                "camera {}: landmarks for ending tracks took over {} ms; their events go without them",
+                                stats.camera_names[cam],
+                                landmark_wait.as_millis()
+                            );
+                        }
+                    }
+                    selectors[cam].observe_with(&mut keep, &frame, d, upd, lm.as_mut(), |ev| {
                         let _ = faces.push(ev);
                     });
+                    if let (Some(l), true) = (lm.as_mut(), settle_each_frame.get(cam).copied().unwrap_or(false)) {
+                        send(cam, &zones[cam], &mut faces, &mut crossings);
+                        wait_for_results(
+                            l,
+                            &mut selectors,
+                            &mut keep,
+                            &mut faces,
+                            landmark_wait,
+                            Scope::Frame(cam),
+                            |c, f| send(c, &zones[c], f, &mut crossings),
+                        );
+                    }
+                    let (tracker, selector, cz) = (&trackers[cam], &mut selectors[cam], &mut zones[cam]);
+                    let upd = tracker.last_update();
                     if let (Some(m), Some(d)) = (mot.get_mut(cam), dets.as_ref()) {
                         m.frame(meta.seq, d, &upd.matched);
                     }
@@ -177,6 +335,17 @@ impl TrackWorker {
                 }
                 ToTrack::CameraEnded(cam) => {
                     let cam = cam as usize;
+                    if let Some(l) = lm.as_mut() {
+                        wait_for_results(
+                            l,
+                            &mut selectors,
+                            &mut keep,
+                            &mut faces,
+                            landmark_wait,
+                            Scope::Camera(cam),
+                            |c, f| send(c, &zones[c], f, &mut crossings),
+                        );
+                    }
                     let upd = trackers[cam].finish();
                     let mut push = |ev| {
                         let _ = faces.push(ev);
@@ -193,8 +362,24 @@ impl TrackWorker {
                     keep.forget_camera(cam);
                 }
             }
+            if lm.is_some() {
+                publish_landmark_counters(&selectors, &stats);
+            }
             stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
         }
+        if let Some(l) = lm.as_mut() {
+            wait_for_results(
+                l,
+                &mut selectors,
+                &mut keep,
+                &mut faces,
+                // Everything ends at once here: more to wait for.
+                4 * landmark_wait,
+                Scope::All,
+                |c, f| send(c, &zones[c], f, &mut crossings),
+            );
+        }
+        publish_landmark_counters(&selectors, &stats);
         for (cam, s) in selectors.iter_mut().enumerate() {
             s.end_all(|ev| {
                 let _ = faces.push(ev);
@@ -205,7 +390,11 @@ impl TrackWorker {
             .iter()
             .map(|s| {
                 let c = s.counters;
-                c.rejected_confidence + c.rejected_movement + c.rejected_moving_share + c.rejected_size
+                c.rejected_confidence
+                    + c.rejected_movement
+                    + c.rejected_moving_share
+                    + c.rejected_size
+                    + c.rejected_not_face
             })
             .sum();
         stats.stages.rejected.store(rejected, std::sync::atomic::Ordering::Relaxed);
