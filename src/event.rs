@@ -551,21 +551,24 @@ impl BestFaceSelector {
                 .is_none_or(|b| q > b.det_quality - margin && (q > b.det_quality + CLEAR_GAIN || rested))
                 && q > c.asked_quality;
             // Judged here: without landmarks, when the stage could not take
-            // the face (counted there), or as a first best face to hold
-            // until the stage answers.
-            let judge_now = match lm.as_deref_mut() {
-                None => true,
-                Some(l) if candidate => {
-                    let asked = l.request(frame, id, c.part, det);
-                    if asked {
-                        c.pending += 1;
-                        c.asked_quality = q;
-                        c.last_ask_pts = Some(meta.pts_ms);
+            // the face (counted there), as a first best face to hold until
+            // the stage answers, or (realtime mode) as a face good enough for
+            // the track's first post, which must not wait for the stage.
+            let first_post = self.realtime.is_some_and(|rt| c.posted == 0 && q >= rt.min_quality);
+            let judge_now = first_post
+                || match lm.as_deref_mut() {
+                    None => true,
+                    Some(l) if candidate => {
+                        let asked = l.request(frame, id, c.part, det);
+                        if asked {
+                            c.pending += 1;
+                            c.asked_quality = q;
+                            c.last_ask_pts = Some(meta.pts_ms);
+                        }
+                        !asked || c.best.is_none()
                     }
-                    !asked || c.best.is_none()
-                }
-                Some(_) => c.best.is_none(),
-            };
+                    Some(_) => c.best.is_none(),
+                };
             if judge_now && c.best.as_ref().is_none_or(|b| q > b.quality) {
                 // A full store keeps the best face the track already has
                 // (counted by the store); the next improvement tries again.

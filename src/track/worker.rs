@@ -54,6 +54,9 @@ pub struct TrackWorker {
 
 type Faces = heapless::Vec<FaceEvent, { 2 * MAX_TRACKS }>;
 
+/// Longest wait for an ending track's landmarks on a live camera.
+const LIVE_WAIT: Duration = Duration::from_millis(50);
+
 fn publish_landmark_counters(selectors: &[BestFaceSelector], stats: &Stats) {
     let late: u64 = selectors.iter().map(|s| s.counters.landmarks_late).sum();
     let not_face: u64 = selectors.iter().map(|s| s.counters.not_face).sum();
@@ -246,20 +249,28 @@ impl TrackWorker {
                     // best faces judged without, asked for now).
                     if let Some(l) = lm.as_mut() {
                         let ended = &upd.ended;
+                        // A live camera's ending track waits only briefly: the
+                        // track thread serves every camera, and a long wait
+                        // would delay the others' frames and posts.
+                        let wait = if settle_each_frame.get(cam).copied().unwrap_or(false) {
+                            landmark_wait
+                        } else {
+                            landmark_wait.min(LIVE_WAIT)
+                        };
                         let ok = wait_for_results(
                             l,
                             &mut selectors,
                             &mut keep,
                             &mut faces,
-                            landmark_wait,
+                            wait,
                             Scope::Ending(cam, ended),
                             |c, f| send(c, &zones[c], f, &mut crossings),
                         );
-                        if !ok {
+                        if !ok && wait == landmark_wait {
                             log::warn!(
                                 "camera {}: landmarks for ending tracks took over {} ms; their events go without them",
                                 stats.camera_names[cam],
-                                landmark_wait.as_millis()
+                                wait.as_millis()
                             );
                         }
                     }
