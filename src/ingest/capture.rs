@@ -63,8 +63,13 @@ impl Capture {
         }
         // A picture that cannot go into the pool (too large) ends the camera.
         let mut refused: Option<String> = None;
+        // Stopped on request rather than at the stream's end: the parser may
+        // hold the start of a picture the stop cut off, which says nothing
+        // about the file.
+        let mut stopped = false;
         loop {
             if self.stop.load(Ordering::Relaxed) {
+                stopped = true;
                 break;
             }
             let pkt = match source.next_packet() {
@@ -136,17 +141,20 @@ impl Capture {
             seq += 1;
             ControlFlow::Continue(())
         };
-        if let Err(e) = dec.finish(&mut on_picture) {
-            errors.count(&self, 1, &e.0);
-            end_damaged = true;
+        match dec.finish(&mut on_picture) {
+            Err(e) if !stopped => {
+                errors.count(&self, 1, &e.0);
+                end_damaged = true;
+            }
+            _ => {}
         }
         if let Some(e) = refused {
             return Err(e);
         }
         // A file whose last picture does not decode whole was most likely
         // cut short (a copy or recording interrupted).
-        let cut = source.truncated().or_else(|| {
-            (!live && end_damaged)
+        let cut = source.truncated().filter(|_| !stopped).or_else(|| {
+            (!live && !stopped && end_damaged)
                 .then(|| "the file ends inside a picture that does not decode (truncated?)".to_string())
         });
         if let Some(t) = cut {
