@@ -71,10 +71,13 @@ points = [[500, 0], [640, 0], [640, 160], [500, 160]]
         truth.persons.len() as u64,
         "every person either sent or filtered (counted)"
     );
-    // Face events carry head pose and attention.
+    // Face events carry head pose and attention: where the irises were read,
+    // attention is where the eyes look (gaze); else where the head points.
     for f in &faces {
         assert!(f.yaw_deg.is_some() && f.attentive.is_some(), "{f:?}");
-        assert_eq!(f.attentive.unwrap(), f.yaw_deg.unwrap().abs() <= 25.0 && f.pitch_deg.unwrap().abs() <= 20.0);
+        let gaze = f.mesh.as_ref().and_then(|m| m.gaze_yaw_deg.zip(m.gaze_pitch_deg));
+        let (yaw, pitch) = gaze.unwrap_or((f.yaw_deg.unwrap(), f.pitch_deg.unwrap()));
+        assert_eq!(f.attentive.unwrap(), yaw.abs() <= 25.0 && pitch.abs() <= 20.0, "{f:?}");
     }
     // Zone records reach the outbox too.
     let records = common::files_with_suffix(&out.join("demo"), ".json");
