@@ -190,6 +190,9 @@ pub struct MonitorConfig {
     /// A stage waiting this long (for a pool slot, for room in a ring) is
     /// reported: ERROR in the log, `failing` in `/healthz`.
     pub stall_report_s: f64,
+    /// Best faces per camera the panel's recent-events strip keeps in
+    /// memory (face crop and full frame JPEGs each).
+    pub recent_faces: usize,
 }
 
 impl Default for MonitorConfig {
@@ -200,6 +203,7 @@ impl Default for MonitorConfig {
             preview_fps: 5.0,
             preview_width: 640,
             stall_report_s: 10.0,
+            recent_faces: crate::monitor::gallery::DEFAULT_PER_CAMERA,
         }
     }
 }
@@ -1023,6 +1027,12 @@ impl Config {
             return Err((
                 "monitor.bind".into(),
                 format!("must be host:port with an IP address, got {:?}", self.monitor.bind),
+            ));
+        }
+        if self.monitor.recent_faces > 64 {
+            return Err((
+                "monitor.recent_faces".into(),
+                format!("must be at most 64 (each holds two JPEGs in memory), got {}", self.monitor.recent_faces),
             ));
         }
         if !(self.monitor.stall_report_s > 0.0 && self.monitor.stall_report_s <= 3600.0) {

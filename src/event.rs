@@ -208,6 +208,8 @@ pub struct BestFaceSelector {
     realtime: Option<RealtimePolicy>,
     landmarks: Option<LandmarkPolicy>,
     live: heapless::Vec<Candidate, MAX_TRACKS>,
+    /// The last observed frame's tracked faces: (box width px, quality).
+    frame_faces: heapless::Vec<(f32, f32), MAX_TRACKS>,
     pub counters: SelectCounters,
 }
 
@@ -222,6 +224,7 @@ impl BestFaceSelector {
             realtime: None,
             landmarks: None,
             live: heapless::Vec::new(),
+            frame_faces: heapless::Vec::new(),
             counters: SelectCounters::default(),
         }
     }
@@ -256,6 +259,12 @@ impl BestFaceSelector {
 
     pub fn live_tracks(&self) -> usize {
         self.live.len()
+    }
+
+    /// Width (px) and quality of each tracked face of the last observed
+    /// frame (for the last-hour histograms).
+    pub fn frame_faces(&self) -> &[(f32, f32)] {
+        &self.frame_faces
     }
 
     /// Folds one frame's tracking result in; `emit` receives finished events.
@@ -482,10 +491,12 @@ impl BestFaceSelector {
         let interval_ms = self.landmarks.map_or(0, |p| p.min_interval_ms);
         let meta = *frame.meta();
         let pic = frame.planes();
+        self.frame_faces.clear();
         for &(id, di) in upd.matched.iter() {
             let det = &dets[di];
             let parts = quality::score(&self.quality, det, &pic);
             let q = parts.total();
+            let _ = self.frame_faces.push((det.bbox.width(), q));
             let center = det.bbox.center();
             let idx = match self.live.iter().position(|c| c.track_id == id) {
                 Some(i) => i,

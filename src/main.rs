@@ -264,6 +264,9 @@ fn print_summary(r: &pipeline::RunReport) {
     }
 }
 
+/// How long `demo --monitor` keeps the panel up after the video.
+const DEMO_PANEL_LINGER: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn run_demo(outbox: String, realtime: bool, monitor: String) -> ExitCode {
     let video = PathBuf::from(demo::DEMO_DIR).join("demo.h264");
     if !video.exists() {
@@ -277,7 +280,8 @@ fn run_demo(outbox: String, realtime: bool, monitor: String) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match pipeline::run(&cfg, faceflow::shutdown::install()) {
+    let stop = faceflow::shutdown::install();
+    let report = match pipeline::run(&cfg, stop.clone()) {
         Ok(r) => r,
         Err(e) => {
             log::error!("{e}");
@@ -329,6 +333,15 @@ fn run_demo(outbox: String, realtime: bool, monitor: String) -> ExitCode {
         truth.persons.len(),
         if ev.passed() { "PASS" } else { "FAIL" }
     );
+    // The last faces arrive as the video ends: the panel stays up so they
+    // can be looked at.
+    if let Some(m) = &report.monitor {
+        println!("the panel stays up at http://{}/ for {} s; Ctrl-C ends it", m.addr, DEMO_PANEL_LINGER.as_secs());
+        let until = std::time::Instant::now() + DEMO_PANEL_LINGER;
+        while std::time::Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
     if ev.passed() {
         ExitCode::SUCCESS
     } else {

@@ -73,6 +73,9 @@ pub struct RunReport {
     pub wall: Duration,
     /// Events still in a spool when the run ended (sent on the next start).
     pub undelivered: usize,
+    /// The monitor, still serving the run's figures and faces; it stops
+    /// when the report is dropped (the demo keeps it up for a while).
+    pub monitor: Option<crate::monitor::http::Monitor>,
 }
 
 /// A remote sink and its durable spool.
@@ -94,20 +97,29 @@ pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     Ok(out)
 }
 
-fn start_senders(cfg: &Config, remotes: Vec<RemoteSink>, stop: &Arc<AtomicBool>) -> Vec<SenderPool> {
+/// With `stats`, delivery outcomes show in the panel's recent faces.
+fn start_senders(
+    cfg: &Config,
+    remotes: Vec<RemoteSink>,
+    stop: &Arc<AtomicBool>,
+    stats: Option<Arc<Stats>>,
+) -> Vec<SenderPool> {
     let workers = if cfg.sender.workers == 0 { default_workers() } else { cfg.sender.workers };
     let retry = RetryPolicy {
         initial: Duration::from_millis(cfg.sender.retry_initial_ms),
         max: Duration::from_millis(cfg.sender.retry_max_ms),
     };
-    remotes.into_iter().map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone())).collect()
+    remotes
+        .into_iter()
+        .map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone(), stats.clone()))
+        .collect()
 }
 
 /// Delivers what the spools hold (left by earlier runs) without running the
 /// pipeline; returns the number of events still undelivered after `timeout`.
 pub fn drain(cfg: &Config, timeout: Duration) -> Result<usize, PipelineError> {
     let stop = Arc::new(AtomicBool::new(false));
-    let pools = start_senders(cfg, remote_sinks(cfg)?, &stop);
+    let pools = start_senders(cfg, remote_sinks(cfg)?, &stop, None);
     Ok(pools.into_iter().map(|p| p.finish(timeout)).sum())
 }
 
@@ -223,6 +235,10 @@ pub fn run_with_detector(
     let n = cfg.cameras.len();
     let stats = Stats::with_names(cfg.cameras.iter().map(|c| c.name.clone()).collect());
     stats.stalls.set_after(Duration::from_secs_f64(cfg.monitor.stall_report_s));
+    for (cs, c) in stats.cameras.iter().zip(&cfg.cameras) {
+        cs.face_hist.set_quality_threshold(c.realtime_min_quality);
+    }
+    stats.gallery.set_per_camera(if cfg.monitor.bind.is_empty() { 0 } else { cfg.monitor.recent_faces });
     let monitor = if cfg.monitor.bind.is_empty() {
         None
     } else {
@@ -244,10 +260,11 @@ pub fn run_with_detector(
 
     let remotes = remote_sinks(cfg)?;
     let spools: Vec<Arc<Spool>> = remotes.iter().map(|(_, s)| s.clone()).collect();
+    let spool_names: Vec<String> = remotes.iter().map(|(sink, _)| sink.name().to_string()).collect();
     for (sink, spool) in remotes.iter() {
         stats.register_spool(sink.name(), spool.clone());
     }
-    let senders = start_senders(cfg, remotes, &stop);
+    let senders = start_senders(cfg, remotes, &stop, Some(stats.clone()));
 
     let mut inputs = Vec::new();
     let mut captures = Vec::new();
@@ -389,6 +406,7 @@ pub fn run_with_detector(
         events: from_track,
         sinks,
         spools,
+        spool_names,
         zone_names: cfg.cameras.iter().map(|c| c.zones.iter().map(|z| z.name.clone()).collect()).collect(),
         camera_names: names.clone(),
         jpeg_quality: cfg.outbox.jpeg_quality,
@@ -432,9 +450,6 @@ pub fn run_with_detector(
     }
     let drain = Duration::from_secs(cfg.sender.drain_timeout_s);
     let undelivered = senders.into_iter().map(|p| p.finish(drain)).sum();
-    if let Some(m) = monitor {
-        m.stop();
-    }
     let recent = std::mem::replace(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()), RecentEvents::new(1));
     let events_total = recent.total();
     Ok(RunReport {
@@ -445,5 +460,6 @@ pub fn run_with_detector(
         camera_errors,
         wall: started.elapsed(),
         undelivered,
+        monitor,
     })
 }

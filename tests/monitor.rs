@@ -107,7 +107,9 @@ fn token_locks_every_endpoint() {
         MonitorConfig { bind: "127.0.0.1:0".into(), token: Some(Secret::new("mon-SECRET")), ..Default::default() };
     let m = Monitor::start(&cfg, busy_stats(), Arc::new(AtomicBool::new(false))).unwrap();
     let base = format!("http://{}", m.addr);
-    for path in ["/", "/api/stats", "/metrics", "/healthz", "/api/preview/door.mjpg"] {
+    for path in
+        ["/", "/api/stats", "/metrics", "/healthz", "/api/preview/door.mjpg", "/api/events", "/api/events/1/face.jpg"]
+    {
         assert_eq!(get(&format!("{base}{path}"), None).0, 401, "{path} without token");
         assert_eq!(get(&format!("{base}{path}"), Some("Bearer wrong")).0, 401, "{path} wrong token");
     }
@@ -161,6 +163,20 @@ fn panel_in_headless_chromium_updates_and_shows_previews() {
     assert!(v["frames2"].as_f64().unwrap() > v["frames1"].as_f64().unwrap());
     assert!(v["preview"][0].as_u64().unwrap() >= 320, "a preview frame arrived: {v}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot saved");
+    // Recent faces: the five people of the demo, each shown within a second
+    // of its record being made; the detail view draws the frame, the box
+    // and the landmarks; the histograms have data; a phone screen fits.
+    let strip = &v["strip"];
+    assert!(strip["cards"].as_u64().unwrap() >= 5, "the demo's five people in the strip: {v}");
+    assert_eq!(strip["loaded"], strip["cards"], "every card's picture loaded: {v}");
+    assert!(strip["maxLagMs"].as_f64().unwrap() <= 1000.0, "every face within a second of its event: {v}");
+    let detail = &v["detail"];
+    assert_eq!(detail["frame"][0], 640, "the full demo frame: {v}");
+    assert_eq!(detail["boxes"], 1);
+    assert!(detail["points"].as_u64().unwrap() >= 5, "landmarks drawn: {v}");
+    assert!(detail["facts"].as_str().unwrap().contains("quality"), "{v}");
+    assert!(v["hist"][0].as_u64().unwrap() > 0 && v["hist"][1] == v["hist"][0], "histograms have data: {v}");
+    assert!(v["phoneOverflow"].as_i64().unwrap() <= 0, "the page fits a phone-width screen: {v}");
     let _ = AtomicBool::new(false).load(Ordering::Relaxed);
 }
 
@@ -252,5 +268,65 @@ fn stats_tell_capture_from_detection_and_cpu_per_core() {
     assert!(cores >= 1.0);
     let (all, one) = (p["cpu_percent"].as_f64().unwrap(), p["cpu_percent_of_one_core"].as_f64().unwrap());
     assert!((one - all * cores).abs() < 1e-6, "{p}");
+    m.stop();
+}
+
+/// `/api/events` over real HTTP: a camera filter with an escaped name,
+/// newest first, `limit`, the pictures, and a delivery outcome reported by
+/// a sender showing on the event.
+#[test]
+fn events_api_lists_recent_faces_with_pictures_and_delivery() {
+    let stats = busy_stats();
+    let mut rec = faceflow::sink::zone_record(
+        "hall \"2\"",
+        "z",
+        &faceflow::zones::ZoneEvent {
+            camera: 1,
+            zone: 0,
+            track_id: 7,
+            crossing: faceflow::zones::Crossing::Enter,
+            unix_ms: 5,
+            frame: 3,
+            dwell_ms: 0,
+            bbox: faceflow::geom::BBox::new(10.0, 20.0, 70.0, 100.0),
+        },
+    );
+    rec.kind = "face".into();
+    rec.id = "hall-7".into();
+    use faceflow::monitor::gallery::DeliveryState;
+    stats.gallery.add(1, &rec, b"\xff\xd8face", b"\xff\xd8frame", vec![("findface".into(), DeliveryState::Spooled)]);
+    let mut other = rec.clone();
+    other.camera = "door".into();
+    other.id = "door-8".into();
+    other.track_id = 8;
+    stats.gallery.add(0, &other, b"\xff\xd8f", b"", vec![]);
+    stats.gallery.delivery("hall-7", "findface", &faceflow::sink::Delivery::Done("ok".into()), 1);
+    let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
+    let m = Monitor::start(&cfg, stats.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+    let base = format!("http://{}", m.addr);
+    let (code, body) = get(&format!("{base}/api/events?camera=hall%20%222%22&limit=10"), None);
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "only the named camera: {v}");
+    let e = &events[0];
+    assert_eq!(e["track_id"], 7);
+    assert_eq!(e["delivery"][0]["state"], "delivered");
+    assert_eq!(e["width_px"], 60.0);
+    let (_, all) = get(&format!("{base}/api/events?limit=1"), None);
+    let all: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all["events"].as_array().unwrap().len(), 1, "limit");
+    assert_eq!(all["events"][0]["track_id"], 7, "newest change first (the delivery came last)");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent.get(format!("{base}{}", e["face"].as_str().unwrap())).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers().get("content-type").unwrap(), "image/jpeg");
+    assert_eq!(resp.body_mut().read_to_vec().unwrap(), b"\xff\xd8face");
+    let (code, detail) = get(&format!("{base}/api/events/{}", e["serial"]), None);
+    assert_eq!(code, 200);
+    assert!(detail.contains("\"record\""), "{detail}");
+    assert_eq!(get(&format!("{base}/api/events/999/face.jpg"), None).0, 404);
+    let door_serial = stats.gallery.list(&stats.camera_names, Some("door"), 0, 1)["events"][0]["serial"].clone();
+    assert_eq!(get(&format!("{base}/api/events/{door_serial}/frame.jpg"), None).0, 404, "no frame kept");
     m.stop();
 }

@@ -1,6 +1,8 @@
 //! The monitoring HTTP server, on its own thread (`tiny_http`, bound to
 //! loopback unless configured otherwise): `/` the panel, `/api/stats` JSON,
-//! `/metrics` Prometheus, `/healthz`, `/api/preview/<camera>.mjpg` MJPEG.
+//! `/metrics` Prometheus, `/healthz`, `/api/preview/<camera>.mjpg` MJPEG,
+//! `/api/events` the newest best faces (and `/api/events/<serial>`, its
+//! `face.jpg` and `frame.jpg`).
 //! With a token set, every request needs `Authorization: Bearer <token>`
 //! (or `?token=`, for `<img>` tags); others get 401.
 
@@ -19,6 +21,29 @@ use crate::config::MonitorConfig;
 
 const PANEL: &str = include_str!("panel.html");
 const MAX_VIEWERS: usize = 8;
+/// Most events one `/api/events` answer lists.
+const MAX_EVENTS: usize = 200;
+
+/// `%XX` and `+` in a query value.
+fn percent_decode(v: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
+                out.push(hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0));
+                i += 3;
+                continue;
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 pub struct Monitor {
     pub addr: std::net::SocketAddr,
@@ -54,7 +79,12 @@ impl Monitor {
         Ok(Monitor { addr, handle: Some(handle), server, shutdown })
     }
 
-    pub fn stop(mut self) {
+    /// Stops serving (as dropping it does).
+    pub fn stop(self) {}
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.server.unblock();
         if let Some(h) = self.handle.take() {
@@ -139,6 +169,56 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
                     .with_header(header("Content-Type", "application/json")),
             );
         }
+        "/api/events" => {
+            let query = req.url().split_once('?').map_or("", |(_, q)| q);
+            let (mut camera, mut since, mut limit) = (None, 0u64, 50usize);
+            for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                match k {
+                    "camera" => camera = Some(percent_decode(v)),
+                    "since" => since = v.parse().unwrap_or(0),
+                    "limit" => limit = v.parse::<usize>().unwrap_or(50).min(MAX_EVENTS),
+                    _ => {}
+                }
+            }
+            let body = ctx.stats.gallery.list(&ctx.stats.camera_names, camera.as_deref(), since, limit).to_string();
+            let _ = req.respond(Response::from_string(body).with_header(header("Content-Type", "application/json")));
+        }
+        p if p.starts_with("/api/events/") => {
+            let rest = &p["/api/events/".len()..];
+            let (serial, file) = rest.split_once('/').unwrap_or((rest, ""));
+            let serial: u64 = serial.parse().unwrap_or(0);
+            let g = &ctx.stats.gallery;
+            match file {
+                "" => match g.detail(serial) {
+                    Some(v) => {
+                        let _ = req.respond(
+                            Response::from_string(v.to_string())
+                                .with_header(header("Content-Type", "application/json")),
+                        );
+                    }
+                    None => {
+                        let _ = req.respond(
+                            Response::from_string("no such event (or no longer kept)\n").with_status_code(404),
+                        );
+                    }
+                },
+                "face.jpg" | "frame.jpg" => {
+                    let mut jpeg = Vec::new();
+                    if g.jpeg(serial, file == "frame.jpg", &mut jpeg) {
+                        let _ = req.respond(
+                            Response::from_data(jpeg)
+                                .with_header(header("Content-Type", "image/jpeg"))
+                                .with_header(header("Cache-Control", "max-age=3600")),
+                        );
+                    } else {
+                        let _ = req.respond(Response::from_string("no such picture\n").with_status_code(404));
+                    }
+                }
+                _ => {
+                    let _ = req.respond(Response::from_string("not found\n").with_status_code(404));
+                }
+            }
+        }
         p if p.starts_with("/api/preview/") && p.ends_with(".mjpg") => {
             let name = &p["/api/preview/".len()..p.len() - ".mjpg".len()];
             match ctx.stats.camera_names.iter().position(|n| n == name) {
@@ -174,6 +254,7 @@ fn hist(h: &super::Histogram) -> serde_json::Value {
 pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
     let latest = history.latest();
     let st = &stats.stages;
+    let now_s = stats.started.elapsed().as_secs();
     let cameras: Vec<serde_json::Value> = stats
         .camera_names
         .iter()
@@ -224,6 +305,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                     "dwell_s_avg": if get(&c.zone_exits) > 0 { get(&c.dwell_ms_total) as f64 / 1000.0 / get(&c.zone_exits) as f64 } else { 0.0 },
                     "faces_filtered": get(&c.zone_filtered),
                 },
+                "faces_last_hour": c.face_hist.json(now_s, c.face_hist.quality_threshold()),
                 "preview": format!("/api/preview/{name}.mjpg"),
             })
         })

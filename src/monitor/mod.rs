@@ -2,8 +2,12 @@
 //! atomics: recording never takes a lock or allocates. Submodules serve
 //! them: `http` (stats API, Prometheus, panel, MJPEG previews), `prometheus`
 //! (text exposition), `preview` (what the preview shows), `process` (CPU,
-//! memory, file descriptors), `history` (60-sample series for sparklines).
+//! memory, file descriptors), `history` (60-sample series for sparklines),
+//! `gallery` (the newest best faces and their delivery, for the panel),
+//! `face_hist` (last-hour face sizes and qualities per camera).
 
+pub mod face_hist;
+pub mod gallery;
 pub mod history;
 pub mod http;
 pub mod preview;
@@ -208,6 +212,8 @@ pub struct CameraStats {
     /// Live cameras: connection attempts after the first, and stalls seen.
     pub reconnects: AtomicU64,
     pub stalls: AtomicU64,
+    /// Widths and qualities of the tracked faces over the last hour.
+    pub face_hist: face_hist::FaceHistograms,
     /// Why the camera is failed or backing off (empty while streaming).
     /// Written on state changes only, never per frame.
     pub reason: std::sync::Mutex<String>,
@@ -294,6 +300,8 @@ pub struct Stats {
     /// Best faces held in the keep store now, and its capacity.
     pub keep_in_use: AtomicU64,
     pub keep_capacity: AtomicU64,
+    /// The newest best faces per camera, for the panel.
+    pub gallery: gallery::Gallery,
 }
 
 impl Stats {
@@ -313,6 +321,7 @@ impl Stats {
             stalls: stall::Stalls::default(),
             keep_in_use: AtomicU64::new(0),
             keep_capacity: AtomicU64::new(0),
+            gallery: gallery::Gallery::new(n, gallery::DEFAULT_PER_CAMERA),
         })
     }
     pub fn register_ring(&self, name: impl Into<String>, stats: Arc<RingStats>) {

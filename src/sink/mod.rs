@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use crate::detect::Keypoints;
 use crate::event::{FaceEvent, PipelineEvent};
 use crate::jpeg;
+use crate::monitor::gallery::DeliveryState;
 use crate::monitor::{inc, Stats};
 use crate::quality::QualityParts;
 use crate::ring::{Backoff, Consumer};
@@ -257,6 +258,8 @@ pub struct SinkWorker {
     pub sinks: Vec<Box<dyn Sink>>,
     /// Spools of the remote sinks: each event is written durably to each.
     pub spools: Vec<Arc<spool::Spool>>,
+    /// The remote sinks' names, in the order of `spools`.
+    pub spool_names: Vec<String>,
     pub camera_names: Vec<String>,
     pub jpeg_quality: u8,
     pub stats: Arc<Stats>,
@@ -308,18 +311,21 @@ impl RecentEvents {
 }
 
 impl SinkWorker {
-    /// Hands one record to the local sinks and durably to every spool.
-    fn deliver(&self, encoded: SpoolRecord) -> SpoolRecord {
+    /// Hands one record to the local sinks and durably to every spool;
+    /// says where it went (for the panel).
+    fn deliver(&self, encoded: SpoolRecord) -> (SpoolRecord, Vec<(String, DeliveryState)>) {
+        let mut went = Vec::with_capacity(self.sinks.len() + self.spools.len());
         for s in self.sinks.iter() {
             match s.deliver(&encoded, std::time::Duration::from_secs(10)) {
-                Delivery::Done(_) => {}
+                Delivery::Done(_) => went.push((s.name().to_string(), DeliveryState::Saved)),
                 Delivery::Retry(e) | Delivery::TimedOut(e) | Delivery::Permanent(e) => {
                     log::error!("event {}: sink {}: {e}", encoded.record.id, s.name());
                     inc(&self.stats.stages.sink_errors);
+                    went.push((s.name().to_string(), DeliveryState::Failed { why: e }));
                 }
             }
         }
-        for sp in self.spools.iter() {
+        for (sp, name) in self.spools.iter().zip(&self.spool_names) {
             // Retry the disk write a few times: losing an event is worse than a stall.
             let mut tries = 0;
             while let Err(e) = sp.put(&encoded) {
@@ -332,8 +338,16 @@ impl SinkWorker {
                 log::error!("event {}: {e}; retrying", encoded.record.id);
                 std::thread::sleep(std::time::Duration::from_millis(200 * tries));
             }
+            went.push((
+                name.clone(),
+                if tries >= 5 {
+                    DeliveryState::Failed { why: "the spool could not be written".into() }
+                } else {
+                    DeliveryState::Spooled
+                },
+            ));
         }
-        encoded
+        (encoded, went)
     }
 
     pub fn run(mut self) {
@@ -361,12 +375,14 @@ impl SinkWorker {
                     let zone = self.zone_names[z.camera as usize].get(z.zone as usize).cloned().unwrap_or_default();
                     let rec = zone_record(cam, &zone, &z);
                     log::info!("zone event {} camera={cam} zone={zone} track={} {}", rec.id, z.track_id, rec.kind);
-                    let done = self.deliver(SpoolRecord { record: rec, face_jpeg: Vec::new(), frame_jpeg: Vec::new() });
+                    let (done, _) =
+                        self.deliver(SpoolRecord { record: rec, face_jpeg: Vec::new(), frame_jpeg: Vec::new() });
                     self.delivered.lock().unwrap_or_else(|p| p.into_inner()).push(done.record);
                     continue;
                 }
             };
-            let cam = &self.camera_names[ev.camera as usize];
+            let camera = ev.camera as usize;
+            let cam = &self.camera_names[camera];
             let rec = record(cam, &ev);
             let cs = &self.stats.cameras[ev.camera as usize];
             if ev.repeat_of.is_none() {
@@ -394,7 +410,8 @@ impl SinkWorker {
                 inc(&self.stats.stages.sink_errors);
             }
             let encoded = SpoolRecord { record: rec, face_jpeg, frame_jpeg };
-            let encoded = self.deliver(encoded);
+            let (encoded, went) = self.deliver(encoded);
+            self.stats.gallery.add(camera, &encoded.record, &encoded.face_jpeg, &encoded.frame_jpeg, went);
             let r = &encoded.record;
             log::info!(
                 "event {} camera={} track={} frames {}..{} best frame {} bbox [{:.0},{:.0},{:.0},{:.0}] quality {:.3}",
@@ -411,7 +428,7 @@ impl SinkWorker {
                 r.quality
             );
             inc(&self.stats.stages.events_written);
-            inc(&self.stats.cameras[self.camera_names.iter().position(|n| *n == r.camera).unwrap_or(0)].events);
+            inc(&self.stats.cameras[camera].events);
             self.stats.stages.sink.record_us(t0.elapsed().as_micros() as u64);
             self.delivered.lock().unwrap_or_else(|p| p.into_inner()).push(encoded.record);
             if self.stop.load(Ordering::Relaxed) && self.events.is_empty() && self.events.is_finished() {

@@ -172,17 +172,19 @@ impl SenderPool {
         workers: usize,
         retry: RetryPolicy,
         stop: Arc<AtomicBool>,
+        stats: Option<Arc<crate::monitor::Stats>>,
     ) -> Self {
         let sink_name = sink.name().to_string();
         let pacing = Arc::new(Pacing::new(workers, sink.base_timeout()));
         let handles = (0..workers.max(1))
             .map(|i| {
                 let (sink, spool, stop, pacing) = (sink.clone(), spool.clone(), stop.clone(), pacing.clone());
+                let stats = stats.clone();
                 std::thread::Builder::new()
                     .name(format!("send-{}-{i}", sink.name()))
                     .spawn(move || {
                         crate::board::pin_current_thread(crate::board::Role::Sender);
-                        work(&*sink, &spool, retry, &pacing, &stop)
+                        work(&*sink, &spool, retry, &pacing, &stop, stats.as_deref())
                     })
                     .expect("spawn sender thread")
             })
@@ -213,7 +215,14 @@ impl SenderPool {
     }
 }
 
-fn work(sink: &dyn Sink, spool: &Spool, retry: RetryPolicy, pacing: &Pacing, stop: &AtomicBool) {
+fn work(
+    sink: &dyn Sink,
+    spool: &Spool,
+    retry: RetryPolicy,
+    pacing: &Pacing,
+    stop: &AtomicBool,
+    stats: Option<&crate::monitor::Stats>,
+) {
     loop {
         if pacing.past_deadline() {
             return;
@@ -237,6 +246,9 @@ fn work(sink: &dyn Sink, spool: &Spool, retry: RetryPolicy, pacing: &Pacing, sto
         let t0 = Instant::now();
         let outcome = sink.deliver(&lease.record, timeout);
         pacing.release(&outcome, t0.elapsed());
+        if let Some(st) = stats {
+            st.gallery.delivery(id, sink.name(), &outcome, lease.attempts + 1);
+        }
         match outcome {
             Delivery::Done(info) => {
                 log::info!("sink {}: event {id} delivered ({info})", sink.name());

@@ -298,6 +298,10 @@ impl TrackWorker {
                         .tracks_stitched
                         .store(selector.counters.stitched, std::sync::atomic::Ordering::Relaxed);
                     let cs = &stats.cameras[cam];
+                    let now_s = stats.started.elapsed().as_secs();
+                    for &(width, q) in selector.frame_faces() {
+                        cs.face_hist.record(width, q, now_s);
+                    }
                     for &(id, di) in upd.matched.iter() {
                         let det = &d[di];
                         if let Some(p) = head_pose(&det.keypoints) {
