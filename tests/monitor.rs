@@ -98,6 +98,15 @@ fn metrics_parse_and_stats_answer() {
     }
     assert_eq!(get(&format!("{base}/healthz"), None).0, 200);
     assert_eq!(get(&format!("{base}/api/preview/nope.mjpg"), None).0, 404);
+    // A camera name with a space and quotes: its preview URL works as given.
+    let url = v["cameras"][1]["preview"].as_str().unwrap();
+    assert_eq!(url, "/api/preview/hall%20%222%22.mjpg");
+    let mut s = std::net::TcpStream::connect(m.addr).unwrap();
+    std::io::Write::write_all(&mut s, format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200", "the preview of `hall \"2\"` answers");
+    drop(s);
     m.stop();
 }
 

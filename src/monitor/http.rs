@@ -24,7 +24,21 @@ const MAX_VIEWERS: usize = 8;
 /// Most events one `/api/events` answer lists.
 const MAX_EVENTS: usize = 200;
 
-/// `%XX` and `+` in a query value.
+/// A camera name as one URL path segment: everything but unreserved
+/// characters as `%XX`.
+fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `%XX` and `+` in a query value (or a path segment).
 fn percent_decode(v: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = v.as_bytes();
@@ -220,8 +234,10 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
             }
         }
         p if p.starts_with("/api/preview/") && p.ends_with(".mjpg") => {
-            let name = &p["/api/preview/".len()..p.len() - ".mjpg".len()];
-            match ctx.stats.camera_names.iter().position(|n| n == name) {
+            // Camera names may hold spaces or quotes: the path carries them
+            // percent-encoded (as `/api/stats` gives the URL).
+            let name = percent_decode(&p["/api/preview/".len()..p.len() - ".mjpg".len()]);
+            match ctx.stats.camera_names.iter().position(|n| *n == name) {
                 Some(cam) if ctx.viewers.load(Ordering::Relaxed) < MAX_VIEWERS => {
                     let ctx = ctx.clone();
                     let _ = std::thread::Builder::new().name("preview".into()).spawn(move || mjpeg(req, &ctx, cam));
@@ -306,7 +322,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                     "faces_filtered": get(&c.zone_filtered),
                 },
                 "faces_last_hour": c.face_hist.json(now_s, c.face_hist.quality_threshold()),
-                "preview": format!("/api/preview/{name}.mjpg"),
+                "preview": format!("/api/preview/{}.mjpg", percent_encode(name)),
             })
         })
         .collect();
