@@ -259,8 +259,7 @@ pub fn run_with_detector(
     }
 
     let remotes = remote_sinks(cfg)?;
-    let spools: Vec<Arc<Spool>> = remotes.iter().map(|(_, s)| s.clone()).collect();
-    let spool_names: Vec<String> = remotes.iter().map(|(sink, _)| sink.name().to_string()).collect();
+    let spools: Vec<(String, Arc<Spool>)> = remotes.iter().map(|(k, s)| (k.name().to_string(), s.clone())).collect();
     for (sink, spool) in remotes.iter() {
         stats.register_spool(sink.name(), spool.clone());
     }
@@ -406,7 +405,6 @@ pub fn run_with_detector(
         events: from_track,
         sinks,
         spools,
-        spool_names,
         zone_names: cfg.cameras.iter().map(|c| c.zones.iter().map(|z| z.name.clone()).collect()).collect(),
         camera_names: names.clone(),
         jpeg_quality: cfg.outbox.jpeg_quality,

@@ -96,10 +96,6 @@ impl FaceHistograms {
         self.threshold.store(q.to_bits(), Ordering::Relaxed);
     }
 
-    pub fn quality_threshold(&self) -> f32 {
-        f32::from_bits(self.threshold.load(Ordering::Relaxed))
-    }
-
     /// One tracked face: its box width (px) and quality (0..1).
     pub fn record(&self, width_px: f32, quality: f32, now_s: u64) {
         let wb = WIDTH_EDGES.iter().position(|&e| width_px < e).unwrap_or(WIDTH_EDGES.len());
@@ -109,8 +105,9 @@ impl FaceHistograms {
     }
 
     /// The panel's view: counts, bucket labels, and a hint in words when
-    /// most faces are too small for FindFace or under `min_quality`.
-    pub fn json(&self, now_s: u64, min_quality: f32) -> serde_json::Value {
+    /// most faces are too small for FindFace or under the quality threshold.
+    pub fn json(&self, now_s: u64) -> serde_json::Value {
+        let min_quality = f32::from_bits(self.threshold.load(Ordering::Relaxed));
         let widths = self.width.last_hour(now_s);
         let qualities = self.quality.last_hour(now_s);
         let total: u64 = widths.iter().sum();
@@ -181,13 +178,14 @@ mod tests {
     #[test]
     fn the_hint_names_small_faces_and_low_quality() {
         let h = FaceHistograms::default();
+        h.set_quality_threshold(0.7);
         for _ in 0..6 {
             h.record(35.0, 0.4, 10);
         }
         for _ in 0..4 {
             h.record(120.0, 0.9, 10);
         }
-        let v = h.json(20, 0.7);
+        let v = h.json(20);
         assert_eq!(v["faces"], 10);
         assert_eq!(v["under_findface_min"], 6);
         assert_eq!(v["under_quality_threshold"], 6);
@@ -196,10 +194,11 @@ mod tests {
         assert!(hints[0].as_str().unwrap().contains("60% of faces are under 50 px"), "{v}");
         // Mostly big, good faces: no hint.
         let g = FaceHistograms::default();
+        g.set_quality_threshold(0.7);
         g.record(30.0, 0.2, 0);
         for _ in 0..3 {
             g.record(90.0, 0.8, 0);
         }
-        assert!(g.json(1, 0.7)["hints"].as_array().unwrap().is_empty());
+        assert!(g.json(1)["hints"].as_array().unwrap().is_empty());
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use crate::sink::{Delivery, EventRecord};
+use crate::sink::{now_unix_ms, Delivery, EventRecord};
 
 /// How one sink has fared with an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,56 +128,50 @@ impl Gallery {
         if per_camera == 0 {
             return;
         }
-        let now = now_unix_ms();
         let mut g = self.lock();
-        let serial = g.next_serial;
         g.changes += 1;
-        let change = g.changes;
+        let (serial, change) = (g.next_serial, g.changes);
         let Some(list) = g.cameras.get_mut(camera) else { return };
-        if let Some(i) = list.iter().position(|e| e.same_track(record)) {
-            let mut e = list.remove(i);
-            e.updated_unix_ms = now;
-            e.change = change;
-            if record.repeat_of.is_some() {
-                e.record.is_final = true;
-            } else {
-                e.posts += 1;
-                e.serial = serial;
-                e.record = record.clone();
-                refill(&mut e.face_jpeg, face_jpeg);
-                refill(&mut e.frame_jpeg, frame_jpeg);
-                e.delivery = delivery;
-            }
-            list.push(e);
-        } else {
-            // Full: the oldest entry's buffers are reused.
-            while list.len() > per_camera {
-                list.remove(0);
-            }
-            let mut e = if list.len() == per_camera {
-                list.remove(0)
-            } else {
-                Entry {
-                    serial: 0,
-                    updated_unix_ms: 0,
-                    change: 0,
-                    posts: 0,
-                    record: record.clone(),
-                    face_jpeg: Vec::new(),
-                    frame_jpeg: Vec::new(),
-                    delivery: Vec::new(),
+        let mut e = match list.iter().position(|e| e.same_track(record)) {
+            Some(i) => list.remove(i),
+            None => {
+                while list.len() > per_camera {
+                    list.remove(0);
                 }
-            };
+                if list.len() == per_camera {
+                    // Full: the oldest goes, its buffers reused.
+                    let mut oldest = list.remove(0);
+                    oldest.posts = 0;
+                    oldest
+                } else {
+                    Entry {
+                        serial: 0,
+                        updated_unix_ms: 0,
+                        change: 0,
+                        posts: 0,
+                        record: record.clone(),
+                        face_jpeg: Vec::new(),
+                        frame_jpeg: Vec::new(),
+                        delivery: Vec::new(),
+                    }
+                }
+            }
+        };
+        e.updated_unix_ms = now_unix_ms();
+        e.change = change;
+        if record.repeat_of.is_some() && e.posts > 0 {
+            e.record.is_final = true;
+        } else {
+            e.posts += 1;
             e.serial = serial;
-            e.updated_unix_ms = now;
-            e.change = change;
-            e.posts = 1;
-            e.record = record.clone();
-            refill(&mut e.face_jpeg, face_jpeg);
-            refill(&mut e.frame_jpeg, frame_jpeg);
+            e.record.clone_from(record);
+            e.face_jpeg.clear();
+            e.face_jpeg.extend_from_slice(face_jpeg);
+            e.frame_jpeg.clear();
+            e.frame_jpeg.extend_from_slice(frame_jpeg);
             e.delivery = delivery;
-            list.push(e);
         }
+        list.push(e);
         g.next_serial += 1;
     }
 
@@ -207,20 +201,19 @@ impl Gallery {
     /// of one camera when `camera` is given. No points (see [`Self::detail`]).
     pub fn list(&self, names: &[String], camera: Option<&str>, since_unix_ms: u64, limit: usize) -> serde_json::Value {
         let g = self.lock();
-        let mut out: Vec<(&Entry, &str)> = g
+        let mut out: Vec<&Entry> = g
             .cameras
             .iter()
             .zip(names)
             .filter(|(_, n)| camera.is_none_or(|c| c == n.as_str()))
-            .flat_map(|(l, n)| l.iter().map(move |e| (e, n.as_str())))
-            .filter(|(e, _)| e.updated_unix_ms > since_unix_ms)
+            .flat_map(|(l, _)| l.iter())
+            .filter(|e| e.updated_unix_ms > since_unix_ms)
             .collect();
-        out.sort_by_key(|e| std::cmp::Reverse(e.0.change));
+        out.sort_by_key(|e| std::cmp::Reverse(e.change));
         out.truncate(limit);
-        let now = now_unix_ms();
         json!({
-            "now_unix_ms": now,
-            "events": out.iter().map(|(e, _)| summary(e)).collect::<Vec<_>>(),
+            "now_unix_ms": now_unix_ms(),
+            "events": out.iter().map(|e| summary(e)).collect::<Vec<_>>(),
         })
     }
 
@@ -246,11 +239,6 @@ impl Gallery {
             None => false,
         }
     }
-}
-
-fn refill(buf: &mut Vec<u8>, src: &[u8]) {
-    buf.clear();
-    buf.extend_from_slice(src);
 }
 
 fn summary(e: &Entry) -> serde_json::Value {
@@ -283,10 +271,6 @@ fn summary(e: &Entry) -> serde_json::Value {
         "face": format!("/api/events/{}/face.jpg", e.serial),
         "frame": format!("/api/events/{}/frame.jpg", e.serial),
     })
-}
-
-fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]

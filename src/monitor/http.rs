@@ -46,11 +46,14 @@ fn percent_decode(v: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
-                out.push(hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0));
-                i += 3;
-                continue;
-            }
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             c => out.push(c),
         }
@@ -321,7 +324,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                     "dwell_s_avg": if get(&c.zone_exits) > 0 { get(&c.dwell_ms_total) as f64 / 1000.0 / get(&c.zone_exits) as f64 } else { 0.0 },
                     "faces_filtered": get(&c.zone_filtered),
                 },
-                "faces_last_hour": c.face_hist.json(now_s, c.face_hist.quality_threshold()),
+                "faces_last_hour": c.face_hist.json(now_s),
                 "preview": format!("/api/preview/{}.mjpg", percent_encode(name)),
             })
         })

@@ -246,7 +246,7 @@ pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> Eve
     }
 }
 
-fn now_unix_ms() -> u64 {
+pub(crate) fn now_unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -256,10 +256,9 @@ pub struct SinkWorker {
     pub zone_names: Vec<Vec<String>>,
     /// Local sinks, called in this thread (the outbox).
     pub sinks: Vec<Box<dyn Sink>>,
-    /// Spools of the remote sinks: each event is written durably to each.
-    pub spools: Vec<Arc<spool::Spool>>,
-    /// The remote sinks' names, in the order of `spools`.
-    pub spool_names: Vec<String>,
+    /// Spools of the remote sinks, by sink name: each event is written
+    /// durably to each.
+    pub spools: Vec<(String, Arc<spool::Spool>)>,
     pub camera_names: Vec<String>,
     pub jpeg_quality: u8,
     pub stats: Arc<Stats>,
@@ -325,7 +324,7 @@ impl SinkWorker {
                 }
             }
         }
-        for (sp, name) in self.spools.iter().zip(&self.spool_names) {
+        for (name, sp) in self.spools.iter() {
             // Retry the disk write a few times: losing an event is worse than a stall.
             let mut tries = 0;
             while let Err(e) = sp.put(&encoded) {
@@ -384,7 +383,7 @@ impl SinkWorker {
             let camera = ev.camera as usize;
             let cam = &self.camera_names[camera];
             let rec = record(cam, &ev);
-            let cs = &self.stats.cameras[ev.camera as usize];
+            let cs = &self.stats.cameras[camera];
             if ev.repeat_of.is_none() {
                 inc(&cs.face_posts);
                 if ev.sequence > 0 {
