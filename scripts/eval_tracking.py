@@ -51,9 +51,9 @@ def score(gt, hyp, name):
 
 def supervision_tracks(det_path, out_path):
     dets = pd.read_csv(det_path, header=None) if os.path.getsize(det_path) > 0 else pd.DataFrame()
-    # The same lost buffer as faceflow's max_frames_lost (60 frames): at
+    # The same lost buffer as faceflow's max_frames_lost (100 frames): at
     # frame_rate 30 supervision keeps lost tracks lost_track_buffer frames.
-    tracker = sv.ByteTrack(lost_track_buffer=60, frame_rate=30)
+    tracker = sv.ByteTrack(lost_track_buffer=100, frame_rate=30)
     last = int(dets[0].max()) if len(dets) else 0
     lines = []
     for f in range(1, last + 1):

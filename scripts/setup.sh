@@ -209,6 +209,31 @@ if [ ! -e models/demo/empty-stretches.mp4 ]; then
         "[0:v]split=2[m][f];[f]trim=end_frame=1,loop=loop=149:size=1:start=0,setpts=N/25/TB,noise=alls=6:allf=t,split=2[e1][e2];[m]setpts=PTS-STARTPTS[d];[e1][d][e2]concat=n=3:v=1[out]" \
         -map "[out]" -r 25 -c:v libx264 -pix_fmt yuv420p models/demo/empty-stretches.mp4
 fi
+# The capacity bench's cameras (`faceflow bench --capacity`): 1080p25, x264
+# defaults, sensor-like noise, 42 s of which people are in view for 14 s
+# (the demo scaled 3x, its middle 1080 rows: people enter and leave at the
+# frame's edges, as in the demo). Three phases, the
+# people first, second or last, so that cameras are busy at different times
+# as real ones are; layout.json tells the bench how the demo's truth maps.
+cap=models/demo/capacity
+if [ ! -e "$cap/layout.json" ]; then
+    mkdir -p "$cap"
+    fit="scale=1920:1440:flags=bicubic,crop=1920:1080:0:180,noise=alls=6:allf=t"
+    x264() { local out=$1; shift; ffmpeg -v error -y "$@" -r 25 -g 50 -c:v libx264 -pix_fmt yuv420p "$out"; }
+    x264 "$cap/people.mp4" -i models/demo/demo.mp4 -vf "$fit"
+    x264 "$cap/empty.mp4" -i models/demo/demo.mp4 -vf "trim=end_frame=1,loop=loop=349:size=1:start=0,setpts=N/25/TB,$fit"
+    for p in 0 1 2; do
+        : > "$cap/phase$p.txt"
+        for s in 0 1 2; do
+            seg=empty
+            [ "$s" = "$p" ] && seg=people
+            echo "file '$seg.mp4'" >> "$cap/phase$p.txt"
+        done
+        ffmpeg -v error -y -f concat -safe 0 -i "$cap/phase$p.txt" -c copy "$cap/phase$p.mp4"
+    done
+    rm -f "$cap"/phase?.txt "$cap/people.mp4" "$cap/empty.mp4"
+    echo '{"phases": 3, "segment_frames": 350, "scale": 3, "dx": 0, "dy": -180, "frames": 1050}' > "$cap/layout.json"
+fi
 # 56 s MP4s (the demo four times, stream copy with timestamps carried on)
 # for the loopback RTSP server of the tests: MP4 carries the timestamps it
 # paces and stamps RTP by.

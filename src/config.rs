@@ -338,7 +338,9 @@ pub struct TrackerConfig {
     pub match_iou: f32,
     /// Second stage (low-score detections): minimum IoU.
     pub low_match_iou: f32,
-    /// A lost track is removed after this many frames without a match.
+    /// A lost track is removed after this many frames without a match
+    /// (100: 4 s at 25 fps, people walking behind a pillar or another
+    /// person are hidden that long).
     pub max_frames_lost: u32,
     /// A track's event is closed (and a new one begun) after this many frames.
     pub max_frames_per_track: u32,
@@ -351,7 +353,7 @@ impl Default for TrackerConfig {
             new_track_score: 0.6,
             match_iou: 0.2,
             low_match_iou: 0.5,
-            max_frames_lost: 60,
+            max_frames_lost: 100,
             max_frames_per_track: 900,
         }
     }
@@ -487,9 +489,11 @@ pub struct CameraConfig {
     /// A later post only when the quality rose by at least this much.
     #[serde(default = "default_rt_min_improvement")]
     pub realtime_min_improvement: f32,
-    /// `always` (default) runs the detector on every frame due
-    /// (`detection_skip_frames`); `motion` only where something moves or a
-    /// face was seen in the last `motion_hold_frames` detected frames.
+    /// `motion` (default) runs the detector on a frame due
+    /// (`detection_skip_frames`) only where something moves or a face was
+    /// seen in the last `motion_hold_frames` detected frames: a camera
+    /// watching an empty scene costs decoding only. `always` runs it on
+    /// every frame due.
     #[serde(default)]
     pub detection: DetectionMode,
     /// Grey levels a sampled point must change by to count as motion.
@@ -727,8 +731,8 @@ fn default_motion_hold() -> u32 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DetectionMode {
-    #[default]
     Always,
+    #[default]
     Motion,
 }
 
@@ -1199,7 +1203,7 @@ detection_skip_frames = 2
         let c = Config::from_toml(GOOD, "t.toml").unwrap();
         assert_eq!(c.cameras.len(), 2);
         assert_eq!(c.cameras[1].detection_skip_frames, 2);
-        assert_eq!(c.tracker.max_frames_lost, 60);
+        assert_eq!(c.tracker.max_frames_lost, 100);
         assert_eq!(c.tracker.max_frames_per_track, 900);
         assert_eq!(c.cameras[0].source().unwrap(), SourceKind::File("a.h264".into()));
     }

@@ -208,6 +208,9 @@ pub struct BestFaceSelector {
     realtime: Option<RealtimePolicy>,
     landmarks: Option<LandmarkPolicy>,
     live: heapless::Vec<Candidate, MAX_TRACKS>,
+    /// The frames' width and height, once told: a lost track heading out
+    /// of the picture is not stitched to one that starts after it.
+    picture: Option<(f32, f32)>,
     /// The last observed frame's tracked faces: (box width px, quality).
     frame_faces: heapless::Vec<(f32, f32), MAX_TRACKS>,
     pub counters: SelectCounters,
@@ -224,9 +227,15 @@ impl BestFaceSelector {
             realtime: None,
             landmarks: None,
             live: heapless::Vec::new(),
+            picture: None,
             frame_faces: heapless::Vec::new(),
             counters: SelectCounters::default(),
         }
+    }
+
+    /// The size of this camera's frames (see `picture`).
+    pub fn set_picture(&mut self, width: u32, height: u32) {
+        self.picture = Some((width as f32, height as f32));
     }
 
     /// Posts faces early (realtime mode) when `policy` is set.
@@ -447,7 +456,10 @@ impl BestFaceSelector {
 
     /// The live track that `old` (just ended, lost) most likely became: it
     /// started after `old` was last seen, within the stitch window, near
-    /// where `old` was heading, with a face of about the same size.
+    /// where `old` was heading, with a face of about the same size. Not
+    /// when `old`'s path had carried its face out of the picture by then:
+    /// that person walked out, and whoever steps in at the same edge is
+    /// someone else (at a door, people follow each other).
     fn stitch_target(&self, old: &Candidate) -> Option<usize> {
         if old.merged.is_full() || old.best.is_none() {
             return None;
@@ -464,8 +476,11 @@ impl BestFaceSelector {
             .map(|(j, c)| {
                 let k = (c.first_frame - old.last_frame) as f32;
                 let (px, py) = (old.last_center.0 + v.0 * k, old.last_center.1 + v.1 * k);
+                let outside = self
+                    .picture
+                    .is_some_and(|(w, ph)| px < -h / 2.0 || py < -h / 2.0 || px > w + h / 2.0 || py > ph + h / 2.0);
                 let d = ((c.first_center.0 - px).powi(2) + (c.first_center.1 - py).powi(2)).sqrt() / h;
-                (j, d)
+                (j, if outside { f32::INFINITY } else { d })
             })
             .filter(|&(_, d)| d < STITCH_GATE)
             .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -812,12 +827,21 @@ mod tests {
     /// Track `a` walks right for frames 0..40 and is given up (ended) at
     /// frame 100; track `b` starts at frame `b_start` at `b_x`.
     fn run(b_start: u64, b_x: f32) -> Vec<FaceEvent> {
+        run_in(b_start, b_x, Some((W, H)))
+    }
+
+    /// The same, with the selector told `picture` as the frames' size.
+    fn run_in(b_start: u64, b_x: f32, picture: Option<(u32, u32)>) -> Vec<FaceEvent> {
         let pool = FramePool::new(4, i420_len(W, H));
         let mut keep = KeepStore::new(8, 1, W, H);
         let mut sel =
             BestFaceSelector::new(0, QualityConfig::default(), ValidationConfig::default(), &Default::default());
+        if let Some((w, h)) = picture {
+            sel.set_picture(w, h);
+        }
         let mut events = Vec::new();
-        for seq in 0..160u64 {
+        let lost_for = TrackerConfig::default().max_frames_lost as u64;
+        for seq in 0..(b_start + 50).max(160) {
             let f = frame(&pool, seq);
             let mut dets = heapless::Vec::<Detection, 2>::new();
             let mut upd = FrameUpdate::default();
@@ -830,7 +854,8 @@ mod tests {
                 let _ = dets.push(det(b_x + 4.0 * k));
                 let _ = upd.matched.push((2, dets.len() - 1));
             }
-            if seq == 100 {
+            // Last seen on frame 39: the tracker removes it once lost longer.
+            if seq == 40 + lost_for {
                 let _ = upd.ended.push(1);
             }
             sel.observe(&mut keep, &f, &dets, &upd, |e| events.push(e));
@@ -856,8 +881,23 @@ mod tests {
         let far = run(69, 600.0);
         assert_eq!(far.len(), 2, "far from where track 1 was heading");
         assert!(far.iter().all(|e| e.merged_track_ids.is_empty()));
-        // 61 frames after track 1 was last seen (max_frames_lost is 60).
-        let late = run(101, 256.0 + 4.0 * 62.0);
+        // Just after the tracker gave track 1 up (lost longer than
+        // max_frames_lost), where its path leads.
+        let lost_for = TrackerConfig::default().max_frames_lost as u64;
+        let late = run(41 + lost_for, 256.0 + 4.0 * (lost_for + 2) as f32);
         assert_eq!(late.len(), 2);
+    }
+
+    #[test]
+    fn a_track_that_walked_out_of_the_picture_is_not_stitched() {
+        // Track 1's path puts it at x 376 on frame 69: inside a 640 px
+        // picture (stitched, above), but 36 px past the edge of a 300 px
+        // one, more than half a face (40 px) out: whoever starts there
+        // came in after track 1 left.
+        let out = run_in(69, 376.0, Some((300, H)));
+        assert_eq!(out.len(), 2, "two people at a door");
+        assert!(out.iter().all(|e| e.merged_track_ids.is_empty()));
+        // Without the picture's size the old rule holds (stitched).
+        assert_eq!(run_in(69, 376.0, None).len(), 1);
     }
 }

@@ -22,6 +22,8 @@ const USAGE: &str = "usage:
   faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
   faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
   faceflow bench --landmarks [--batches 1,4,8,16]  landmark cost per face per batch size, share of pipeline time (demo, crowd)
+  faceflow bench --capacity [--policies baseline,gating,default] [--max-cameras <n>] [--videos <dir>] [--json <file>]
+                                      real-time 1080p25 cameras this box serves (<= 1% frames lost, >= 95% people)
   faceflow bench --events             realtime-mode events on the demo at 25 fps: first-post latency, posts per person
                                         the demo on n cameras at each batch size: pipeline vs bare detector
   faceflow check-config <file.toml>     validate a config and exit
@@ -70,6 +72,9 @@ fn main() -> ExitCode {
             }
             if args.iter().any(|a| a == "--events") {
                 return bench_report(faceflow::bench::events(), faceflow::bench::print_events);
+            }
+            if args.iter().any(|a| a == "--capacity") {
+                return bench_capacity(arg("--policies"), arg("--max-cameras"), arg("--videos"), arg("--json"));
             }
             if let Some(dir) = arg("--crowd") {
                 return bench_report(faceflow::bench::crowd(std::path::Path::new(&dir)), faceflow::bench::print_crowd);
@@ -160,6 +165,39 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `bench --capacity`: policies, camera limit and video folder from the
+/// command line; the report printed and, with `--json`, written.
+fn bench_capacity(
+    policies: Option<String>,
+    max_cameras: Option<String>,
+    videos: Option<String>,
+    json: Option<String>,
+) -> ExitCode {
+    use faceflow::bench::capacity;
+    let policies: Result<Vec<_>, String> = policies
+        .as_deref()
+        .unwrap_or("baseline,gating,default")
+        .split(',')
+        .map(|p| capacity::Policy::parse(p.trim()))
+        .collect();
+    let max = match max_cameras.map(|m| m.parse::<usize>()) {
+        None => faceflow::board::MAX_CAMERAS,
+        Some(Ok(m)) if m > 0 => m,
+        Some(_) => {
+            log::error!("bench: --max-cameras must be a positive number");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = PathBuf::from(videos.unwrap_or_else(|| format!("{}/capacity", faceflow::demo::DEMO_DIR)));
+    let result = policies.and_then(|p| capacity::run(&dir, &p, max));
+    if let (Ok(r), Some(path)) = (&result, json) {
+        if let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(r).unwrap_or_default()) {
+            log::error!("bench: {path}: {e}");
+        }
+    }
+    bench_report(result, capacity::print)
 }
 
 /// A bench's figures printed, or its error logged (exit 1).

@@ -12,6 +12,7 @@ pub fn root() -> PathBuf {
 pub fn require_assets() {
     for p in [
         "models/centerface.onnx",
+        "models/centerface-int8.onnx",
         "models/blazeface.onnx",
         "models/demo/demo.h264",
         "models/demo/demo.mp4",

@@ -9,11 +9,16 @@
 //! `motion_threshold` grey levels; the frame has motion when at least
 //! `motion_min_share` of the points changed. The background follows the
 //! scene slowly (1/16 per frame) so light changes fade in without
-//! triggering, and everything is allocated at start.
+//! triggering, and everything is allocated at start. The points that
+//! changed are kept as a bit mask, which the panel's preview can show.
 
 /// Grid points across and down (1080p: one every 12 pixels).
 pub const GRID_W: usize = 160;
 pub const GRID_H: usize = 90;
+
+/// Words of the changed-points mask (one bit per grid point, row-major
+/// over the full `GRID_W` x `GRID_H` grid).
+pub const MASK_WORDS: usize = (GRID_W * GRID_H).div_ceil(64);
 
 /// Background = background + (sample - background) / 2^BG_SHIFT.
 const BG_SHIFT: u32 = 4;
@@ -27,6 +32,10 @@ pub struct MotionGate {
     min_share: f32,
     /// The share of grid points that changed in the last frame.
     pub last_share: f32,
+    /// Which points changed in the last frame (bit `gy * GRID_W + gx`).
+    mask: Box<[u64; MASK_WORDS]>,
+    /// The grid used for the last frame: points across and down.
+    grid: (usize, usize),
 }
 
 impl MotionGate {
@@ -38,7 +47,16 @@ impl MotionGate {
             min_changed: 1,
             min_share,
             last_share: 0.0,
+            mask: Box::new([0; MASK_WORDS]),
+            grid: (0, 0),
         }
+    }
+
+    /// The last frame's changed points and the grid (across, down) they
+    /// lie on; a point's cell spans `width / across` x `height / down`
+    /// pixels of the frame.
+    pub fn mask(&self) -> (&[u64; MASK_WORDS], (usize, usize)) {
+        (&self.mask, self.grid)
     }
 
     /// Looks at one frame (its luma plane, `width` x `height`): true when
@@ -56,6 +74,8 @@ impl MotionGate {
         }
         let w = width as usize;
         let mut changed = 0usize;
+        self.grid = (gw, gh);
+        self.mask.fill(0);
         for gy in 0..gh {
             // Top-left of the 2x2 block, kept inside the picture.
             let py = (gy * (height as usize - 1) / gh) & !1;
@@ -70,6 +90,8 @@ impl MotionGate {
                 }
                 if s.abs_diff(*b) > self.threshold {
                     changed += 1;
+                    let bit = gy * GRID_W + gx;
+                    self.mask[bit / 64] |= 1 << (bit % 64);
                 }
                 // Move 1/16 of the way toward the sample.
                 *b = ((*b as i32) + ((s as i32 - *b as i32) >> BG_SHIFT)) as u16;
@@ -115,6 +137,18 @@ mod tests {
         for k in 0..5 {
             assert!(g.observe(&frame(w, h, 30 + k, Some((100 + 20 * k as usize, 100))), w as u32, h as u32));
         }
+        // The mask marks the square's cells (x 180..240, y 100..160 in the
+        // last frame; a cell is 2 px here) and nothing far from it.
+        let (mask, (gw, gh)) = g.mask();
+        assert_eq!((gw, gh), (160, 90));
+        let set = |gx: usize, gy: usize| mask[(gy * GRID_W + gx) / 64] >> ((gy * GRID_W + gx) % 64) & 1 == 1;
+        let cell = |x: usize, y: usize| (x * gw / w, y * gh / h);
+        let (cx, cy) = cell(210, 130);
+        assert!(set(cx, cy), "the square's centre moved");
+        let (fx, fy) = cell(500, 300);
+        assert!(!set(fx, fy), "a far corner did not");
+        let marked: u32 = mask.iter().map(|m| m.count_ones()).sum();
+        assert!((50..=1200).contains(&marked), "{marked} points marked for one 60x60 square");
     }
 
     #[test]

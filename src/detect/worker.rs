@@ -80,11 +80,18 @@ impl CameraInput {
     }
 
     /// Whether a frame due for detection needs it: something moves, or a
-    /// face was seen lately.
-    fn needs_detection(&mut self, frame: &FrameRef) -> bool {
+    /// face was seen lately. The gate's mask goes to the camera's preview
+    /// while someone watches it.
+    fn needs_detection(&mut self, frame: &FrameRef, stats: &Stats) -> bool {
         let Some(gate) = self.motion.as_mut() else { return true };
         let m = frame.meta();
         let moving = gate.observe(frame.planes().y, m.width, m.height);
+        if let Some(pv) = stats.previews.get(self.camera as usize) {
+            if pv.watchers.load(Ordering::Relaxed) > 0 {
+                let (mask, grid) = gate.mask();
+                pv.motion.store(mask, grid);
+            }
+        }
         moving || self.since_face < self.hold_frames
     }
 }
@@ -134,7 +141,7 @@ impl DetectWorker {
                 got_any = true;
                 let mut detect = input.counter.is_multiple_of(input.skip_frames as u64 + 1);
                 input.counter += 1;
-                if detect && !input.needs_detection(&frame) {
+                if detect && !input.needs_detection(&frame, &self.stats) {
                     detect = false;
                     inc(&self.stats.cameras[input.camera as usize].motion_gated);
                 } else if detect {

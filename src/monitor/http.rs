@@ -243,7 +243,11 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
             match ctx.stats.camera_names.iter().position(|n| *n == name) {
                 Some(cam) if ctx.viewers.load(Ordering::Relaxed) < MAX_VIEWERS => {
                     let ctx = ctx.clone();
-                    let _ = std::thread::Builder::new().name("preview".into()).spawn(move || mjpeg(req, &ctx, cam));
+                    // `?motion=1`: tint what the motion gate saw move.
+                    let query = req.url().split_once('?').map_or("", |(_, q)| q);
+                    let motion = query.split('&').any(|kv| kv == "motion=1");
+                    let _ =
+                        std::thread::Builder::new().name("preview".into()).spawn(move || mjpeg(req, &ctx, cam, motion));
                 }
                 Some(_) => {
                     let _ = req.respond(Response::from_string("too many preview viewers\n").with_status_code(503));
@@ -406,8 +410,9 @@ fn stats_json(ctx: &Ctx) -> serde_json::Value {
     stats_json_of(&ctx.stats, &h)
 }
 
-/// Streams one camera's preview as multipart JPEG until the viewer leaves.
-fn mjpeg(req: Request, ctx: &Ctx, cam: usize) {
+/// Streams one camera's preview as multipart JPEG until the viewer leaves;
+/// with `motion`, the motion gate's changed cells are tinted.
+fn mjpeg(req: Request, ctx: &Ctx, cam: usize, motion: bool) {
     let mut enc = match crate::jpeg::JpegEncoder::new() {
         Ok(e) => e,
         Err(e) => {
@@ -429,7 +434,8 @@ fn mjpeg(req: Request, ctx: &Ctx, cam: usize) {
             std::thread::sleep(ctx.preview_interval.min(Duration::from_millis(50)));
             continue;
         };
-        let (pw, ph) = preview::render(&frame, ctx.preview_width, &mut rgb);
+        let mask = if motion { pv.motion.load() } else { None };
+        let (pw, ph) = preview::render(&frame, ctx.preview_width, mask.as_ref(), &mut rgb);
         drop(frame); // give the pool slot back before encoding
         if let Err(e) = enc.encode_rgb(&rgb, pw, ph, 75, &mut jpeg) {
             log::warn!("preview of camera {cam}: {e}");

@@ -2,10 +2,13 @@
 //! (a pool reference, no copy) with the tracked boxes, but only while a
 //! viewer is connected and at most `fps` times a second; the viewer's own
 //! HTTP thread draws and JPEG-encodes it. Nobody watching = no cost.
+//! Cameras with motion gating also publish the gate's mask of changed
+//! points (`?motion=1` tints them red), from the detect thread, lock-free.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::detect::motion::{GRID_W, MASK_WORDS};
 use crate::geom::BBox;
 use crate::pool::{FrameRef, I420};
 
@@ -31,6 +34,42 @@ pub struct Preview {
     latest: Mutex<Option<PreviewFrame>>,
     /// Bumped on every publish, so viewers can tell a new frame.
     pub version: AtomicU64,
+    /// The motion gate's latest mask, for cameras with `detection = "motion"`.
+    pub motion: MotionMask,
+}
+
+/// The motion gate's changed points, shared without a lock: the detect
+/// thread stores words, a viewer loads them (a mask torn between two
+/// frames only shows a cell of either, which a preview can afford).
+pub struct MotionMask {
+    words: Box<[AtomicU64; MASK_WORDS]>,
+    /// Grid points across << 16 | down; 0 = no mask published yet.
+    grid: AtomicU32,
+}
+
+impl Default for MotionMask {
+    fn default() -> Self {
+        MotionMask { words: Box::new(std::array::from_fn(|_| AtomicU64::new(0))), grid: AtomicU32::new(0) }
+    }
+}
+
+impl MotionMask {
+    pub fn store(&self, mask: &[u64; MASK_WORDS], grid: (usize, usize)) {
+        for (w, m) in self.words.iter().zip(mask.iter()) {
+            w.store(*m, Ordering::Relaxed);
+        }
+        self.grid.store(((grid.0 as u32) << 16) | grid.1 as u32, Ordering::Release);
+    }
+
+    /// A copy of the mask and its grid, or None before the first store.
+    pub fn load(&self) -> Option<([u64; MASK_WORDS], (usize, usize))> {
+        let g = self.grid.load(Ordering::Acquire);
+        if g == 0 {
+            return None;
+        }
+        let words = std::array::from_fn(|i| self.words[i].load(Ordering::Relaxed));
+        Some((words, ((g >> 16) as usize, (g & 0xffff) as usize)))
+    }
 }
 
 impl Preview {
@@ -76,8 +115,14 @@ const DIGITS: [[u8; 5]; 10] = [
     [7, 5, 7, 1, 7],
 ];
 
-/// Draws `p` into an RGB buffer scaled to at most `max_width`; returns (w, h).
-pub fn render(p: &PreviewFrame, max_width: u32, rgb: &mut Vec<u8>) -> (u32, u32) {
+/// Draws `p` into an RGB buffer scaled to at most `max_width`, with the
+/// motion mask's changed cells tinted red when given; returns (w, h).
+pub fn render(
+    p: &PreviewFrame,
+    max_width: u32,
+    motion: Option<&([u64; MASK_WORDS], (usize, usize))>,
+    rgb: &mut Vec<u8>,
+) -> (u32, u32) {
     let pic: I420<'_> = p.frame.planes();
     let step = pic.width.div_ceil(max_width.max(1)).max(1) as usize;
     let (w, h) = (pic.width as usize / step, pic.height as usize / step);
@@ -86,6 +131,22 @@ pub fn render(p: &PreviewFrame, max_width: u32, rgb: &mut Vec<u8>) -> (u32, u32)
     for y in 0..h {
         for x in 0..w {
             rgb.extend_from_slice(&pic.rgb_at(x * step, y * step));
+        }
+    }
+    if let Some((mask, (gw, gh))) = motion.filter(|m| m.1 .0 > 0 && m.1 .1 > 0) {
+        // Grid point (gx, gy) stands for the frame's cell of that index.
+        for y in 0..h {
+            let gy = (y * step * gh / pic.height as usize).min(gh - 1);
+            for x in 0..w {
+                let gx = (x * step * gw / pic.width as usize).min(gw - 1);
+                let bit = gy * GRID_W + gx;
+                if mask[bit / 64] >> (bit % 64) & 1 == 1 {
+                    let i = (y * w + x) * 3;
+                    rgb[i] = rgb[i] / 2 + 127;
+                    rgb[i + 1] /= 2;
+                    rgb[i + 2] /= 2;
+                }
+            }
         }
     }
     let mut put = |x: i64, y: i64, c: [u8; 3]| {
@@ -125,4 +186,56 @@ pub fn render(p: &PreviewFrame, max_width: u32, rgb: &mut Vec<u8>) -> (u32, u32)
         }
     }
     (w as u32, h as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::motion::{MotionGate, GRID_H};
+    use crate::pool::FramePool;
+
+    /// A grey 320x240 frame whose luma has a bright 40x40 square at (x, y).
+    fn frame(pool: &FramePool, square: Option<(usize, usize)>) -> FrameRef {
+        let (w, h) = (320usize, 240usize);
+        let mut f = pool.acquire().expect("slot");
+        let buf = f.buffer_mut();
+        buf[..w * h].fill(100);
+        buf[w * h..w * h * 3 / 2].fill(128);
+        if let Some((sx, sy)) = square {
+            for y in sy..sy + 40 {
+                buf[y * w + sx..y * w + sx + 40].fill(240);
+            }
+        }
+        let m = f.meta_mut();
+        (m.width, m.height) = (w as u32, h as u32);
+        f.freeze()
+    }
+
+    #[test]
+    fn the_motion_mask_tints_what_moved_and_nothing_else() {
+        let pool = FramePool::new(2, 320 * 240 * 3 / 2);
+        let mut gate = MotionGate::new(12, 0.002);
+        let still = frame(&pool, None);
+        gate.observe(still.planes().y, 320, 240);
+        drop(still);
+        let moved = frame(&pool, Some((200, 120)));
+        assert!(gate.observe(moved.planes().y, 320, 240));
+        let shared = MotionMask::default();
+        assert!(shared.load().is_none(), "nothing published yet");
+        let (mask, grid) = gate.mask();
+        shared.store(mask, grid);
+        let loaded = shared.load().expect("published");
+        assert_eq!(loaded.1, (160, GRID_H), "320x240: 160 points across, 90 down");
+        let p = PreviewFrame { frame: moved, boxes: heapless::Vec::new() };
+        let (mut plain, mut tinted) = (Vec::new(), Vec::new());
+        let (w, _) = render(&p, 320, None, &mut plain);
+        render(&p, 320, Some(&loaded), &mut tinted);
+        let px =
+            |rgb: &[u8], x: usize, y: usize| -> [u8; 3] { rgb[(y * w as usize + x) * 3..][..3].try_into().unwrap() };
+        // Inside the square: redder than without the mask, and less green.
+        let (a, b) = (px(&plain, 220, 140), px(&tinted, 220, 140));
+        assert!(b[0] > b[1] + 50 && b[1] < a[1], "square {a:?} -> {b:?}");
+        // Far from it: unchanged.
+        assert_eq!(px(&plain, 40, 40), px(&tinted, 40, 40));
+    }
 }

@@ -240,6 +240,8 @@ impl TrackWorker {
                     let meta = *frame.meta();
                     let cam = meta.camera as usize;
                     let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
+                    trackers[cam].set_picture(meta.width, meta.height);
+                    selectors[cam].set_picture(meta.width, meta.height);
                     match &dets {
                         Some(d) => trackers[cam].update(d),
                         None => trackers[cam].predict_only(),

@@ -4,6 +4,8 @@
 //! CPU-second) are what carries across machines; absolute figures are this
 //! machine's.
 
+pub mod capacity;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
