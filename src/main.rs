@@ -92,7 +92,7 @@ fn main() -> ExitCode {
                 Ok(rows) => {
                     faceflow::bench::print(&rows);
                     if let Some(path) = arg("--json") {
-                        let _ = std::fs::write(&path, serde_json::to_vec_pretty(&rows).unwrap_or_default());
+                        write_json(&path, &rows);
                     }
                     ExitCode::SUCCESS
                 }
@@ -193,11 +193,19 @@ fn bench_capacity(
     let dir = PathBuf::from(videos.unwrap_or_else(|| format!("{}/capacity", faceflow::demo::DEMO_DIR)));
     let result = policies.and_then(|p| capacity::run(&dir, &p, max));
     if let (Ok(r), Some(path)) = (&result, json) {
-        if let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(r).unwrap_or_default()) {
-            log::error!("bench: {path}: {e}");
-        }
+        write_json(&path, r);
     }
     bench_report(result, capacity::print)
+}
+
+/// A bench's figures as JSON at `--json`'s path; a failure is logged.
+fn write_json(path: &str, value: &impl serde::Serialize) {
+    let written = serde_json::to_vec_pretty(value)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        log::error!("bench: {path}: {e}");
+    }
 }
 
 /// A bench's figures printed, or its error logged (exit 1).

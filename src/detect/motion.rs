@@ -58,7 +58,22 @@ impl MotionGate {
     pub fn mask(&self) -> (&[u64; MASK_WORDS], (usize, usize)) {
         (&self.mask, self.grid)
     }
+}
 
+/// The mask's bit for grid point (`gx`, `gy`): the one place its layout
+/// (row-major over `GRID_W`, 64 points a word) is spelled out.
+fn mask_bit(gx: usize, gy: usize) -> (usize, u64) {
+    let bit = gy * GRID_W + gx;
+    (bit / 64, 1 << (bit % 64))
+}
+
+/// Whether grid point (`gx`, `gy`) changed in `mask`.
+pub fn mask_has(mask: &[u64; MASK_WORDS], gx: usize, gy: usize) -> bool {
+    let (word, bit) = mask_bit(gx, gy);
+    mask[word] & bit != 0
+}
+
+impl MotionGate {
     /// Looks at one frame (its luma plane, `width` x `height`): true when
     /// something moves. The first frame (and a size change) counts as
     /// motion: there is no background yet.
@@ -90,8 +105,8 @@ impl MotionGate {
                 }
                 if s.abs_diff(*b) > self.threshold {
                     changed += 1;
-                    let bit = gy * GRID_W + gx;
-                    self.mask[bit / 64] |= 1 << (bit % 64);
+                    let (word, bit) = mask_bit(gx, gy);
+                    self.mask[word] |= bit;
                 }
                 // Move 1/16 of the way toward the sample.
                 *b = ((*b as i32) + ((s as i32 - *b as i32) >> BG_SHIFT)) as u16;
@@ -141,7 +156,7 @@ mod tests {
         // last frame; a cell is 2 px here) and nothing far from it.
         let (mask, (gw, gh)) = g.mask();
         assert_eq!((gw, gh), (160, 90));
-        let set = |gx: usize, gy: usize| mask[(gy * GRID_W + gx) / 64] >> ((gy * GRID_W + gx) % 64) & 1 == 1;
+        let set = |gx: usize, gy: usize| mask_has(mask, gx, gy);
         let cell = |x: usize, y: usize| (x * gw / w, y * gh / h);
         let (cx, cy) = cell(210, 130);
         assert!(set(cx, cy), "the square's centre moved");

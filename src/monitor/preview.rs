@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::detect::motion::{GRID_W, MASK_WORDS};
+use crate::detect::motion::{mask_has, MASK_WORDS};
 use crate::geom::BBox;
 use crate::pool::{FrameRef, I420};
 
@@ -139,8 +139,7 @@ pub fn render(
             let gy = (y * step * gh / pic.height as usize).min(gh - 1);
             for x in 0..w {
                 let gx = (x * step * gw / pic.width as usize).min(gw - 1);
-                let bit = gy * GRID_W + gx;
-                if mask[bit / 64] >> (bit % 64) & 1 == 1 {
+                if mask_has(mask, gx, gy) {
                     let i = (y * w + x) * 3;
                     rgb[i] = rgb[i] / 2 + 127;
                     rgb[i + 1] /= 2;

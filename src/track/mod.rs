@@ -104,7 +104,7 @@ impl Track {
         }
         let oldest = if self.obs_len == OBS_HISTORY { self.obs_next } else { 0 };
         let (a, fa) = self.obs[oldest];
-        let (b, fb) = self.obs[(self.obs_next + OBS_HISTORY - 1) % OBS_HISTORY];
+        let (b, fb) = self.newest_obs();
         let dt = fb.saturating_sub(fa).max(1) as f32;
         let k = frame.saturating_sub(fb) as f32;
         let h = b.height().max(1.0);
@@ -132,9 +132,14 @@ impl Track {
         BBox::new(x1, y1, x2, y2)
     }
 
+    /// The newest observed box and its frame (`obs_len` > 0).
+    fn newest_obs(&self) -> (BBox, u64) {
+        self.obs[(self.obs_next + OBS_HISTORY - 1) % OBS_HISTORY]
+    }
+
     fn observe(&mut self, b: &BBox, frame: u64) {
         if self.obs_len > 0 {
-            let (_, prev_frame) = self.obs[(self.obs_next + OBS_HISTORY - 1) % OBS_HISTORY];
+            let (_, prev_frame) = self.newest_obs();
             let dt = frame.saturating_sub(prev_frame).max(1) as f32;
             let ((x0, y0), (x1, y1)) = (self.last_obs.center(), b.center());
             let v = ((x1 - x0) / dt, (y1 - y0) / dt);
