@@ -21,6 +21,11 @@ struct Board {
     /// CenterFace's weights on this board: "fp32", "fp16" or "int8".
     #[serde(default = "fp32")]
     detector_precision: String,
+    /// Who letterboxes frames for the detector: "cpu" (the detect thread)
+    /// or "model" (ops prepended to the model, run by the execution
+    /// provider on the whole batch; scripts/prepend_i420.py).
+    #[serde(default = "cpu")]
+    detector_preprocess: String,
     batch_size: usize,
     batch_timeout_ms: u64,
     execution_providers: Vec<String>,
@@ -101,6 +106,10 @@ fn fp32() -> String {
     "fp32".into()
 }
 
+fn cpu() -> String {
+    "cpu".into()
+}
+
 fn yes() -> bool {
     true
 }
@@ -150,6 +159,7 @@ fn main() {
     let _ = writeln!(out, "pub const DETECTOR_HEIGHT: u32 = {};", b.detector_height);
     let _ = writeln!(out, "pub const BATCH_SIZE: usize = {};", b.batch_size);
     let _ = writeln!(out, "pub const DETECTOR_PRECISION: &str = {:?};", b.detector_precision);
+    let _ = writeln!(out, "pub const DETECTOR_PREPROCESS: &str = {:?};", b.detector_preprocess);
     let _ = writeln!(out, "pub const BATCH_TIMEOUT_MS: u64 = {};", b.batch_timeout_ms);
     let eps: Vec<String> = b.execution_providers.iter().map(|p| format!("{p:?}")).collect();
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
@@ -308,6 +318,9 @@ fn check(path: &Path, b: &Board) {
     }
     if !["fp32", "fp16", "int8"].contains(&b.detector_precision.as_str()) {
         bad("detector_precision", "must be \"fp32\", \"fp16\" or \"int8\"");
+    }
+    if !["cpu", "model"].contains(&b.detector_preprocess.as_str()) {
+        bad("detector_preprocess", "must be \"cpu\" or \"model\"");
     }
     if b.execution_providers.is_empty() {
         bad("execution_providers", "must name at least one provider");

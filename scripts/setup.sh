@@ -150,6 +150,18 @@ if [ ! -e models/centerface-int8.onnx ]; then
         2>&1 | grep -v -e "out-of-range for weight" -e "pre-processing before quantization" -e CleanUnusedInitializers || true
     [ -e models/centerface-int8.onnx ] || { echo "setup: INT8 quantisation failed" >&2; exit 1; }
 fi
+# CenterFace with faceflow's letterbox prepended (`detector.preprocess =
+# "model"`, the x86-cuda default): raw I420 frames in, the conversion and
+# the resize run on the execution provider. --check compares the prepended
+# ops with a NumPy copy of the CPU letterbox, bit for bit. Made at the
+# x86-cuda size (FP32, FP16) and the x86-cpu size (FP32, INT8).
+for spec in ":640x384" "-fp16:640x384" ":416x320" "-int8:416x320"; do
+    v=${spec%%:*}; size=${spec#*:}
+    out="models/centerface$v-i420-$size.onnx"
+    if [ ! -e "$out" ]; then
+        $VPY scripts/prepend_i420.py "models/centerface$v.onnx" "$out" --size "$size" --check
+    fi
+done
 # The same video in H.265 (x265's defaults: B-frames), for H.265 cameras:
 # to MP4 (true timestamps), then Annex B.
 if [ ! -e models/demo/demo.h265 ]; then

@@ -269,6 +269,33 @@ pub struct DetectorConfig {
     /// QDQ quantisation, made by scripts/setup.sh), or `board` (default: the
     /// board profile's `detector_precision`). Ignored when `model` is set.
     pub precision: Precision,
+    /// Who letterboxes frames for CenterFace: `cpu` (the detect thread
+    /// fills the model's RGB input), `model` (the model takes the raw I420
+    /// frames and letterboxes them itself, on the execution provider: the
+    /// `-i420-WxH` files scripts/setup.sh makes), or `board` (default: the
+    /// board profile's `detector_preprocess`). Ignored when `model` is set:
+    /// then the model's input says which.
+    pub preprocess: Preprocess,
+}
+
+/// `detector.preprocess`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preprocess {
+    Board,
+    Cpu,
+    Model,
+}
+
+impl Preprocess {
+    /// `Board` resolved to the board profile's choice.
+    pub fn resolved(self) -> Preprocess {
+        match self {
+            Preprocess::Board if crate::board::DETECTOR_PREPROCESS == "model" => Preprocess::Model,
+            Preprocess::Board => Preprocess::Cpu,
+            p => p,
+        }
+    }
 }
 
 /// `detector.precision`.
@@ -305,6 +332,7 @@ impl Default for DetectorConfig {
             nms_iou: 0.3,
             batch_size: 0,
             precision: Precision::Board,
+            preprocess: Preprocess::Board,
         }
     }
 }
@@ -891,13 +919,22 @@ impl DetectorConfig {
         if !self.model.as_os_str().is_empty() {
             return self.model.clone();
         }
-        PathBuf::from(match (self.kind, self.precision.resolved()) {
-            (DetectorKind::CenterFace, Precision::Int8) => "models/centerface-int8.onnx",
-            (DetectorKind::CenterFace, Precision::Fp16) => "models/centerface-fp16.onnx",
-            (DetectorKind::CenterFace, _) => "models/centerface.onnx",
-            // BlazeFace ships in one precision (validate refuses others).
-            (DetectorKind::BlazeFace, _) => "models/blazeface.onnx",
-        })
+        let weights = match self.precision.resolved() {
+            Precision::Int8 => "-int8",
+            Precision::Fp16 => "-fp16",
+            _ => "",
+        };
+        match (self.kind, self.preprocess.resolved()) {
+            (DetectorKind::CenterFace, Preprocess::Model) => PathBuf::from(format!(
+                "models/centerface{weights}-i420-{}x{}.onnx",
+                crate::board::DETECTOR_WIDTH,
+                crate::board::DETECTOR_HEIGHT
+            )),
+            (DetectorKind::CenterFace, _) => PathBuf::from(format!("models/centerface{weights}.onnx")),
+            // BlazeFace ships in one precision and letterboxes on the CPU
+            // (validate refuses the others).
+            (DetectorKind::BlazeFace, _) => PathBuf::from("models/blazeface.onnx"),
+        }
     }
 
     /// Frames per inference: the config's override or the board's.
@@ -968,6 +1005,12 @@ impl Config {
             return Err((
                 "detector.precision".into(),
                 "BlazeFace comes in fp32 only; int8 and fp16 are CenterFace's".into(),
+            ));
+        }
+        if self.detector.kind == DetectorKind::BlazeFace && self.detector.preprocess == Preprocess::Model {
+            return Err((
+                "detector.preprocess".into(),
+                "BlazeFace letterboxes on the CPU only; \"model\" is CenterFace's".into(),
             ));
         }
         unit("tracker.high_score", self.tracker.high_score)?;
@@ -1229,6 +1272,26 @@ detection_skip_frames = 2
         let t = GOOD.replace("model = \"m.onnx\"", "kind = \"yunet\"");
         let e = Config::from_toml(&t, "t.toml").unwrap_err().to_string();
         assert!(e.contains("detector.kind") && e.contains("yunet"), "{e}");
+    }
+
+    #[test]
+    fn preprocess_and_precision_pick_the_model_file() {
+        let with = |d: &str| Config::from_toml(&GOOD.replace("model = \"m.onnx\"", d), "t.toml");
+        let path = |d: &str| with(d).unwrap().detector.model_path();
+        let (w, h) = (crate::board::DETECTOR_WIDTH, crate::board::DETECTOR_HEIGHT);
+        assert_eq!(path("preprocess = \"cpu\"\nprecision = \"fp32\""), PathBuf::from("models/centerface.onnx"));
+        assert_eq!(
+            path("preprocess = \"model\"\nprecision = \"int8\""),
+            PathBuf::from(format!("models/centerface-int8-i420-{w}x{h}.onnx"))
+        );
+        assert_eq!(
+            path("preprocess = \"model\"\nprecision = \"fp16\""),
+            PathBuf::from(format!("models/centerface-fp16-i420-{w}x{h}.onnx"))
+        );
+        let e = with("kind = \"blazeface\"\npreprocess = \"model\"").unwrap_err().to_string();
+        assert!(e.contains("detector.preprocess") && e.contains("BlazeFace"), "{e}");
+        let e = with("preprocess = \"gpu\"").unwrap_err().to_string();
+        assert!(e.contains("detector.preprocess") && e.contains("gpu"), "{e}");
     }
 
     #[test]

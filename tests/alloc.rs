@@ -24,9 +24,9 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 /// on preallocated ORT values (`detect::bound`), 0 since (7 per event).
 const BUDGET_PER_EVENT: u64 = 8;
 
-fn allocations_for(kind: &str, file: &std::path::Path) -> (u64, usize) {
+fn allocations_for(kind: &str, preprocess: &str, file: &std::path::Path) -> (u64, usize) {
     let toml = format!(
-        "[detector]\nkind = \"{kind}\"\nbatch_size = 1\n[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:{}\"\n",
+        "[detector]\nkind = \"{kind}\"\npreprocess = \"{preprocess}\"\nbatch_size = 1\n[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"cam\"\nurl = \"file:{}\"\n",
         file.display()
     );
     let cfg = faceflow::config::Config::from_toml(&toml, "alloc").unwrap();
@@ -36,8 +36,9 @@ fn allocations_for(kind: &str, file: &std::path::Path) -> (u64, usize) {
     (n, report.events.len())
 }
 
-/// Both detectors, one after the other (the counter is process-wide, so
-/// they must not run as parallel tests).
+/// Both detectors, and CenterFace with the letterbox inside the model
+/// (raw frames bound per size on first sight), one after the other (the
+/// counter is process-wide, so they must not run as parallel tests).
 #[test]
 fn steady_state_frames_allocate_nothing() {
     common::require_assets();
@@ -48,9 +49,10 @@ fn steady_state_frames_allocate_nothing() {
     let twice = dir.join("twice.h264");
     let bytes = std::fs::read(&once).unwrap();
     std::fs::write(&twice, [bytes.as_slice(), bytes.as_slice()].concat()).unwrap();
-    for kind in ["centerface", "blazeface"] {
-        let (a1, e1) = allocations_for(kind, &once);
-        let (a2, e2) = allocations_for(kind, &twice);
+    for (kind, preprocess) in [("centerface", "cpu"), ("centerface", "model"), ("blazeface", "cpu")] {
+        let (a1, e1) = allocations_for(kind, preprocess, &once);
+        let (a2, e2) = allocations_for(kind, preprocess, &twice);
+        let kind = format!("{kind} (letterbox: {preprocess})");
         let (extra_allocs, extra_events) = (a2.saturating_sub(a1), (e2 - e1) as u64);
         println!(
             "{kind}: allocations: 350 frames {a1} ({e1} events), 700 frames {a2} ({e2} events): \

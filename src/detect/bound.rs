@@ -11,6 +11,12 @@
 //! results straight from the buffers. ONNX Runtime's own C++ allocations
 //! (its arena, planned per shape during warm-up) are not the Rust heap and
 //! are not counted here.
+//!
+//! Two input layouts: f32 items of a fixed shape (a letterboxed RGB
+//! tensor, a landmark crop), or raw I420 frames (u8, N x H*3/2 x W) for a
+//! detector that letterboxes inside the model. Frame sizes are not known
+//! at load, so I420 values are bound the first time a (batch, size) pair
+//! runs: once per camera resolution, then never again.
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
@@ -18,30 +24,88 @@ use std::ptr;
 use ort::memory::MemoryInfo;
 use ort::session::Session;
 use ort::sys::OrtValue;
-use ort::value::{Shape, TensorRef, TensorRefMut};
+use ort::value::{Shape, TensorElementType, TensorRef, TensorRefMut, ValueType};
 use ort::AsPointer;
 
 use super::DetectError;
 
 /// Most outputs a bound model may have (CenterFace has four).
 pub const MAX_OUTPUTS: usize = 8;
+/// Most (batch, frame size) bindings an I420 session keeps; past it, the
+/// bindings of other frame sizes are dropped (a camera changing resolution
+/// over and over costs a re-bind, never unbounded memory).
+const MAX_I420_BINDINGS: usize = 32;
 
-/// ORT values over the first `n` items of the buffers.
+/// What the model's one input takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputLayout {
+    /// f32 items of shape `item` (N x item[0] x item[1] x item[2]).
+    F32 { item: [usize; 3] },
+    /// Raw I420 frames, u8 N x H*3/2 x W, W and H even and at most
+    /// `max_width` x `max_height`.
+    I420 { max_width: usize, max_height: usize },
+}
+
+impl InputLayout {
+    /// Bytes of one batch item at its largest.
+    fn max_item_bytes(&self) -> usize {
+        match *self {
+            InputLayout::F32 { item } => item.iter().product::<usize>() * 4,
+            InputLayout::I420 { max_width, max_height } => i420_bytes(max_width, max_height),
+        }
+    }
+}
+
+/// Bytes of an I420 frame of even size `w` x `h`.
+pub fn i420_bytes(w: usize, h: usize) -> usize {
+    w * h * 3 / 2
+}
+
+/// Whether the session's one input is u8 of rank 3 (raw I420 frames).
+pub fn takes_i420(session: &Session) -> bool {
+    matches!(
+        session.inputs().first().map(|i| i.dtype()),
+        Some(ValueType::Tensor { ty: TensorElementType::Uint8, shape, .. }) if shape.len() == 3
+    )
+}
+
+enum InputValue {
+    F32(TensorRefMut<'static, f32>),
+    U8(TensorRefMut<'static, u8>),
+}
+
+impl InputValue {
+    fn ptr(&self) -> *const OrtValue {
+        match self {
+            InputValue::F32(v) => v.ptr(),
+            InputValue::U8(v) => v.ptr(),
+        }
+    }
+}
+
+/// ORT values over the first `n` items of the buffers, for items of
+/// `size` (the frame size for I420; unused for f32 items).
 struct BoundValues {
-    input: TensorRefMut<'static, f32>,
+    n: usize,
+    size: (usize, usize),
+    input: InputValue,
     outputs: Vec<TensorRefMut<'static, f32>>,
 }
 
 pub struct BoundSession {
     // Declared first so it drops first: these values point into `input`
     // and `outputs` below.
-    bound: Vec<Option<BoundValues>>,
+    bound: Vec<BoundValues>,
     session: Session,
     input_name: CString,
     output_names: Vec<CString>,
+    layout: InputLayout,
+    max_batch: usize,
+    /// The input buffer (f32 so that an f32 view is aligned; I420 frames
+    /// use it as bytes).
     input: Vec<f32>,
-    input_item: usize,
     outputs: Vec<Vec<f32>>,
+    item_shapes: Vec<Vec<i64>>,
     output_items: Vec<usize>,
 }
 
@@ -51,8 +115,21 @@ impl BoundSession {
     /// above `max_batch`. Runs each size once: that learns the output shapes
     /// and lets ONNX Runtime plan its memory before the first frame.
     pub fn new(
-        mut session: Session,
+        session: Session,
         item_dims: [usize; 3],
+        max_batch: usize,
+        batch_sizes: &[usize],
+    ) -> Result<Self, DetectError> {
+        Self::with_layout(session, InputLayout::F32 { item: item_dims }, (0, 0), max_batch, batch_sizes)
+    }
+
+    /// As [`BoundSession::new`] for any layout. An I420 session is warmed
+    /// up with frames of `warm_size` (even; the outputs' shapes must not
+    /// depend on the frame size, as a model that letterboxes guarantees).
+    pub fn with_layout(
+        session: Session,
+        layout: InputLayout,
+        warm_size: (usize, usize),
         max_batch: usize,
         batch_sizes: &[usize],
     ) -> Result<Self, DetectError> {
@@ -71,62 +148,138 @@ impl BoundSession {
             .map(|o| CString::new(o.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| load("output name", &e))?;
-        let input_item = item_dims.iter().product::<usize>();
-        let mut input = vec![0.0f32; max_batch * input_item];
-
+        let input = vec![0.0f32; (max_batch * layout.max_item_bytes()).div_ceil(4)];
+        let mut s = BoundSession {
+            bound: Vec::new(),
+            session,
+            input_name,
+            output_names,
+            layout,
+            max_batch,
+            input,
+            outputs: Vec::new(),
+            item_shapes: Vec::new(),
+            output_items: Vec::new(),
+        };
+        if let InputLayout::I420 { max_width, max_height } = layout {
+            let (w, h) = warm_size;
+            if w % 2 != 0 || h % 2 != 0 || w > max_width || h > max_height {
+                return Err(DetectError::Load(format!("I420 warm-up size {w}x{h} is odd or above the maximum")));
+            }
+        }
         // One run at batch 1 through ort's allocating path gives each
         // output's per-item shape.
-        let mut item_shapes = Vec::new();
         {
-            let dims = [1, item_dims[0], item_dims[1], item_dims[2]];
-            let view = TensorRef::from_array_view((dims, &input[..input_item])).map_err(|e| load("input", &e))?;
-            let out = session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?;
+            let out = match layout {
+                InputLayout::F32 { item } => {
+                    let dims = [1, item[0], item[1], item[2]];
+                    let len = item.iter().product::<usize>();
+                    let view = TensorRef::from_array_view((dims, &s.input[..len])).map_err(|e| load("input", &e))?;
+                    s.session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?
+                }
+                InputLayout::I420 { .. } => {
+                    let (w, h) = warm_size;
+                    let frame = vec![128u8; i420_bytes(w, h)];
+                    let view =
+                        TensorRef::from_array_view(([1, h * 3 / 2, w], &frame[..])).map_err(|e| load("input", &e))?;
+                    s.session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?
+                }
+            };
             for (_, v) in out.iter() {
                 let (shape, _) = v.try_extract_tensor::<f32>().map_err(|e| load("output", &e))?;
                 if shape.first() != Some(&1) {
                     return Err(DetectError::Load(format!("output shape {shape:?} does not start with the batch")));
                 }
-                item_shapes.push(shape[1..].to_vec());
+                s.item_shapes.push(shape[1..].to_vec());
             }
         }
-        let output_items: Vec<usize> = item_shapes.iter().map(|s| s.iter().product::<i64>() as usize).collect();
-        let mut outputs: Vec<Vec<f32>> = output_items.iter().map(|&len| vec![0.0f32; max_batch * len]).collect();
-
-        let mut bound: Vec<Option<BoundValues>> = (0..max_batch).map(|_| None).collect();
+        s.output_items = s.item_shapes.iter().map(|sh| sh.iter().product::<i64>() as usize).collect();
+        s.outputs = s.output_items.iter().map(|&len| vec![0.0f32; max_batch * len]).collect();
+        let size = match layout {
+            InputLayout::F32 { .. } => (0, 0),
+            InputLayout::I420 { .. } => warm_size,
+        };
         for &n in batch_sizes {
             assert!((1..=max_batch).contains(&n), "batch size {n} outside 1..={max_batch}");
-            let shape = |item: &[i64]| Shape::new(std::iter::once(n as i64).chain(item.iter().copied()));
-            let in_shape = shape(&item_dims.map(|d| d as i64));
-            // SAFETY: the buffers are allocated above, never resized, and
-            // owned by the struct that also owns these values, which are
-            // dropped first (field order). Moving the struct does not move
-            // a Vec's heap buffer.
-            let input_value =
-                unsafe { TensorRefMut::from_raw(MemoryInfo::default(), input.as_mut_ptr().cast(), in_shape) }
-                    .map_err(|e| load("input tensor", &e))?;
-            let mut output_values = Vec::with_capacity(outputs.len());
-            for (buf, item) in outputs.iter_mut().zip(&item_shapes) {
-                // SAFETY: as above.
-                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.as_mut_ptr().cast(), shape(item)) }
-                    .map_err(|e| load("output tensor", &e))?;
-                output_values.push(v);
-            }
-            bound[n - 1] = Some(BoundValues { input: input_value, outputs: output_values });
-        }
-        let mut s = BoundSession { bound, session, input_name, output_names, input, input_item, outputs, output_items };
-        for &n in batch_sizes {
-            s.run(n).map_err(|e| DetectError::Load(format!("warm-up at batch {n}: {e}")))?;
+            let k = s.bind(n, size).map_err(|e| load("bind", &e))?;
+            s.run_binding(k).map_err(|e| DetectError::Load(format!("warm-up at batch {n}: {e}")))?;
         }
         Ok(s)
     }
 
-    pub fn max_batch(&self) -> usize {
-        self.bound.len()
+    /// The index of the values for `n` items of `size`, created (once) if new.
+    fn bind(&mut self, n: usize, size: (usize, usize)) -> Result<usize, String> {
+        if let Some(k) = self.bound.iter().position(|b| b.n == n && b.size == size) {
+            return Ok(k);
+        }
+        if n == 0 || n > self.max_batch {
+            return Err(format!("batch size {n} outside 1..={}", self.max_batch));
+        }
+        if self.bound.len() >= MAX_I420_BINDINGS {
+            self.bound.retain(|b| b.size == size);
+        }
+        let shape = |item: &[i64]| Shape::new(std::iter::once(n as i64).chain(item.iter().copied()));
+        let input = match self.layout {
+            InputLayout::F32 { item } => {
+                let in_shape = shape(&item.map(|d| d as i64));
+                // SAFETY: the buffers are allocated at load, never resized,
+                // and owned by the struct that also owns these values,
+                // which are dropped first (field order). Moving the struct
+                // does not move a Vec's heap buffer.
+                let v =
+                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
+                InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
+            }
+            InputLayout::I420 { max_width, max_height } => {
+                let (w, h) = size;
+                if w % 2 != 0 || h % 2 != 0 || w > max_width || h > max_height {
+                    return Err(format!("frame size {w}x{h} is odd or above {max_width}x{max_height}"));
+                }
+                let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
+                // SAFETY: as above; n frames of this size fit the buffer
+                // (sized for max_batch frames of the largest size).
+                let v =
+                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
+                InputValue::U8(v.map_err(|e| format!("input tensor: {e}"))?)
+            }
+        };
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for (buf, item) in self.outputs.iter_mut().zip(&self.item_shapes) {
+            // SAFETY: as above.
+            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.as_mut_ptr().cast(), shape(item)) }
+                .map_err(|e| format!("output tensor: {e}"))?;
+            outputs.push(v);
+        }
+        self.bound.push(BoundValues { n, size, input, outputs });
+        Ok(self.bound.len() - 1)
     }
 
-    /// Batch item `i` of the input buffer, to be filled before a run.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    pub fn layout(&self) -> InputLayout {
+        self.layout
+    }
+
+    fn input_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.input.len() * 4;
+        // SAFETY: any f32 buffer is a valid byte buffer of four times its length.
+        unsafe { std::slice::from_raw_parts_mut(self.input.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// Batch item `i` of an f32 input buffer, to be filled before a run.
     pub fn input_item_mut(&mut self, i: usize) -> &mut [f32] {
-        &mut self.input[i * self.input_item..(i + 1) * self.input_item]
+        let InputLayout::F32 { item } = self.layout else { panic!("input_item_mut on an I420 session") };
+        let len = item.iter().product::<usize>();
+        &mut self.input[i * len..(i + 1) * len]
+    }
+
+    /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
+    /// filled before [`BoundSession::run_frames`] with the same size.
+    pub fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> &mut [u8] {
+        let len = i420_bytes(w, h);
+        &mut self.input_bytes_mut()[i * len..(i + 1) * len]
     }
 
     /// Values per batch item of each output, in output order.
@@ -139,12 +292,25 @@ impl BoundSession {
         &self.outputs[k][..n * self.output_items[k]]
     }
 
-    /// One inference over the first `n` items of the input buffer, results
-    /// into the output buffers. `n` must be one of the bound batch sizes.
+    /// One inference over the first `n` items of an f32 input buffer,
+    /// results into the output buffers. `n` must be one of the bound batch sizes.
     pub fn run(&mut self, n: usize) -> Result<(), DetectError> {
-        let Some(values) = self.bound.get(n.wrapping_sub(1)).and_then(Option::as_ref) else {
+        let Some(k) = self.bound.iter().position(|b| b.n == n) else {
             return Err(DetectError::Inference(format!("batch size {n} was not bound at load")));
         };
+        self.run_binding(k)
+    }
+
+    /// One inference over the first `n` frames (`w` x `h`) of an I420
+    /// input buffer. The first run of a new (n, size) pair binds its
+    /// values (allocates once).
+    pub fn run_frames(&mut self, n: usize, w: usize, h: usize) -> Result<(), DetectError> {
+        let k = self.bind(n, (w, h)).map_err(DetectError::Inference)?;
+        self.run_binding(k)
+    }
+
+    fn run_binding(&mut self, k: usize) -> Result<(), DetectError> {
+        let values = &self.bound[k];
         let count = values.outputs.len();
         let input_names = [self.input_name.as_ptr()];
         let inputs = [values.input.ptr()];

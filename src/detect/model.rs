@@ -5,10 +5,17 @@
 //!
 //! A model is a `Head` (its outputs' layout and decoding): CenterFace
 //! (`centerface`) and BlazeFace (`blazeface`).
+//!
+//! Who letterboxes is read off the model's input: an f32 N x 3 x H x W
+//! input is filled by the CPU letterbox (`letterbox`), a u8 N x H*3/2 x W
+//! input takes the raw I420 frames and letterboxes inside the model
+//! (`scripts/prepend_i420.py`, bit for bit the same), so an accelerator
+//! does the conversion and the resize on the whole batch while the detect
+//! thread only copies frames (`detector.preprocess`).
 
 use std::path::Path;
 
-use super::bound::BoundSession;
+use super::bound::{takes_i420, BoundSession, InputLayout};
 use super::letterbox::{Letterbox, Resampler};
 use super::nms::nms;
 use super::runtime;
@@ -82,8 +89,17 @@ impl<H: Head> ModelDetector<H> {
         // allocates (on CUDA it also searches cuDNN's algorithms, seconds
         // per shape).
         let shapes: Vec<usize> = (1..=p.max_batch).filter(|&n| run_shape(n, p.max_batch, p.pad_batches) == n).collect();
-        let item = [3, p.input_height as usize, p.input_width as usize];
-        let session = BoundSession::new(session, item, p.max_batch, &shapes).map_err(|e| {
+        let layout = if takes_i420(&session) {
+            // Frames are cropped to even sizes (see `copy_even`).
+            InputLayout::I420 {
+                max_width: crate::board::MAX_FRAME_WIDTH as usize & !1,
+                max_height: crate::board::MAX_FRAME_HEIGHT as usize & !1,
+            }
+        } else {
+            InputLayout::F32 { item: [3, p.input_height as usize, p.input_width as usize] }
+        };
+        let warm = (p.input_width as usize & !1, p.input_height as usize & !1);
+        let session = BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes).map_err(|e| {
             DetectError::Load(format!("model {} ({}): {e} (is `detector.kind` right?)", model.display(), H::NAME))
         })?;
         let want = head.output_item_lens();
@@ -121,6 +137,9 @@ impl<H: Head> Detector for ModelDetector<H> {
         if n == 0 {
             return Ok(());
         }
+        if let InputLayout::I420 { .. } = self.session.layout() {
+            return self.detect_i420(frames, out);
+        }
         let (w, h) = (self.in_w, self.in_h);
         for (i, f) in frames.iter().enumerate() {
             let plane = self.session.input_item_mut(i);
@@ -130,18 +149,96 @@ impl<H: Head> Detector for ModelDetector<H> {
         let shape = run_shape(n, self.max_batch(), self.pad_batches);
         self.session.run(shape)?;
         for (b, dets) in out.iter_mut().enumerate().take(n) {
-            dets.clear();
-            self.head.decode(&self.session, n, b, dets)?;
-            nms(dets, self.nms_iou);
-            let lb = &self.letterboxes[b];
-            for d in dets.iter_mut() {
-                d.bbox = lb.to_frame(&d.bbox);
-                for k in d.keypoints.iter_mut() {
-                    *k = lb.point_to_frame(*k);
-                }
+            self.finish_item(n, b, b, dets)?;
+        }
+        Ok(())
+    }
+}
+
+impl<H: Head> ModelDetector<H> {
+    /// Decodes batch item `b` of a run over `n` items into `dets`, in frame
+    /// pixels through letterbox `lb`.
+    fn finish_item(&self, n: usize, b: usize, lb: usize, dets: &mut Detections) -> Result<(), DetectError> {
+        dets.clear();
+        self.head.decode(&self.session, n, b, dets)?;
+        nms(dets, self.nms_iou);
+        let lb = &self.letterboxes[lb];
+        for d in dets.iter_mut() {
+            d.bbox = lb.to_frame(&d.bbox);
+            for k in d.keypoints.iter_mut() {
+                *k = lb.point_to_frame(*k);
             }
         }
         Ok(())
+    }
+
+    /// A batch through a model that letterboxes: frames are copied raw, one
+    /// run per frame size in the batch (cameras of one size, the usual
+    /// case, make one run).
+    fn detect_i420(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
+        let n = frames.len();
+        let mut done = [false; crate::detect::worker::MAX_BATCH];
+        let mut group: heapless::Vec<usize, { crate::detect::worker::MAX_BATCH }> = heapless::Vec::new();
+        for first in 0..n {
+            if done[first] {
+                continue;
+            }
+            // Odd sizes lose their last column or row (I420 in the model
+            // needs even planes); boxes map back unchanged.
+            let size = (frames[first].width & !1, frames[first].height & !1);
+            group.clear();
+            for (i, f) in frames.iter().enumerate().skip(first) {
+                if !done[i] && (f.width & !1, f.height & !1) == size {
+                    done[i] = true;
+                    let _ = group.push(i);
+                }
+            }
+            let (w, h) = (size.0 as usize, size.1 as usize);
+            if let InputLayout::I420 { max_width, max_height } = self.session.layout() {
+                if w > max_width || h > max_height || w == 0 || h == 0 {
+                    return Err(DetectError::Inference(format!(
+                        "frame {}x{} is outside the {max_width}x{max_height} the model's input was sized for (the board's max_frame_width/height)",
+                        frames[first].width, frames[first].height
+                    )));
+                }
+            }
+            for (j, &i) in group.iter().enumerate() {
+                copy_even(&frames[i], self.session.input_frame_mut(j, w, h));
+                self.letterboxes[j] = Letterbox::new(size.0, size.1, self.in_w, self.in_h);
+            }
+            let m = group.len();
+            let shape = run_shape(m, self.max_batch(), self.pad_batches);
+            self.session.run_frames(shape, w, h)?;
+            for (j, &i) in group.iter().enumerate() {
+                self.finish_item(m, j, j, &mut out[i])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies `f` into `dst` as an I420 frame of its even size (the last
+/// column and row of an odd-sized frame are left out).
+fn copy_even(f: &I420<'_>, dst: &mut [u8]) {
+    let (w, h) = (f.width as usize & !1, f.height as usize & !1);
+    let (stride, cstride) = (f.width as usize, f.chroma_stride());
+    let (y, rest) = dst.split_at_mut(w * h);
+    let (u, v) = rest.split_at_mut(w * h / 4);
+    if w == stride {
+        y.copy_from_slice(&f.y[..w * h]);
+    } else {
+        for (r, row) in y.chunks_exact_mut(w).enumerate() {
+            row.copy_from_slice(&f.y[r * stride..r * stride + w]);
+        }
+    }
+    for (src, dst) in [(f.u, u), (f.v, v)] {
+        if w / 2 == cstride {
+            dst.copy_from_slice(&src[..w * h / 4]);
+        } else {
+            for (r, row) in dst.chunks_exact_mut(w / 2).enumerate() {
+                row.copy_from_slice(&src[r * cstride..r * cstride + w / 2]);
+            }
+        }
     }
 }
 
@@ -171,6 +268,24 @@ mod tests {
         let shapes: Vec<usize> = (1..=12).map(|n| run_shape(n, 12, true)).collect();
         assert_eq!(shapes, [1, 2, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12]);
         assert_eq!(run_shape(5, 12, false), 5);
+    }
+
+    #[test]
+    fn an_odd_frame_is_copied_as_its_even_crop() {
+        // 5x3 frame: Y values 10*row + col, U 100 + .., V 200 + .. (chroma 3x2).
+        let (w, h) = (5u32, 3u32);
+        let mut buf: Vec<u8> = (0..h).flat_map(|r| (0..w).map(move |c| (10 * r + c) as u8)).collect();
+        buf.extend((0..2).flat_map(|r| (0..3).map(move |c| (100 + 10 * r + c) as u8)));
+        buf.extend((0..2).flat_map(|r| (0..3).map(move |c| (200 + 10 * r + c) as u8)));
+        let frame = I420::new(&buf, w, h);
+        let mut dst = [0u8; 12];
+        copy_even(&frame, &mut dst);
+        assert_eq!(dst, [0, 1, 2, 3, 10, 11, 12, 13, 100, 101, 200, 201], "4x2 of Y, then the top 2x1 of U and of V");
+        let mut even = vec![0u8; 4 * 2 * 3 / 2];
+        let (ew, eh) = (4u32, 2u32);
+        let src: Vec<u8> = (0..12).collect();
+        copy_even(&I420::new(&src, ew, eh), &mut even);
+        assert_eq!(even, src, "an even frame is copied as it is");
     }
 
     #[test]

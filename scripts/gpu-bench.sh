@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The x86-cuda figures in PERFORMANCE.md, from a clean checkout, on a GPU
+# machine that reaches no package registry (the borrowed H100/H200).
+#
+#   scripts/gpu-bench.sh pack       here, after scripts/setup.sh: builds
+#                                   faceflow for board-x86-cuda and packs
+#                                   what the GPU machine lacks into .gpu/1..4
+#   scripts/gpu-bench.sh receive N  there, one call per part: keeps part N
+#                                   (.gpu/N, carried by that call) in $STAGE
+#   scripts/gpu-bench.sh run        there, after parts 1-4: unpacks, finds the
+#                                   CUDA and cuDNN libraries, runs the bench
+#                                   and writes the JSON and the log to $OUT
+#
+# Why parts: the CUDA execution provider of the PyPI `onnxruntime-gpu`
+# wheel (CUDA 13, the machine's CUDA) is a 284 MB library, 186 MB
+# compressed, and a call carries at most 64 MiB. Parts 1-3 are its
+# compressed bytes; part 4 is faceflow, libonnxruntime, the models and the
+# demo. The CUDA 13 and cuDNN 9 libraries come from the machine's own
+# PyTorch install (nvidia-* wheels); nothing else is needed there.
+#
+# Decoder: faceflow is built with OpenH264 (bundled source) for this run,
+# because the GPU machine has no FFmpeg libraries and carrying Debian's
+# libavcodec with its ~90 dependencies does not fit; so the demo goes as a
+# B-frame-free encode (OpenH264 cannot read B-frames). Decoding is not what
+# this bench measures (its bare decoder figure is printed beside).
+#
+# The bench: 8 cameras on the demo at full speed, batches 1, 8 and 32, the
+# letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16
+# (GPU_BENCH_SPECS, GPU_BENCH_BATCHES and GPU_BENCH_CAMERAS change them).
+# The landmark models are not carried, so the stage is off (its `auto`):
+# on CUDA it stalls the pipeline (PERFORMANCE.md, x86-cuda H200), and this
+# bench measures detection.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STAGE=${STAGE:-/tmp/faceflow-gpu}
+ORT_GPU_VERSION=1.31.1
+PARTS=3
+
+pack() {
+    [ -e models/centerface-i420-640x384.onnx ] || { echo "gpu-bench: run scripts/setup.sh first" >&2; exit 2; }
+    cargo build --release --no-default-features --features board-x86-cuda,openh264 --target-dir target/gpu
+    rm -rf .gpu && mkdir -p .gpu/cache .gpu/bundle/models/lib/x86_64 .gpu/bundle/models/demo
+    .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+        -d models/cache "onnxruntime-gpu==$ORT_GPU_VERSION"
+    whl=$(ls models/cache/onnxruntime_gpu-"$ORT_GPU_VERSION"-*.whl | head -1)
+    unzip -o -q -j "$whl" 'onnxruntime/capi/libonnxruntime*.so*' -d .gpu/cache
+    # The CUDA provider, compressed, in $PARTS parts.
+    xz -T0 -6 -c .gpu/cache/libonnxruntime_providers_cuda.so > .gpu/cache/cuda.so.xz
+    size=$(stat -c %s .gpu/cache/cuda.so.xz)
+    split -n $PARTS -d -a 1 .gpu/cache/cuda.so.xz .gpu/cache/cuda.so.xz.
+    for i in $(seq 1 $PARTS); do mkdir -p ".gpu/$i" && mv ".gpu/cache/cuda.so.xz.$((i - 1))" ".gpu/$i/part"; done
+    # Part 4: everything else.
+    b=.gpu/bundle
+    strip -o "$b/faceflow" target/gpu/release/faceflow
+    cp .gpu/cache/libonnxruntime.so.$ORT_GPU_VERSION .gpu/cache/libonnxruntime_providers_shared.so "$b/models/lib/x86_64/"
+    ln -sf libonnxruntime.so.$ORT_GPU_VERSION "$b/models/lib/x86_64/libonnxruntime.so"
+    cp models/centerface.onnx models/centerface-fp16.onnx models/centerface-i420-640x384.onnx \
+        models/centerface-fp16-i420-640x384.onnx "$b/models/"
+    ffmpeg -v error -y -i models/demo/demo.mp4 -c:v libx264 -bf 0 -f h264 "$b/models/demo/demo.h264"
+    mkdir -p .gpu/4
+    tar -C "$b" -cJf .gpu/4/bundle.tar.xz .
+    echo "$size" > .gpu/4/cuda-size
+    rm -rf .gpu/bundle .gpu/cache
+    grep -qx '/.gpu' .git/info/exclude 2>/dev/null || echo '/.gpu' >> .git/info/exclude
+    du -sh .gpu/*
+    echo "gpu-bench: now, on the GPU machine, one call each (carry .gpu/N):"
+    for i in 1 2 3 4; do echo "  scripts/gpu-bench.sh receive $i"; done
+    echo "  scripts/gpu-bench.sh run      (no carry needed)"
+}
+
+receive() {
+    local i=$1
+    mkdir -p "$STAGE"
+    cp -r ".gpu/$i/." "$STAGE/"
+    [ "$i" -le $PARTS ] && mv "$STAGE/part" "$STAGE/part$i"
+    ls -la "$STAGE"
+}
+
+run_bench() {
+    cd "$STAGE"
+    if [ ! -e faceflow ]; then
+        for i in $(seq 1 $PARTS); do
+            [ -e "part$i" ] || { echo "gpu-bench: part $i missing in $STAGE: receive it first" >&2; exit 2; }
+        done
+        [ -e bundle.tar.xz ] || { echo "gpu-bench: part 4 missing in $STAGE" >&2; exit 2; }
+        tar -xJf bundle.tar.xz
+        cat $(seq -f 'part%g' 1 $PARTS) > cuda.so.xz
+        [ "$(stat -c %s cuda.so.xz)" = "$(cat cuda-size)" ] || { echo "gpu-bench: provider parts are incomplete" >&2; exit 2; }
+        xz -d -c cuda.so.xz > models/lib/x86_64/libonnxruntime_providers_cuda.so
+        rm -f cuda.so.xz part? bundle.tar.xz
+    fi
+    # CUDA 13 and cuDNN 9 from the machine's PyTorch (nvidia-* wheels).
+    site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
+    libs=$(find "$site/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd: || true)
+    export LD_LIBRARY_PATH="$PWD/models/lib/x86_64:$libs:${LD_LIBRARY_PATH:-}"
+    out=${OUT:-$PWD/out}
+    mkdir -p "$out"
+    { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
+    nproc | sed 's/^/cpu cores: /' | tee -a "$out/gpu.txt"
+    local specs=${GPU_BENCH_SPECS:-"fp32:cpu fp32:model fp16:model"}
+    for spec in $specs; do
+        prec=${spec%%:*}; pre=${spec#*:}
+        model=models/centerface.onnx
+        [ "$prec" = fp16 ] && model=models/centerface-fp16.onnx
+        [ "$pre" = model ] && model=${model%.onnx}-i420-640x384.onnx
+        echo "== $prec, letterbox on the $pre ($model)"
+        RUST_LOG=${RUST_LOG:-info} ./faceflow bench --cameras "${GPU_BENCH_CAMERAS:-8}" --batches "${GPU_BENCH_BATCHES:-1,8,32}" \
+            --model "$model" --json "$out/cuda-$prec-$pre${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}.json" 2>&1 | tee "$out/cuda-$prec-$pre${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}.log" |
+            { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
+    done
+}
+
+case "${1:-}" in
+    pack) pack ;;
+    receive) receive "${2:?part number}" ;;
+    run) run_bench ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
+esac
