@@ -57,6 +57,10 @@ struct Landmarks {
     /// Frames the stage may hold at once (its requests hold pool frames):
     /// past it, the track thread scores with the detector's keypoints.
     frames_in_flight: usize,
+    /// The landmark models' execution providers, in order; absent = the
+    /// board's `execution_providers`.
+    #[serde(default)]
+    execution_providers: Option<Vec<String>>,
 }
 
 /// The one statement a profile's queue and store sizes follow: "up to
@@ -170,6 +174,9 @@ fn main() {
     let _ = writeln!(out, "pub const LANDMARK_BATCH: usize = {};", l.batch_size);
     let _ = writeln!(out, "pub const LANDMARK_BATCH_TIMEOUT_MS: u64 = {};", l.batch_timeout_ms);
     let _ = writeln!(out, "pub const LANDMARK_FRAMES: usize = {};", l.frames_in_flight);
+    let leps: Vec<String> =
+        l.execution_providers.as_ref().unwrap_or(&b.execution_providers).iter().map(|p| format!("{p:?}")).collect();
+    let _ = writeln!(out, "pub const LANDMARK_EXECUTION_PROVIDERS: &[&str] = &[{}];", leps.join(", "));
     let p = &b.pinning;
     let _ = writeln!(
         out,
@@ -328,6 +335,14 @@ fn check(path: &Path, b: &Board) {
     for ep in &b.execution_providers {
         if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
             bad("execution_providers", &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"));
+        }
+    }
+    for ep in b.landmarks.execution_providers.iter().flatten() {
+        if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
+            bad(
+                "landmarks.execution_providers",
+                &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"),
+            );
         }
     }
 }

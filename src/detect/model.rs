@@ -149,7 +149,7 @@ impl<H: Head> Detector for ModelDetector<H> {
         let shape = run_shape(n, self.max_batch(), self.pad_batches);
         self.session.run(shape)?;
         for (b, dets) in out.iter_mut().enumerate().take(n) {
-            self.finish_item(n, b, b, dets)?;
+            self.finish_item(n, b, dets)?;
         }
         Ok(())
     }
@@ -157,12 +157,12 @@ impl<H: Head> Detector for ModelDetector<H> {
 
 impl<H: Head> ModelDetector<H> {
     /// Decodes batch item `b` of a run over `n` items into `dets`, in frame
-    /// pixels through letterbox `lb`.
-    fn finish_item(&self, n: usize, b: usize, lb: usize, dets: &mut Detections) -> Result<(), DetectError> {
+    /// pixels through that item's letterbox.
+    fn finish_item(&self, n: usize, b: usize, dets: &mut Detections) -> Result<(), DetectError> {
         dets.clear();
         self.head.decode(&self.session, n, b, dets)?;
         nms(dets, self.nms_iou);
-        let lb = &self.letterboxes[lb];
+        let lb = &self.letterboxes[b];
         for d in dets.iter_mut() {
             d.bbox = lb.to_frame(&d.bbox);
             for k in d.keypoints.iter_mut() {
@@ -210,7 +210,7 @@ impl<H: Head> ModelDetector<H> {
             let shape = run_shape(m, self.max_batch(), self.pad_batches);
             self.session.run_frames(shape, w, h)?;
             for (j, &i) in group.iter().enumerate() {
-                self.finish_item(m, j, j, &mut out[i])?;
+                self.finish_item(m, j, &mut out[i])?;
             }
         }
         Ok(())

