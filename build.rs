@@ -332,17 +332,14 @@ fn check(path: &Path, b: &Board) {
     if b.execution_providers.is_empty() {
         bad("execution_providers", "must name at least one provider");
     }
-    for ep in &b.execution_providers {
-        if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
-            bad("execution_providers", &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"));
-        }
-    }
-    for ep in b.landmarks.execution_providers.iter().flatten() {
-        if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
-            bad(
-                "landmarks.execution_providers",
-                &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"),
-            );
+    let landmark_eps = b.landmarks.execution_providers.as_deref().unwrap_or_default();
+    for (key, eps) in
+        [("execution_providers", &b.execution_providers[..]), ("landmarks.execution_providers", landmark_eps)]
+    {
+        for ep in eps {
+            if !KNOWN_PROVIDERS.contains(&ep.as_str()) {
+                bad(key, &format!("names unknown provider {ep:?} (known: {KNOWN_PROVIDERS:?})"));
+            }
         }
     }
 }

@@ -54,11 +54,26 @@ impl InputLayout {
             InputLayout::I420 { max_width, max_height } => i420_bytes(max_width, max_height),
         }
     }
+
+    /// Why frames of `w` x `h` cannot go into this input, if they cannot.
+    fn refuse_frames(&self, w: usize, h: usize) -> Option<String> {
+        match *self {
+            InputLayout::F32 { .. } => Some("an f32 input takes no raw frames".into()),
+            InputLayout::I420 { max_width, max_height }
+                if w == 0 || h == 0 || !w.is_multiple_of(2) || !h.is_multiple_of(2) || w > max_width || h > max_height =>
+            {
+                Some(format!(
+                    "frame size {w}x{h} is empty, odd or outside the {max_width}x{max_height} the input was sized for (the board's max_frame_width/height)"
+                ))
+            }
+            InputLayout::I420 { .. } => None,
+        }
+    }
 }
 
-/// Bytes of an I420 frame of even size `w` x `h`.
-pub fn i420_bytes(w: usize, h: usize) -> usize {
-    w * h * 3 / 2
+/// Bytes of an I420 frame of `w` x `h` (`pool::i420_len`, in this module's units).
+fn i420_bytes(w: usize, h: usize) -> usize {
+    crate::pool::i420_len(w as u32, h as u32)
 }
 
 /// Whether the session's one input is u8 of rank 3 (raw I420 frames).
@@ -161,10 +176,9 @@ impl BoundSession {
             item_shapes: Vec::new(),
             output_items: Vec::new(),
         };
-        if let InputLayout::I420 { max_width, max_height } = layout {
-            let (w, h) = warm_size;
-            if w % 2 != 0 || h % 2 != 0 || w > max_width || h > max_height {
-                return Err(DetectError::Load(format!("I420 warm-up size {w}x{h} is odd or above the maximum")));
+        if let InputLayout::I420 { .. } = layout {
+            if let Some(why) = layout.refuse_frames(warm_size.0, warm_size.1) {
+                return Err(DetectError::Load(format!("I420 warm-up: {why}")));
             }
         }
         // One run at batch 1 through ort's allocating path gives each
@@ -230,10 +244,10 @@ impl BoundSession {
                     unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
                 InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
             }
-            InputLayout::I420 { max_width, max_height } => {
+            InputLayout::I420 { .. } => {
                 let (w, h) = size;
-                if w % 2 != 0 || h % 2 != 0 || w > max_width || h > max_height {
-                    return Err(format!("frame size {w}x{h} is odd or above {max_width}x{max_height}"));
+                if let Some(why) = self.layout.refuse_frames(w, h) {
+                    return Err(why);
                 }
                 let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
                 // SAFETY: as above; n frames of this size fit the buffer
@@ -276,10 +290,14 @@ impl BoundSession {
     }
 
     /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
-    /// filled before [`BoundSession::run_frames`] with the same size.
-    pub fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> &mut [u8] {
+    /// filled before [`BoundSession::run_frames`] with the same size; an
+    /// error for a size the input cannot take.
+    pub fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> Result<&mut [u8], DetectError> {
+        if let Some(why) = self.layout.refuse_frames(w, h) {
+            return Err(DetectError::Inference(why));
+        }
         let len = i420_bytes(w, h);
-        &mut self.input_bytes_mut()[i * len..(i + 1) * len]
+        Ok(&mut self.input_bytes_mut()[i * len..(i + 1) * len])
     }
 
     /// Values per batch item of each output, in output order.

@@ -194,16 +194,8 @@ impl<H: Head> ModelDetector<H> {
                 }
             }
             let (w, h) = (size.0 as usize, size.1 as usize);
-            if let InputLayout::I420 { max_width, max_height } = self.session.layout() {
-                if w > max_width || h > max_height || w == 0 || h == 0 {
-                    return Err(DetectError::Inference(format!(
-                        "frame {}x{} is outside the {max_width}x{max_height} the model's input was sized for (the board's max_frame_width/height)",
-                        frames[first].width, frames[first].height
-                    )));
-                }
-            }
             for (j, &i) in group.iter().enumerate() {
-                copy_even(&frames[i], self.session.input_frame_mut(j, w, h));
+                copy_even(&frames[i], self.session.input_frame_mut(j, w, h)?);
                 self.letterboxes[j] = Letterbox::new(size.0, size.1, self.in_w, self.in_h);
             }
             let m = group.len();
