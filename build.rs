@@ -40,6 +40,11 @@ struct Board {
     /// engine) instead of every size up to `batch_size`.
     #[serde(default)]
     pad_batches: bool,
+    /// Run the detector's model on a thread of its own over two sets of
+    /// buffers, so the detect thread copies (or letterboxes) the next batch
+    /// in while one runs (`detector.overlap`).
+    #[serde(default)]
+    detect_overlap: bool,
     pinning: Pinning,
     decode: Decode,
     capacity: Capacity,
@@ -169,6 +174,7 @@ fn main() {
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
     let _ = writeln!(out, "pub const PAD_BATCHES: bool = {};", b.pad_batches);
+    let _ = writeln!(out, "pub const DETECT_OVERLAP: bool = {};", b.detect_overlap);
     let _ = writeln!(out, "pub const INTRA_OP_SPINNING: bool = {};", b.intra_op_spinning);
     let l = &b.landmarks;
     let _ = writeln!(out, "pub const LANDMARK_BATCH: usize = {};", l.batch_size);

@@ -25,11 +25,13 @@
 # this bench measures (its bare decoder figure is printed beside).
 #
 # The bench: 8 cameras on the demo at full speed, batches 1, 8 and 32, the
-# letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16
-# (GPU_BENCH_SPECS, GPU_BENCH_BATCHES and GPU_BENCH_CAMERAS change them).
-# The landmark models are not carried, so the stage is off (its `auto`):
-# on CUDA it stalls the pipeline (PERFORMANCE.md, x86-cuda H200), and this
-# bench measures detection.
+# letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16,
+# batches overlapped or not (`detector.overlap`). GPU_BENCH_SPECS (a list of
+# precision:letterbox[:on|off]), GPU_BENCH_BATCHES and GPU_BENCH_CAMERAS
+# change them. The landmark models are carried but left out (the stage's
+# `auto` turns it off), as this bench measures detection;
+# GPU_BENCH_LANDMARKS=1 puts them in (x86-cuda runs them on the CPU
+# provider, `[landmarks] execution_providers`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${STAGE:-/tmp/faceflow-gpu}
@@ -57,6 +59,8 @@ pack() {
     ln -sf libonnxruntime.so.$ORT_GPU_VERSION "$b/models/lib/x86_64/libonnxruntime.so"
     cp models/centerface.onnx models/centerface-fp16.onnx models/centerface-i420-640x384.onnx \
         models/centerface-fp16-i420-640x384.onnx "$b/models/"
+    mkdir -p "$b/models/landmarks-carried"
+    cp models/landmarks/face_mesh.onnx models/landmarks/iris.onnx "$b/models/landmarks-carried/"
     ffmpeg -v error -y -i models/demo/demo.mp4 -c:v libx264 -bf 0 -f h264 "$b/models/demo/demo.h264"
     mkdir -p .gpu/4
     tar -C "$b" -cJf .gpu/4/bundle.tar.xz .
@@ -78,6 +82,9 @@ receive() {
 }
 
 run_bench() {
+    # GPU_BENCH_BINARY: a faceflow rebuilt since the pack (carried by this
+    # call), run instead of part 4's.
+    local binary=${GPU_BENCH_BINARY:+$(realpath "$GPU_BENCH_BINARY")}
     cd "$STAGE"
     if [ ! -e faceflow ]; then
         for i in $(seq 1 $PARTS); do
@@ -90,6 +97,7 @@ run_bench() {
         xz -d -c cuda.so.xz > models/lib/x86_64/libonnxruntime_providers_cuda.so
         rm -f cuda.so.xz part? bundle.tar.xz
     fi
+    if [ -n "$binary" ]; then cp "$binary" faceflow; fi
     # CUDA 13 and cuDNN 9 from the machine's PyTorch (nvidia-* wheels).
     site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
     libs=$(find "$site/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd: || true)
@@ -98,15 +106,20 @@ run_bench() {
     mkdir -p "$out"
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
     nproc | sed 's/^/cpu cores: /' | tee -a "$out/gpu.txt"
-    local specs=${GPU_BENCH_SPECS:-"fp32:cpu fp32:model fp16:model"}
+    rm -rf models/landmarks
+    if [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ]; then cp -r models/landmarks-carried models/landmarks; fi
+    local specs=${GPU_BENCH_SPECS:-"fp32:cpu:off fp32:model:off fp32:model:on fp16:model:on"}
     for spec in $specs; do
-        prec=${spec%%:*}; pre=${spec#*:}
+        IFS=: read -r prec pre overlap <<<"$spec"
+        overlap=${overlap:-on}
         model=models/centerface.onnx
         [ "$prec" = fp16 ] && model=models/centerface-fp16.onnx
         [ "$pre" = model ] && model=${model%.onnx}-i420-640x384.onnx
-        echo "== $prec, letterbox on the $pre ($model)"
+        name="cuda-$prec-$pre-overlap-$overlap${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}"
+        [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ] && name="$name-landmarks"
+        echo "== $prec, letterbox on the $pre ($model), overlap $overlap"
         RUST_LOG=${RUST_LOG:-info} ./faceflow bench --cameras "${GPU_BENCH_CAMERAS:-8}" --batches "${GPU_BENCH_BATCHES:-1,8,32}" \
-            --model "$model" --json "$out/cuda-$prec-$pre${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}.json" 2>&1 | tee "$out/cuda-$prec-$pre${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}.log" |
+            --model "$model" --overlap "$overlap" --json "$out/$name.json" 2>&1 | tee "$out/$name.log" |
             { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
     done
 }

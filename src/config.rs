@@ -276,6 +276,12 @@ pub struct DetectorConfig {
     /// board profile's `detector_preprocess`). Ignored when `model` is set:
     /// then the model's input says which.
     pub preprocess: Preprocess,
+    /// Overlap batches: the model runs on a thread of its own while the
+    /// detect thread gathers and copies in the next batch and hands the
+    /// last one's faces on (two sets of input and output buffers). Unset =
+    /// the board profile's `detect_overlap` (on for x86-cuda, measured
+    /// there; PERFORMANCE.md).
+    pub overlap: Option<bool>,
 }
 
 /// `detector.preprocess`.
@@ -333,6 +339,7 @@ impl Default for DetectorConfig {
             batch_size: 0,
             precision: Precision::Board,
             preprocess: Preprocess::Board,
+            overlap: None,
         }
     }
 }
@@ -935,6 +942,11 @@ impl DetectorConfig {
             // (validate refuses the others).
             (DetectorKind::BlazeFace, _) => PathBuf::from("models/blazeface.onnx"),
         }
+    }
+
+    /// Whether batches overlap: the config's choice or the board's.
+    pub fn overlap(&self) -> bool {
+        self.overlap.unwrap_or(crate::board::DETECT_OVERLAP)
     }
 
     /// Frames per inference: the config's override or the board's.

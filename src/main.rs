@@ -18,7 +18,7 @@ const USAGE: &str = "usage:
                                         run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
-  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--preprocess cpu|model] [--json <file>]
+  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--preprocess cpu|model] [--overlap on|off] [--json <file>]
   faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
   faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
   faceflow bench --landmarks [--batches 1,4,8,16]  landmark cost per face per batch size, share of pipeline time (demo, crowd)
@@ -87,10 +87,20 @@ fn main() -> ExitCode {
                 .collect();
             let realtime = arg("--realtime").and_then(|v| v.parse().ok());
             let (kind, model, preprocess) = (arg("--detector"), arg("--model"), arg("--preprocess"));
+            let overlap = match arg("--overlap").as_deref() {
+                None => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(o) => {
+                    eprintln!("bench: --overlap {o:?}: expected on or off");
+                    return ExitCode::from(2);
+                }
+            };
             let detector = faceflow::bench::BenchDetector {
                 kind: kind.as_deref(),
                 model: model.as_deref(),
                 preprocess: preprocess.as_deref(),
+                overlap,
             };
             match faceflow::bench::run(cameras, &batches, realtime, detector) {
                 Ok(rows) => {

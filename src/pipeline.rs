@@ -211,6 +211,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         min_score: cfg.detector.min_score,
         nms_iou: cfg.detector.nms_iou,
         pad_batches: board::PAD_BATCHES,
+        overlap: cfg.detector.overlap(),
     };
     let (runtime, model) = (&cfg.detector.runtime, &cfg.detector.model_path());
     Ok(match cfg.detector.kind {

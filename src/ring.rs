@@ -8,7 +8,8 @@
 use ringbuf::traits::{Consumer as _, Observer as _, Producer as _, Split as _};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
 use std::time::Duration;
 
 /// Counters shared by both ends of a ring.
@@ -156,9 +157,114 @@ impl<T> Consumer<T> {
     }
 }
 
+/// A ring whose receiver sleeps (parks) until an item comes, for a thread
+/// with nothing else to do meanwhile (the detector's model thread waiting
+/// for a batch, the detect thread waiting for a run): no spinning, no
+/// sleep-sized latency, and no allocation per item (the receiver's thread
+/// handle is stored once, at its first wait).
+pub fn handoff<T>(capacity: usize) -> (HandoffSender<T>, HandoffReceiver<T>) {
+    let (p, c) = channel(capacity);
+    let waiter = Arc::new(Mutex::new(None));
+    (HandoffSender { ring: Some(p), waiter: waiter.clone() }, HandoffReceiver { ring: c, waiter })
+}
+
+/// The receiving thread, once it has waited.
+type Waiter = Arc<Mutex<Option<Thread>>>;
+
+pub struct HandoffSender<T> {
+    /// Taken on drop, so the receiver sees the sender gone when woken.
+    ring: Option<Producer<T>>,
+    waiter: Waiter,
+}
+
+pub struct HandoffReceiver<T> {
+    ring: Consumer<T>,
+    waiter: Waiter,
+}
+
+impl<T> HandoffSender<T> {
+    /// Queues `item` and wakes the receiver; the item back if the ring is full.
+    pub fn send(&mut self, item: T) -> Result<(), T> {
+        match self.ring.as_mut() {
+            Some(ring) => ring.try_push(item)?,
+            None => return Err(item),
+        }
+        self.wake();
+        Ok(())
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.waiter.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            t.unpark();
+        }
+    }
+}
+
+impl<T> Drop for HandoffSender<T> {
+    fn drop(&mut self) {
+        self.ring.take();
+        self.wake();
+    }
+}
+
+impl<T> HandoffReceiver<T> {
+    /// The next item, without waiting.
+    pub fn try_recv(&mut self) -> Option<T> {
+        self.ring.try_pop()
+    }
+
+    /// The next item, waiting for it; None once the sender is gone and
+    /// everything it sent was received.
+    pub fn recv(&mut self) -> Option<T> {
+        loop {
+            if let Some(item) = self.ring.try_pop() {
+                return Some(item);
+            }
+            if self.ring.is_finished() {
+                return None;
+            }
+            {
+                let mut w = self.waiter.lock().unwrap_or_else(|p| p.into_inner());
+                if w.as_ref().map(|t| t.id()) != Some(std::thread::current().id()) {
+                    *w = Some(std::thread::current());
+                }
+            }
+            // Checked again after registering: an item sent before the
+            // registration is seen here, one sent after it unparks us.
+            if let Some(item) = self.ring.try_pop() {
+                return Some(item);
+            }
+            if self.ring.is_finished() {
+                return None;
+            }
+            std::thread::park();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handoff_delivers_everything_in_order_and_ends_with_its_sender() {
+        let (mut tx, mut rx) = handoff::<u32>(2);
+        let t = std::thread::spawn(move || {
+            for i in 0..10_000 {
+                let mut item = i;
+                while let Err(back) = tx.send(item) {
+                    item = back;
+                    std::thread::yield_now();
+                }
+            }
+        });
+        for i in 0..10_000 {
+            assert_eq!(rx.recv(), Some(i));
+        }
+        t.join().unwrap();
+        assert_eq!(rx.recv(), None, "the sender is gone: recv returns instead of waiting");
+        assert_eq!(rx.try_recv(), None);
+    }
 
     #[test]
     fn full_ring_drops_and_counts() {

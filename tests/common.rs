@@ -39,3 +39,16 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The first `n` frames of a video file, decoded into owned I420 buffers
+/// (buffer, width, height).
+pub fn decoded_frames(file: &str, n: usize) -> Vec<(Vec<u8>, u32, u32)> {
+    let mut out = Vec::new();
+    faceflow::ingest::decode_file(&root().join(file), n, |pic| {
+        let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
+        pic.copy_to(&mut buf);
+        out.push((buf, pic.width, pic.height));
+    })
+    .unwrap();
+    out
+}

@@ -11,17 +11,6 @@ use faceflow::config::Config;
 use faceflow::detect::{Detections, Detector};
 use faceflow::pool::I420;
 
-fn frames(file: &str, n: usize) -> Vec<(Vec<u8>, u32, u32)> {
-    let mut out = Vec::new();
-    faceflow::ingest::decode_file(&common::root().join(file), n, |pic| {
-        let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
-        pic.copy_to(&mut buf);
-        out.push((buf, pic.width, pic.height));
-    })
-    .unwrap();
-    out
-}
-
 fn detector(preprocess: &str, precision: &str) -> Box<dyn Detector> {
     let toml = format!(
         "[detector]\nbatch_size = 4\npreprocess = \"{preprocess}\"\nprecision = \"{precision}\"\n[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"unused\"\nurl = \"file:unused.h264\"\n"
@@ -45,7 +34,8 @@ fn detect_all(det: &mut dyn Detector, pics: &[(Vec<u8>, u32, u32)]) -> Vec<Detec
 fn the_letterbox_in_the_model_finds_what_the_cpu_letterbox_finds() {
     common::require_assets();
     // Demo frames and 1080p frames interleaved: every batch of 4 holds both sizes.
-    let (small, large) = (frames("models/demo/demo.mp4", 60), frames("models/demo/enc/1080p.h264", 60));
+    let (small, large) =
+        (common::decoded_frames("models/demo/demo.mp4", 60), common::decoded_frames("models/demo/enc/1080p.h264", 60));
     let pics: Vec<_> = small.into_iter().zip(large).flat_map(|(a, b)| [a, b]).collect();
     for precision in ["fp32", "int8"] {
         let cpu = detect_all(detector("cpu", precision).as_mut(), &pics);

@@ -70,6 +70,7 @@ fn the_detector_finds_the_same_faces_in_a_usb_frame() {
         min_score: 0.5,
         nms_iou: 0.3,
         pad_batches: false,
+        overlap: false,
     };
     let mut det =
         CenterFace::load(std::path::Path::new(""), std::path::Path::new("models/centerface.onnx"), params).unwrap();

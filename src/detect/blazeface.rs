@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use super::bound::BoundSession;
+use super::bound::Buffers;
 use super::model::{push_best, DetectorParams, Head, ModelDetector};
 use super::{DetectError, Detection, Detections};
 use crate::geom::BBox;
@@ -62,11 +62,11 @@ impl Head for BlazeFaceHead {
         [a16, a32, a16 * REGRESSORS, a32 * REGRESSORS]
     }
 
-    fn decode(&self, session: &BoundSession, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError> {
+    fn decode(&self, outputs: &Buffers, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError> {
         for (layer, &(stride, per_cell)) in LAYERS.iter().enumerate() {
             let cells = INPUT as usize / stride;
             let count = cells * cells * per_cell;
-            let (scores, boxes) = (session.output(layer, n), session.output(2 + layer, n));
+            let (scores, boxes) = (outputs.output(layer, n), outputs.output(2 + layer, n));
             if scores.len() < n * count || boxes.len() < n * count * REGRESSORS {
                 return Err(DetectError::Inference(format!(
                     "unexpected output sizes (stride {stride}: {} scores for batch {n}, {count} anchors each)",

@@ -17,6 +17,11 @@
 //! detector that letterboxes inside the model. Frame sizes are not known
 //! at load, so I420 values are bound the first time a (batch, size) pair
 //! runs: once per camera resolution, then never again.
+//!
+//! The buffers and their values ([`Buffers`]) are apart from the model
+//! ([`Runner`]), so a detector can keep two sets and fill one while the
+//! model runs over the other on a thread of its own; [`BoundSession`] is
+//! the two together, for callers that run one batch at a time.
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
@@ -107,21 +112,169 @@ struct BoundValues {
     outputs: Vec<TensorRefMut<'static, f32>>,
 }
 
-pub struct BoundSession {
+/// What binding buffers needs to know about the model.
+#[derive(Clone)]
+struct Shapes {
+    layout: InputLayout,
+    max_batch: usize,
+    /// Each output's shape past the batch dimension.
+    item_shapes: Vec<Vec<i64>>,
+    /// Values per batch item of each output.
+    output_items: Vec<usize>,
+}
+
+/// One set of input and output buffers and the ORT values over them. A
+/// detector that overlaps batches keeps two and hands one to the thread
+/// that runs the model while it fills the other (`detect::model`).
+pub struct Buffers {
     // Declared first so it drops first: these values point into `input`
     // and `outputs` below.
     bound: Vec<BoundValues>,
-    session: Session,
-    input_name: CString,
-    output_names: Vec<CString>,
-    layout: InputLayout,
-    max_batch: usize,
+    shapes: Shapes,
     /// The input buffer (f32 so that an f32 view is aligned; I420 frames
     /// use it as bytes).
     input: Vec<f32>,
     outputs: Vec<Vec<f32>>,
-    item_shapes: Vec<Vec<i64>>,
-    output_items: Vec<usize>,
+}
+
+impl Buffers {
+    fn new(shapes: Shapes) -> Self {
+        let input = vec![0.0f32; (shapes.max_batch * shapes.layout.max_item_bytes()).div_ceil(4)];
+        let outputs = shapes.output_items.iter().map(|&len| vec![0.0f32; shapes.max_batch * len]).collect();
+        Buffers { bound: Vec::new(), shapes, input, outputs }
+    }
+
+    /// Another set of buffers for the same model, bound for the same
+    /// batch shapes as these.
+    pub fn spare(&self) -> Result<Buffers, DetectError> {
+        let mut b = Buffers::new(self.shapes.clone());
+        for v in &self.bound {
+            b.bind(v.n, v.size).map_err(DetectError::Load)?;
+        }
+        Ok(b)
+    }
+
+    /// The index of the values for `n` items of `size`, created (once) if new.
+    fn bind(&mut self, n: usize, size: (usize, usize)) -> Result<usize, String> {
+        if let Some(k) = self.bound.iter().position(|b| b.n == n && b.size == size) {
+            return Ok(k);
+        }
+        let max_batch = self.shapes.max_batch;
+        if n == 0 || n > max_batch {
+            return Err(format!("batch size {n} outside 1..={max_batch}"));
+        }
+        if self.bound.len() >= MAX_I420_BINDINGS {
+            self.bound.retain(|b| b.size == size);
+        }
+        let shape = |item: &[i64]| Shape::new(std::iter::once(n as i64).chain(item.iter().copied()));
+        let input = match self.shapes.layout {
+            InputLayout::F32 { item } => {
+                let in_shape = shape(&item.map(|d| d as i64));
+                // SAFETY: the buffers are allocated at creation, never
+                // resized, and owned by the struct that also owns these
+                // values, which are dropped first (field order). Moving the
+                // struct (to another thread too) does not move a Vec's heap
+                // buffer.
+                let v =
+                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
+                InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
+            }
+            InputLayout::I420 { .. } => {
+                let (w, h) = size;
+                if let Some(why) = self.shapes.layout.refuse_frames(w, h) {
+                    return Err(why);
+                }
+                let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
+                // SAFETY: as above; n frames of this size fit the buffer
+                // (sized for max_batch frames of the largest size).
+                let v =
+                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
+                InputValue::U8(v.map_err(|e| format!("input tensor: {e}"))?)
+            }
+        };
+        let mut outputs = Vec::with_capacity(self.outputs.len());
+        for (buf, item) in self.outputs.iter_mut().zip(&self.shapes.item_shapes) {
+            // SAFETY: as above.
+            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.as_mut_ptr().cast(), shape(item)) }
+                .map_err(|e| format!("output tensor: {e}"))?;
+            outputs.push(v);
+        }
+        self.bound.push(BoundValues { n, size, input, outputs });
+        Ok(self.bound.len() - 1)
+    }
+
+    /// The values for the first `n` items of an f32 input buffer; `n` must
+    /// be one of the batch sizes bound at load.
+    pub fn binding(&self, n: usize) -> Result<usize, DetectError> {
+        self.bound
+            .iter()
+            .position(|b| b.n == n)
+            .ok_or_else(|| DetectError::Inference(format!("batch size {n} was not bound at load")))
+    }
+
+    /// The values for the first `n` frames (`w` x `h`) of an I420 input
+    /// buffer; the first use of a new (n, size) pair binds them (allocates once).
+    pub fn frames_binding(&mut self, n: usize, w: usize, h: usize) -> Result<usize, DetectError> {
+        self.bind(n, (w, h)).map_err(DetectError::Inference)
+    }
+
+    pub fn max_batch(&self) -> usize {
+        self.shapes.max_batch
+    }
+
+    pub fn layout(&self) -> InputLayout {
+        self.shapes.layout
+    }
+
+    fn input_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.input.len() * 4;
+        // SAFETY: any f32 buffer is a valid byte buffer of four times its length.
+        unsafe { std::slice::from_raw_parts_mut(self.input.as_mut_ptr().cast::<u8>(), len) }
+    }
+
+    /// Batch item `i` of an f32 input buffer, to be filled before a run.
+    pub fn input_item_mut(&mut self, i: usize) -> &mut [f32] {
+        let InputLayout::F32 { item } = self.shapes.layout else { panic!("input_item_mut on an I420 session") };
+        let len = item.iter().product::<usize>();
+        &mut self.input[i * len..(i + 1) * len]
+    }
+
+    /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
+    /// filled before a run of the same size; an error for a size the
+    /// input cannot take.
+    pub fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> Result<&mut [u8], DetectError> {
+        if let Some(why) = self.shapes.layout.refuse_frames(w, h) {
+            return Err(DetectError::Inference(why));
+        }
+        let len = i420_bytes(w, h);
+        Ok(&mut self.input_bytes_mut()[i * len..(i + 1) * len])
+    }
+
+    /// Values per batch item of each output, in output order.
+    pub fn output_item_lens(&self) -> &[usize] {
+        &self.shapes.output_items
+    }
+
+    /// Output `k` for the first `n` batch items of the last run.
+    pub fn output(&self, k: usize, n: usize) -> &[f32] {
+        &self.outputs[k][..n * self.shapes.output_items[k]]
+    }
+}
+
+/// The model itself: runs it over a set of [`Buffers`]. ONNX Runtime's
+/// `Run` may be called from any thread, so this can live on a thread of
+/// its own while the buffers travel to it and back.
+pub struct Runner {
+    session: Session,
+    input_name: CString,
+    output_names: Vec<CString>,
+}
+
+/// A model and one set of buffers: what a caller that runs one batch at a
+/// time (the landmarks stage, a detector that does not overlap) needs.
+pub struct BoundSession {
+    pub runner: Runner,
+    pub buffers: Buffers,
 }
 
 impl BoundSession {
@@ -142,7 +295,7 @@ impl BoundSession {
     /// up with frames of `warm_size` (even; the outputs' shapes must not
     /// depend on the frame size, as a model that letterboxes guarantees).
     pub fn with_layout(
-        session: Session,
+        mut session: Session,
         layout: InputLayout,
         warm_size: (usize, usize),
         max_batch: usize,
@@ -163,19 +316,6 @@ impl BoundSession {
             .map(|o| CString::new(o.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| load("output name", &e))?;
-        let input = vec![0.0f32; (max_batch * layout.max_item_bytes()).div_ceil(4)];
-        let mut s = BoundSession {
-            bound: Vec::new(),
-            session,
-            input_name,
-            output_names,
-            layout,
-            max_batch,
-            input,
-            outputs: Vec::new(),
-            item_shapes: Vec::new(),
-            output_items: Vec::new(),
-        };
         if let InputLayout::I420 { .. } = layout {
             if let Some(why) = layout.refuse_frames(warm_size.0, warm_size.1) {
                 return Err(DetectError::Load(format!("I420 warm-up: {why}")));
@@ -183,20 +323,21 @@ impl BoundSession {
         }
         // One run at batch 1 through ort's allocating path gives each
         // output's per-item shape.
+        let mut item_shapes = Vec::new();
         {
             let out = match layout {
                 InputLayout::F32 { item } => {
                     let dims = [1, item[0], item[1], item[2]];
-                    let len = item.iter().product::<usize>();
-                    let view = TensorRef::from_array_view((dims, &s.input[..len])).map_err(|e| load("input", &e))?;
-                    s.session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?
+                    let zeros = vec![0.0f32; item.iter().product::<usize>()];
+                    let view = TensorRef::from_array_view((dims, &zeros[..])).map_err(|e| load("input", &e))?;
+                    session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?
                 }
                 InputLayout::I420 { .. } => {
                     let (w, h) = warm_size;
                     let frame = vec![128u8; i420_bytes(w, h)];
                     let view =
                         TensorRef::from_array_view(([1, h * 3 / 2, w], &frame[..])).map_err(|e| load("input", &e))?;
-                    s.session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?
+                    session.run(ort::inputs![view]).map_err(|e| load("first run", &e))?
                 }
             };
             for (_, v) in out.iter() {
@@ -204,131 +345,61 @@ impl BoundSession {
                 if shape.first() != Some(&1) {
                     return Err(DetectError::Load(format!("output shape {shape:?} does not start with the batch")));
                 }
-                s.item_shapes.push(shape[1..].to_vec());
+                item_shapes.push(shape[1..].to_vec());
             }
         }
-        s.output_items = s.item_shapes.iter().map(|sh| sh.iter().product::<i64>() as usize).collect();
-        s.outputs = s.output_items.iter().map(|&len| vec![0.0f32; max_batch * len]).collect();
+        let output_items = item_shapes.iter().map(|sh| sh.iter().product::<i64>() as usize).collect();
+        let buffers = Buffers::new(Shapes { layout, max_batch, item_shapes, output_items });
+        let mut s = BoundSession { runner: Runner { session, input_name, output_names }, buffers };
         let size = match layout {
             InputLayout::F32 { .. } => (0, 0),
             InputLayout::I420 { .. } => warm_size,
         };
         for &n in batch_sizes {
             assert!((1..=max_batch).contains(&n), "batch size {n} outside 1..={max_batch}");
-            let k = s.bind(n, size).map_err(|e| load("bind", &e))?;
-            s.run_binding(k).map_err(|e| DetectError::Load(format!("warm-up at batch {n}: {e}")))?;
+            let k = s.buffers.bind(n, size).map_err(|e| load("bind", &e))?;
+            s.runner.run(&mut s.buffers, k).map_err(|e| DetectError::Load(format!("warm-up at batch {n}: {e}")))?;
         }
         Ok(s)
     }
 
-    /// The index of the values for `n` items of `size`, created (once) if new.
-    fn bind(&mut self, n: usize, size: (usize, usize)) -> Result<usize, String> {
-        if let Some(k) = self.bound.iter().position(|b| b.n == n && b.size == size) {
-            return Ok(k);
-        }
-        if n == 0 || n > self.max_batch {
-            return Err(format!("batch size {n} outside 1..={}", self.max_batch));
-        }
-        if self.bound.len() >= MAX_I420_BINDINGS {
-            self.bound.retain(|b| b.size == size);
-        }
-        let shape = |item: &[i64]| Shape::new(std::iter::once(n as i64).chain(item.iter().copied()));
-        let input = match self.layout {
-            InputLayout::F32 { item } => {
-                let in_shape = shape(&item.map(|d| d as i64));
-                // SAFETY: the buffers are allocated at load, never resized,
-                // and owned by the struct that also owns these values,
-                // which are dropped first (field order). Moving the struct
-                // does not move a Vec's heap buffer.
-                let v =
-                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
-                InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
-            }
-            InputLayout::I420 { .. } => {
-                let (w, h) = size;
-                if let Some(why) = self.layout.refuse_frames(w, h) {
-                    return Err(why);
-                }
-                let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
-                // SAFETY: as above; n frames of this size fit the buffer
-                // (sized for max_batch frames of the largest size).
-                let v =
-                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
-                InputValue::U8(v.map_err(|e| format!("input tensor: {e}"))?)
-            }
-        };
-        let mut outputs = Vec::with_capacity(self.outputs.len());
-        for (buf, item) in self.outputs.iter_mut().zip(&self.item_shapes) {
-            // SAFETY: as above.
-            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.as_mut_ptr().cast(), shape(item)) }
-                .map_err(|e| format!("output tensor: {e}"))?;
-            outputs.push(v);
-        }
-        self.bound.push(BoundValues { n, size, input, outputs });
-        Ok(self.bound.len() - 1)
-    }
-
     pub fn max_batch(&self) -> usize {
-        self.max_batch
+        self.buffers.max_batch()
     }
 
     pub fn layout(&self) -> InputLayout {
-        self.layout
-    }
-
-    fn input_bytes_mut(&mut self) -> &mut [u8] {
-        let len = self.input.len() * 4;
-        // SAFETY: any f32 buffer is a valid byte buffer of four times its length.
-        unsafe { std::slice::from_raw_parts_mut(self.input.as_mut_ptr().cast::<u8>(), len) }
+        self.buffers.layout()
     }
 
     /// Batch item `i` of an f32 input buffer, to be filled before a run.
     pub fn input_item_mut(&mut self, i: usize) -> &mut [f32] {
-        let InputLayout::F32 { item } = self.layout else { panic!("input_item_mut on an I420 session") };
-        let len = item.iter().product::<usize>();
-        &mut self.input[i * len..(i + 1) * len]
-    }
-
-    /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
-    /// filled before [`BoundSession::run_frames`] with the same size; an
-    /// error for a size the input cannot take.
-    pub fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> Result<&mut [u8], DetectError> {
-        if let Some(why) = self.layout.refuse_frames(w, h) {
-            return Err(DetectError::Inference(why));
-        }
-        let len = i420_bytes(w, h);
-        Ok(&mut self.input_bytes_mut()[i * len..(i + 1) * len])
+        self.buffers.input_item_mut(i)
     }
 
     /// Values per batch item of each output, in output order.
     pub fn output_item_lens(&self) -> &[usize] {
-        &self.output_items
+        self.buffers.output_item_lens()
     }
 
     /// Output `k` for the first `n` batch items of the last run.
     pub fn output(&self, k: usize, n: usize) -> &[f32] {
-        &self.outputs[k][..n * self.output_items[k]]
+        self.buffers.output(k, n)
     }
 
     /// One inference over the first `n` items of an f32 input buffer,
     /// results into the output buffers. `n` must be one of the bound batch sizes.
     pub fn run(&mut self, n: usize) -> Result<(), DetectError> {
-        let Some(k) = self.bound.iter().position(|b| b.n == n) else {
-            return Err(DetectError::Inference(format!("batch size {n} was not bound at load")));
-        };
-        self.run_binding(k)
+        let k = self.buffers.binding(n)?;
+        self.runner.run(&mut self.buffers, k)
     }
+}
 
-    /// One inference over the first `n` frames (`w` x `h`) of an I420
-    /// input buffer. The first run of a new (n, size) pair binds its
-    /// values (allocates once).
-    pub fn run_frames(&mut self, n: usize, w: usize, h: usize) -> Result<(), DetectError> {
-        let k = self.bind(n, (w, h)).map_err(DetectError::Inference)?;
-        self.run_binding(k)
-    }
-
-    fn run_binding(&mut self, k: usize) -> Result<(), DetectError> {
-        let values = &self.bound[k];
+impl Runner {
+    /// One inference through the values `k` of `buffers` (from
+    /// [`Buffers::binding`] or [`Buffers::frames_binding`]), results into
+    /// its output buffers.
+    pub fn run(&self, buffers: &mut Buffers, k: usize) -> Result<(), DetectError> {
+        let values = &buffers.bound[k];
         let count = values.outputs.len();
         let input_names = [self.input_name.as_ptr()];
         let inputs = [values.input.ptr()];
@@ -340,8 +411,9 @@ impl BoundSession {
         }
         // SAFETY: every pointer is valid for the call: names are owned
         // CStrings, values are live ORT values over live buffers, and the
-        // `&mut self` borrow keeps the session to this thread (ORT's Run is
-        // not thread-safe). Non-null outputs are filled in place.
+        // `&mut` borrow of the buffers keeps anyone from reading them while
+        // ONNX Runtime fills the outputs in place (Run itself may be called
+        // from any thread).
         let status = unsafe {
             (ort::api().Run)(
                 self.session.ptr().cast_mut(),

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::bound::BoundSession;
+use super::bound::Buffers;
 use super::model::{push_best, DetectorParams, Head, ModelDetector};
 use super::{DetectError, Detection, Detections};
 use crate::geom::BBox;
@@ -48,8 +48,8 @@ impl Head for CenterFaceHead {
         [hw, 2 * hw, 2 * hw, 10 * hw]
     }
 
-    fn decode(&self, session: &BoundSession, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError> {
-        let result = |k: usize| session.output(k, n);
+    fn decode(&self, outputs: &Buffers, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError> {
+        let result = |k: usize| outputs.output(k, n);
         let (heat, scale, offset, lms) = (result(0), result(1), result(2), result(3));
         let (gw, gh) = (self.in_w / STRIDE, self.in_h / STRIDE);
         let hw = gw * gh;

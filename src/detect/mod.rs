@@ -57,11 +57,47 @@ impl std::fmt::Display for DetectError {
 
 impl std::error::Error for DetectError {}
 
-/// A face detector that runs one inference over a batch of frames.
+/// A face detector that runs one inference over a batch of frames, in two
+/// steps so that a caller can gather the next batch while one runs:
+/// [`Detector::start`] takes the frames in (they may be released as soon
+/// as it returns) and [`Detector::finish`] gives the faces of the oldest
+/// started batch. Up to [`Detector::depth`] batches may be started and not
+/// yet finished.
 pub trait Detector: Send {
     /// Largest batch one call accepts.
     fn max_batch(&self) -> usize;
-    /// Detects faces in every frame of `frames` with ONE inference call;
-    /// `out[i]` receives frame i's faces in frame pixel coordinates.
-    fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError>;
+    /// Batches that may be started before the oldest is finished: 1 for a
+    /// detector that runs the model inside `start`, 2 for one that runs it
+    /// on a thread of its own (`detector.overlap`).
+    fn depth(&self) -> usize {
+        1
+    }
+    /// Gets ready for frames of `width` x `height`: a detector that takes
+    /// raw frames runs every batch shape once at that size, because the
+    /// first run of a shape at a new frame size is slow on an accelerator
+    /// (seconds on CUDA). `start` does this itself on the first frame of a
+    /// new size; calling it first keeps that out of the first batch.
+    fn prepare(&mut self, _width: u32, _height: u32) -> Result<(), DetectError> {
+        Ok(())
+    }
+    /// Copies `frames` in and starts ONE inference over them. On an error
+    /// nothing was started.
+    fn start(&mut self, frames: &[I420<'_>]) -> Result<(), DetectError>;
+    /// Whether [`Detector::finish`] would return without waiting.
+    fn ready(&mut self) -> bool {
+        true
+    }
+    /// Waits for the oldest started batch; `out[i]` receives its frame i's
+    /// faces in frame pixel coordinates.
+    fn finish(&mut self, out: &mut [Detections]) -> Result<(), DetectError>;
+    /// How long the model itself ran for the batch `finish` last returned
+    /// (what an accelerator was busy with), when the detector knows.
+    fn last_inference(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// Both steps at once.
+    fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
+        self.start(frames)?;
+        self.finish(out)
+    }
 }

@@ -12,15 +12,25 @@
 //! (`scripts/prepend_i420.py`, bit for bit the same), so an accelerator
 //! does the conversion and the resize on the whole batch while the detect
 //! thread only copies frames (`detector.preprocess`).
+//!
+//! Where the model runs: in `start` on the caller's thread, or, with
+//! `detector.overlap`, on a thread of its own: each batch is a `Slot`
+//! (buffers, letterboxes) that goes there and back through two handoff
+//! rings, and two slots let the caller copy one batch in while the other
+//! runs. Results come back in the order batches were started.
 
+use std::collections::VecDeque;
 use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use super::bound::{takes_i420, BoundSession, InputLayout};
+use super::bound::{takes_i420, BoundSession, Buffers, InputLayout, Runner};
 use super::letterbox::{Letterbox, Resampler};
 use super::nms::nms;
 use super::runtime;
 use super::{DetectError, Detection, Detections, Detector};
 use crate::pool::I420;
+use crate::ring::{handoff, HandoffReceiver, HandoffSender};
 
 /// A model's output decoding.
 pub trait Head: Send {
@@ -34,7 +44,7 @@ pub trait Head: Send {
     fn output_item_lens(&self) -> [usize; 4];
     /// Decodes item `b` of a run over `n` items into `out` (cleared by the
     /// caller), in model-input pixels.
-    fn decode(&self, session: &BoundSession, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError>;
+    fn decode(&self, outputs: &Buffers, n: usize, b: usize, out: &mut Detections) -> Result<(), DetectError>;
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +56,9 @@ pub struct DetectorParams {
     pub nms_iou: f32,
     /// Run partial batches at the next power of two (see boards/*.toml).
     pub pad_batches: bool,
+    /// Run the model on a thread of its own, over two sets of buffers, so
+    /// the next batch is copied in while one runs (`detector.overlap`).
+    pub overlap: bool,
 }
 
 /// The batch dimension a batch of `n` frames runs at.
@@ -57,16 +70,93 @@ pub fn run_shape(n: usize, max_batch: usize, pad: bool) -> usize {
     }
 }
 
-pub struct ModelDetector<H: Head> {
-    session: BoundSession,
-    resamplers: Vec<Resampler>,
+/// One batch on its way: its buffers, how each frame was letterboxed, and
+/// the run to make. It moves to the model's thread and back when the
+/// detector overlaps batches.
+struct Slot {
+    buffers: Buffers,
+    /// Per batch item: the letterbox its frame went through.
     letterboxes: Vec<Letterbox>,
+    /// Frames in the batch.
+    n: usize,
+    /// The values to run with (a `Buffers` binding); None = nothing to run.
+    run: Option<usize>,
+    result: Result<(), DetectError>,
+    /// How long the model ran.
+    elapsed: Duration,
+    /// A batch of several frame sizes runs size by size as it starts
+    /// (one buffer holds one size at a time); its faces wait in `dets`.
+    decoded: bool,
+    dets: Vec<Detections>,
+}
+
+impl Slot {
+    fn new(buffers: Buffers, max_batch: usize) -> Box<Self> {
+        Box::new(Slot {
+            buffers,
+            letterboxes: vec![Letterbox::new(1, 1, 1, 1); max_batch],
+            n: 0,
+            run: None,
+            result: Ok(()),
+            elapsed: Duration::ZERO,
+            decoded: false,
+            dets: vec![Detections::new(); max_batch],
+        })
+    }
+
+    /// Runs the model over this slot's buffers (on whichever thread holds it).
+    fn run_on(&mut self, runner: &Runner) {
+        let t0 = Instant::now();
+        self.result = match self.run.take() {
+            Some(k) => runner.run(&mut self.buffers, k),
+            None => Ok(()),
+        };
+        self.elapsed = t0.elapsed();
+    }
+}
+
+/// Where the model runs.
+enum Engine {
+    /// Inside `start`, on the caller's thread.
+    Inline(Runner),
+    /// On a thread of its own: slots go there through `jobs` and come back
+    /// through `done` in the order they went (one thread, FIFO rings).
+    Thread {
+        jobs: Option<HandoffSender<Box<Slot>>>,
+        done: HandoffReceiver<Box<Slot>>,
+        thread: Option<JoinHandle<()>>,
+        /// Slots sent and not yet received back.
+        away: usize,
+    },
+}
+
+pub struct ModelDetector<H: Head> {
+    engine: Engine,
+    /// Slots free to take a batch (one inline, two overlapped); boxed, as
+    /// they travel to the model's thread and back as pointers.
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<Slot>>,
+    /// Batches run and not yet finished, oldest first; all older than any
+    /// slot still away on the model's thread.
+    finished: VecDeque<Box<Slot>>,
+    depth: usize,
+    max_batch: usize,
+    resamplers: Vec<Resampler>,
     in_w: u32,
     in_h: u32,
     nms_iou: f32,
     pad_batches: bool,
+    last_inference: Option<Duration>,
+    /// The batch shapes that run (every size, or powers of two when padded).
+    shapes: Vec<usize>,
+    /// Raw frame sizes every shape has run at (see `prepare`).
+    prepared: heapless::Vec<(u32, u32), MAX_PREPARED_SIZES>,
     head: H,
 }
+
+/// Raw frame sizes remembered as prepared; past it, the oldest is forgotten
+/// (and a camera of that size costs one more warm-up).
+const MAX_PREPARED_SIZES: usize = 8;
 
 impl<H: Head> ModelDetector<H> {
     /// Loads `model` on the board's execution providers and binds every
@@ -99,28 +189,65 @@ impl<H: Head> ModelDetector<H> {
             InputLayout::F32 { item: [3, p.input_height as usize, p.input_width as usize] }
         };
         let warm = (p.input_width as usize & !1, p.input_height as usize & !1);
-        let session = BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes).map_err(|e| {
+        let load_error = |e: DetectError| {
             DetectError::Load(format!("model {} ({}): {e} (is `detector.kind` right?)", model.display(), H::NAME))
-        })?;
+        };
+        let BoundSession { runner, buffers } =
+            BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes).map_err(load_error)?;
         let want = head.output_item_lens();
-        if session.output_item_lens() != want {
+        if buffers.output_item_lens() != want {
             return Err(DetectError::Load(format!(
                 "model {}: outputs hold {:?} values per frame, {} at {}x{} holds {want:?}: is `detector.kind` right?",
                 model.display(),
-                session.output_item_lens(),
+                buffers.output_item_lens(),
                 H::NAME,
                 p.input_width,
                 p.input_height
             )));
         }
+        let mut free = Vec::with_capacity(2);
+        let engine = if p.overlap {
+            free.push(Slot::new(buffers.spare().map_err(load_error)?, p.max_batch));
+            free.push(Slot::new(buffers, p.max_batch));
+            // Capacity 2: never more slots than that exist, so a send never fails.
+            let (jobs, mut from_detector) = handoff::<Box<Slot>>(2);
+            let (mut to_detector, done) = handoff::<Box<Slot>>(2);
+            let thread = std::thread::Builder::new()
+                .name("detect-model".into())
+                .spawn(move || {
+                    while let Some(mut slot) = from_detector.recv() {
+                        slot.run_on(&runner);
+                        if to_detector.send(slot).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| DetectError::Load(format!("starting the detector's model thread: {e}")))?;
+            Engine::Thread { jobs: Some(jobs), done, thread: Some(thread), away: 0 }
+        } else {
+            free.push(Slot::new(buffers, p.max_batch));
+            Engine::Inline(runner)
+        };
         Ok(ModelDetector {
-            session,
+            depth: free.len(),
+            engine,
+            free,
+            finished: VecDeque::with_capacity(2),
+            max_batch: p.max_batch,
             resamplers: (0..p.max_batch).map(|_| Resampler::new(p.input_width, p.input_height)).collect(),
-            letterboxes: vec![Letterbox::new(1, 1, 1, 1); p.max_batch],
             in_w: p.input_width,
             in_h: p.input_height,
             nms_iou: p.nms_iou,
             pad_batches: p.pad_batches,
+            last_inference: None,
+            shapes,
+            // The load's warm-up ran every shape at this size.
+            prepared: match layout {
+                InputLayout::I420 { .. } => {
+                    heapless::Vec::from_slice(&[(warm.0 as u32, warm.1 as u32)]).unwrap_or_default()
+                }
+                InputLayout::F32 { .. } => heapless::Vec::new(),
+            },
             head,
         })
     }
@@ -128,41 +255,329 @@ impl<H: Head> ModelDetector<H> {
 
 impl<H: Head> Detector for ModelDetector<H> {
     fn max_batch(&self) -> usize {
-        self.session.max_batch()
+        self.max_batch
     }
 
-    fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
+    fn depth(&self) -> usize {
+        self.depth
+    }
+
+    fn start(&mut self, frames: &[I420<'_>]) -> Result<(), DetectError> {
         let n = frames.len();
-        assert!(n <= self.max_batch() && out.len() >= n, "batch larger than the detector's");
-        if n == 0 {
+        assert!(n <= self.max_batch, "batch larger than the detector's");
+        let Some(mut slot) = self.free.pop() else {
+            return Err(DetectError::Inference(format!(
+                "{} batches already started (or the model's thread stopped)",
+                self.depth
+            )));
+        };
+        slot.n = n;
+        slot.run = None;
+        slot.decoded = false;
+        if let InputLayout::I420 { .. } = slot.buffers.layout() {
+            for f in frames {
+                let size = (f.width & !1, f.height & !1);
+                if !self.prepared.contains(&size) {
+                    slot = self.warm_slot(slot, size)?;
+                }
+            }
+        }
+        let staged = match slot.buffers.layout() {
+            _ if n == 0 => Ok(Staged::One),
+            InputLayout::I420 { .. } => self.stage_i420(&mut slot, frames),
+            InputLayout::F32 { .. } => self.stage_f32(&mut slot, frames),
+        };
+        match staged {
+            Ok(Staged::One) => self.launch(slot),
+            Ok(Staged::BySize) => self.run_by_size(slot, frames),
+            Err(e) => {
+                self.free.push(slot);
+                Err(e)
+            }
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        if !self.finished.is_empty() {
+            return true;
+        }
+        if let Engine::Thread { done, away, .. } = &mut self.engine {
+            if *away > 0 {
+                if let Some(slot) = done.try_recv() {
+                    *away -= 1;
+                    self.finished.push_back(slot);
+                    return true;
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    fn finish(&mut self, out: &mut [Detections]) -> Result<(), DetectError> {
+        let mut slot = self.next_finished()?;
+        let result = std::mem::replace(&mut slot.result, Ok(()));
+        self.last_inference = Some(slot.elapsed);
+        let n = slot.n;
+        assert!(out.len() >= n, "fewer result slots than frames");
+        let decoded = result.and_then(|()| {
+            for (b, dets) in out.iter_mut().enumerate().take(n) {
+                if slot.decoded {
+                    std::mem::swap(dets, &mut slot.dets[b]);
+                } else {
+                    self.decode_item(&slot, n, b, dets)?;
+                }
+            }
+            Ok(())
+        });
+        self.free.push(slot);
+        decoded
+    }
+
+    fn last_inference(&self) -> Option<Duration> {
+        self.last_inference
+    }
+
+    fn prepare(&mut self, width: u32, height: u32) -> Result<(), DetectError> {
+        let size = (width & !1, height & !1);
+        if !matches!(self.free.first().map(|s| s.buffers.layout()), Some(InputLayout::I420 { .. }))
+            || self.prepared.contains(&size)
+        {
             return Ok(());
         }
-        if let InputLayout::I420 { .. } = self.session.layout() {
-            return self.detect_i420(frames, out);
-        }
-        let (w, h) = (self.in_w, self.in_h);
-        for (i, f) in frames.iter().enumerate() {
-            let plane = self.session.input_item_mut(i);
-            self.letterboxes[i] = self.resamplers[i].fill(f, w, h, plane);
-        }
-        // Rows n.. of a padded batch hold older frames; their results are ignored.
-        let shape = run_shape(n, self.max_batch(), self.pad_batches);
-        self.session.run(shape)?;
-        for (b, dets) in out.iter_mut().enumerate().take(n) {
-            self.finish_item(n, b, dets)?;
-        }
-        Ok(())
+        let Some(slot) = self.free.pop() else {
+            return Err(DetectError::Inference("no free buffers to prepare with".into()));
+        };
+        self.warm(slot, size)
     }
 }
 
+/// What staging a batch left to do.
+enum Staged {
+    /// One run over the slot (all frames of one size, or f32 items).
+    One,
+    /// Raw frames of several sizes: one run per size (`run_by_size`).
+    BySize,
+}
+
 impl<H: Head> ModelDetector<H> {
-    /// Decodes batch item `b` of a run over `n` items into `dets`, in frame
+    /// Letterboxes every frame into the slot's f32 input (the CPU letterbox).
+    fn stage_f32(&mut self, slot: &mut Slot, frames: &[I420<'_>]) -> Result<Staged, DetectError> {
+        let (w, h) = (self.in_w, self.in_h);
+        for (i, f) in frames.iter().enumerate() {
+            slot.letterboxes[i] = self.resamplers[i].fill(f, w, h, slot.buffers.input_item_mut(i));
+        }
+        // Rows n.. of a padded batch hold older frames; their results are ignored.
+        slot.run = Some(slot.buffers.binding(run_shape(frames.len(), self.max_batch, self.pad_batches))?);
+        Ok(Staged::One)
+    }
+
+    /// Copies raw frames into the slot when they share one size (the usual
+    /// case: cameras of one resolution); otherwise says which sizes there are.
+    fn stage_i420(&mut self, slot: &mut Slot, frames: &[I420<'_>]) -> Result<Staged, DetectError> {
+        // Odd sizes lose their last column or row (I420 in the model needs
+        // even planes); boxes map back unchanged.
+        let sizes = even_sizes(frames);
+        if sizes.len() > 1 {
+            return Ok(Staged::BySize);
+        }
+        let (w, h) = sizes[0];
+        for (i, f) in frames.iter().enumerate() {
+            copy_even(f, slot.buffers.input_frame_mut(i, w as usize, h as usize)?);
+            slot.letterboxes[i] = Letterbox::new(w, h, self.in_w, self.in_h);
+        }
+        let shape = run_shape(frames.len(), self.max_batch, self.pad_batches);
+        slot.run = Some(slot.buffers.frames_binding(shape, w as usize, h as usize)?);
+        Ok(Staged::One)
+    }
+
+    /// Runs every batch shape once over gray frames of `size` through
+    /// `slot`, which goes back to the free slots.
+    fn warm(&mut self, slot: Box<Slot>, size: (u32, u32)) -> Result<(), DetectError> {
+        let slot = self.warm_slot(slot, size)?;
+        self.free.push(slot);
+        Ok(())
+    }
+
+    /// As `warm`, handing the slot back for the batch that needed it. On an
+    /// error the slot goes back to the free slots.
+    fn warm_slot(&mut self, mut slot: Box<Slot>, size: (u32, u32)) -> Result<Box<Slot>, DetectError> {
+        let t0 = Instant::now();
+        // Everything away comes back first (keeps the order of `finished`).
+        while matches!(self.engine, Engine::Thread { away: 1.., .. }) {
+            match self.next_finished_away() {
+                Ok(s) => self.finished.push_back(s),
+                Err(e) => {
+                    self.free.push(slot);
+                    return Err(e);
+                }
+            }
+        }
+        let (w, h) = (size.0 as usize, size.1 as usize);
+        for i in 0..self.shapes.len() {
+            let n = self.shapes[i];
+            let staged = (|| {
+                for j in 0..n {
+                    slot.buffers.input_frame_mut(j, w, h)?.fill(128);
+                }
+                slot.buffers.frames_binding(n, w, h)
+            })();
+            match staged {
+                Ok(k) => slot.run = Some(k),
+                Err(e) => {
+                    self.free.push(slot);
+                    return Err(e);
+                }
+            }
+            slot = self.run_now(slot)?;
+            if let Err(e) = std::mem::replace(&mut slot.result, Ok(())) {
+                self.free.push(slot);
+                return Err(e);
+            }
+        }
+        if self.prepared.is_full() {
+            self.prepared.remove(0);
+        }
+        let _ = self.prepared.push(size);
+        log::info!(
+            "detector: ran its {} batch shapes at {}x{} frames in {:.1} s (first frames of that size)",
+            self.shapes.len(),
+            size.0,
+            size.1,
+            t0.elapsed().as_secs_f64()
+        );
+        Ok(slot)
+    }
+
+    /// Starts the slot's run: now (inline) or on the model's thread.
+    fn launch(&mut self, mut slot: Box<Slot>) -> Result<(), DetectError> {
+        match &mut self.engine {
+            Engine::Inline(runner) => {
+                slot.run_on(runner);
+                self.finished.push_back(slot);
+                Ok(())
+            }
+            Engine::Thread { jobs, away, .. } => match jobs.as_mut().map(|j| j.send(slot)) {
+                Some(Ok(())) => {
+                    *away += 1;
+                    Ok(())
+                }
+                _ => Err(DetectError::Inference("the detector's model thread has stopped".into())),
+            },
+        }
+    }
+
+    /// The oldest started batch, once its run is over.
+    fn next_finished(&mut self) -> Result<Box<Slot>, DetectError> {
+        if let Some(slot) = self.finished.pop_front() {
+            return Ok(slot);
+        }
+        match &mut self.engine {
+            Engine::Thread { done, away, .. } if *away > 0 => {
+                let slot = done
+                    .recv()
+                    .ok_or_else(|| DetectError::Inference("the detector's model thread has stopped".into()))?;
+                *away -= 1;
+                Ok(slot)
+            }
+            _ => Err(DetectError::Inference("finish without a started batch".into())),
+        }
+    }
+
+    /// A batch of raw frames of several sizes: one run per size, each
+    /// waited for and decoded before the next size is copied into the
+    /// same buffer. Batches started before it finish first, as always.
+    fn run_by_size(&mut self, mut slot: Box<Slot>, frames: &[I420<'_>]) -> Result<(), DetectError> {
+        // Everything away comes back first (keeps the order of `finished`).
+        while matches!(self.engine, Engine::Thread { away: 1.., .. }) {
+            match self.next_finished_away() {
+                Ok(s) => self.finished.push_back(s),
+                Err(e) => {
+                    self.free.push(slot);
+                    return Err(e);
+                }
+            }
+        }
+        let mut group: heapless::Vec<usize, { crate::detect::worker::MAX_BATCH }> = heapless::Vec::new();
+        let mut outcome = Ok(());
+        for (w, h) in even_sizes(frames) {
+            group.clear();
+            for (i, f) in frames.iter().enumerate() {
+                if (f.width & !1, f.height & !1) == (w, h) {
+                    let _ = group.push(i);
+                }
+            }
+            let staged = (|| {
+                for (j, &i) in group.iter().enumerate() {
+                    copy_even(&frames[i], slot.buffers.input_frame_mut(j, w as usize, h as usize)?);
+                    slot.letterboxes[j] = Letterbox::new(w, h, self.in_w, self.in_h);
+                }
+                let shape = run_shape(group.len(), self.max_batch, self.pad_batches);
+                slot.buffers.frames_binding(shape, w as usize, h as usize)
+            })();
+            let k = match staged {
+                Ok(k) => k,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            slot.run = Some(k);
+            // On an error here the model's thread has stopped, and the slot with it.
+            slot = self.run_now(slot)?;
+            if let Err(e) = std::mem::replace(&mut slot.result, Ok(())) {
+                outcome = Err(e);
+                break;
+            }
+            let m = group.len();
+            for (j, &i) in group.iter().enumerate() {
+                let mut dets = std::mem::take(&mut slot.dets[i]);
+                let r = self.decode_item(&slot, m, j, &mut dets);
+                slot.dets[i] = dets;
+                if let Err(e) = r {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        slot.decoded = true;
+        slot.result = outcome;
+        self.finished.push_back(slot);
+        Ok(())
+    }
+
+    /// Runs the slot and waits for it (nothing else may be away).
+    fn run_now(&mut self, mut slot: Box<Slot>) -> Result<Box<Slot>, DetectError> {
+        match &mut self.engine {
+            Engine::Inline(runner) => {
+                slot.run_on(runner);
+                Ok(slot)
+            }
+            Engine::Thread { .. } => {
+                self.launch(slot)?;
+                self.next_finished_away()
+            }
+        }
+    }
+
+    /// The next slot back from the model's thread (waits).
+    fn next_finished_away(&mut self) -> Result<Box<Slot>, DetectError> {
+        let Engine::Thread { done, away, .. } = &mut self.engine else {
+            unreachable!("only an overlapping detector sends slots away")
+        };
+        let slot =
+            done.recv().ok_or_else(|| DetectError::Inference("the detector's model thread has stopped".into()))?;
+        *away -= 1;
+        Ok(slot)
+    }
+
+    /// Decodes item `b` of a run over `n` items into `dets`, in frame
     /// pixels through that item's letterbox.
-    fn finish_item(&self, n: usize, b: usize, dets: &mut Detections) -> Result<(), DetectError> {
+    fn decode_item(&self, slot: &Slot, n: usize, b: usize, dets: &mut Detections) -> Result<(), DetectError> {
         dets.clear();
-        self.head.decode(&self.session, n, b, dets)?;
+        self.head.decode(&slot.buffers, n, b, dets)?;
         nms(dets, self.nms_iou);
-        let lb = &self.letterboxes[b];
+        let lb = &slot.letterboxes[b];
         for d in dets.iter_mut() {
             d.bbox = lb.to_frame(&d.bbox);
             for k in d.keypoints.iter_mut() {
@@ -171,42 +586,30 @@ impl<H: Head> ModelDetector<H> {
         }
         Ok(())
     }
+}
 
-    /// A batch through a model that letterboxes: frames are copied raw, one
-    /// run per frame size in the batch (cameras of one size, the usual
-    /// case, make one run).
-    fn detect_i420(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
-        let n = frames.len();
-        let mut done = [false; crate::detect::worker::MAX_BATCH];
-        let mut group: heapless::Vec<usize, { crate::detect::worker::MAX_BATCH }> = heapless::Vec::new();
-        for first in 0..n {
-            if done[first] {
-                continue;
-            }
-            // Odd sizes lose their last column or row (I420 in the model
-            // needs even planes); boxes map back unchanged.
-            let size = (frames[first].width & !1, frames[first].height & !1);
-            group.clear();
-            for (i, f) in frames.iter().enumerate().skip(first) {
-                if !done[i] && (f.width & !1, f.height & !1) == size {
-                    done[i] = true;
-                    let _ = group.push(i);
-                }
-            }
-            let (w, h) = (size.0 as usize, size.1 as usize);
-            for (j, &i) in group.iter().enumerate() {
-                copy_even(&frames[i], self.session.input_frame_mut(j, w, h)?);
-                self.letterboxes[j] = Letterbox::new(size.0, size.1, self.in_w, self.in_h);
-            }
-            let m = group.len();
-            let shape = run_shape(m, self.max_batch(), self.pad_batches);
-            self.session.run_frames(shape, w, h)?;
-            for (j, &i) in group.iter().enumerate() {
-                self.finish_item(m, j, &mut out[i])?;
+impl<H: Head> Drop for ModelDetector<H> {
+    fn drop(&mut self) {
+        if let Engine::Thread { jobs, thread, .. } = &mut self.engine {
+            jobs.take(); // the thread's loop ends when the channel closes
+            if let Some(t) = thread.take() {
+                let _ = t.join();
             }
         }
-        Ok(())
     }
+}
+
+/// The distinct even sizes of `frames`, in order of first appearance (odd
+/// sizes lose their last column or row: I420 in the model needs even planes).
+fn even_sizes(frames: &[I420<'_>]) -> heapless::Vec<(u32, u32), { crate::detect::worker::MAX_BATCH }> {
+    let mut sizes = heapless::Vec::new();
+    for f in frames {
+        let size = (f.width & !1, f.height & !1);
+        if !sizes.contains(&size) {
+            let _ = sizes.push(size);
+        }
+    }
+    sizes
 }
 
 /// Copies `f` into `dst` as an I420 frame of its even size (the last

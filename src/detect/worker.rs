@@ -8,6 +8,10 @@
 //! as superseded, and frames older than `max_frame_age_ms` as stale, both
 //! counted. Files read at full speed lose nothing.
 //!
+//! A detector that overlaps (`detector.overlap`) gets the next batch while
+//! the last one runs; the last one's frames are handed on as soon as its
+//! faces are back, always before the next batch's (see `dispatch`).
+//!
 //! Motion gating (`detection = "motion"`, see `motion`): a frame due for
 //! detection is run only if something moves in it or the camera had faces
 //! in its last `motion_hold_frames` detected frames (a face standing still,
@@ -112,17 +116,34 @@ struct Pending {
     detect: bool,
 }
 
+/// Frames gathered for one batch (detected or passed through), in order.
+type Batch = heapless::Vec<Pending, MAX_PENDING>;
+
+/// The batch started and not yet finished.
+struct Flight {
+    frames: Batch,
+    started: bool,
+    /// The detect thread's time in `Detector::start` for it.
+    start_time: Duration,
+}
+
 impl DetectWorker {
     pub fn run(mut self) {
         crate::board::pin_current_thread(crate::board::Role::Detect);
         let batch_size = self.batch_size.min(self.detector.max_batch()).clamp(1, MAX_BATCH);
-        let mut pending: heapless::Vec<Pending, MAX_PENDING> = heapless::Vec::new();
+        let mut pending: Batch = heapless::Vec::new();
+        // The started batch whose faces are not back yet (see `dispatch`).
+        let mut flight = Flight { frames: heapless::Vec::new(), started: false, start_time: Duration::ZERO };
         let mut results: Vec<Detections> = (0..batch_size).map(|_| Detections::new()).collect();
         let mut ended: heapless::Vec<u8, 256> = heapless::Vec::new();
         let mut rr = 0usize;
         let mut backoff = Backoff::default();
         let mut batch_started: Option<Duration> = None;
         loop {
+            // A batch whose run is over goes on at once, not when the next one is full.
+            if flight.started && self.detector.ready() {
+                self.complete(&mut flight, &mut results[..]);
+            }
             let mut to_detect = pending.iter().filter(|p| p.detect).count();
             let mut got_any = false;
             let n = self.inputs.len();
@@ -165,11 +186,15 @@ impl DetectWorker {
                     || all_ended
                     || (to_detect == 0 && !got_any));
             if flush {
-                self.infer_and_forward(&mut pending, &mut results[..]);
+                self.dispatch(&mut pending, &mut flight, &mut results[..]);
                 batch_started = None;
                 backoff.reset();
             }
-            if pending.is_empty() {
+            if flight.started && (all_ended || (!got_any && !flush) || self.stop.load(Ordering::Relaxed)) {
+                // Nothing to gather meanwhile: wait for the batch's faces.
+                self.complete(&mut flight, &mut results[..]);
+            }
+            if pending.is_empty() && !flight.started {
                 for cam in ended.iter() {
                     let _ = self.out.push_wait(ToTrack::CameraEnded(*cam), &self.stop);
                 }
@@ -178,7 +203,7 @@ impl DetectWorker {
                     break;
                 }
             }
-            if self.stop.load(Ordering::Relaxed) && pending.is_empty() {
+            if self.stop.load(Ordering::Relaxed) && pending.is_empty() && !flight.started {
                 break;
             }
             if !got_any && !flush {
@@ -189,35 +214,80 @@ impl DetectWorker {
         }
     }
 
-    fn infer_and_forward(&mut self, pending: &mut heapless::Vec<Pending, MAX_PENDING>, results: &mut [Detections]) {
+    /// Starts the gathered batch's inference, then hands on the batch
+    /// started before it (whose run overlapped this one's gathering), so
+    /// a detector that overlaps always has the next batch queued behind
+    /// the running one. Frames reach the tracker in each camera's order:
+    /// the older batch always goes first.
+    fn dispatch(&mut self, pending: &mut Batch, flight: &mut Flight, results: &mut [Detections]) {
+        if flight.started && self.detector.depth() < 2 {
+            self.complete(flight, results);
+        }
         let mut pics: heapless::Vec<I420<'_>, MAX_BATCH> = heapless::Vec::new();
         for p in pending.iter().filter(|p| p.detect) {
             let _ = pics.push(p.frame.planes());
         }
         let n = pics.len();
-        let t0 = self.clocks.monotonic();
-        let ok = if n > 0 {
-            match self.detector.detect_batch(&pics, &mut results[..n]) {
-                Ok(()) => true,
-                Err(e) => {
-                    log::error!("{e}; {n} frame(s) go to the tracker undetected");
-                    false
-                }
-            }
-        } else {
-            true
-        };
-        drop(pics);
-        if n > 0 {
-            let dt = self.clocks.monotonic() - t0;
-            self.stats.stages.preprocess_infer.record_us(dt.as_micros() as u64);
-            inc(&self.stats.stages.batches);
-            self.stats.stages.batched_frames.fetch_add(n as u64, Ordering::Relaxed);
-            self.stats.stages.last_batch.store(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            drop(pics);
+            self.complete(flight, results);
+            self.forward(pending, results, false);
+            return;
         }
+        let t0 = self.clocks.monotonic();
+        let started = self.detector.start(&pics);
+        drop(pics);
+        let start_time = self.clocks.monotonic() - t0;
+        self.complete(flight, results);
+        match started {
+            Ok(()) => {
+                std::mem::swap(&mut flight.frames, pending);
+                flight.started = true;
+                flight.start_time = start_time;
+            }
+            Err(e) => {
+                log::error!("{e}; {n} frame(s) go to the tracker undetected");
+                self.forward(pending, results, false);
+            }
+        }
+    }
+
+    /// Waits for the started batch's faces, if one is started, and hands
+    /// its frames on.
+    fn complete(&mut self, flight: &mut Flight, results: &mut [Detections]) {
+        if !flight.started {
+            return;
+        }
+        flight.started = false;
+        let n = flight.frames.iter().filter(|p| p.detect).count();
+        let t0 = self.clocks.monotonic();
+        let ok = match self.detector.finish(&mut results[..n]) {
+            Ok(()) => true,
+            Err(e) => {
+                log::error!("{e}; {n} frame(s) go to the tracker undetected");
+                false
+            }
+        };
+        let st = &self.stats.stages;
+        // The detect thread's own time in the detector (copying in,
+        // letterboxing, waiting, decoding); the model's run apart, when the
+        // detector knows it (with overlap, the two add to more than the wall).
+        st.preprocess_infer.record_us((flight.start_time + (self.clocks.monotonic() - t0)).as_micros() as u64);
+        if let Some(run) = self.detector.last_inference() {
+            st.inference.record_us(run.as_micros() as u64);
+        }
+        inc(&st.batches);
+        st.batched_frames.fetch_add(n as u64, Ordering::Relaxed);
+        st.last_batch.store(n as u64, Ordering::Relaxed);
+        self.forward(&mut flight.frames, results, ok);
+    }
+
+    /// Hands a batch's frames to the tracker in order, with their faces
+    /// (`results`, in the order of the batch's detected frames) when `ok`.
+    fn forward(&mut self, frames: &mut Batch, results: &mut [Detections], ok: bool) {
         let now_ns = self.clocks.monotonic().as_nanos() as u64;
         let mut ri = 0;
-        for p in pending.iter() {
+        for p in frames.iter() {
             let cam = &self.stats.cameras[p.frame.meta().camera as usize];
             let dets = if p.detect {
                 let d = results[ri].clone();
@@ -246,7 +316,7 @@ impl DetectWorker {
                 break;
             }
         }
-        pending.clear();
+        frames.clear();
     }
 }
 
@@ -278,18 +348,39 @@ mod tests {
     use crate::pool::{FrameMeta, FramePool};
     use std::sync::Mutex;
 
-    /// Records each call's frames by the tag written in their first luma byte.
+    /// Records each call's frames by the tag written in their first luma
+    /// byte; with `depth` 2 it holds started batches like an overlapping
+    /// detector and records the most it held at once.
     struct CountingDetector {
         calls: Arc<Mutex<Vec<Vec<u8>>>>,
         max: usize,
+        depth: usize,
+        started: std::collections::VecDeque<usize>,
+        most_started: Arc<Mutex<usize>>,
     }
 
     impl Detector for CountingDetector {
         fn max_batch(&self) -> usize {
             self.max
         }
-        fn detect_batch(&mut self, frames: &[I420<'_>], out: &mut [Detections]) -> Result<(), DetectError> {
+        fn depth(&self) -> usize {
+            self.depth
+        }
+        /// Overlapping: a run lasts until the worker waits for it.
+        fn ready(&mut self) -> bool {
+            self.depth < 2
+        }
+        fn start(&mut self, frames: &[I420<'_>]) -> Result<(), DetectError> {
+            assert!(self.started.len() < self.depth, "started past the detector's depth");
             self.calls.lock().unwrap().push(frames.iter().map(|f| f.y[0]).collect());
+            self.started.push_back(frames.len());
+            let mut most = self.most_started.lock().unwrap();
+            *most = (*most).max(self.started.len());
+            Ok(())
+        }
+        fn finish(&mut self, out: &mut [Detections]) -> Result<(), DetectError> {
+            let n = self.started.pop_front().expect("finish without start");
+            assert_eq!(out.len(), n, "one result per started frame");
             for o in out.iter_mut() {
                 o.clear();
             }
@@ -311,11 +402,16 @@ mod tests {
         f.freeze()
     }
 
-    /// Tags of each inference call; per camera, (seq, detected) in arrival order.
-    type Outcome = (Vec<Vec<u8>>, Vec<Vec<(u64, bool)>>, Arc<Stats>);
+    /// Tags of each inference call; per camera, (seq, detected) in arrival
+    /// order; the most batches started at once.
+    type Outcome = (Vec<Vec<u8>>, Vec<Vec<(u64, bool)>>, Arc<Stats>, usize);
+
+    fn run(cams: &[(u64, u32, bool)], batch: usize) -> Outcome {
+        run_at_depth(cams, batch, 1)
+    }
 
     /// Runs a worker over pre-filled rings of (frames, skip, realtime) cameras.
-    fn run(cams: &[(u64, u32, bool)], batch: usize) -> Outcome {
+    fn run_at_depth(cams: &[(u64, u32, bool)], batch: usize, depth: usize) -> Outcome {
         let pool = FramePool::new(64, 64);
         let clocks = RealClocks::default();
         let stats = Stats::new(cams.len());
@@ -329,9 +425,17 @@ mod tests {
             inputs.push(CameraInput::new(i as u8, c, skip, realtime, 60_000));
         }
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let most_started = Arc::new(Mutex::new(0));
         let (out, mut from) = crate::ring::channel(64);
+        let detector = CountingDetector {
+            calls: calls.clone(),
+            max: batch,
+            depth,
+            started: Default::default(),
+            most_started: most_started.clone(),
+        };
         let w = DetectWorker {
-            detector: Box::new(CountingDetector { calls: calls.clone(), max: batch }),
+            detector: Box::new(detector),
             inputs,
             out,
             batch_size: batch,
@@ -348,12 +452,13 @@ mod tests {
             }
         }
         let calls = calls.lock().unwrap().clone();
-        (calls, seen, stats)
+        let most = *most_started.lock().unwrap();
+        (calls, seen, stats, most)
     }
 
     #[test]
     fn one_inference_per_batch_across_cameras_in_camera_order() {
-        let (calls, seen, stats) = run(&[(4, 0, false), (4, 0, false), (4, 0, false)], 3);
+        let (calls, seen, stats, _) = run(&[(4, 0, false), (4, 0, false), (4, 0, false)], 3);
         assert_eq!(calls.len(), 4, "12 frames in batches of 3: {calls:?}");
         for c in &calls {
             let mut cams: Vec<u8> = c.iter().map(|t| t / 50).collect();
@@ -368,7 +473,7 @@ mod tests {
 
     #[test]
     fn skipped_frames_never_reach_the_detector_but_reach_the_tracker() {
-        let (calls, seen, stats) = run(&[(7, 2, false)], 4);
+        let (calls, seen, stats, _) = run(&[(7, 2, false)], 4);
         let detected: Vec<u8> = calls.concat();
         assert_eq!(detected, vec![0, 3, 6], "detect one, skip two");
         assert_eq!(seen[0].iter().map(|x| x.0).collect::<Vec<_>>(), (0..7).collect::<Vec<_>>());
@@ -378,10 +483,23 @@ mod tests {
 
     #[test]
     fn live_camera_newest_frame_wins_and_drops_are_counted() {
-        let (calls, seen, stats) = run(&[(5, 0, true)], 4);
+        let (calls, seen, stats, _) = run(&[(5, 0, true)], 4);
         assert_eq!(calls.concat(), vec![4], "only the newest of 5 queued frames is detected");
         assert_eq!(seen[0], vec![(4, true)]);
         assert_eq!(get(&stats.cameras[0].dropped_superseded), 4);
+    }
+
+    #[test]
+    fn an_overlapping_detector_gets_the_next_batch_before_the_last_finishes_and_order_holds() {
+        let (calls, seen, stats, most) = run_at_depth(&[(9, 0, false), (9, 1, false)], 4, 2);
+        assert_eq!(most, 2, "a second batch was started while the first was out");
+        let detected: usize = calls.iter().map(|c| c.len()).sum();
+        assert_eq!(detected, 9 + 5, "every frame of camera 0, every other of camera 1");
+        for s in &seen {
+            assert_eq!(s.iter().map(|x| x.0).collect::<Vec<_>>(), (0..9).collect::<Vec<_>>(), "per-camera order kept");
+        }
+        assert_eq!(seen[1].iter().filter(|x| x.1).count(), 5);
+        assert_eq!(get(&stats.stages.batched_frames), 14);
     }
 
     fn get(a: &std::sync::atomic::AtomicU64) -> u64 {

@@ -367,8 +367,8 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
             "batch_avg": if batches > 0 { get(&st.batched_frames) as f64 / batches as f64 } else { 0.0 },
             "history_ms": history.points.iter().map(|p| p.infer_ms).collect::<Vec<_>>(),
         },
-        "stages": {"decode": hist(&st.decode), "detect": hist(&st.preprocess_infer), "track": hist(&st.track),
-                   "landmarks": hist(&st.landmarks), "sink": hist(&st.sink)},
+        "stages": {"decode": hist(&st.decode), "detect": hist(&st.preprocess_infer), "model": hist(&st.inference),
+                   "track": hist(&st.track), "landmarks": hist(&st.landmarks), "sink": hist(&st.sink)},
         "landmarks": {
             "enabled": st.landmark.enabled.load(std::sync::atomic::Ordering::Relaxed),
             "batches": get(&st.landmark.batches),

@@ -248,7 +248,12 @@ impl CameraStats {
 #[derive(Default)]
 pub struct StageStats {
     pub decode: Histogram,
+    /// The detect thread's time in the detector per batch: copying or
+    /// letterboxing frames in, the run (or waiting for it), decoding.
     pub preprocess_infer: Histogram,
+    /// The model's run alone per batch (what an accelerator is busy with),
+    /// where the detector measures it.
+    pub inference: Histogram,
     pub track: Histogram,
     pub sink: Histogram,
     /// The landmarks stage: one record per batch (crops, mesh and iris).

@@ -181,6 +181,8 @@ pub fn render(stats: &Stats) -> String {
     for (stage, h) in [
         ("decode", &st.decode),
         ("detect", &st.preprocess_infer),
+        // The model's run alone (an accelerator's busy time), where timed.
+        ("model", &st.inference),
         ("track", &st.track),
         ("landmarks", &st.landmarks),
         ("sink", &st.sink),
