@@ -311,14 +311,15 @@ fn check(path: &Path, b: &Board) {
     // The capture side never waits on held faces (they live in the keep
     // store), so the pool serves only frames in flight: per camera at
     // capacity a full capture ring, the picture being decoded and the one
-    // the preview shows, plus one batch in the detector and the frames the
-    // landmarks stage may hold.
-    let in_flight = c.cameras * (b.capture_ring + 2) + b.batch_size + b.landmarks.frames_in_flight;
+    // the preview shows, plus the batch being gathered (and, overlapped,
+    // the one running) and the frames the landmarks stage may hold.
+    let batches = if b.detect_overlap { 2 } else { 1 };
+    let in_flight = c.cameras * (b.capture_ring + 2) + batches * b.batch_size + b.landmarks.frames_in_flight;
     if b.frame_pool_slots < in_flight {
         bad(
             "frame_pool_slots",
             &format!(
-                "must cover the frames in flight at capacity: {} cameras x (capture_ring {} + 2) + batch_size {} + landmarks.frames_in_flight {} = {in_flight}",
+                "must cover the frames in flight at capacity: {} cameras x (capture_ring {} + 2) + {batches} x batch_size {} + landmarks.frames_in_flight {} = {in_flight}",
                 c.cameras, b.capture_ring, b.batch_size, b.landmarks.frames_in_flight
             ),
         );

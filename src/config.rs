@@ -279,8 +279,8 @@ pub struct DetectorConfig {
     /// Overlap batches: the model runs on a thread of its own while the
     /// detect thread gathers and copies in the next batch and hands the
     /// last one's faces on (two sets of input and output buffers). Unset =
-    /// the board profile's `detect_overlap` (on for x86-cuda, measured
-    /// there; PERFORMANCE.md).
+    /// the board profile's `detect_overlap` (on for x86-cpu and x86-cuda,
+    /// measured there; PERFORMANCE.md).
     pub overlap: Option<bool>,
 }
 

@@ -22,7 +22,7 @@ const USAGE: &str = "usage:
   faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
   faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
   faceflow bench --landmarks [--batches 1,4,8,16]  landmark cost per face per batch size, share of pipeline time (demo, crowd)
-  faceflow bench --capacity [--policies baseline,gating,default] [--max-cameras <n>] [--videos <dir>] [--json <file>]
+  faceflow bench --capacity [--policies baseline,gating,default,overlap] [--max-cameras <n>] [--videos <dir>] [--json <file>]
                                       real-time 1080p25 cameras this box serves (<= 1% frames lost, >= 95% people)
   faceflow bench --events             realtime-mode events on the demo at 25 fps: first-post latency, posts per person
                                         the demo on n cameras at each batch size: pipeline vs bare detector

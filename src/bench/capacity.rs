@@ -56,6 +56,10 @@ pub enum Policy {
     Gating,
     /// faceflow's defaults, nothing set (the board's precision).
     Default,
+    /// The defaults with the detector's model on a thread of its own
+    /// (`detector.overlap = true`): the next frame's letterbox overlaps the
+    /// current inference.
+    Overlap,
 }
 
 impl Policy {
@@ -64,7 +68,8 @@ impl Policy {
             "baseline" => Ok(Policy::Baseline),
             "gating" => Ok(Policy::Gating),
             "default" => Ok(Policy::Default),
-            _ => Err(format!("--policies: unknown policy {s:?} (baseline, gating, default)")),
+            "overlap" => Ok(Policy::Overlap),
+            _ => Err(format!("--policies: unknown policy {s:?} (baseline, gating, default, overlap)")),
         }
     }
 
@@ -73,6 +78,7 @@ impl Policy {
             Policy::Baseline => "baseline",
             Policy::Gating => "gating",
             Policy::Default => "default",
+            Policy::Overlap => "overlap",
         }
     }
 
@@ -82,6 +88,7 @@ impl Policy {
             Policy::Baseline => ("precision = \"fp32\"\n", "detection = \"always\"\n"),
             Policy::Gating => ("precision = \"fp32\"\n", "detection = \"motion\"\n"),
             Policy::Default => ("", ""),
+            Policy::Overlap => ("overlap = true\n", ""),
         }
     }
 }
@@ -389,7 +396,7 @@ mod tests {
 
     #[test]
     fn policies_parse_and_name_themselves() {
-        for p in [Policy::Baseline, Policy::Gating, Policy::Default] {
+        for p in [Policy::Baseline, Policy::Gating, Policy::Default, Policy::Overlap] {
             assert_eq!(Policy::parse(p.name()), Ok(p));
         }
         assert!(Policy::parse("fast").unwrap_err().contains("baseline, gating, default"));
