@@ -50,9 +50,9 @@ pub struct Layout {
 /// One policy: what it sets in every camera's and the detector's config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
-    /// Every frame detected, FP32: the seeds' pipelines.
+    /// Every frame detected, FP32, no overlap: the seeds' pipelines.
     Baseline,
-    /// Motion gating, FP32.
+    /// Motion gating, FP32, no overlap.
     Gating,
     /// faceflow's defaults, nothing set (the board's precision).
     Default,
@@ -85,8 +85,10 @@ impl Policy {
     /// What the policy adds to the detector's and each camera's table.
     fn keys(self) -> (&'static str, &'static str) {
         match self {
-            Policy::Baseline => ("precision = \"fp32\"\n", "detection = \"always\"\n"),
-            Policy::Gating => ("precision = \"fp32\"\n", "detection = \"motion\"\n"),
+            // The levers come on one at a time: the baseline and gating
+            // rows run without the overlap, whatever the board's default.
+            Policy::Baseline => ("precision = \"fp32\"\noverlap = false\n", "detection = \"always\"\n"),
+            Policy::Gating => ("precision = \"fp32\"\noverlap = false\n", "detection = \"motion\"\n"),
             Policy::Default => ("", ""),
             Policy::Overlap => ("overlap = true\n", ""),
         }
@@ -400,5 +402,15 @@ mod tests {
             assert_eq!(Policy::parse(p.name()), Ok(p));
         }
         assert!(Policy::parse("fast").unwrap_err().contains("baseline, gating, default"));
+    }
+
+    #[test]
+    fn the_levers_come_on_one_at_a_time() {
+        let layout = Layout { phases: 3, segment_frames: 350, scale: 3.0, dx: 0.0, dy: -180.0, frames: 1050 };
+        let cfg = |p| trial_config(Path::new("videos"), &layout, p, 2, true).unwrap();
+        let (base, gating, overlap) = (cfg(Policy::Baseline), cfg(Policy::Gating), cfg(Policy::Overlap));
+        assert!(!base.detector.overlap() && !gating.detector.overlap(), "baseline and gating run without the overlap");
+        assert!(overlap.detector.overlap());
+        assert_eq!(cfg(Policy::Default).detector.overlap(), crate::board::DETECT_OVERLAP);
     }
 }
