@@ -403,15 +403,9 @@ impl<H: Head> ModelDetector<H> {
     /// error the slot goes back to the free slots.
     fn warm_slot(&mut self, mut slot: Box<Slot>, size: (u32, u32)) -> Result<Box<Slot>, DetectError> {
         let t0 = Instant::now();
-        // Everything away comes back first (keeps the order of `finished`).
-        while matches!(self.engine, Engine::Thread { away: 1.., .. }) {
-            match self.next_finished_away() {
-                Ok(s) => self.finished.push_back(s),
-                Err(e) => {
-                    self.free.push(slot);
-                    return Err(e);
-                }
-            }
+        if let Err(e) = self.bring_back_away() {
+            self.free.push(slot);
+            return Err(e);
         }
         let (w, h) = (size.0 as usize, size.1 as usize);
         for i in 0..self.shapes.len() {
@@ -488,15 +482,9 @@ impl<H: Head> ModelDetector<H> {
     /// waited for and decoded before the next size is copied into the
     /// same buffer. Batches started before it finish first, as always.
     fn run_by_size(&mut self, mut slot: Box<Slot>, frames: &[I420<'_>]) -> Result<(), DetectError> {
-        // Everything away comes back first (keeps the order of `finished`).
-        while matches!(self.engine, Engine::Thread { away: 1.., .. }) {
-            match self.next_finished_away() {
-                Ok(s) => self.finished.push_back(s),
-                Err(e) => {
-                    self.free.push(slot);
-                    return Err(e);
-                }
-            }
+        if let Err(e) = self.bring_back_away() {
+            self.free.push(slot);
+            return Err(e);
         }
         let mut group: heapless::Vec<usize, { crate::detect::worker::MAX_BATCH }> = heapless::Vec::new();
         let mut outcome = Ok(());
@@ -543,6 +531,16 @@ impl<H: Head> ModelDetector<H> {
         slot.decoded = true;
         slot.result = outcome;
         self.finished.push_back(slot);
+        Ok(())
+    }
+
+    /// Waits for every slot away on the model's thread and queues it in
+    /// `finished`, so a batch run now keeps the order of results.
+    fn bring_back_away(&mut self) -> Result<(), DetectError> {
+        while matches!(self.engine, Engine::Thread { away: 1.., .. }) {
+            let s = self.next_finished_away()?;
+            self.finished.push_back(s);
+        }
         Ok(())
     }
 
