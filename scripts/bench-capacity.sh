@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cameras per box (PERFORMANCE.md): `faceflow bench --capacity` for the peer
-# baseline (every frame detected, FP32), motion gating (FP32) and
-# faceflow's defaults (x86-cpu: gating and INT8), on the capacity videos
+# baseline (every frame detected, FP32), then one lever on at a time:
+# motion gating (FP32), INT8, and faceflow's defaults (x86-cpu: gating,
+# INT8 and overlapped batches), on the capacity videos
 # (1080p25, x264 defaults). Each trial is 42 s of real time; the search
 # takes about 3-4 minutes a policy on a 2-core machine. Run it on a quiet
 # machine: anything else on the cores lowers the figure.
@@ -17,7 +18,7 @@ scripts/setup.sh >/dev/null
 cargo build --release -q
 out=target/capacity
 mkdir -p "$out"
-target/release/faceflow bench --capacity --policies baseline,gating,default --json "$out/x264-defaults.json"
+target/release/faceflow bench --capacity --policies baseline,gating,int8,default --json "$out/x264-defaults.json"
 
 if [ "${1:-}" = --decoder ]; then
     bf0=models/demo/capacity-bf0

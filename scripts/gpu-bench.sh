@@ -26,9 +26,10 @@
 #
 # The bench: 8 cameras on the demo at full speed, batches 1, 8 and 32, the
 # letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16,
-# batches overlapped or not (`detector.overlap`). GPU_BENCH_SPECS (a list of
-# precision:letterbox[:on|off]), GPU_BENCH_BATCHES and GPU_BENCH_CAMERAS
-# change them. The landmark models are carried but left out (the stage's
+# batches overlapped or not (`detector.overlap`), buffers page-locked or not
+# (`detector.pinned_buffers`). GPU_BENCH_SPECS (a list of
+# precision:letterbox[:overlap on|off[:pinned on|off]]), GPU_BENCH_BATCHES
+# and GPU_BENCH_CAMERAS change them. The landmark models are carried but left out (the stage's
 # `auto` turns it off), as this bench measures detection;
 # GPU_BENCH_LANDMARKS=1 puts them in (x86-cuda runs them on the CPU
 # provider, `[landmarks] execution_providers`).
@@ -110,16 +111,17 @@ run_bench() {
     if [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ]; then cp -r models/landmarks-carried models/landmarks; fi
     local specs=${GPU_BENCH_SPECS:-"fp32:cpu:off fp32:model:off fp32:model:on fp16:model:on"}
     for spec in $specs; do
-        IFS=: read -r prec pre overlap <<<"$spec"
+        IFS=: read -r prec pre overlap pinned <<<"$spec"
         overlap=${overlap:-on}
+        pinned=${pinned:-on}
         model=models/centerface.onnx
         [ "$prec" = fp16 ] && model=models/centerface-fp16.onnx
         [ "$pre" = model ] && model=${model%.onnx}-i420-640x384.onnx
-        name="cuda-$prec-$pre-overlap-$overlap${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}"
+        name="cuda-$prec-$pre-overlap-$overlap-pinned-$pinned${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}"
         [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ] && name="$name-landmarks"
-        echo "== $prec, letterbox on the $pre ($model), overlap $overlap"
+        echo "== $prec, letterbox on the $pre ($model), overlap $overlap, pinned buffers $pinned"
         RUST_LOG=${RUST_LOG:-info} ./faceflow bench --cameras "${GPU_BENCH_CAMERAS:-8}" --batches "${GPU_BENCH_BATCHES:-1,8,32}" \
-            --model "$model" --overlap "$overlap" --json "$out/$name.json" 2>&1 | tee "$out/$name.log" |
+            --model "$model" --overlap "$overlap" --pinned "$pinned" --json "$out/$name.json" 2>&1 | tee "$out/$name.log" |
             { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
     done
 }

@@ -18,11 +18,11 @@ const USAGE: &str = "usage:
                                         run on the built-in demo video and check it against its ground truth
   faceflow drain --config <file.toml> [--timeout <s>]
                                         deliver what the spools hold, then exit
-  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--preprocess cpu|model] [--overlap on|off] [--json <file>]
+  faceflow bench [--cameras <n>] [--batches 1,4,8] [--realtime <seconds>] [--detector centerface|blazeface] [--model <onnx>] [--preprocess cpu|model] [--overlap on|off] [--pinned on|off] [--json <file>]
   faceflow bench --decoders [files]   bare decoder: the demo (640x480) next to its 1080p encode, or the files
   faceflow bench --crowd <dir>        one crowd video (scripts/bench-crowd.sh runs 1, 10 and 40 faces)
   faceflow bench --landmarks [--batches 1,4,8,16]  landmark cost per face per batch size, share of pipeline time (demo, crowd)
-  faceflow bench --capacity [--policies baseline,gating,default,overlap] [--max-cameras <n>] [--videos <dir>] [--json <file>]
+  faceflow bench --capacity [--policies baseline,gating,int8,default,overlap] [--max-cameras <n>] [--videos <dir>] [--json <file>]
                                       real-time 1080p25 cameras this box serves (<= 1% frames lost, >= 95% people)
   faceflow bench --events             realtime-mode events on the demo at 25 fps: first-post latency, posts per person
                                         the demo on n cameras at each batch size: pipeline vs bare detector
@@ -87,12 +87,16 @@ fn main() -> ExitCode {
                 .collect();
             let realtime = arg("--realtime").and_then(|v| v.parse().ok());
             let (kind, model, preprocess) = (arg("--detector"), arg("--model"), arg("--preprocess"));
-            let overlap = match arg("--overlap").as_deref() {
-                None => None,
-                Some("on") => Some(true),
-                Some("off") => Some(false),
-                Some(o) => {
-                    eprintln!("bench: --overlap {o:?}: expected on or off");
+            let on_off = |flag: &str| match arg(flag).as_deref() {
+                None => Ok(None),
+                Some("on") => Ok(Some(true)),
+                Some("off") => Ok(Some(false)),
+                Some(o) => Err(format!("bench: {flag} {o:?}: expected on or off")),
+            };
+            let (overlap, pinned_buffers) = match (on_off("--overlap"), on_off("--pinned")) {
+                (Ok(o), Ok(p)) => (o, p),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("{e}");
                     return ExitCode::from(2);
                 }
             };
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
                 model: model.as_deref(),
                 preprocess: preprocess.as_deref(),
                 overlap,
+                pinned_buffers,
             };
             match faceflow::bench::run(cameras, &batches, realtime, detector) {
                 Ok(rows) => {

@@ -212,6 +212,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         nms_iou: cfg.detector.nms_iou,
         pad_batches: board::PAD_BATCHES,
         overlap: cfg.detector.overlap(),
+        pinned_buffers: cfg.detector.pinned_buffers,
     };
     let (runtime, model) = (&cfg.detector.runtime, &cfg.detector.model_path());
     Ok(match cfg.detector.kind {

@@ -2,13 +2,15 @@
 //! on the real CenterFace model: the same input must give the same outputs
 //! (the preallocated output buffers really receive the results, item by
 //! item, at every bound batch size), and a batch size that was not bound is
-//! refused with its number rather than run.
+//! refused with its number rather than run. Both host memories: the heap,
+//! and page-locked where the provider offers it (on the CPU provider it
+//! does not, and the buffers must fall back to the heap and still work).
 
 mod common;
 
 use std::path::Path;
 
-use faceflow::detect::bound::BoundSession;
+use faceflow::detect::bound::{BoundSession, HostBuffers, InputLayout};
 use faceflow::detect::runtime;
 
 const W: usize = 160;
@@ -20,11 +22,26 @@ fn input_item(seed: usize) -> Vec<f32> {
 
 #[test]
 fn bound_outputs_equal_session_run_outputs() {
+    bound_outputs_equal_session_run_outputs_in(HostBuffers::Heap);
+}
+
+#[test]
+fn buffers_that_ask_for_pinned_memory_work_where_none_is_offered() {
+    bound_outputs_equal_session_run_outputs_in(HostBuffers::PinnedIfOffered);
+}
+
+fn bound_outputs_equal_session_run_outputs_in(host: HostBuffers) {
     common::require_assets();
     let env = runtime::environment(Path::new("")).unwrap();
     let model = Path::new("models/centerface.onnx");
     let mut reference = runtime::session(env, model).unwrap();
-    let mut bound = BoundSession::new(runtime::session(env, model).unwrap(), [3, H, W], 3, &[1, 3]).unwrap();
+    let session = runtime::session(env, model).unwrap();
+    let layout = InputLayout::F32 { item: [3, H, W] };
+    let mut bound = BoundSession::with_layout(session, layout, (0, 0), 3, &[1, 3], host).unwrap();
+    if faceflow::board::EXECUTION_PROVIDERS == ["cpu"] {
+        // The CPU provider has no pinned allocator: the heap, whatever was asked.
+        assert!(!bound.buffers.pinned());
+    }
 
     let items: Vec<Vec<f32>> = (0..3).map(input_item).collect();
     for (i, item) in items.iter().enumerate() {

@@ -71,6 +71,7 @@ fn the_detector_finds_the_same_faces_in_a_usb_frame() {
         nms_iou: 0.3,
         pad_batches: false,
         overlap: false,
+        pinned_buffers: false,
     };
     let mut det =
         CenterFace::load(std::path::Path::new(""), std::path::Path::new("models/centerface.onnx"), params).unwrap();

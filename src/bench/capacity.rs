@@ -54,6 +54,9 @@ pub enum Policy {
     Baseline,
     /// Motion gating, FP32, no overlap.
     Gating,
+    /// Motion gating and INT8, no overlap (x86-cpu's default before the
+    /// overlap).
+    Int8,
     /// faceflow's defaults, nothing set (the board's precision).
     Default,
     /// The defaults with the detector's model on a thread of its own
@@ -67,9 +70,10 @@ impl Policy {
         match s {
             "baseline" => Ok(Policy::Baseline),
             "gating" => Ok(Policy::Gating),
+            "int8" => Ok(Policy::Int8),
             "default" => Ok(Policy::Default),
             "overlap" => Ok(Policy::Overlap),
-            _ => Err(format!("--policies: unknown policy {s:?} (baseline, gating, default, overlap)")),
+            _ => Err(format!("--policies: unknown policy {s:?} (baseline, gating, int8, default, overlap)")),
         }
     }
 
@@ -77,6 +81,7 @@ impl Policy {
         match self {
             Policy::Baseline => "baseline",
             Policy::Gating => "gating",
+            Policy::Int8 => "int8",
             Policy::Default => "default",
             Policy::Overlap => "overlap",
         }
@@ -85,10 +90,11 @@ impl Policy {
     /// What the policy adds to the detector's and each camera's table.
     fn keys(self) -> (&'static str, &'static str) {
         match self {
-            // The levers come on one at a time: the baseline and gating
-            // rows run without the overlap, whatever the board's default.
+            // The levers come on one at a time: the baseline, gating and
+            // int8 rows run without the overlap, whatever the board's default.
             Policy::Baseline => ("precision = \"fp32\"\noverlap = false\n", "detection = \"always\"\n"),
             Policy::Gating => ("precision = \"fp32\"\noverlap = false\n", "detection = \"motion\"\n"),
+            Policy::Int8 => ("precision = \"int8\"\noverlap = false\n", "detection = \"motion\"\n"),
             Policy::Default => ("", ""),
             Policy::Overlap => ("overlap = true\n", ""),
         }
@@ -398,18 +404,25 @@ mod tests {
 
     #[test]
     fn policies_parse_and_name_themselves() {
-        for p in [Policy::Baseline, Policy::Gating, Policy::Default, Policy::Overlap] {
+        for p in [Policy::Baseline, Policy::Gating, Policy::Int8, Policy::Default, Policy::Overlap] {
             assert_eq!(Policy::parse(p.name()), Ok(p));
         }
-        assert!(Policy::parse("fast").unwrap_err().contains("baseline, gating, default"));
+        assert!(Policy::parse("fast").unwrap_err().contains("baseline, gating, int8, default"));
     }
 
     #[test]
     fn the_levers_come_on_one_at_a_time() {
         let layout = Layout { phases: 3, segment_frames: 350, scale: 3.0, dx: 0.0, dy: -180.0, frames: 1050 };
         let cfg = |p| trial_config(Path::new("videos"), &layout, p, 2, true).unwrap();
-        let (base, gating, overlap) = (cfg(Policy::Baseline), cfg(Policy::Gating), cfg(Policy::Overlap));
-        assert!(!base.detector.overlap() && !gating.detector.overlap(), "baseline and gating run without the overlap");
+        let (base, gating, int8, overlap) =
+            (cfg(Policy::Baseline), cfg(Policy::Gating), cfg(Policy::Int8), cfg(Policy::Overlap));
+        for (name, c) in [("baseline", &base), ("gating", &gating), ("int8", &int8)] {
+            assert!(!c.detector.overlap(), "{name} runs without the overlap");
+        }
+        use crate::config::Precision;
+        assert_eq!(base.detector.precision, Precision::Fp32);
+        assert_eq!(gating.detector.precision, Precision::Fp32);
+        assert_eq!(int8.detector.precision, Precision::Int8);
         assert!(overlap.detector.overlap());
         assert_eq!(cfg(Policy::Default).detector.overlap(), crate::board::DETECT_OVERLAP);
     }

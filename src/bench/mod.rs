@@ -42,6 +42,9 @@ pub struct BenchRow {
     pub efficiency: f64,
     /// Whether the model ran on a thread of its own (`detector.overlap`).
     pub overlap: bool,
+    /// Whether page-locked buffers were asked for (`detector.pinned_buffers`;
+    /// the log says whether the provider gave them).
+    pub pinned_buffers: bool,
     /// Share of the wall time the model was running (where the detector
     /// times its runs): how busy the accelerator was kept.
     pub model_busy: Option<f64>,
@@ -70,6 +73,8 @@ pub struct BenchDetector<'a> {
     pub preprocess: Option<&'a str>,
     /// `detector.overlap` (None = the board's).
     pub overlap: Option<bool>,
+    /// `detector.pinned_buffers` (None = the default, on).
+    pub pinned_buffers: Option<bool>,
 }
 
 fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) -> Result<Config, String> {
@@ -85,6 +90,9 @@ fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) 
     }
     if let Some(o) = det.overlap {
         t.push_str(&format!("overlap = {o}\n"));
+    }
+    if let Some(p) = det.pinned_buffers {
+        t.push_str(&format!("pinned_buffers = {p}\n"));
     }
     for i in 0..cameras {
         t.push_str(&format!(
@@ -255,6 +263,7 @@ pub fn run(
             bare_decoder_fps: decoder_fps,
             efficiency: fps / bare,
             overlap: cfg.detector.overlap(),
+            pinned_buffers: cfg.detector.pinned_buffers,
             model_busy: (s.stages.inference.count() > 0).then(|| s.stages.inference.sum_us() as f64 / 1e6 / wall),
             detect_thread_in_detector: s.stages.preprocess_infer.sum_us() as f64 / 1e6 / wall,
             peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
@@ -318,9 +327,10 @@ pub fn print(rows: &[BenchRow]) {
     }
     for r in rows {
         println!(
-            "batch {}: overlap {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
+            "batch {}: overlap {}, pinned buffers {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
             r.batch,
             if r.overlap { "on" } else { "off" },
+            if r.pinned_buffers { "on" } else { "off" },
             r.model_busy.map_or_else(|| "(not timed)".into(), |b| format!("{:.0}%", 100.0 * b)),
             100.0 * r.detect_thread_in_detector
         );

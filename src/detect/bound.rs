@@ -22,11 +22,18 @@
 //! ([`Runner`]), so a detector can keep two sets and fill one while the
 //! model runs over the other on a thread of its own; [`BoundSession`] is
 //! the two together, for callers that run one batch at a time.
+//!
+//! On a GPU provider the buffers can live in page-locked memory from the
+//! session's CUDA pinned allocator ([`HostMemory`]): the copies to and from
+//! the GPU are then DMA, where heap memory is first staged by the driver
+//! through a page-locked buffer of its own (a CPU memcpy per batch, in and
+//! out, competing with the decoders for the cores).
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr;
+use std::sync::Arc;
 
-use ort::memory::MemoryInfo;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::Session;
 use ort::sys::OrtValue;
 use ort::value::{Shape, TensorElementType, TensorRef, TensorRefMut, ValueType};
@@ -123,31 +130,139 @@ struct Shapes {
     output_items: Vec<usize>,
 }
 
+/// Where a set of buffers asks to live on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostBuffers {
+    /// The process heap.
+    Heap,
+    /// Page-locked memory when the session's provider offers a CUDA pinned
+    /// allocator (the CUDA provider), the heap otherwise.
+    PinnedIfOffered,
+}
+
+/// A run of f32s owned by a [`HostMemory`].
+struct RawBuf {
+    ptr: *mut f32,
+    len: usize,
+}
+
+/// The memory behind a set of buffers: the input's block, then each
+/// output's.
+enum HostMemory {
+    Heap(Vec<Vec<f32>>),
+    Pinned(PinnedBlocks),
+}
+
+/// Blocks from the session's CUDA pinned allocator, freed on drop. ONNX
+/// Runtime's allocator for a session is valid only while the session is,
+/// so the blocks keep it alive.
+struct PinnedBlocks {
+    /// Each block and its length in f32s.
+    blocks: Vec<(*mut c_void, usize)>,
+    // Field order: the allocator is released before the session.
+    allocator: Allocator,
+    session: Arc<Session>,
+}
+
+impl Drop for PinnedBlocks {
+    fn drop(&mut self) {
+        for (b, _) in self.blocks.drain(..) {
+            // SAFETY: each block came from this allocator's `alloc` and is
+            // freed once; the values over it were dropped before (field
+            // order in `Buffers`).
+            unsafe { self.allocator.free(b) };
+        }
+    }
+}
+
+impl PinnedBlocks {
+    fn new(lens: &[usize], session: &Arc<Session>) -> Result<PinnedBlocks, String> {
+        let info = MemoryInfo::new(AllocationDevice::CUDA_PINNED, 0, AllocatorType::Device, MemoryType::CPUInput)
+            .map_err(|e| e.to_string())?;
+        let allocator = Allocator::new(session, info).map_err(|e| e.to_string())?;
+        let mut pinned = PinnedBlocks { blocks: Vec::with_capacity(lens.len()), allocator, session: session.clone() };
+        for &len in lens {
+            let block = pinned.allocator.alloc::<f32>(len).map_err(|e| format!("{} bytes: {e}", len * 4))?.into_raw();
+            // SAFETY: a fresh block of `len` f32s; zeroed so that every
+            // slice later made over it reads initialised memory.
+            unsafe { ptr::write_bytes(block.cast::<f32>(), 0, len) };
+            pinned.blocks.push((block, len));
+        }
+        Ok(pinned)
+    }
+}
+
+impl HostMemory {
+    /// Zeroed blocks of `lens` f32s each: page-locked when `pin` names a
+    /// session whose provider offers a CUDA pinned allocator, on the heap
+    /// otherwise (and then the reason, for the log).
+    fn new(lens: &[usize], pin: Option<&Arc<Session>>) -> (HostMemory, Option<String>) {
+        let heap = || HostMemory::Heap(lens.iter().map(|&len| vec![0.0f32; len]).collect());
+        let Some(session) = pin else { return (heap(), None) };
+        match PinnedBlocks::new(lens, session) {
+            Ok(p) => (HostMemory::Pinned(p), None),
+            Err(why) => (heap(), Some(why)),
+        }
+    }
+
+    fn bufs(&mut self) -> Vec<RawBuf> {
+        match self {
+            HostMemory::Heap(v) => v.iter_mut().map(|b| RawBuf { ptr: b.as_mut_ptr(), len: b.len() }).collect(),
+            HostMemory::Pinned(p) => p.blocks.iter().map(|&(b, len)| RawBuf { ptr: b.cast(), len }).collect(),
+        }
+    }
+
+    /// The session to pin a spare set of buffers with, if these are pinned.
+    fn pinned_session(&self) -> Option<&Arc<Session>> {
+        match self {
+            HostMemory::Heap(_) => None,
+            HostMemory::Pinned(p) => Some(&p.session),
+        }
+    }
+}
+
 /// One set of input and output buffers and the ORT values over them. A
 /// detector that overlaps batches keeps two and hands one to the thread
 /// that runs the model while it fills the other (`detect::model`).
 pub struct Buffers {
-    // Declared first so it drops first: these values point into `input`
-    // and `outputs` below.
+    // Declared first so it drops first: these values point into `memory`.
     bound: Vec<BoundValues>,
     shapes: Shapes,
     /// The input buffer (f32 so that an f32 view is aligned; I420 frames
-    /// use it as bytes).
-    input: Vec<f32>,
-    outputs: Vec<Vec<f32>>,
+    /// use it as bytes) and one buffer per output, all in `memory`.
+    input: RawBuf,
+    outputs: Vec<RawBuf>,
+    memory: HostMemory,
 }
 
+// SAFETY: the raw pointers point into `memory`, which this struct alone
+// owns; nothing else reads or writes them, so the struct may move to
+// another thread as a whole (the model's thread and back).
+unsafe impl Send for Buffers {}
+
 impl Buffers {
-    fn new(shapes: Shapes) -> Self {
-        let input = vec![0.0f32; (shapes.max_batch * shapes.layout.max_item_bytes()).div_ceil(4)];
-        let outputs = shapes.output_items.iter().map(|&len| vec![0.0f32; shapes.max_batch * len]).collect();
-        Buffers { bound: Vec::new(), shapes, input, outputs }
+    fn new(shapes: Shapes, pin: Option<&Arc<Session>>) -> (Self, Option<String>) {
+        let mut lens = vec![(shapes.max_batch * shapes.layout.max_item_bytes()).div_ceil(4)];
+        lens.extend(shapes.output_items.iter().map(|&len| shapes.max_batch * len));
+        let (mut memory, refused) = HostMemory::new(&lens, pin);
+        let mut bufs = memory.bufs().into_iter();
+        let input = bufs.next().expect("the input's block");
+        let outputs = bufs.collect();
+        (Buffers { bound: Vec::new(), shapes, input, outputs, memory }, refused)
+    }
+
+    /// Whether these buffers are page-locked.
+    pub fn pinned(&self) -> bool {
+        matches!(self.memory, HostMemory::Pinned(_))
     }
 
     /// Another set of buffers for the same model, bound for the same
     /// batch shapes as these.
     pub fn spare(&self) -> Result<Buffers, DetectError> {
-        let mut b = Buffers::new(self.shapes.clone());
+        let (mut b, refused) = Buffers::new(self.shapes.clone(), self.memory.pinned_session());
+        if let Some(why) = refused {
+            log::warn!("a second set of buffers is on the heap, the first is page-locked: {why}");
+        }
         for v in &self.bound {
             b.bind(v.n, v.size).map_err(DetectError::Load)?;
         }
@@ -173,10 +288,11 @@ impl Buffers {
                 // SAFETY: the buffers are allocated at creation, never
                 // resized, and owned by the struct that also owns these
                 // values, which are dropped first (field order). Moving the
-                // struct (to another thread too) does not move a Vec's heap
-                // buffer.
-                let v =
-                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
+                // struct (to another thread too) does not move the blocks.
+                // Page-locked blocks are tagged as CPU memory too: to ONNX
+                // Runtime they are host memory like any other, and the CUDA
+                // driver sees that they are pinned and copies by DMA.
+                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.ptr.cast(), in_shape) };
                 InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
             }
             InputLayout::I420 { .. } => {
@@ -187,15 +303,14 @@ impl Buffers {
                 let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
                 // SAFETY: as above; n frames of this size fit the buffer
                 // (sized for max_batch frames of the largest size).
-                let v =
-                    unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.as_mut_ptr().cast(), in_shape) };
+                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.ptr.cast(), in_shape) };
                 InputValue::U8(v.map_err(|e| format!("input tensor: {e}"))?)
             }
         };
         let mut outputs = Vec::with_capacity(self.outputs.len());
-        for (buf, item) in self.outputs.iter_mut().zip(&self.shapes.item_shapes) {
+        for (buf, item) in self.outputs.iter().zip(&self.shapes.item_shapes) {
             // SAFETY: as above.
-            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.as_mut_ptr().cast(), shape(item)) }
+            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.ptr.cast(), shape(item)) }
                 .map_err(|e| format!("output tensor: {e}"))?;
             outputs.push(v);
         }
@@ -226,17 +341,24 @@ impl Buffers {
         self.shapes.layout
     }
 
+    fn input_mut(&mut self) -> &mut [f32] {
+        // SAFETY: `input` is a zeroed block of `len` f32s in `memory`, alive
+        // as long as `self`; `&mut self` makes this the only view of it.
+        unsafe { std::slice::from_raw_parts_mut(self.input.ptr, self.input.len) }
+    }
+
     fn input_bytes_mut(&mut self) -> &mut [u8] {
-        let len = self.input.len() * 4;
-        // SAFETY: any f32 buffer is a valid byte buffer of four times its length.
-        unsafe { std::slice::from_raw_parts_mut(self.input.as_mut_ptr().cast::<u8>(), len) }
+        let len = self.input.len * 4;
+        // SAFETY: as `input_mut`; any f32 buffer is a valid byte buffer of
+        // four times its length.
+        unsafe { std::slice::from_raw_parts_mut(self.input.ptr.cast::<u8>(), len) }
     }
 
     /// Batch item `i` of an f32 input buffer, to be filled before a run.
     pub fn input_item_mut(&mut self, i: usize) -> &mut [f32] {
         let InputLayout::F32 { item } = self.shapes.layout else { panic!("input_item_mut on an I420 session") };
         let len = item.iter().product::<usize>();
-        &mut self.input[i * len..(i + 1) * len]
+        &mut self.input_mut()[i * len..(i + 1) * len]
     }
 
     /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
@@ -257,7 +379,12 @@ impl Buffers {
 
     /// Output `k` for the first `n` batch items of the last run.
     pub fn output(&self, k: usize, n: usize) -> &[f32] {
-        &self.outputs[k][..n * self.shapes.output_items[k]]
+        let buf = &self.outputs[k];
+        // SAFETY: a zeroed block of `len` f32s in `memory`, alive as long as
+        // `self`; `&self` keeps a run (which takes `&mut Buffers`) from
+        // writing it meanwhile.
+        let all = unsafe { std::slice::from_raw_parts(buf.ptr.cast_const(), buf.len) };
+        &all[..n * self.shapes.output_items[k]]
     }
 }
 
@@ -265,7 +392,9 @@ impl Buffers {
 /// `Run` may be called from any thread, so this can live on a thread of
 /// its own while the buffers travel to it and back.
 pub struct Runner {
-    session: Session,
+    /// Shared with page-locked buffers, whose allocator lives as long as
+    /// the session does.
+    session: Arc<Session>,
     input_name: CString,
     output_names: Vec<CString>,
 }
@@ -288,18 +417,27 @@ impl BoundSession {
         max_batch: usize,
         batch_sizes: &[usize],
     ) -> Result<Self, DetectError> {
-        Self::with_layout(session, InputLayout::F32 { item: item_dims }, (0, 0), max_batch, batch_sizes)
+        Self::with_layout(
+            session,
+            InputLayout::F32 { item: item_dims },
+            (0, 0),
+            max_batch,
+            batch_sizes,
+            HostBuffers::Heap,
+        )
     }
 
     /// As [`BoundSession::new`] for any layout. An I420 session is warmed
     /// up with frames of `warm_size` (even; the outputs' shapes must not
     /// depend on the frame size, as a model that letterboxes guarantees).
+    /// `host` says where the buffers ask to live.
     pub fn with_layout(
         mut session: Session,
         layout: InputLayout,
         warm_size: (usize, usize),
         max_batch: usize,
         batch_sizes: &[usize],
+        host: HostBuffers,
     ) -> Result<Self, DetectError> {
         let load = |what: &str, e: &dyn std::fmt::Display| DetectError::Load(format!("{what}: {e}"));
         if session.inputs().len() != 1 || session.outputs().is_empty() || session.outputs().len() > MAX_OUTPUTS {
@@ -349,7 +487,16 @@ impl BoundSession {
             }
         }
         let output_items = item_shapes.iter().map(|sh| sh.iter().product::<i64>() as usize).collect();
-        let buffers = Buffers::new(Shapes { layout, max_batch, item_shapes, output_items });
+        let session = Arc::new(session);
+        let pin = (host == HostBuffers::PinnedIfOffered).then_some(&session);
+        let (buffers, refused) = Buffers::new(Shapes { layout, max_batch, item_shapes, output_items }, pin);
+        match refused {
+            // The CPU provider offers no pinned allocator: heap memory is
+            // what it reads best anyway.
+            Some(why) => log::debug!("buffers on the heap: no page-locked memory from the provider ({why})"),
+            None if buffers.pinned() => log::info!("input and output buffers in page-locked (CUDA pinned) memory"),
+            None => {}
+        }
         let mut s = BoundSession { runner: Runner { session, input_name, output_names }, buffers };
         let size = match layout {
             InputLayout::F32 { .. } => (0, 0),

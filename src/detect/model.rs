@@ -24,7 +24,7 @@ use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::bound::{takes_i420, BoundSession, Buffers, InputLayout, Runner};
+use super::bound::{takes_i420, BoundSession, Buffers, HostBuffers, InputLayout, Runner};
 use super::letterbox::{Letterbox, Resampler};
 use super::nms::nms;
 use super::runtime;
@@ -59,6 +59,8 @@ pub struct DetectorParams {
     /// Run the model on a thread of its own, over two sets of buffers, so
     /// the next batch is copied in while one runs (`detector.overlap`).
     pub overlap: bool,
+    /// Ask for page-locked buffers (`detector.pinned_buffers`).
+    pub pinned_buffers: bool,
 }
 
 /// The batch dimension a batch of `n` frames runs at.
@@ -192,8 +194,9 @@ impl<H: Head> ModelDetector<H> {
         let load_error = |e: DetectError| {
             DetectError::Load(format!("model {} ({}): {e} (is `detector.kind` right?)", model.display(), H::NAME))
         };
+        let host = if p.pinned_buffers { HostBuffers::PinnedIfOffered } else { HostBuffers::Heap };
         let BoundSession { runner, buffers } =
-            BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes).map_err(load_error)?;
+            BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes, host).map_err(load_error)?;
         let want = head.output_item_lens();
         if buffers.output_item_lens() != want {
             return Err(DetectError::Load(format!(
