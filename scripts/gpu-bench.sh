@@ -29,8 +29,8 @@
 # batches overlapped or not (`detector.overlap`), buffers page-locked or not
 # (`detector.pinned_buffers`). GPU_BENCH_SPECS (a list of
 # precision:letterbox[:overlap on|off[:pinned on|off]]), GPU_BENCH_BATCHES
-# and GPU_BENCH_CAMERAS change them. The landmark models are carried but left out (the stage's
-# `auto` turns it off), as this bench measures detection;
+# and GPU_BENCH_CAMERAS change them. The landmark models are carried but
+# left out (the stage's `auto` turns it off), as this bench measures detection;
 # GPU_BENCH_LANDMARKS=1 puts them in (x86-cuda runs them on the CPU
 # provider, `[landmarks] execution_providers`).
 set -euo pipefail

@@ -140,12 +140,6 @@ pub enum HostBuffers {
     PinnedIfOffered,
 }
 
-/// A run of f32s owned by a [`HostMemory`].
-struct RawBuf {
-    ptr: *mut f32,
-    len: usize,
-}
-
 /// The memory behind a set of buffers: the input's block, then each
 /// output's.
 enum HostMemory {
@@ -163,6 +157,11 @@ struct PinnedBlocks {
     allocator: Allocator,
     session: Arc<Session>,
 }
+
+// SAFETY: the blocks are this struct's alone (nothing else frees or keeps
+// them), so it may move to another thread with the buffers that use it
+// (the model's thread and back); the allocator and session are Send.
+unsafe impl Send for PinnedBlocks {}
 
 impl Drop for PinnedBlocks {
     fn drop(&mut self) {
@@ -205,10 +204,28 @@ impl HostMemory {
         }
     }
 
-    fn bufs(&mut self) -> Vec<RawBuf> {
+    /// Block `i`: 0 is the input's, 1.. the outputs'.
+    fn block(&self, i: usize) -> &[f32] {
         match self {
-            HostMemory::Heap(v) => v.iter_mut().map(|b| RawBuf { ptr: b.as_mut_ptr(), len: b.len() }).collect(),
-            HostMemory::Pinned(p) => p.blocks.iter().map(|&(b, len)| RawBuf { ptr: b.cast(), len }).collect(),
+            HostMemory::Heap(v) => &v[i],
+            HostMemory::Pinned(p) => {
+                let (b, len) = p.blocks[i];
+                // SAFETY: a zeroed block of `len` f32s owned by `p`, alive as
+                // long as `self`; `&self` keeps a run (which takes `&mut`
+                // buffers) from writing it meanwhile.
+                unsafe { std::slice::from_raw_parts(b.cast::<f32>().cast_const(), len) }
+            }
+        }
+    }
+
+    fn block_mut(&mut self, i: usize) -> &mut [f32] {
+        match self {
+            HostMemory::Heap(v) => &mut v[i],
+            HostMemory::Pinned(p) => {
+                let (b, len) = p.blocks[i];
+                // SAFETY: as `block`; `&mut self` makes this the only view.
+                unsafe { std::slice::from_raw_parts_mut(b.cast::<f32>(), len) }
+            }
         }
     }
 
@@ -228,27 +245,17 @@ pub struct Buffers {
     // Declared first so it drops first: these values point into `memory`.
     bound: Vec<BoundValues>,
     shapes: Shapes,
-    /// The input buffer (f32 so that an f32 view is aligned; I420 frames
-    /// use it as bytes) and one buffer per output, all in `memory`.
-    input: RawBuf,
-    outputs: Vec<RawBuf>,
+    /// The input buffer (block 0; f32 so that an f32 view is aligned, I420
+    /// frames use it as bytes), then one buffer per output.
     memory: HostMemory,
 }
-
-// SAFETY: the raw pointers point into `memory`, which this struct alone
-// owns; nothing else reads or writes them, so the struct may move to
-// another thread as a whole (the model's thread and back).
-unsafe impl Send for Buffers {}
 
 impl Buffers {
     fn new(shapes: Shapes, pin: Option<&Arc<Session>>) -> (Self, Option<String>) {
         let mut lens = vec![(shapes.max_batch * shapes.layout.max_item_bytes()).div_ceil(4)];
         lens.extend(shapes.output_items.iter().map(|&len| shapes.max_batch * len));
-        let (mut memory, refused) = HostMemory::new(&lens, pin);
-        let mut bufs = memory.bufs().into_iter();
-        let input = bufs.next().expect("the input's block");
-        let outputs = bufs.collect();
-        (Buffers { bound: Vec::new(), shapes, input, outputs, memory }, refused)
+        let (memory, refused) = HostMemory::new(&lens, pin);
+        (Buffers { bound: Vec::new(), shapes, memory }, refused)
     }
 
     /// Whether these buffers are page-locked.
@@ -282,6 +289,7 @@ impl Buffers {
             self.bound.retain(|b| b.size == size);
         }
         let shape = |item: &[i64]| Shape::new(std::iter::once(n as i64).chain(item.iter().copied()));
+        let input_ptr = self.memory.block_mut(0).as_mut_ptr().cast();
         let input = match self.shapes.layout {
             InputLayout::F32 { item } => {
                 let in_shape = shape(&item.map(|d| d as i64));
@@ -292,7 +300,7 @@ impl Buffers {
                 // Page-locked blocks are tagged as CPU memory too: to ONNX
                 // Runtime they are host memory like any other, and the CUDA
                 // driver sees that they are pinned and copies by DMA.
-                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.ptr.cast(), in_shape) };
+                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), input_ptr, in_shape) };
                 InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
             }
             InputLayout::I420 { .. } => {
@@ -303,14 +311,15 @@ impl Buffers {
                 let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
                 // SAFETY: as above; n frames of this size fit the buffer
                 // (sized for max_batch frames of the largest size).
-                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), self.input.ptr.cast(), in_shape) };
+                let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), input_ptr, in_shape) };
                 InputValue::U8(v.map_err(|e| format!("input tensor: {e}"))?)
             }
         };
-        let mut outputs = Vec::with_capacity(self.outputs.len());
-        for (buf, item) in self.outputs.iter().zip(&self.shapes.item_shapes) {
+        let mut outputs = Vec::with_capacity(self.shapes.item_shapes.len());
+        for (k, item) in self.shapes.item_shapes.iter().enumerate() {
+            let ptr = self.memory.block_mut(k + 1).as_mut_ptr().cast();
             // SAFETY: as above.
-            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), buf.ptr.cast(), shape(item)) }
+            let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), ptr, shape(item)) }
                 .map_err(|e| format!("output tensor: {e}"))?;
             outputs.push(v);
         }
@@ -341,24 +350,18 @@ impl Buffers {
         self.shapes.layout
     }
 
-    fn input_mut(&mut self) -> &mut [f32] {
-        // SAFETY: `input` is a zeroed block of `len` f32s in `memory`, alive
-        // as long as `self`; `&mut self` makes this the only view of it.
-        unsafe { std::slice::from_raw_parts_mut(self.input.ptr, self.input.len) }
-    }
-
     fn input_bytes_mut(&mut self) -> &mut [u8] {
-        let len = self.input.len * 4;
-        // SAFETY: as `input_mut`; any f32 buffer is a valid byte buffer of
-        // four times its length.
-        unsafe { std::slice::from_raw_parts_mut(self.input.ptr.cast::<u8>(), len) }
+        let input = self.memory.block_mut(0);
+        let len = input.len() * 4;
+        // SAFETY: any f32 buffer is a valid byte buffer of four times its length.
+        unsafe { std::slice::from_raw_parts_mut(input.as_mut_ptr().cast::<u8>(), len) }
     }
 
     /// Batch item `i` of an f32 input buffer, to be filled before a run.
     pub fn input_item_mut(&mut self, i: usize) -> &mut [f32] {
         let InputLayout::F32 { item } = self.shapes.layout else { panic!("input_item_mut on an I420 session") };
         let len = item.iter().product::<usize>();
-        &mut self.input_mut()[i * len..(i + 1) * len]
+        &mut self.memory.block_mut(0)[i * len..(i + 1) * len]
     }
 
     /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
@@ -379,12 +382,7 @@ impl Buffers {
 
     /// Output `k` for the first `n` batch items of the last run.
     pub fn output(&self, k: usize, n: usize) -> &[f32] {
-        let buf = &self.outputs[k];
-        // SAFETY: a zeroed block of `len` f32s in `memory`, alive as long as
-        // `self`; `&self` keeps a run (which takes `&mut Buffers`) from
-        // writing it meanwhile.
-        let all = unsafe { std::slice::from_raw_parts(buf.ptr.cast_const(), buf.len) };
-        &all[..n * self.shapes.output_items[k]]
+        &self.memory.block(k + 1)[..n * self.shapes.output_items[k]]
     }
 }
 
