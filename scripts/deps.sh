@@ -6,13 +6,14 @@
 set -euo pipefail
 what="${1:-run}"
 # Build and run:
-# - libavcodec-dev, libavutil-dev, libswscale-dev: FFmpeg's decoder, linked
+# - libavcodec-dev, libavformat-dev, libavutil-dev, libswscale-dev: FFmpeg's
+#   decoder and demuxers, linked
 #   (the `libav` feature); pkg-config finds them, clang/libclang-dev let
 #   bindgen generate the bindings against the installed headers;
 # - libturbojpeg0-dev: the JPEG encoder, linked statically;
 # - ffmpeg: makes the demo and test videos (x264, x265); unzip unpacks wheels;
 # - python3-venv: the venv setup.sh converts the models in.
-pkgs=(ffmpeg unzip pkg-config clang libclang-dev libavcodec-dev libavutil-dev libswscale-dev libturbojpeg0-dev
+pkgs=(ffmpeg unzip pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libturbojpeg0-dev
     python3-venv)
 if [ "$what" = test ]; then
     # - gcc/g++-aarch64-linux-gnu, qemu-user and the :arm64 libraries (Debian
@@ -24,7 +25,7 @@ if [ "$what" = test ]; then
         [ "$(id -u)" = 0 ] && dpkg --add-architecture arm64
     }
     pkgs+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-        libturbojpeg0-dev:arm64 libavcodec-dev:arm64 libavutil-dev:arm64 libswscale-dev:arm64
+        libturbojpeg0-dev:arm64 libavcodec-dev:arm64 libavformat-dev:arm64 libavutil-dev:arm64 libswscale-dev:arm64
         python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
         chromium valgrind)
 fi

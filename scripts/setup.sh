@@ -256,6 +256,13 @@ for c in h264 h265; do
         ffmpeg -v error -y -stream_loop 3 -i "$in" -c copy "models/demo/rtsp-$c.mp4"
     fi
 done
+# A 720p camera with x264's defaults (High profile, B-frames, a key frame
+# every 250 frames: 10 s), the demo twice (28 s): the lossy-UDP RTSP test,
+# where a key frame that loses a packet must not cost ten seconds of video.
+if [ ! -e models/demo/lossy-720p.mp4 ]; then
+    ffmpeg -v error -y -stream_loop 1 -i models/demo/demo.mp4 -vf scale=1280:720 -c:v libx264 -pix_fmt yuv420p \
+        models/demo/lossy-720p.mp4
+fi
 # The browser test drives Debian's Chromium through playwright-core (npm);
 # playwright never downloads a browser of its own here.
 if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then

@@ -35,7 +35,7 @@ pub struct Threads {
 /// libavcodec prints corrupt-stream details on stderr at ERROR level,
 /// unthrottled; faceflow counts and logs those itself (rate-limited, per
 /// camera). `FACEFLOW_AV_LOG=error|warning|info|debug` turns them back on.
-fn quiet_libav_log() {
+pub(crate) fn quiet_libav_log() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let level = match std::env::var("FACEFLOW_AV_LOG").as_deref() {
@@ -95,44 +95,63 @@ impl Drop for LibavDecoder {
     }
 }
 
-fn codec_id(codec: Codec) -> Result<ff::AVCodecID, DecodeError> {
+/// libavcodec's id for the H.26x codecs (others are opened by decoder name).
+fn h26x_id(codec: Codec) -> Option<ff::AVCodecID> {
     match codec {
-        Codec::H264 => Ok(ff::AVCodecID::AV_CODEC_ID_H264),
-        Codec::H265 => Ok(ff::AVCodecID::AV_CODEC_ID_HEVC),
-        other => Err(DecodeError(format!("{} is not decoded by libavcodec here", other.as_str()))),
+        Codec::H264 => Some(ff::AVCodecID::AV_CODEC_ID_H264),
+        Codec::H265 => Some(ff::AVCodecID::AV_CODEC_ID_HEVC),
+        _ => None,
     }
 }
 
+fn find_by_name(name: &str) -> Result<*const ff::AVCodec, DecodeError> {
+    let cname = CString::new(name).map_err(|_| DecodeError(format!("bad decoder name {name:?}")))?;
+    // SAFETY: a NUL-terminated name; the result is NULL or a static AVCodec.
+    Ok(unsafe { ff::avcodec_find_decoder_by_name(cname.as_ptr()) })
+}
+
 impl LibavDecoder {
-    /// libavcodec's own software decoder for `codec`.
-    pub fn software(codec: Codec, threads: Threads) -> Result<Self, DecodeError> {
-        let id = codec_id(codec)?;
-        let c = unsafe { ff::avcodec_find_decoder(id) };
-        Self::open(codec, c, threads, codec.as_str())
+    /// libavcodec's own software decoder for `codec`, told `extradata`
+    /// (a container's codec configuration, or Annex B parameter sets) first.
+    pub fn software(codec: Codec, extradata: &[u8], threads: Threads) -> Result<Self, DecodeError> {
+        let (c, name) = match (h26x_id(codec), codec) {
+            // SAFETY: avcodec_find_decoder returns NULL or a static AVCodec.
+            (Some(id), _) => (unsafe { ff::avcodec_find_decoder(id) }, codec.as_str()),
+            (None, Codec::Other { decoder }) => (find_by_name(decoder)?, decoder),
+            (None, other) => return Err(DecodeError(format!("{} is not decoded by libavcodec here", other.as_str()))),
+        };
+        Self::open(codec, c, extradata, threads, name)
     }
 
     /// The decoder libavcodec knows as `name` (a hardware one, typically).
-    pub fn named(codec: Codec, name: &'static str, threads: Threads) -> Result<Self, DecodeError> {
-        codec_id(codec)?;
-        let cname = CString::new(name).map_err(|_| DecodeError(format!("bad decoder name {name:?}")))?;
-        let c = unsafe { ff::avcodec_find_decoder_by_name(cname.as_ptr()) };
-        Self::open(codec, c, threads, name)
+    pub fn named(codec: Codec, name: &'static str, extradata: &[u8], threads: Threads) -> Result<Self, DecodeError> {
+        let c = find_by_name(name)?;
+        Self::open(codec, c, extradata, threads, name)
     }
 
-    fn open(codec: Codec, c: *const ff::AVCodec, threads: Threads, name: &'static str) -> Result<Self, DecodeError> {
+    fn open(
+        codec: Codec,
+        c: *const ff::AVCodec,
+        extradata: &[u8],
+        threads: Threads,
+        name: &'static str,
+    ) -> Result<Self, DecodeError> {
         quiet_libav_log();
         if c.is_null() {
             return Err(DecodeError(format!("{name}: this FFmpeg build has no such decoder")));
         }
-        let id = codec_id(codec)?;
         unsafe {
-            if (*c).id != id {
-                return Err(DecodeError(format!("{name} does not decode {}", codec.as_str())));
+            if let Some(id) = h26x_id(codec) {
+                if (*c).id != id {
+                    return Err(DecodeError(format!("{name} does not decode {}", codec.as_str())));
+                }
             }
             let ctx = ff::avcodec_alloc_context3(c);
             let pkt = ff::av_packet_alloc();
             let frame = ff::av_frame_alloc();
-            let parser = ff::av_parser_init(id as c_int);
+            // Only Annex B runs of NAL units go through a parser; a codec
+            // without one takes whole packets only (decode says so).
+            let parser = ff::av_parser_init((*c).id as c_int);
             let d = LibavDecoder {
                 ctx,
                 parser,
@@ -145,8 +164,23 @@ impl LibavDecoder {
                 name,
                 extra_errors: 0,
             };
-            if ctx.is_null() || pkt.is_null() || frame.is_null() || parser.is_null() {
+            if ctx.is_null() || pkt.is_null() || frame.is_null() {
                 return Err(DecodeError(format!("{name}: out of memory opening the decoder")));
+            }
+            if !extradata.is_empty() {
+                let len = extradata.len();
+                let Ok(size) = c_int::try_from(len) else {
+                    return Err(DecodeError(format!("{name}: {len} bytes of codec configuration is too much")));
+                };
+                // libavcodec frees it with the context: av_malloc'd, with
+                // the zeroed padding its readers may run into.
+                let buf = ff::av_mallocz(len + ff::AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
+                if buf.is_null() {
+                    return Err(DecodeError(format!("{name}: out of memory opening the decoder")));
+                }
+                ptr::copy_nonoverlapping(extradata.as_ptr(), buf, len);
+                (*ctx).extradata = buf;
+                (*ctx).extradata_size = size;
             }
             // Timestamps in and out are milliseconds.
             (*ctx).pkt_timebase = ff::AVRational { num: 1, den: 1000 };
@@ -188,6 +222,9 @@ impl LibavDecoder {
         let pts = pts_ms.map(|p| p as i64).unwrap_or(ff::AV_NOPTS_VALUE);
         if whole_unit {
             return self.send(data.as_ptr(), data.len(), pts, on_picture);
+        }
+        if self.parser.is_null() {
+            return Err(DecodeError(format!("{}: takes whole packets only (no parser for it)", self.name)));
         }
         let mut first_err = None;
         // The parser reads up to the padding size past its input: give it
@@ -250,23 +287,25 @@ impl LibavDecoder {
     ) -> Result<(), DecodeError> {
         let mut first_err = None;
         let (mut out, mut out_len): (*mut u8, c_int) = (ptr::null_mut(), 0);
-        unsafe {
-            ff::av_parser_parse2(
-                self.parser,
-                self.ctx,
-                &mut out,
-                &mut out_len,
-                ptr::null(),
-                0,
-                ff::AV_NOPTS_VALUE,
-                ff::AV_NOPTS_VALUE,
-                0,
-            );
-        }
-        if out_len > 0 {
-            let pts = unsafe { (*self.parser).pts };
-            if let Err(e) = self.send(out, out_len as usize, pts, on_picture) {
-                self.note(&mut first_err, e);
+        if !self.parser.is_null() {
+            unsafe {
+                ff::av_parser_parse2(
+                    self.parser,
+                    self.ctx,
+                    &mut out,
+                    &mut out_len,
+                    ptr::null(),
+                    0,
+                    ff::AV_NOPTS_VALUE,
+                    ff::AV_NOPTS_VALUE,
+                    0,
+                );
+            }
+            if out_len > 0 {
+                let pts = unsafe { (*self.parser).pts };
+                if let Err(e) = self.send(out, out_len as usize, pts, on_picture) {
+                    self.note(&mut first_err, e);
+                }
             }
         }
         let r = unsafe { ff::avcodec_send_packet(self.ctx, ptr::null()) };
@@ -437,7 +476,7 @@ mod tests {
     }
 
     fn decode_all(codec: Codec, data: &[u8], chunks: &[&[u8]]) -> Vec<(u32, u32, u8)> {
-        let mut d = LibavDecoder::software(codec, Threads { count: 1, frame: false }).unwrap();
+        let mut d = LibavDecoder::software(codec, &[], Threads { count: 1, frame: false }).unwrap();
         let mut out = Vec::new();
         let mut on = |p: &Picture<'_>, corrupt: bool| {
             assert!(!corrupt);
@@ -471,7 +510,7 @@ mod tests {
 
     #[test]
     fn timestamps_travel_with_their_pictures_through_reordering() {
-        let mut d = LibavDecoder::software(Codec::H264, Threads { count: 2, frame: true }).unwrap();
+        let mut d = LibavDecoder::software(Codec::H264, &[], Threads { count: 2, frame: true }).unwrap();
         let mut pts = Vec::new();
         let mut on = |p: &Picture<'_>, _: bool| {
             pts.push(p.pts_ms);
@@ -479,7 +518,7 @@ mod tests {
         };
         // The parser finds the access units; feeding them back whole with a
         // running decode-order counter as pts shows the reordering.
-        let parser = LibavDecoder::software(Codec::H264, Threads { count: 1, frame: false }).unwrap();
+        let parser = LibavDecoder::software(Codec::H264, &[], Threads { count: 1, frame: false }).unwrap();
         let mut units: Vec<Vec<u8>> = Vec::new();
         for nal in nal_units(TINY_H264) {
             let mut rest = nal;
@@ -527,7 +566,7 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_crash_and_a_missing_decoder_is_named() {
-        let mut d = LibavDecoder::software(Codec::H264, Threads { count: 1, frame: false }).unwrap();
+        let mut d = LibavDecoder::software(Codec::H264, &[], Threads { count: 1, frame: false }).unwrap();
         let noise: Vec<u8> = (0..4000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let mut n = 0;
         let mut on = |_: &Picture<'_>, _: bool| {
@@ -539,7 +578,7 @@ mod tests {
         let _ = d.decode(&framed, None, true, &mut on);
         let _ = d.finish(&mut on);
         assert_eq!(n, 0, "noise makes no picture");
-        let e = LibavDecoder::named(Codec::H264, "h264_no_such_decoder", Threads { count: 1, frame: false });
+        let e = LibavDecoder::named(Codec::H264, "h264_no_such_decoder", &[], Threads { count: 1, frame: false });
         assert!(e.err().unwrap().0.contains("h264_no_such_decoder: this FFmpeg build has no such decoder"));
     }
 }

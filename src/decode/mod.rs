@@ -3,7 +3,9 @@
 //!
 //! - `libav`: H.264 and H.265 through FFmpeg's libavcodec (the default
 //!   `libav` feature), with the hardware decoder the board profile names
-//!   tried first and a logged fallback to software;
+//!   tried first and a logged fallback to software; and any other video
+//!   codec the installed libavcodec has, for files (MPEG-4 Part 2, MJPEG,
+//!   VP9, AV1, ...);
 //! - `openh264`: H.264 only, for builds without system libraries (the
 //!   `openh264` feature, used only when `libav` is off);
 //! - `raw`: USB cameras' MJPEG (libjpeg-turbo) and YUYV.
@@ -44,6 +46,11 @@ pub enum Codec {
         width: u32,
         height: u32,
     },
+    /// Another codec a file holds, decoded by the libavcodec decoder of
+    /// this name (`mpeg4`, `mjpeg`, `vp9`, `libdav1d`, ...).
+    Other {
+        decoder: &'static str,
+    },
 }
 
 impl Codec {
@@ -53,6 +60,7 @@ impl Codec {
             Codec::H265 => "H.265",
             Codec::Mjpeg => "MJPEG",
             Codec::Yuyv { .. } => "YUYV",
+            Codec::Other { decoder } => decoder,
         }
     }
 }
@@ -111,6 +119,10 @@ pub struct VideoDecoder {
     hardware: bool,
     pictures: u64,
     failures_before_first: u32,
+    /// What the decoder was told before the first packet, for a software
+    /// decoder that takes over from a hardware one.
+    #[cfg_attr(not(feature = "libav"), allow(dead_code))]
+    extradata: Vec<u8>,
     /// For the fallback's log line (only libav has hardware decoders).
     #[cfg_attr(not(feature = "libav"), allow(dead_code))]
     camera: String,
@@ -137,34 +149,54 @@ pub fn board_hw_decoder(codec: Codec) -> &'static str {
 impl VideoDecoder {
     /// A software decoder for `codec` (tests, benches, fuzzing).
     pub fn new(codec: Codec) -> Result<Self, DecodeError> {
-        Self::open(codec, "", false)
+        Self::open(codec, &[], "", false)
+    }
+
+    /// A software decoder for `codec` told `extradata` first: the codec
+    /// configuration a container holds (avcC, hvcC, esds, av1C) or
+    /// parameter sets in Annex B (an RTSP camera's SDP).
+    pub fn with_extradata(codec: Codec, extradata: &[u8]) -> Result<Self, DecodeError> {
+        Self::open(codec, extradata, "", false)
     }
 
     /// The decoder the board profile picks for a camera: its hardware
     /// decoder first where it names one, else (logged, with the reason)
-    /// libavcodec's software decoder.
-    pub fn for_camera(codec: Codec, camera: &str) -> Result<Self, DecodeError> {
-        Self::open(codec, camera, true)
+    /// libavcodec's software decoder. `extradata` as for [`Self::with_extradata`].
+    pub fn for_camera(codec: Codec, extradata: &[u8], camera: &str) -> Result<Self, DecodeError> {
+        Self::open(codec, extradata, camera, true)
     }
 
-    fn open(codec: Codec, camera: &str, use_hw: bool) -> Result<Self, DecodeError> {
+    fn open(codec: Codec, extradata: &[u8], camera: &str, use_hw: bool) -> Result<Self, DecodeError> {
         let mut hardware = false;
         let backend = match codec {
             Codec::Mjpeg | Codec::Yuyv { .. } => Backend::Raw(raw::RawDecoder::new(codec)?),
-            Codec::H264 | Codec::H265 => {
+            Codec::H264 | Codec::H265 | Codec::Other { .. } => {
                 let hw = if use_hw { board_hw_decoder(codec) } else { "" };
-                let b = Self::compressed(codec, camera, hw)?;
+                let b = Self::compressed(codec, extradata, camera, hw)?;
                 hardware = b.1;
                 b.0
             }
         };
-        Ok(VideoDecoder { backend, codec, hardware, pictures: 0, failures_before_first: 0, camera: camera.into() })
+        Ok(VideoDecoder {
+            backend,
+            codec,
+            hardware,
+            pictures: 0,
+            failures_before_first: 0,
+            extradata: extradata.to_vec(),
+            camera: camera.into(),
+        })
     }
 
     #[cfg(feature = "libav")]
-    fn compressed(codec: Codec, camera: &str, hw: &'static str) -> Result<(Backend, bool), DecodeError> {
+    fn compressed(
+        codec: Codec,
+        extradata: &[u8],
+        camera: &str,
+        hw: &'static str,
+    ) -> Result<(Backend, bool), DecodeError> {
         if !hw.is_empty() {
-            match libav::LibavDecoder::named(codec, hw, libav::Threads { count: 1, frame: false }) {
+            match libav::LibavDecoder::named(codec, hw, extradata, libav::Threads { count: 1, frame: false }) {
                 Ok(d) => {
                     log::info!("camera {camera}: {} decoded in hardware by {hw}", codec.as_str());
                     return Ok((Backend::Libav(d), true));
@@ -175,13 +207,26 @@ impl VideoDecoder {
                 ),
             }
         }
-        Ok((Backend::Libav(libav::LibavDecoder::software(codec, board_threads())?), false))
+        Ok((Backend::Libav(libav::LibavDecoder::software(codec, extradata, board_threads())?), false))
     }
 
     #[cfg(all(not(feature = "libav"), feature = "openh264"))]
-    fn compressed(codec: Codec, _camera: &str, _hw: &'static str) -> Result<(Backend, bool), DecodeError> {
+    fn compressed(
+        codec: Codec,
+        extradata: &[u8],
+        _camera: &str,
+        _hw: &'static str,
+    ) -> Result<(Backend, bool), DecodeError> {
         match codec {
-            Codec::H264 => Ok((Backend::OpenH264(openh264::OpenH264Decoder::new()?), false)),
+            // OpenH264 reads parameter sets in-band: the Annex B ones go in
+            // front of the first unit (decode), an avcC record cannot.
+            Codec::H264 if extradata.first() != Some(&1) => {
+                let mut d = openh264::OpenH264Decoder::new()?;
+                if !extradata.is_empty() {
+                    d.decode(extradata)?;
+                }
+                Ok((Backend::OpenH264(d), false))
+            }
             other => Err(DecodeError(format!(
                 "{} needs libavcodec: this build has only OpenH264 (build with the default `libav` feature)",
                 other.as_str()
@@ -190,7 +235,12 @@ impl VideoDecoder {
     }
 
     #[cfg(all(not(feature = "libav"), not(feature = "openh264")))]
-    fn compressed(codec: Codec, _camera: &str, _hw: &'static str) -> Result<(Backend, bool), DecodeError> {
+    fn compressed(
+        codec: Codec,
+        _extradata: &[u8],
+        _camera: &str,
+        _hw: &'static str,
+    ) -> Result<(Backend, bool), DecodeError> {
         Err(DecodeError(format!("{}: this build has no video decoder (enable the `libav` feature)", codec.as_str())))
     }
 
@@ -258,7 +308,7 @@ impl VideoDecoder {
     #[cfg(feature = "libav")]
     fn fall_back_to_software(&mut self, why: Option<&DecodeError>) {
         let why = why.map(|e| e.0.as_str()).unwrap_or("");
-        match libav::LibavDecoder::software(self.codec, board_threads()) {
+        match libav::LibavDecoder::software(self.codec, &self.extradata, board_threads()) {
             Ok(d) => {
                 log::warn!(
                     "camera {}: hardware decoder {} made no picture from its first {} packets ({why}); decoding in software (libavcodec) from the next key frame",

@@ -83,7 +83,7 @@ impl Capture {
             // A new connection (or a codec change) starts a new decoder:
             // reference pictures of the old stream mean nothing to it.
             if pkt.fresh || dec.as_ref().is_none_or(|d| d.codec() != pkt.codec) {
-                let d = VideoDecoder::for_camera(pkt.codec, &self.name).map_err(|e| {
+                let d = VideoDecoder::for_camera(pkt.codec, pkt.extradata, &self.name).map_err(|e| {
                     let msg = format!("camera {}: {e}", self.name);
                     self.cam().set_state_reason(CameraState::Failed, &msg);
                     msg
@@ -120,6 +120,9 @@ impl Capture {
             if let Err(e) = r {
                 let n = 1 + dec.take_extra_errors();
                 errors.count(&self, n, &e.0);
+            }
+            if live {
+                errors.watch_starvation(self.cam(), &self.name, seq, t0);
             }
             last_packet_damaged = errors.total > before;
             if let Some(e) = refused {
@@ -185,6 +188,8 @@ impl Capture {
 /// A camera's decode errors: counted, logged at WARN at most every
 /// [`DecodeErrors::LOG_EVERY`] (with the count since the last line), and the
 /// camera `degraded` until [`DecodeErrors::CLEAN_TO_RECOVER`] clean pictures in a row.
+/// A live camera that sends packets but gives no picture for
+/// [`DecodeErrors::STARVED_AFTER`] is `degraded` with a WARN saying so.
 #[derive(Default)]
 struct DecodeErrors {
     total: u64,
@@ -192,11 +197,48 @@ struct DecodeErrors {
     last_log: Option<Duration>,
     clean_run: u32,
     degraded: bool,
+    /// Pictures made by the last starvation check, and when that number
+    /// last moved (or packets started arriving).
+    seen_pictures: u64,
+    last_progress: Option<Duration>,
+    packets_without_picture: u64,
+    starved: bool,
 }
 
 impl DecodeErrors {
     const LOG_EVERY: Duration = Duration::from_secs(10);
     const CLEAN_TO_RECOVER: u32 = 50;
+    const STARVED_AFTER: Duration = Duration::from_secs(5);
+
+    /// After each packet of a live camera: `pictures` made so far, `now`.
+    fn watch_starvation(&mut self, cs: &CameraStats, name: &str, pictures: u64, now: Duration) {
+        if pictures != self.seen_pictures || self.last_progress.is_none() {
+            self.seen_pictures = pictures;
+            self.last_progress = Some(now);
+            self.packets_without_picture = 0;
+            self.starved = false;
+            return;
+        }
+        self.packets_without_picture += 1;
+        let since = now.saturating_sub(self.last_progress.unwrap_or(now));
+        if self.starved || since < Self::STARVED_AFTER {
+            return;
+        }
+        self.starved = true;
+        let why = format!(
+            "receiving video but no picture decoded for {:.0} s ({} packets, {} decode errors, {} RTP packets lost so far): waiting for a decodable key frame",
+            since.as_secs_f64(),
+            self.packets_without_picture,
+            self.total,
+            crate::monitor::get(&cs.packets_lost)
+        );
+        log::warn!("camera {name}: {why}");
+        self.degraded = true;
+        self.clean_run = 0;
+        if matches!(cs.state(), CameraState::Streaming | CameraState::Degraded) {
+            cs.set_state_reason(CameraState::Degraded, &why);
+        }
+    }
 
     fn count(&mut self, c: &Capture, n: u64, what: &str) {
         let cs = c.cam();
@@ -303,4 +345,34 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
         watch.done(&c.stats);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packets keep coming and nothing decodes: after 5 s the camera is
+    /// degraded with the reason in words, once per episode; a picture
+    /// ends the episode.
+    #[test]
+    fn a_camera_streaming_without_pictures_is_degraded_with_its_reason() {
+        let cs = CameraStats::default();
+        cs.set_state(CameraState::Streaming);
+        cs.packets_lost.store(12, Ordering::Relaxed);
+        let mut e = DecodeErrors::default();
+        let ms = Duration::from_millis;
+        e.watch_starvation(&cs, "gate", 0, ms(0));
+        for t in (40..4960).step_by(40) {
+            e.watch_starvation(&cs, "gate", 0, ms(t));
+        }
+        assert_eq!(cs.state(), CameraState::Streaming, "not yet: under 5 s");
+        e.watch_starvation(&cs, "gate", 0, ms(5000));
+        assert_eq!(cs.state(), CameraState::Degraded);
+        let why = cs.reason();
+        assert!(why.contains("no picture decoded for 5 s") && why.contains("12 RTP packets lost"), "{why}");
+        assert!(e.starved);
+        e.watch_starvation(&cs, "gate", 1, ms(5040));
+        assert!(!e.starved, "a picture ends the episode");
+        assert!(e.degraded, "the camera recovers after clean pictures, as after decode errors");
+    }
 }

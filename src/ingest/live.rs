@@ -41,6 +41,15 @@ pub trait LiveStream: Send {
     /// into `buf`. `Ok(Some(pts_ms))` when one came (`pts_ms` in stream
     /// time, if the protocol has it), `Ok(None)` when none did in time.
     fn next_into(&mut self, wait: Duration, buf: &mut Vec<u8>) -> Result<Option<Option<u64>>, StreamError>;
+    /// Parameter sets the stream stated when it was opened (Annex B), for
+    /// the decoder before the first unit.
+    fn parameter_sets(&self) -> &[u8] {
+        &[]
+    }
+    /// Packets the network lost since the last call.
+    fn take_lost_packets(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Opens connections to one camera (a new one after each drop).
@@ -192,7 +201,12 @@ impl PacketSource for LiveSource {
                 continue;
             }
             let codec = stream.codec();
-            match stream.next_into((self.policy.stall - waited).min(POLL), &mut self.buf) {
+            let r = stream.next_into((self.policy.stall - waited).min(POLL), &mut self.buf);
+            let lost = stream.take_lost_packets();
+            if lost > 0 {
+                self.stats.cameras[self.camera].packets_lost.fetch_add(lost, Ordering::Relaxed);
+            }
+            match r {
                 Ok(Some(pts_ms)) => {
                     self.last_data = self.clocks.monotonic();
                     if self.attempt > 0 || self.cam().state() != CameraState::Streaming {
@@ -204,7 +218,8 @@ impl PacketSource for LiveSource {
                         self.last_logged.clear();
                     }
                     let fresh = std::mem::take(&mut self.fresh);
-                    return Ok(Some(Packet { data: &self.buf, codec, whole_unit: true, pts_ms, fresh }));
+                    let extradata = self.stream.as_ref().map_or(&[][..], |s| s.parameter_sets());
+                    return Ok(Some(Packet { data: &self.buf, codec, whole_unit: true, pts_ms, fresh, extradata }));
                 }
                 Ok(None) => continue,
                 Err(e) => self.back_off(e),

@@ -1,13 +1,18 @@
 //! Ingest: where encoded video comes from. A [`PacketSource`] yields access
 //! units with their codec and, for live streams, their presentation time;
 //! the capture thread (`ingest::capture`) decodes them into the frame pool.
-//! Files (`annexb`, `mp4`) and live cameras (`live` for reconnects and
-//! stalls, `rtsp` for the protocol) are sources alike.
+//! Files (`container`: whatever libavformat reads; `annexb` and `mp4` in
+//! builds without FFmpeg) and live cameras (`live` for reconnects and
+//! stalls, `rtsp` for the protocol, `rtp` for its payloads) are sources
+//! alike.
 
 pub mod annexb;
 pub mod capture;
+#[cfg(feature = "libav")]
+pub mod container;
 pub mod live;
 pub mod mp4;
+pub mod rtp;
 pub mod rtsp;
 #[cfg(feature = "v4l2")]
 pub mod v4l2;
@@ -30,16 +35,20 @@ pub struct Packet<'a> {
     pub pts_ms: Option<u64>,
     /// First packet after a (re)connect: the decoder starts afresh.
     pub fresh: bool,
+    /// What a new decoder for this stream is told first: the container's
+    /// codec configuration, or the parameter sets an RTSP camera's SDP
+    /// states, in Annex B; empty when the stream carries them in-band.
+    pub extradata: &'a [u8],
 }
 
 impl<'a> Packet<'a> {
     /// One whole access unit, no timestamp.
     pub fn access_unit(data: &'a [u8], codec: Codec) -> Self {
-        Packet { data, codec, whole_unit: true, pts_ms: None, fresh: false }
+        Packet { data, codec, whole_unit: true, pts_ms: None, fresh: false, extradata: &[] }
     }
     /// Some NAL units of a stream, not necessarily a whole access unit.
     pub fn nal_units(data: &'a [u8], codec: Codec) -> Self {
-        Packet { data, codec, whole_unit: false, pts_ms: None, fresh: false }
+        Packet { data, codec, whole_unit: false, pts_ms: None, fresh: false, extradata: &[] }
     }
 }
 
@@ -76,8 +85,15 @@ pub trait PacketSource: Send {
     }
 }
 
+/// Opens a recording: any container and video codec FFmpeg reads.
+#[cfg(feature = "libav")]
+pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
+    Ok(Box::new(container::ContainerSource::open(path)?))
+}
+
 /// Opens a file by its content: MP4 (an `ftyp` box) or an Annex B H.264 or
-/// H.265 elementary stream.
+/// H.265 elementary stream (builds without FFmpeg).
+#[cfg(not(feature = "libav"))]
 pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
     let data = std::fs::read(path).map_err(|e| IngestError(format!("{}: {e}", path.display())))?;
     if data.len() >= 8 && &data[4..8] == b"ftyp" {
@@ -85,11 +101,14 @@ pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
     } else if annexb::looks_like_annexb(&data) {
         Ok(Box::new(annexb::AnnexBSource::new(data)))
     } else {
-        Err(IngestError(format!("{}: neither an MP4 file nor an H.264/H.265 Annex B stream", path.display())))
+        Err(IngestError(format!(
+            "{}: neither an MP4 file nor an H.264/H.265 Annex B stream (other containers and codecs need the `libav` feature)",
+            path.display()
+        )))
     }
 }
 
-/// Decodes a whole file (Annex B or MP4) with a software decoder, handing
+/// Decodes a whole file with a software decoder, handing
 /// each picture to `each`, and stops after `limit` pictures; returns how
 /// many there were. For tools, benches and tests: the pipeline decodes in
 /// `capture`. A damaged packet is an error here.
@@ -112,7 +131,10 @@ pub fn decode_file(
     };
     while let Some(p) = src.next_packet().map_err(|e| e.0)? {
         if dec.is_none() {
-            dec = Some(crate::decode::VideoDecoder::new(p.codec).map_err(|e| e.0)?);
+            dec = Some(
+                crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)
+                    .map_err(|e| format!("{}: {e}", path.display()))?,
+            );
         }
         let d = dec.as_mut().expect("set above");
         d.decode(p.data, p.pts_ms, p.whole_unit, &mut on_picture).map_err(|e| format!("{}: {e}", path.display()))?;

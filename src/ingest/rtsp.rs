@@ -1,8 +1,17 @@
 //! RTSP cameras through `retina` (Scott Lamb's client): DESCRIBE, SETUP of
-//! the first H.264 or H.265 video stream over TCP-interleaved or UDP, PLAY,
-//! then access units in Annex B with parameter sets before every key frame.
-//! Basic and digest authentication come from retina; credentials travel
-//! apart from the URL, so no message built from the URL can carry them.
+//! the first H.264, H.265 or MJPEG video stream over TCP-interleaved or UDP,
+//! PLAY. Basic and digest authentication come from retina; credentials
+//! travel apart from the URL, so no message built from the URL can carry them.
+//!
+//! H.264 and H.265 are taken as raw RTP packets and rebuilt into access
+//! units by [`super::rtp`], which keeps what survives packet loss (retina's
+//! depacketizer drops any unit that lost a packet, so over lossy UDP with a
+//! long GOP nothing would decode until a key frame arrived whole). The
+//! parameter sets of the SDP go to the decoder before the first unit, so a
+//! camera joined mid-GOP, or one that repeats them only at key frames,
+//! decodes from its next key frame on. MJPEG goes through retina's own
+//! depacketizer (RFC 2435: whole JPEG frames). Lost packets are counted per
+//! camera.
 //!
 //! retina is async: each camera's capture thread owns a current-thread
 //! tokio runtime and blocks on it, so there is no extra thread per camera.
@@ -11,10 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use retina::client::{Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
-use retina::codec::{CodecItem, FrameFormat};
+use retina::client::{
+    Credentials, Demuxed, PacketItem, PlayOptions, Playing, Session, SessionOptions, SetupOptions, Transport,
+};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 
-use super::live::{LiveStream, StreamError, StreamOpener};
+use super::live::{LiveStream, StreamError};
+use super::rtp::{annexb_parameter_sets, Depacketizer, RtpPacket};
 use crate::config::{RtspTransport, Secret};
 use crate::decode::Codec;
 
@@ -61,7 +73,70 @@ fn classify(what: &str, e: retina::Error) -> StreamError {
     }
 }
 
-impl StreamOpener for RtspOpener {
+/// The video codecs faceflow takes from RTSP, by SDP encoding name.
+fn codec_of(media: &str, encoding: &str) -> Option<Codec> {
+    match (media, encoding) {
+        ("video", "h264") => Some(Codec::H264),
+        ("video", "h265") => Some(Codec::H265),
+        ("video" | "image", "jpeg") => Some(Codec::Mjpeg),
+        _ => None,
+    }
+}
+
+/// The SDP's parameter sets as Annex B (empty when it states none).
+fn sdp_parameter_sets(params: Option<ParametersRef<'_>>) -> Vec<u8> {
+    match params {
+        Some(ParametersRef::Video(v)) => match v.codec_params() {
+            VideoParametersCodec::H264 { sps, pps } => annexb_parameter_sets(&[sps, pps]),
+            VideoParametersCodec::H265 { vps, sps, pps } => annexb_parameter_sets(&[vps, sps, pps]),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Packets, or whole frames (MJPEG), from a playing session.
+enum Flow {
+    Packets { session: std::pin::Pin<Box<Session<Playing>>>, depacketizer: Box<Depacketizer> },
+    Frames(std::pin::Pin<Box<Demuxed>>),
+}
+
+impl RtspOpener {
+    async fn connect(
+        url: url::Url,
+        creds: Option<Credentials>,
+        transport: Transport,
+    ) -> Result<(Flow, Codec, Vec<u8>), StreamError> {
+        let opts = SessionOptions::default().creds(creds).user_agent(format!("faceflow/{}", env!("CARGO_PKG_VERSION")));
+        let mut session = Session::describe(url, opts).await.map_err(|e| classify("DESCRIBE", e))?;
+        let found: Vec<String> =
+            session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
+        let (index, codec) = session
+            .streams()
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| Some((i, codec_of(s.media(), s.encoding_name())?)))
+            .ok_or_else(|| {
+                StreamError::permanent(format!(
+                    "no H.264, H.265 or MJPEG video stream offered (found: {})",
+                    if found.is_empty() { "nothing".to_string() } else { found.join(", ") }
+                ))
+            })?;
+        let parameter_sets = sdp_parameter_sets(session.streams()[index].parameters());
+        session
+            .setup(index, SetupOptions::default().transport(transport).frame_format(FrameFormat::SIMPLE))
+            .await
+            .map_err(|e| classify("SETUP", e))?;
+        let playing = session.play(PlayOptions::default()).await.map_err(|e| classify("PLAY", e))?;
+        let flow = match Depacketizer::new(codec) {
+            Some(d) => Flow::Packets { session: Box::pin(playing), depacketizer: Box::new(d) },
+            None => Flow::Frames(Box::pin(playing.demuxed().map_err(|e| classify("PLAY", e))?)),
+        };
+        Ok((flow, codec, parameter_sets))
+    }
+}
+
+impl super::live::StreamOpener for RtspOpener {
     fn open(&mut self) -> Result<Box<dyn LiveStream>, StreamError> {
         let creds = self.username.as_ref().map(|u| Credentials {
             username: u.clone(),
@@ -71,48 +146,22 @@ impl StreamOpener for RtspOpener {
             RtspTransport::Tcp => Transport::Tcp(Default::default()),
             RtspTransport::Udp => Transport::Udp(Default::default()),
         };
-        let url = self.url.clone();
-        let connect = async move {
-            let opts =
-                SessionOptions::default().creds(creds).user_agent(format!("faceflow/{}", env!("CARGO_PKG_VERSION")));
-            let mut session = Session::describe(url, opts).await.map_err(|e| classify("DESCRIBE", e))?;
-            let found: Vec<String> =
-                session.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-            let (index, codec) = session
-                .streams()
-                .iter()
-                .enumerate()
-                .find_map(|(i, s)| match (s.media(), s.encoding_name()) {
-                    ("video", "h264") => Some((i, Codec::H264)),
-                    ("video", "h265") => Some((i, Codec::H265)),
-                    _ => None,
-                })
-                .ok_or_else(|| {
-                    StreamError::permanent(format!(
-                        "no H.264 or H.265 video stream offered (found: {})",
-                        found.join(", ")
-                    ))
-                })?;
-            session
-                .setup(index, SetupOptions::default().transport(transport).frame_format(FrameFormat::SIMPLE))
-                .await
-                .map_err(|e| classify("SETUP", e))?;
-            let playing = session.play(PlayOptions::default()).await.map_err(|e| classify("PLAY", e))?;
-            let demuxed = playing.demuxed().map_err(|e| classify("PLAY", e))?;
-            Ok::<_, StreamError>((demuxed, codec))
-        };
-        let (demuxed, codec) = self.runtime.block_on(async {
+        let connect = Self::connect(self.url.clone(), creds, transport);
+        let (flow, codec, parameter_sets) = self.runtime.block_on(async {
             tokio::time::timeout(CONNECT_TIMEOUT, connect)
                 .await
                 .map_err(|_| StreamError::transient(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         })?;
-        Ok(Box::new(RtspStream { session: Some(Box::pin(demuxed)), codec, runtime: self.runtime.clone() }))
+        Ok(Box::new(RtspStream { flow: Some(flow), codec, parameter_sets, lost: 0, runtime: self.runtime.clone() }))
     }
 }
 
 struct RtspStream {
-    session: Option<std::pin::Pin<Box<Demuxed>>>,
+    flow: Option<Flow>,
     codec: Codec,
+    parameter_sets: Vec<u8>,
+    /// RTP packets lost since the last `take_lost_packets`.
+    lost: u64,
     runtime: Arc<tokio::runtime::Runtime>,
 }
 
@@ -121,7 +170,7 @@ impl Drop for RtspStream {
         // retina sends TEARDOWN from a task it spawns on drop: it needs the
         // runtime's context (it runs during this camera's next block_on).
         let _guard = self.runtime.enter();
-        self.session.take();
+        self.flow.take();
     }
 }
 
@@ -130,23 +179,56 @@ impl LiveStream for RtspStream {
         self.codec
     }
 
+    fn parameter_sets(&self) -> &[u8] {
+        &self.parameter_sets
+    }
+
+    fn take_lost_packets(&mut self) -> u64 {
+        std::mem::take(&mut self.lost)
+    }
+
     fn next_into(&mut self, wait: Duration, buf: &mut Vec<u8>) -> Result<Option<Option<u64>>, StreamError> {
-        let session = self.session.as_mut().expect("session lives until drop");
+        let flow = self.flow.as_mut().expect("the flow lives until drop");
+        let lost = &mut self.lost;
         self.runtime.block_on(async {
             let deadline = tokio::time::Instant::now() + wait;
-            loop {
-                let item = match tokio::time::timeout_at(deadline, session.next()).await {
-                    Err(_) => return Ok(None),
-                    Ok(None) => return Err(StreamError::transient("the server ended the stream")),
-                    Ok(Some(Err(e))) => return Err(classify("stream", e)),
-                    Ok(Some(Ok(item))) => item,
-                };
-                if let CodecItem::VideoFrame(f) = item {
-                    buf.clear();
-                    buf.extend_from_slice(f.data());
-                    let pts_ms = (f.timestamp().elapsed_secs() * 1000.0).max(0.0) as u64;
-                    return Ok(Some(Some(pts_ms)));
-                }
+            match flow {
+                Flow::Packets { session, depacketizer } => loop {
+                    if let Some(unit) = depacketizer.pop(buf) {
+                        return Ok(Some(Some(unit.pts_ms)));
+                    }
+                    let item = match tokio::time::timeout_at(deadline, session.next()).await {
+                        Err(_) => return Ok(None),
+                        Ok(None) => return Err(StreamError::transient("the server ended the stream")),
+                        Ok(Some(Err(e))) => return Err(classify("stream", e)),
+                        Ok(Some(Ok(item))) => item,
+                    };
+                    if let PacketItem::Rtp(p) = item {
+                        *lost += u64::from(p.loss());
+                        depacketizer.push(&RtpPacket {
+                            timestamp: p.timestamp().timestamp(),
+                            pts_ms: (p.timestamp().elapsed_secs() * 1000.0).max(0.0) as u64,
+                            mark: p.mark(),
+                            loss: p.loss(),
+                            payload: p.payload(),
+                        });
+                    }
+                },
+                Flow::Frames(demuxed) => loop {
+                    let item = match tokio::time::timeout_at(deadline, demuxed.next()).await {
+                        Err(_) => return Ok(None),
+                        Ok(None) => return Err(StreamError::transient("the server ended the stream")),
+                        Ok(Some(Err(e))) => return Err(classify("stream", e)),
+                        Ok(Some(Ok(item))) => item,
+                    };
+                    if let CodecItem::VideoFrame(f) = item {
+                        *lost += u64::from(f.loss());
+                        buf.clear();
+                        buf.extend_from_slice(f.data());
+                        let pts_ms = (f.timestamp().elapsed_secs() * 1000.0).max(0.0) as u64;
+                        return Ok(Some(Some(pts_ms)));
+                    }
+                },
             }
         })
     }

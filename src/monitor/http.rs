@@ -302,6 +302,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                 "frames_motion_gated": get(&c.motion_gated),
                 "skip_rate": if decoded > 0 { skipped as f64 / decoded as f64 } else { 0.0 },
                 "decode_errors": get(&c.decode_errors),
+                "packets_lost": get(&c.packets_lost),
                 "keep_refused": get(&c.keep_refused),
                 "tracks_stitched": get(&c.tracks_stitched),
                 "face_posts": get(&c.face_posts),

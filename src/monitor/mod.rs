@@ -177,6 +177,8 @@ pub struct CameraStats {
     pub state: AtomicU8,
     pub decoded: AtomicU64,
     pub decode_errors: AtomicU64,
+    /// Live cameras: RTP packets the network lost (sequence-number gaps).
+    pub packets_lost: AtomicU64,
     pub detected_frames: AtomicU64,
     pub skipped_frames: AtomicU64,
     /// Frames due for detection that motion gating let pass undetected.

@@ -95,6 +95,14 @@ pub fn render(stats: &Stats) -> String {
         "Packets that failed to decode (or were concealed) per camera.",
         |c| get(&c.decode_errors),
     );
+    per_camera(
+        &mut o,
+        &cams,
+        "counter",
+        "faceflow_packets_lost_total",
+        "RTP packets the network lost per live camera (sequence-number gaps).",
+        |c| get(&c.packets_lost),
+    );
     per_camera(&mut o, &cams, "counter", "faceflow_faces_detected_total", "Faces detected per camera.", |c| {
         get(&c.faces)
     });

@@ -42,6 +42,16 @@ impl RtspServer {
         s
     }
 
+    /// Serves `mounts` with `extra` arguments of rtsp_server.py
+    /// (`--loss 0.05`, `--no-repeat-params`).
+    pub fn start_with(port: u16, mounts: &[(&str, &str)], extra: &[&str]) -> RtspServer {
+        let mut s = RtspServer::start(port, mounts, None);
+        s.kill();
+        s.args.extend(extra.iter().map(|a| a.to_string()));
+        s.restart();
+        s
+    }
+
     /// (Re)starts the server process and waits until it listens.
     pub fn restart(&mut self) {
         let mut child = Command::new("/usr/bin/python3")

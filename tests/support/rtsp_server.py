@@ -2,10 +2,17 @@
 """A loopback RTSP server for faceflow's tests and demos: GStreamer's
 gst-rtsp-server (Debian: gir1.2-gst-rtsp-server-1.0, python3-gi), serving
 MP4 files (H.264 or H.265, by "h265" in the name) in real time by their
-timestamps, optionally behind basic or digest authentication.
+timestamps (or, for the file `pattern:mjpeg`, a live MJPEG test pattern), optionally behind basic or digest authentication.
 
     rtsp_server.py --port 8554 --mount /h264=models/demo/rtsp-h264.mp4 \
         --mount /h265=models/demo/rtsp-h265.mp4 [--user u --password p --auth digest]
+        [--loss 0.05] [--no-repeat-params]
+
+--loss drops that share of the RTP packets (GStreamer's `identity
+drop-probability` after the payloader: every client of the shared media
+loses the same packets, as behind one lossy link). --no-repeat-params sends
+the parameter sets only where the stream has them (x264: at key frames) and
+in the SDP, as most cameras do, instead of before every key frame.
 
 Prints "ready <port>" once listening; runs until killed.
 """
@@ -27,6 +34,8 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--auth", choices=["basic", "digest"], default="basic")
+    ap.add_argument("--loss", type=float, default=0.0)
+    ap.add_argument("--no-repeat-params", action="store_true")
     a = ap.parse_args()
 
     Gst.init(None)
@@ -40,10 +49,23 @@ def main():
         # MP4 carries the timestamps the server paces by (and RTP carries);
         # raw Annex B has none. scripts/setup.sh writes 56 s MP4s (the demo
         # four times over), long enough for every test.
-        launch = (
-            f"( filesrc location={file} ! qtdemux ! {codec}parse "
-            f"! rtp{codec}pay name=pay0 pt=96 config-interval=-1 )"
-        )
+        interval = 0 if a.no_repeat_params else -1
+        pay = f"rtp{codec}pay pt=96 config-interval={interval}"
+        if a.loss > 0:
+            # The element named pay0 is the stream's RTP source: here the
+            # dropper behind the payloader.
+            pay += f" ! identity drop-probability={a.loss} name=pay0"
+        else:
+            pay += " name=pay0"
+        launch = f"( filesrc location={file} ! qtdemux ! {codec}parse ! {pay} )"
+        if file == "pattern:mjpeg":
+            # A camera that offers only MJPEG (RFC 2435): a moving test
+            # pattern, JPEG-encoded live.
+            launch = (
+                "( videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=640,height=480,framerate=25/1 "
+                "! jpegenc ! rtpjpegpay name=pay0 pt=26 )"
+            )
+
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
         factory.set_shared(True)
