@@ -234,8 +234,23 @@ impl BestFaceSelector {
     }
 
     /// The size of this camera's frames (see `picture`).
+    /// When it changes, the live candidates' positions are carried into
+    /// the new picture's pixels (their best faces keep the frames they
+    /// were taken from, with boxes in those frames' pixels).
     pub fn set_picture(&mut self, width: u32, height: u32) {
-        self.picture = Some((width as f32, height as f32));
+        let new = (width as f32, height as f32);
+        if let Some(old) = self.picture.filter(|old| *old != new && old.0 > 0.0 && old.1 > 0.0) {
+            let (sx, sy) = (new.0 / old.0, new.1 / old.1);
+            let scale = |p: (f32, f32)| (p.0 * sx, p.1 * sy);
+            for c in self.live.iter_mut() {
+                c.first_center = scale(c.first_center);
+                c.last_center = scale(c.last_center);
+                c.first_height *= sy;
+                c.last_height *= sy;
+                c.stats.movement_px *= (sx * sy).sqrt();
+            }
+        }
+        self.picture = Some(new);
     }
 
     /// Posts faces early (realtime mode) when `policy` is set.

@@ -21,6 +21,10 @@ impl BBox {
     pub fn area(&self) -> f32 {
         self.width() * self.height()
     }
+    /// The same box in a picture scaled by `sx` across and `sy` down.
+    pub fn scaled(&self, sx: f32, sy: f32) -> BBox {
+        BBox { x1: self.x1 * sx, y1: self.y1 * sy, x2: self.x2 * sx, y2: self.y2 * sy }
+    }
     pub fn center(&self) -> (f32, f32) {
         ((self.x1 + self.x2) * 0.5, (self.y1 + self.y2) * 0.5)
     }

@@ -120,6 +120,18 @@ impl CameraZones {
         CameraZones { camera, zones, anchor, hysteresis_px, inside: heapless::Vec::new() }
     }
 
+    /// The camera's picture was scaled by `sx` across, `sy` down (a new
+    /// resolution): the zones, drawn on the old picture, cover the same
+    /// part of the scene in the new one.
+    pub fn rescale(&mut self, sx: f32, sy: f32) {
+        for z in self.zones.iter_mut() {
+            for p in z.points.iter_mut() {
+                *p = [p[0] * sx, p[1] * sy];
+            }
+        }
+        self.hysteresis_px *= (sx * sy).sqrt();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.zones.is_empty()
     }

@@ -27,6 +27,19 @@ fn diag8(v: &Vec8) -> Mat8 {
 }
 
 impl KalmanState {
+    /// The same state in a picture scaled by `sx` across and `sy` down (a
+    /// camera that changed resolution): positions and their velocities
+    /// scale, the aspect (w/h) by `sx / sy`, and the covariance with them.
+    pub fn rescale(&mut self, sx: f64, sy: f64) {
+        let s = [sx, sy, sx / sy, sy, sx, sy, sx / sy, sy];
+        for i in 0..8 {
+            self.mean[i] *= s[i];
+            for j in 0..8 {
+                self.cov[i][j] *= s[i] * s[j];
+            }
+        }
+    }
+
     /// Starts a track from a measurement (cx, cy, a, h), velocity unknown.
     pub fn initiate(z: Vec4) -> Self {
         let h = z[3];
@@ -144,6 +157,17 @@ fn invert4(m: &Mat4) -> Option<Mat4> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rescaling_moves_the_box_and_its_spread_with_the_picture() {
+        let mut k = KalmanState::initiate([100.0, 50.0, 0.75, 80.0]);
+        k.mean[4] = 4.0;
+        let before = k;
+        k.rescale(2.0, 1.5);
+        assert_eq!(&k.mean[..5], &[200.0, 75.0, 0.75 * 2.0 / 1.5, 120.0, 8.0]);
+        assert!((k.cov[0][0] - before.cov[0][0] * 4.0).abs() < 1e-9);
+        assert!((k.cov[3][3] - before.cov[3][3] * 2.25).abs() < 1e-9);
+    }
+
     use super::*;
 
     #[test]

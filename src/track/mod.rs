@@ -89,6 +89,17 @@ pub struct Track {
 }
 
 impl Track {
+    /// Carries the track into a picture scaled by `sx` across, `sy` down.
+    fn rescale(&mut self, sx: f32, sy: f32) {
+        self.kf.rescale(sx as f64, sy as f64);
+        self.last_obs = self.last_obs.scaled(sx, sy);
+        for (b, _) in self.obs.iter_mut() {
+            *b = b.scaled(sx, sy);
+        }
+        self.aspect *= sx / sy;
+        self.heading = (self.heading.0 * sx, self.heading.1 * sy);
+    }
+
     /// Where the observations put the whole face at `frame`.
     ///
     /// A face walking behind something keeps one true edge (the trailing
@@ -276,9 +287,26 @@ impl ByteTracker {
     }
 
     /// The size of the frames this tracker follows faces in: a lost track
-    /// whose path has left the picture is no longer found again.
-    pub fn set_picture(&mut self, width: u32, height: u32) {
-        self.picture = Some((width as f32, height as f32));
+    /// whose path has left the picture is no longer found again. When it
+    /// changes (a camera reconfigured mid-stream), every track is carried
+    /// into the new picture's pixels, so the people in view keep their
+    /// tracks; returns whether it changed.
+    pub fn set_picture(&mut self, width: u32, height: u32) -> bool {
+        let new = (width as f32, height as f32);
+        let changed = self.picture.is_some_and(|old| old != new && old.0 > 0.0 && old.1 > 0.0);
+        if let (true, Some(old)) = (changed, self.picture) {
+            let (sx, sy) = (new.0 / old.0, new.1 / old.1);
+            for t in self.tracks.iter_mut() {
+                t.rescale(sx, sy);
+            }
+        }
+        self.picture = Some(new);
+        changed
+    }
+
+    /// The frames' size last told (`set_picture`).
+    pub fn picture(&self) -> Option<(f32, f32)> {
+        self.picture
     }
 
     pub fn tracks(&self) -> &[Track] {
@@ -621,6 +649,38 @@ mod tests {
         }
         assert_eq!(ids.len(), 1, "one track through the occlusion: {ids:?}");
         assert!(id.is_some());
+    }
+
+    /// Two faces walking while the camera switches from 640x480 to
+    /// 1280x720 (x2 across, x1.5 down): told the new size, the tracker
+    /// carries both tracks over and each keeps its id; a tracker that kept
+    /// the old pixels would lose them both.
+    #[test]
+    fn tracks_keep_their_ids_through_a_change_of_frame_size() {
+        let run = |rescale: bool| {
+            let mut t = tracker();
+            t.set_picture(640, 480);
+            let at = |f: u32, sx: f32, sy: f32| {
+                let (a, b) = (100.0 + 4.0 * f as f32, 400.0 - 3.0 * f as f32);
+                [face(a, 150.0, 0.9), face(b, 300.0, 0.9)].map(|d| Detection { bbox: d.bbox.scaled(sx, sy), ..d })
+            };
+            let mut before = Vec::new();
+            for f in 0..20 {
+                let u = t.update(&at(f, 1.0, 1.0));
+                before = vec![id_of(u, 0), id_of(u, 1)];
+            }
+            if rescale {
+                assert!(t.set_picture(1280, 720), "a new size is a change");
+                assert!(!t.set_picture(1280, 720), "the same size again is not");
+            }
+            let u = t.update(&at(20, 2.0, 1.5));
+            (before, vec![id_of(u, 0), id_of(u, 1)])
+        };
+        let (before, after) = run(true);
+        assert!(before.iter().all(Option::is_some), "{before:?}");
+        assert_eq!(before, after, "same people, same ids");
+        let (before, after) = run(false);
+        assert_ne!(before, after, "without the rescale, the boxes no longer overlap their tracks");
     }
 
     /// A face walks out of a 300 px wide picture at its right edge; 21

@@ -240,7 +240,18 @@ impl TrackWorker {
                     let meta = *frame.meta();
                     let cam = meta.camera as usize;
                     let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
-                    trackers[cam].set_picture(meta.width, meta.height);
+                    let before = trackers[cam].picture();
+                    if trackers[cam].set_picture(meta.width, meta.height) {
+                        let (ow, oh) = before.unwrap_or_default();
+                        zones[cam].rescale(meta.width as f32 / ow, meta.height as f32 / oh);
+                        log::info!(
+                            "camera {}: frame size changed from {ow}x{oh} to {}x{}; {} tracks and the zones carried over",
+                            stats.camera_names[cam],
+                            meta.width,
+                            meta.height,
+                            trackers[cam].tracks().len()
+                        );
+                    }
                     selectors[cam].set_picture(meta.width, meta.height);
                     match &dets {
                         Some(d) => trackers[cam].update(d),
