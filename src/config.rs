@@ -563,6 +563,29 @@ fn default_start_time() -> String {
 
 /// Milliseconds since the Unix epoch of an RFC 3339 time
 /// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)`).
+/// Where a data file named by a relative path is: beside the config file
+/// (`config_dir`), else in the installation (the executable's folder and
+/// the three above it, which covers `target/release/faceflow` and the test
+/// binaries in `target/debug/deps` of a checkout, then `/usr/share/faceflow` and `/usr/local/share/faceflow`), else the
+/// working directory. An absolute path, or one found nowhere, is returned
+/// as it is.
+pub fn locate(path: &Path, config_dir: Option<&Path>) -> PathBuf {
+    if path.is_absolute() || path.as_os_str().is_empty() {
+        return path.to_path_buf();
+    }
+    let exe = std::env::current_exe().ok();
+    let installed = exe.iter().flat_map(|e| e.ancestors().skip(1).take(4));
+    let system = [Path::new("/usr/share/faceflow"), Path::new("/usr/local/share/faceflow")];
+    let found = config_dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .into_iter()
+        .chain(installed)
+        .chain(system)
+        .map(|root| root.join(path))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| path.to_path_buf())
+}
+
 pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
@@ -973,7 +996,22 @@ impl Config {
             key: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        Config::from_toml(&text, &source)
+        let mut cfg = Config::from_toml(&text, &source)?;
+        cfg.locate_data_files(path.parent());
+        Ok(cfg)
+    }
+
+    /// Relative model and runtime paths (the defaults `models/...` too)
+    /// are looked for beside the config file, then in the installation
+    /// ([`locate`]), so a run started from another directory finds them;
+    /// a file found nowhere keeps its path, and check-config names it.
+    fn locate_data_files(&mut self, config_dir: Option<&Path>) {
+        self.detector.model = locate(&self.detector.model_path(), config_dir);
+        self.landmarks.model = locate(&self.landmarks.mesh_path(), config_dir);
+        self.landmarks.iris_model = locate(&self.landmarks.iris_path(), config_dir);
+        if !self.detector.runtime.as_os_str().is_empty() || std::env::var_os("ORT_DYLIB_PATH").is_none() {
+            self.detector.runtime = locate(&crate::detect::runtime::library_path(&self.detector.runtime), config_dir);
+        }
     }
 
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {

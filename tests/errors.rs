@@ -181,3 +181,41 @@ fn check_config_names_missing_files_and_answers_help() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Started from another directory, with the config elsewhere: a relative
+/// model path in the config is read beside the config file, and the default
+/// `models/...` files are found in the installation (here the checkout the
+/// binary was built in), so the landmarks stage does not turn itself off.
+#[test]
+fn relative_model_paths_resolve_against_the_config_not_the_working_directory() {
+    common::require_assets();
+    let dir = common::temp_dir("elsewhere");
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::copy(common::root().join("models/centerface.onnx"), conf.join("detector.onnx")).unwrap();
+    let cwd = dir.join("somewhere-else");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let cfg = conf.join("faceflow.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[detector]\nmodel = \"detector.onnx\"\nprecision = \"fp32\"\n[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"a\"\nurl = \"file:{}\"\n",
+            common::root().join("models/demo/demo.h264").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .current_dir(&cwd)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(!se.contains("not found"), "every model found: {se}");
+    // Only the config's folder holds detector.onnx.
+    assert!(se.contains("(detector.onnx)"), "the detector read beside the config: {se}");
+    assert!(se.contains("landmarks: Face Mesh"), "the landmarks stage is on: {se}");
+    assert!(so.contains(" 5 events"), "{so}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
