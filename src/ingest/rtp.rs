@@ -287,16 +287,19 @@ mod tests {
     fn a_lost_start_discards_its_fragments_and_a_lost_marker_ends_at_the_next_timestamp() {
         let mut d = Depacketizer::new(Codec::H264).unwrap();
         d.push(&pkt(1, false, 0, &[0x41, 1]));
+        assert!(drain(&mut d).is_empty());
         // The marker packet of ts 1 and the FU start of ts 2 are lost.
         d.push(&pkt(2, false, 2, &fu_a(false, false, &[5, 5])));
+        let mut units = drain(&mut d);
         d.push(&pkt(2, true, 0, &fu_a(false, true, &[6, 6])));
-        let units = drain(&mut d);
+        units.extend(drain(&mut d));
         assert_eq!(units.len(), 1, "ts 2 had nothing decodable: {units:?}");
         assert_eq!(units[0].0, [0, 0, 0, 1, 0x41, 1]);
         assert_eq!(units[0].1, UnitInfo { timestamp: 1, pts_ms: 0, loss: 0 });
         // Both units finished by one push: the old by the new timestamp,
         // the new by its marker.
         d.push(&pkt(3, false, 0, &[0x41, 3]));
+        assert!(drain(&mut d).is_empty());
         d.push(&pkt(4, true, 0, &[0x41, 4]));
         let units = drain(&mut d);
         assert_eq!(units.iter().map(|u| u.1.timestamp).collect::<Vec<_>>(), [3, 4]);
