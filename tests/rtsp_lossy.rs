@@ -32,6 +32,14 @@ const POLICY: ReconnectPolicy =
 /// Seconds each client reads.
 const READ_S: u64 = 12;
 
+/// The tests here stream in real time and decode 720p: one at a time, so
+/// a 2-core machine measures the code, not its own load.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A camera at `url` as faceflow reads it, stopped after `secs` at the
 /// latest (a live source never ends by itself: a stream that never flows
 /// must fail the test, not hang it).
@@ -100,6 +108,7 @@ fn ffmpeg_frames(mut child: std::process::Child) -> u64 {
 }
 
 fn lossy_udp_decodes_like_ffmpeg(loss: &str) {
+    let _serial = serial();
     common::require_assets();
     let server = RtspServer::start_with(
         rtsp::free_port(),
@@ -136,6 +145,7 @@ fn five_percent_loss_over_udp() {
 
 #[test]
 fn the_same_source_over_tcp_loses_nothing() {
+    let _serial = serial();
     common::require_assets();
     let server =
         RtspServer::start_with(rtsp::free_port(), &[("/cam", "models/demo/lossy-720p.mp4")], &["--no-repeat-params"]);
@@ -148,6 +158,7 @@ fn the_same_source_over_tcp_loses_nothing() {
 /// JPEG frames, libjpeg-turbo decodes them.
 #[test]
 fn an_mjpeg_only_camera_streams_and_decodes() {
+    let _serial = serial();
     common::require_assets();
     let server = RtspServer::start(rtsp::free_port(), &[("/mjpeg", "pattern:mjpeg")], None);
     let (mut src, _stats) = live_camera(&server.url("/mjpeg"), RtspTransport::Tcp, 20);
@@ -169,10 +180,11 @@ fn an_mjpeg_only_camera_streams_and_decodes() {
 
 /// `faceflow run` on the lossy camera (5% of the packets lost, UDP, long
 /// GOP): every person of the demo, which plays twice, is found. The live
-/// camera numbers frames as they decode, so a face is matched to the truth
-/// within a second of its frame.
+/// camera numbers frames as they decode (a unit lost whole shifts the
+/// count), so a face is matched to the truth within two seconds of its frame.
 #[test]
 fn faceflow_run_finds_every_person_through_five_percent_loss() {
+    let _serial = serial();
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     common::require_assets();
@@ -221,7 +233,7 @@ fn faceflow_run_finds_every_person_through_five_percent_loss() {
                 let iou = p
                     .boxes
                     .iter()
-                    .filter(|t| (t[0] as u64).abs_diff(frame) <= 25)
+                    .filter(|t| (t[0] as u64).abs_diff(frame) <= 50)
                     .map(|t| faceflow::geom::BBox::new(t[1], t[2], t[3], t[4]).iou(&b))
                     .fold(0.0f32, f32::max);
                 (i, iou)
