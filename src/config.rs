@@ -92,10 +92,24 @@ impl Config {
         if !self.detector.runtime.as_os_str().is_empty() && !self.detector.runtime.is_file() {
             problems.push(format!("detector.runtime: {} does not exist", self.detector.runtime.display()));
         }
+        let ca_files = [
+            ("findface.ca_file", self.findface.as_ref().and_then(|f| f.ca_file.as_ref())),
+            ("webhook.ca_file", self.webhook.as_ref().and_then(|w| w.ca_file.as_ref())),
+        ];
+        for (key, path) in ca_files {
+            if let Some(path) = path {
+                if let Err(e) = crate::sink::tls::read_ca_file(path) {
+                    problems.push(format!("{key}: {e}"));
+                }
+            }
+        }
         if self.findface.is_some() || self.webhook.is_some() {
             let dir = &self.sender.spool_dir;
             let probe = dir.join(".faceflow-check");
-            let ok = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"")).is_ok();
+            let ok = crate::sink::private_files::Access::PRIVATE
+                .create_dir_all(dir)
+                .and_then(|_| std::fs::write(&probe, b""))
+                .is_ok();
             let _ = std::fs::remove_file(&probe);
             if !ok {
                 problems.push(format!("sender.spool_dir: {} is not a writable directory", dir.display()));
@@ -163,6 +177,10 @@ pub struct FindFaceConfig {
     pub roi_margin: f32,
     #[serde(default = "default_http_timeout")]
     pub timeout_ms: u64,
+    /// PEM file of the CA (or CAs) that signed the server's certificate,
+    /// for servers with a private CA; verification is always on.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_mf_selector() -> String {
@@ -182,7 +200,11 @@ pub struct MonitorConfig {
     /// `host:port`; loopback by default; "" disables the server.
     pub bind: String,
     /// When set, requests need `Authorization: Bearer <token>` (or `?token=`).
+    /// Required when `bind` is not a loopback address (the panel shows
+    /// faces), unless `allow_anonymous`.
     pub token: Option<Secret>,
+    /// Serve the panel on the network without a token (WARN at every start).
+    pub allow_anonymous: bool,
     /// Preview frames per second while someone watches.
     pub preview_fps: f64,
     /// Preview width in pixels (frames are scaled down to fit).
@@ -200,6 +222,7 @@ impl Default for MonitorConfig {
         MonitorConfig {
             bind: "127.0.0.1:8080".into(),
             token: None,
+            allow_anonymous: false,
             preview_fps: 5.0,
             preview_width: 640,
             stall_report_s: 10.0,
@@ -217,6 +240,9 @@ pub struct WebhookConfig {
     pub bearer_token: Option<Secret>,
     #[serde(default = "default_http_timeout")]
     pub timeout_ms: u64,
+    /// PEM file of a private CA that signed the server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +258,9 @@ pub struct SenderConfig {
     pub retry_max_ms: u64,
     /// At the end of a finite run (files), how long to wait for the spool to drain.
     pub drain_timeout_s: u64,
+    /// Refused events kept in each spool's `dead/` (for inspection); the
+    /// oldest beyond it are removed (counted).
+    pub dead_letters_max: usize,
 }
 
 impl Default for SenderConfig {
@@ -243,6 +272,7 @@ impl Default for SenderConfig {
             retry_initial_ms: 500,
             retry_max_ms: 60_000,
             drain_timeout_s: 10,
+            dead_letters_max: crate::sink::spool::DEFAULT_DEAD_LETTERS_MAX,
         }
     }
 }
@@ -448,11 +478,39 @@ pub struct OutboxConfig {
     /// Directory for event records and JPEGs; empty disables the outbox.
     pub dir: PathBuf,
     pub jpeg_quality: u8,
+    /// Events older than this many hours are removed; 0 keeps them forever.
+    pub max_age_h: f64,
+    /// The outbox is kept within this many bytes, oldest events removed
+    /// first; 0: no limit.
+    pub max_bytes: u64,
+    /// `always` (within age and size) or `until_delivered`: removed once
+    /// every remote sink (FindFace, webhook) has it.
+    pub keep: crate::sink::retention::Keep,
+    /// A group that may read the outbox (files 0640, directories 0750),
+    /// e.g. an exporter's; unset: owner only (0600/0700).
+    pub group: Option<String>,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        OutboxConfig { dir: PathBuf::from("outbox"), jpeg_quality: 90 }
+        OutboxConfig {
+            dir: PathBuf::from("outbox"),
+            jpeg_quality: 90,
+            max_age_h: 168.0,
+            max_bytes: 1 << 30,
+            keep: crate::sink::retention::Keep::Always,
+            group: None,
+        }
+    }
+}
+
+impl OutboxConfig {
+    pub fn retention(&self) -> crate::sink::retention::Policy {
+        crate::sink::retention::Policy {
+            max_age: (self.max_age_h > 0.0).then(|| std::time::Duration::from_secs_f64(self.max_age_h * 3600.0)),
+            max_bytes: (self.max_bytes > 0).then_some(self.max_bytes),
+            keep: self.keep,
+        }
     }
 }
 
@@ -1096,6 +1154,26 @@ impl Config {
         if !(1..=100).contains(&self.outbox.jpeg_quality) {
             return Err(("outbox.jpeg_quality".into(), format!("must be 1..=100, got {}", self.outbox.jpeg_quality)));
         }
+        if !(self.outbox.max_age_h >= 0.0 && self.outbox.max_age_h.is_finite()) {
+            return Err((
+                "outbox.max_age_h".into(),
+                format!("must be hours >= 0 (0: no limit), got {}", self.outbox.max_age_h),
+            ));
+        }
+        if self.outbox.keep == crate::sink::retention::Keep::UntilDelivered
+            && self.findface.is_none()
+            && self.webhook.is_none()
+        {
+            return Err((
+                "outbox.keep".into(),
+                "\"until_delivered\" needs a remote sink ([findface] or [webhook]) to deliver to; \
+                 without one the outbox would keep nothing"
+                    .into(),
+            ));
+        }
+        if let Err(e) = crate::sink::private_files::Access::with_group(self.outbox.group.as_deref()) {
+            return Err(("outbox.group".into(), e));
+        }
         if let Some(ff) = &self.findface {
             check_url("findface.url", &ff.url)?;
             if ff.token.expose().is_empty() {
@@ -1131,6 +1209,20 @@ impl Config {
                 "monitor.bind".into(),
                 format!("must be host:port with an IP address, got {:?}", self.monitor.bind),
             ));
+        }
+        if let Ok(addr) = self.monitor.bind.parse::<std::net::SocketAddr>() {
+            let no_token = self.monitor.token.as_ref().is_none_or(|t| t.expose().is_empty());
+            if !addr.ip().is_loopback() && no_token && !self.monitor.allow_anonymous {
+                return Err((
+                    "monitor.token".into(),
+                    format!(
+                        "is required: monitor.bind = {:?} serves the panel, face crops and frames beyond this \
+                         machine; set a token, bind to 127.0.0.1, or set monitor.allow_anonymous = true to \
+                         serve them to anyone who can reach it",
+                        self.monitor.bind
+                    ),
+                ));
+            }
         }
         if self.monitor.recent_faces > 64 {
             return Err((
@@ -1363,6 +1455,10 @@ detection_skip_frames = 2
             ("[validation]\nmin_confidence = 1.5\n", "validation.min_confidence"),
             ("[tracker]\nmax_frames_per_track = 0\n", "tracker.max_frames_per_track"),
             ("[outbox]\njpeg_quality = 0\n", "outbox.jpeg_quality"),
+            ("[outbox]\nmax_age_h = -1\n", "outbox.max_age_h"),
+            ("[outbox]\nkeep = \"until_delivered\"\n", "outbox.keep"),
+            ("[outbox]\ngroup = \"no-such-group-faceflow\"\n", "outbox.group"),
+            ("[monitor]\nbind = \"0.0.0.0:8080\"\n", "monitor.token"),
         ];
         for (extra, key) in cases {
             let t = format!("{extra}{GOOD}");

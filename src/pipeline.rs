@@ -31,6 +31,8 @@ use crate::monitor::Stats;
 use crate::pool::FramePool;
 use crate::ring;
 use crate::sink::findface::FindFaceSink;
+use crate::sink::private_files::Access;
+use crate::sink::retention::OutboxRetention;
 use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
 use crate::sink::webhook::WebhookSink;
@@ -85,14 +87,24 @@ pub type RemoteSink = (Arc<dyn Sink>, Arc<Spool>);
 pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     let mut out: Vec<RemoteSink> = Vec::new();
     let cap = cfg.sender.spool_max_mb * 1024 * 1024;
-    let open =
-        |name: &str| Spool::open(&cfg.sender.spool_dir.join(name), cap).map(Arc::new).map_err(PipelineError::Sink);
+    if cfg.findface.is_some() || cfg.webhook.is_some() {
+        // The spools hold faces: their parent is owner-only too (narrowed
+        // if an older version made it wider).
+        Access::PRIVATE
+            .create_dir_all(&cfg.sender.spool_dir)
+            .map_err(|e| PipelineError::Sink(format!("sender.spool_dir {}: {e}", cfg.sender.spool_dir.display())))?;
+    }
+    let open = |name: &str| {
+        let spool = Spool::open(&cfg.sender.spool_dir.join(name), cap).map(Arc::new).map_err(PipelineError::Sink)?;
+        spool.set_dead_letters_max(cfg.sender.dead_letters_max);
+        Ok::<_, PipelineError>(spool)
+    };
     if let Some(ff) = &cfg.findface {
         let ids = cfg.cameras.iter().filter_map(|c| c.findface_camera.map(|id| (c.name.clone(), id))).collect();
-        out.push((Arc::new(FindFaceSink::new(ff, ids)), open("findface")?));
+        out.push((Arc::new(FindFaceSink::new(ff, ids).map_err(PipelineError::Sink)?), open("findface")?));
     }
     if let Some(wh) = &cfg.webhook {
-        out.push((Arc::new(WebhookSink::new(wh)), open("webhook")?));
+        out.push((Arc::new(WebhookSink::new(wh).map_err(PipelineError::Sink)?), open("webhook")?));
     }
     Ok(out)
 }
@@ -256,8 +268,15 @@ pub fn run_with_detector(
     let names: Vec<String> = cfg.cameras.iter().map(|c| c.name.clone()).collect();
 
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let mut retention = None;
     if !cfg.outbox.dir.as_os_str().is_empty() {
-        sinks.push(Box::new(OutboxSink::new(&cfg.outbox.dir).map_err(|e| PipelineError::Sink(e.0))?));
+        let access = Access::with_group(cfg.outbox.group.as_deref())
+            .map_err(|e| PipelineError::Sink(format!("outbox.group: {e}")))?;
+        sinks.push(Box::new(OutboxSink::new(&cfg.outbox.dir, access).map_err(|e| PipelineError::Sink(e.0))?));
+        let policy = cfg.outbox.retention();
+        retention = Some(OutboxRetention::open(&cfg.outbox.dir, policy, stats.outbox.clone()).map_err(|e| {
+            PipelineError::Sink(format!("outbox {}: indexing for retention: {e}", cfg.outbox.dir.display()))
+        })?);
     }
 
     let remotes = remote_sinks(cfg)?;
@@ -406,6 +425,7 @@ pub fn run_with_detector(
     let sink = SinkWorker {
         events: from_track,
         sinks,
+        retention,
         spools,
         zone_names: cfg.cameras.iter().map(|c| c.zones.iter().map(|z| z.name.clone()).collect()).collect(),
         camera_names: names.clone(),
@@ -433,7 +453,11 @@ pub fn run_with_detector(
         Some(w) => Some(spawn("landmarks".into(), Box::new(move || w.run()))?),
         None => None,
     };
-    let hs = spawn("sink".into(), Box::new(move || sink.run()))?;
+    let spools_after = sink.spools.clone();
+    let hs = std::thread::Builder::new()
+        .name("sink".into())
+        .spawn(move || sink.run())
+        .map_err(|e| PipelineError::Thread(e.to_string()))?;
     for (name, h) in cap_handles {
         match h.join() {
             Ok(Ok(frames)) => log::info!("camera {name}: stream ended after {frames} frames"),
@@ -444,12 +468,18 @@ pub fn run_with_detector(
             Err(_) => camera_errors.push(format!("camera {name}: capture thread panicked")),
         }
     }
-    for (what, h) in [("detect", Some(hd)), ("track", Some(ht)), ("landmarks", hl), ("sink", Some(hs))] {
+    for (what, h) in [("detect", Some(hd)), ("track", Some(ht)), ("landmarks", hl)] {
         let Some(h) = h else { continue };
         h.join().map_err(|_| PipelineError::Thread(format!("{what} thread panicked")))?;
     }
+    let retention = hs.join().map_err(|_| PipelineError::Thread("sink thread panicked".into()))?;
     let drain = Duration::from_secs(cfg.sender.drain_timeout_s);
     let undelivered = senders.into_iter().map(|p| p.finish(drain)).sum();
+    if let Some(mut r) = retention {
+        // What the senders delivered while draining leaves the outbox now
+        // (`keep = "until_delivered"`), not at the next start.
+        r.maintain(crate::sink::now_unix_ms(), spools_after.iter().map(|(_, s)| &**s), true);
+    }
     let recent = std::mem::replace(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()), RecentEvents::new(1));
     let events_total = recent.total();
     Ok(RunReport {

@@ -114,14 +114,24 @@ fn metrics_parse_and_stats_answer() {
 fn token_locks_every_endpoint() {
     let cfg =
         MonitorConfig { bind: "127.0.0.1:0".into(), token: Some(Secret::new("mon-SECRET")), ..Default::default() };
-    let m = Monitor::start(&cfg, busy_stats(), Arc::new(AtomicBool::new(false))).unwrap();
+    let stats = busy_stats();
+    stats.cameras[0].set_state_reason(faceflow::monitor::CameraState::Degraded, "rtsp://cam-door.local lost");
+    let m = Monitor::start(&cfg, stats, Arc::new(AtomicBool::new(false))).unwrap();
     let base = format!("http://{}", m.addr);
-    for path in
-        ["/", "/api/stats", "/metrics", "/healthz", "/api/preview/door.mjpg", "/api/events", "/api/events/1/face.jpg"]
-    {
+    for path in ["/", "/api/stats", "/metrics", "/api/preview/door.mjpg", "/api/events", "/api/events/1/face.jpg"] {
         assert_eq!(get(&format!("{base}{path}"), None).0, 401, "{path} without token");
         assert_eq!(get(&format!("{base}{path}"), Some("Bearer wrong")).0, 401, "{path} wrong token");
     }
+    // Orchestrators probe /healthz without the token: they get the status
+    // and nothing else (no camera names or reasons); the token gets it all.
+    for auth in [None, Some("Bearer wrong")] {
+        let (code, body) = get(&format!("{base}/healthz"), auth);
+        assert_eq!(code, 200);
+        assert_eq!(body, r#"{"status":"degraded"}"#);
+    }
+    let (code, body) = get(&format!("{base}/healthz"), Some("Bearer mon-SECRET"));
+    assert_eq!(code, 200);
+    assert!(body.contains("cam-door.local") && body.contains("\"cameras_degraded\":1"), "{body}");
     assert_eq!(get(&format!("{base}/api/stats"), Some("Bearer mon-SECRET")).0, 200);
     assert_eq!(get(&format!("{base}/api/stats?token=mon-SECRET"), None).0, 200);
     let (_, body) = get(&format!("{base}/api/stats"), Some("Bearer mon-SECRET"));

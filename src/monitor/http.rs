@@ -92,7 +92,18 @@ impl Monitor {
             .name("monitor".into())
             .spawn(move || serve(&s2, &ctx, &sd))
             .map_err(|e| format!("monitor: {e}"))?;
-        log::info!("monitor: panel and stats on http://{addr}/");
+        if !addr.ip().is_loopback() && cfg.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
+            // Config validation refuses this unless allow_anonymous says so.
+            log::warn!(
+                "monitor: panel, face crops and frames on http://{addr}/ with no token (monitor.allow_anonymous = true): \
+                 anyone who can reach this address sees every face"
+            );
+        } else {
+            log::info!(
+                "monitor: panel and stats on http://{addr}/{}",
+                if ctx_has_token(cfg) { " (token required)" } else { "" }
+            );
+        }
         Ok(Monitor { addr, handle: Some(handle), server, shutdown })
     }
 
@@ -108,6 +119,10 @@ impl Drop for Monitor {
             let _ = h.join();
         }
     }
+}
+
+fn ctx_has_token(cfg: &MonitorConfig) -> bool {
+    cfg.token.as_ref().is_some_and(|t| !t.expose().is_empty())
 }
 
 struct Ctx {
@@ -149,7 +164,19 @@ fn authorized(req: &Request, token: &Option<String>) -> bool {
 }
 
 fn handle(req: Request, ctx: &Arc<Ctx>) {
-    if !authorized(&req, &ctx.token) {
+    let allowed = authorized(&req, &ctx.token);
+    if !allowed && req.url().split('?').next() == Some("/healthz") {
+        // Orchestrators probe without the token: the status and nothing
+        // else (no camera names, URLs or reasons).
+        let status = super::health(&ctx.stats).status;
+        let _ = req.respond(
+            Response::from_string(json!({ "status": status }).to_string())
+                .with_status_code(if status == "failing" { 503 } else { 200 })
+                .with_header(header("Content-Type", "application/json")),
+        );
+        return;
+    }
+    if !allowed {
         let _ = req.respond(
             Response::from_string("unauthorized\n")
                 .with_status_code(401)
@@ -351,7 +378,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
             let c = &s.counters;
             json!({"sink": n, "pending": s.pending(), "bytes": s.bytes(), "delivered": get(&c.delivered),
                    "retries": get(&c.retries), "dead_letter": get(&c.dead), "corrupt": get(&c.corrupt),
-                   "dropped_spool_full": get(&c.dropped_full)})
+                   "dropped_spool_full": get(&c.dropped_full), "dead_letters_pruned": get(&c.dead_pruned)})
         })
         .collect();
     let proc_now = super::process::sample();
@@ -386,6 +413,9 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
         "stalls": stats.stalls.reasons(),
         "keep": {"in_use": get(&stats.keep_in_use), "capacity": get(&stats.keep_capacity)},
         "senders": senders,
+        "outbox": {"bytes": get(&stats.outbox.bytes), "files": get(&stats.outbox.files),
+                   "events": get(&stats.outbox.events), "pruned_events": get(&stats.outbox.pruned_events),
+                   "pruned_files": get(&stats.outbox.pruned_files), "pruned_bytes": get(&stats.outbox.pruned_bytes)},
         "totals": {
             "frames": stats.cameras.iter().map(|c| get(&c.decoded)).sum::<u64>(),
             "faces": stats.cameras.iter().map(|c| get(&c.faces)).sum::<u64>(),

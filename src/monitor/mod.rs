@@ -309,6 +309,8 @@ pub struct Stats {
     pub keep_capacity: AtomicU64,
     /// The newest best faces per camera, for the panel.
     pub gallery: gallery::Gallery,
+    /// What the outbox holds and what retention removed.
+    pub outbox: Arc<crate::sink::retention::OutboxStats>,
 }
 
 impl Stats {
@@ -329,6 +331,7 @@ impl Stats {
             keep_in_use: AtomicU64::new(0),
             keep_capacity: AtomicU64::new(0),
             gallery: gallery::Gallery::new(n, gallery::DEFAULT_PER_CAMERA),
+            outbox: Arc::default(),
         })
     }
     pub fn register_ring(&self, name: impl Into<String>, stats: Arc<RingStats>) {

@@ -247,6 +247,7 @@ pub fn render(stats: &Stats) -> String {
             ("dead_letter", &c.dead),
             ("corrupt", &c.corrupt),
             ("dropped_spool_full", &c.dropped_full),
+            ("dead_letter_pruned", &c.dead_pruned),
         ] {
             let _ =
                 writeln!(o, "faceflow_sender_events_total{{sink=\"{}\",outcome=\"{outcome}\"}} {}", esc(name), get(v));
@@ -261,6 +262,18 @@ pub fn render(stats: &Stats) -> String {
         let _ = writeln!(o, "faceflow_spool_bytes{{sink=\"{}\"}} {}", esc(name), s.bytes());
     }
     drop(spools);
+
+    let ob = &stats.outbox;
+    gauge(&mut o, "faceflow_outbox_bytes", "Bytes of event records and JPEGs in the outbox.");
+    let _ = writeln!(o, "faceflow_outbox_bytes {}", get(&ob.bytes));
+    gauge(&mut o, "faceflow_outbox_events", "Events in the outbox.");
+    let _ = writeln!(o, "faceflow_outbox_events {}", get(&ob.events));
+    counter(&mut o, "faceflow_outbox_pruned_files_total", "Outbox files removed by retention.");
+    let _ = writeln!(o, "faceflow_outbox_pruned_files_total {}", get(&ob.pruned_files));
+    counter(&mut o, "faceflow_outbox_pruned_bytes_total", "Outbox bytes removed by retention.");
+    let _ = writeln!(o, "faceflow_outbox_pruned_bytes_total {}", get(&ob.pruned_bytes));
+    counter(&mut o, "faceflow_outbox_pruned_events_total", "Outbox events removed by retention.");
+    let _ = writeln!(o, "faceflow_outbox_pruned_events_total {}", get(&ob.pruned_events));
 
     let p = super::process::sample();
     counter(&mut o, "process_cpu_seconds_total", "User and system CPU time.");

@@ -27,17 +27,22 @@ pub struct FindFaceSink {
 }
 
 impl FindFaceSink {
-    pub fn new(cfg: &FindFaceConfig, cameras: Vec<(String, u64)>) -> Self {
-        FindFaceSink {
+    /// Errors name the key (`findface.ca_file`).
+    pub fn new(cfg: &FindFaceConfig, cameras: Vec<(String, u64)>) -> Result<Self, String> {
+        let roots = match &cfg.ca_file {
+            Some(p) => Some(super::tls::read_ca_file(p).map_err(|e| format!("findface.ca_file: {e}"))?),
+            None => None,
+        };
+        Ok(FindFaceSink {
             url: format!("{}/events/faces/add/", cfg.url.trim_end_matches('/')),
             token: cfg.token.clone(),
             api_token: cfg.api_token.clone().filter(|t| !t.expose().is_empty()),
             mf_selector: cfg.mf_selector.clone(),
             roi_margin: cfg.roi_margin,
             cameras,
-            agent: http::agent(Duration::from_millis(cfg.timeout_ms)),
+            agent: http::agent(Duration::from_millis(cfg.timeout_ms), roots),
             timeout: Duration::from_millis(cfg.timeout_ms),
-        }
+        })
     }
 
     /// The multipart form for one event (exposed for tests).

@@ -1,13 +1,22 @@
 //! Blocking HTTP plumbing shared by the remote sinks: a `ureq` agent with a
 //! global timeout, multipart/form-data bodies, and the classification of
-//! outcomes into done / retry / permanent.
+//! outcomes into done / retry / permanent. TLS is always verified: against
+//! Mozilla's roots, or against a private CA (`ca_file`) for on-premises
+//! servers.
 
 use std::time::Duration;
 
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
 use super::Delivery;
 
-pub fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
+/// An agent with a global timeout, trusting `roots` (None: Mozilla's roots).
+pub fn agent(timeout: Duration, roots: Option<Vec<Certificate<'static>>>) -> ureq::Agent {
+    let mut b = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false);
+    if let Some(certs) = roots {
+        b = b.tls_config(TlsConfig::builder().root_certs(RootCerts::from(certs)).build());
+    }
+    b.build().into()
 }
 
 /// A multipart/form-data body built in memory (events are small).
@@ -65,6 +74,13 @@ pub fn send(
             Ok((status, text))
         }
         Err(ureq::Error::Timeout(t)) => Err(Delivery::TimedOut(format!("no answer in time ({t})"))),
+        Err(e)
+            if matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) || e.to_string().contains("certificate") =>
+        {
+            Err(Delivery::Retry(format!(
+                "TLS: {e} (is the server's certificate signed by a CA this sink trusts? ca_file names a private CA)"
+            )))
+        }
         Err(e) => Err(Delivery::Retry(format!("transport: {e}"))),
     }
 }

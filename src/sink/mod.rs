@@ -7,8 +7,11 @@
 pub mod findface;
 pub mod http;
 pub mod outbox;
+pub mod private_files;
+pub mod retention;
 pub mod sender;
 pub mod spool;
+pub mod tls;
 pub mod webhook;
 
 use serde::{Deserialize, Serialize};
@@ -256,6 +259,8 @@ pub struct SinkWorker {
     pub zone_names: Vec<Vec<String>>,
     /// Local sinks, called in this thread (the outbox).
     pub sinks: Vec<Box<dyn Sink>>,
+    /// How long and how much the outbox keeps (None without an outbox).
+    pub retention: Option<retention::OutboxRetention>,
     /// Spools of the remote sinks, by sink name: each event is written
     /// durably to each.
     pub spools: Vec<(String, Arc<spool::Spool>)>,
@@ -312,7 +317,7 @@ impl RecentEvents {
 impl SinkWorker {
     /// Hands one record to the local sinks and durably to every spool;
     /// says where it went (for the panel).
-    fn deliver(&self, encoded: SpoolRecord) -> (SpoolRecord, Vec<(String, DeliveryState)>) {
+    fn deliver(&mut self, encoded: SpoolRecord) -> (SpoolRecord, Vec<(String, DeliveryState)>) {
         let mut went = Vec::with_capacity(self.sinks.len() + self.spools.len());
         for s in self.sinks.iter() {
             match s.deliver(&encoded, std::time::Duration::from_secs(10)) {
@@ -346,10 +351,26 @@ impl SinkWorker {
                 },
             ));
         }
+        if let Some(r) = self.retention.as_mut() {
+            let saved = went.iter().any(|(n, s)| n == "outbox" && *s == DeliveryState::Saved);
+            if saved {
+                let spooled = went.iter().all(|(_, s)| !matches!(s, DeliveryState::Failed { .. }));
+                r.written(&encoded.record.camera, &encoded.record.id, now_unix_ms(), spooled);
+            }
+        }
         (encoded, went)
     }
 
-    pub fn run(mut self) {
+    /// Retention's age and delivery rules (throttled to once a second).
+    fn maintain_outbox(&mut self, force: bool) {
+        if let Some(r) = self.retention.as_mut() {
+            r.maintain(now_unix_ms(), self.spools.iter().map(|(_, s)| &**s), force);
+        }
+    }
+
+    /// Runs until the events ring is finished; gives back the outbox's
+    /// retention for a last pass once the senders have drained.
+    pub fn run(mut self) -> Option<retention::OutboxRetention> {
         crate::board::pin_current_thread(crate::board::Role::Sender);
         // Without an encoder, events still go out (without pictures, counted).
         let mut enc = jpeg::JpegEncoder::new().map_err(|e| log::error!("{e}; events go out without JPEGs")).ok();
@@ -362,6 +383,7 @@ impl SinkWorker {
                 if self.events.is_finished() {
                     break;
                 }
+                self.maintain_outbox(false);
                 backoff.snooze();
                 continue;
             };
@@ -430,10 +452,13 @@ impl SinkWorker {
             inc(&self.stats.cameras[camera].events);
             self.stats.stages.sink.record_us(t0.elapsed().as_micros() as u64);
             self.delivered.lock().unwrap_or_else(|p| p.into_inner()).push(encoded.record);
+            self.maintain_outbox(false);
             if self.stop.load(Ordering::Relaxed) && self.events.is_empty() && self.events.is_finished() {
                 break;
             }
         }
+        self.maintain_outbox(true);
+        self.retention.take()
     }
 }
 

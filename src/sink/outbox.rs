@@ -1,31 +1,24 @@
 //! Outbox sink: one JSON record and two JPEGs (face crop, full frame) per
 //! event in `<dir>/<camera>/`, each written to a temporary name, fsynced and
-//! renamed, so a reader never sees a half-written file.
+//! renamed, so a reader never sees a half-written file. Files are
+//! owner-only (or readable by `outbox.group`): they hold faces. How long
+//! they stay is `retention`'s job.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::private_files::Access;
 use super::{Delivery, Sink, SinkError, SpoolRecord};
 
 pub struct OutboxSink {
     dir: PathBuf,
+    access: Access,
 }
 
 impl OutboxSink {
-    pub fn new(dir: &Path) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir).map_err(|e| SinkError(format!("outbox {}: {e}", dir.display())))?;
-        Ok(OutboxSink { dir: dir.to_path_buf() })
+    pub fn new(dir: &Path, access: Access) -> Result<Self, SinkError> {
+        access.create_dir_all(dir).map_err(|e| SinkError(format!("outbox {}: {e}", dir.display())))?;
+        Ok(OutboxSink { dir: dir.to_path_buf(), access })
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 impl Sink for OutboxSink {
@@ -45,18 +38,22 @@ impl OutboxSink {
     fn write(&self, ev: &SpoolRecord) -> Result<(), SinkError> {
         let dir = self.dir.join(&ev.record.camera);
         let ctx = |what: &str, e: std::io::Error| SinkError(format!("outbox {}: {what}: {e}", dir.display()));
-        std::fs::create_dir_all(&dir).map_err(|e| ctx("create", e))?;
+        self.access.create_dir_all(&dir).map_err(|e| ctx("create", e))?;
         let id = &ev.record.id;
         // Zone events carry no pictures.
         if !ev.face_jpeg.is_empty() {
-            write_atomic(&dir.join(format!("{id}_face.jpg")), &ev.face_jpeg).map_err(|e| ctx("face jpeg", e))?;
+            self.access
+                .write_atomic(&dir.join(format!("{id}_face.jpg")), &ev.face_jpeg)
+                .map_err(|e| ctx("face jpeg", e))?;
         }
         if !ev.frame_jpeg.is_empty() {
-            write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg).map_err(|e| ctx("frame jpeg", e))?;
+            self.access
+                .write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg)
+                .map_err(|e| ctx("frame jpeg", e))?;
         }
         let json = serde_json::to_vec_pretty(&ev.record).map_err(|e| SinkError(e.to_string()))?;
         // The record goes last: its presence means the images are complete.
-        write_atomic(&dir.join(format!("{id}.json")), &json).map_err(|e| ctx("record", e))?;
+        self.access.write_atomic(&dir.join(format!("{id}.json")), &json).map_err(|e| ctx("record", e))?;
         Ok(())
     }
 }

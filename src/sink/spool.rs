@@ -8,7 +8,9 @@
 //! refused ones move to `dead/` with a `.reason` file; files that fail the
 //! checks on replay (torn, corrupt) move to `corrupt/` and are reported,
 //! never crash the program. Disk use is capped: past `max_bytes` the oldest
-//! queued event is dropped, counted and logged.
+//! queued event is dropped, counted and logged; `dead/` keeps at most
+//! `dead_letters_max` events, the oldest pruned first (counted). Files are
+//! owner-only (0600 in 0700 directories): they hold faces.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::private_files::Access;
 use super::EventRecord;
 use crate::detect::Keypoints;
 use crate::quality::QualityParts;
@@ -196,11 +199,13 @@ enum EntryState {
     InFlight,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     state: EntryState,
     bytes: u64,
     attempts: u32,
+    /// The event's id, so the outbox can ask whether it is still pending.
+    id: Box<str>,
 }
 
 #[derive(Default, Debug)]
@@ -212,6 +217,8 @@ pub struct SpoolCounters {
     pub dropped_full: AtomicU64,
     pub retries: AtomicU64,
     pub write_errors: AtomicU64,
+    /// Dead letters removed to keep `dead/` within its bound.
+    pub dead_pruned: AtomicU64,
 }
 
 struct Index {
@@ -221,9 +228,13 @@ struct Index {
     closed: bool,
 }
 
+/// Dead letters kept per spool unless configured (`sender.dead_letters_max`).
+pub const DEFAULT_DEAD_LETTERS_MAX: usize = 1000;
+
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
+    dead_letters_max: AtomicU64,
     index: Mutex<Index>,
     wake: Condvar,
     pub counters: SpoolCounters,
@@ -246,11 +257,14 @@ impl Spool {
     /// Opens (creating) the spool and replays what a previous run left.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, String> {
         for sub in ["", "dead", "corrupt"] {
-            fs::create_dir_all(dir.join(sub)).map_err(|e| format!("spool {}: {e}", dir.join(sub).display()))?;
+            Access::PRIVATE
+                .create_dir_all(&dir.join(sub))
+                .map_err(|e| format!("spool {}: {e}", dir.join(sub).display()))?;
         }
         let spool = Spool {
             dir: dir.to_path_buf(),
             max_bytes,
+            dead_letters_max: AtomicU64::new(DEFAULT_DEAD_LETTERS_MAX as u64),
             index: Mutex::new(Index { entries: BTreeMap::new(), next_seq: 1, bytes: 0, closed: false }),
             wake: Condvar::new(),
             counters: SpoolCounters::default(),
@@ -261,6 +275,12 @@ impl Spool {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many refused events `dead/` keeps; the oldest beyond it go.
+    pub fn set_dead_letters_max(&self, n: usize) {
+        self.dead_letters_max.store(n as u64, Ordering::Relaxed);
+        self.prune_dead();
     }
 
     fn path(&self, seq: u64) -> PathBuf {
@@ -286,11 +306,12 @@ impl Spool {
         let mut idx = self.index.lock().unwrap();
         let now = Instant::now();
         for (seq, p) in found {
-            let check = fs::read(&p).map_err(|e| e.to_string()).and_then(|b| decode(&b).map(|_| b.len() as u64));
+            let check =
+                fs::read(&p).map_err(|e| e.to_string()).and_then(|b| decode(&b).map(|r| (b.len() as u64, r.record.id)));
             match check {
-                Ok(bytes) => {
-                    idx.entries
-                        .insert(seq, Entry { state: EntryState::Queued { not_before: now }, bytes, attempts: 0 });
+                Ok((bytes, id)) => {
+                    let queued = EntryState::Queued { not_before: now };
+                    idx.entries.insert(seq, Entry { state: queued, bytes, attempts: 0, id: id.into() });
                     idx.bytes += bytes;
                 }
                 Err(why) => {
@@ -326,7 +347,7 @@ impl Spool {
         let path = self.path(seq);
         let tmp = path.with_extension("tmp");
         let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
+            let mut f = Access::PRIVATE.create(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -346,8 +367,8 @@ impl Spool {
         }
         self.counters.written.fetch_add(1, Ordering::Relaxed);
         let mut idx = self.index.lock().unwrap();
-        idx.entries
-            .insert(seq, Entry { state: EntryState::Queued { not_before: Instant::now() }, bytes: size, attempts: 0 });
+        let queued = EntryState::Queued { not_before: Instant::now() };
+        idx.entries.insert(seq, Entry { state: queued, bytes: size, attempts: 0, id: rec.record.id.as_str().into() });
         idx.bytes += size;
         // Disk cap: drop the oldest queued events (never one being sent).
         let over = idx.bytes > self.max_bytes;
@@ -465,11 +486,38 @@ impl Spool {
         let p = self.path(seq);
         let dest = self.dir.join("dead").join(p.file_name().unwrap());
         let _ = fs::rename(&p, &dest);
-        let _ = fs::write(dest.with_extension("reason"), reason);
+        if let Ok(mut f) = Access::PRIVATE.create(&dest.with_extension("reason")) {
+            let _ = f.write_all(reason.as_bytes());
+        }
         fsync_dir(&self.dir);
         self.forget(seq);
         self.counters.dead.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_all();
+        self.prune_dead();
+    }
+
+    /// Keeps `dead/` within `dead_letters_max` events, oldest removed first.
+    fn prune_dead(&self) {
+        let dead = self.dir.join("dead");
+        let Ok(list) = fs::read_dir(&dead) else { return };
+        let mut seqs: Vec<u64> =
+            list.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".ev")?.parse().ok()).collect();
+        let max = self.dead_letters_max.load(Ordering::Relaxed) as usize;
+        if seqs.len() <= max {
+            return;
+        }
+        seqs.sort_unstable();
+        let excess = seqs.len() - max;
+        for seq in &seqs[..excess] {
+            let p = dead.join(format!("{seq:016}.ev"));
+            let _ = fs::remove_file(&p);
+            let _ = fs::remove_file(p.with_extension("reason"));
+            self.counters.dead_pruned.fetch_add(1, Ordering::Relaxed);
+        }
+        log::warn!(
+            "spool {}: dead/ holds more than {max} refused events; removed the {excess} oldest",
+            self.dir.display()
+        );
     }
 
     /// Events not yet delivered (queued or in flight).
@@ -503,6 +551,13 @@ impl Spool {
             idx = self.wake.wait_timeout(idx, (deadline - now).min(Duration::from_millis(100))).unwrap().0;
         }
         true
+    }
+}
+
+impl super::retention::PendingIds for Spool {
+    /// Every event not yet delivered (queued or in flight).
+    fn pending_ids(&self, out: &mut std::collections::HashSet<String>) {
+        out.extend(self.index.lock().unwrap().entries.values().map(|e| e.id.to_string()));
     }
 }
 
@@ -623,6 +678,45 @@ mod tests {
         assert_eq!(s.counters.dropped_full.load(Ordering::Relaxed), 2);
         let ids: Vec<String> = (0..3).map(|_| s.take(Duration::ZERO).unwrap().record.record.id).collect();
         assert_eq!(ids, ["c", "d", "e"]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn dead_letters_stay_within_their_bound_oldest_first_and_ids_are_known() {
+        use super::super::retention::PendingIds;
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir("dead-bound");
+        let s = Spool::open(&d, 1 << 20).unwrap();
+        s.set_dead_letters_max(2);
+        for id in ["a", "b", "c", "d"] {
+            s.put(&sample(id)).unwrap();
+        }
+        let mut ids = std::collections::HashSet::new();
+        s.pending_ids(&mut ids);
+        assert_eq!(ids.len(), 4);
+        assert!(ids.contains("c"));
+        for _ in 0..3 {
+            let l = s.take(Duration::ZERO).unwrap();
+            s.dead(l.seq, "refused");
+        }
+        let mut dead: Vec<String> =
+            fs::read_dir(d.join("dead")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        dead.sort();
+        assert_eq!(
+            dead,
+            ["0000000000000002.ev", "0000000000000002.reason", "0000000000000003.ev", "0000000000000003.reason"]
+        );
+        assert_eq!(s.counters.dead.load(Ordering::Relaxed), 3);
+        assert_eq!(s.counters.dead_pruned.load(Ordering::Relaxed), 1);
+        ids.clear();
+        s.pending_ids(&mut ids);
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), ["d"]);
+        // Faces inside: owner-only.
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&d.join("dead")), 0o700);
+        assert_eq!(mode(&s.path(4)), 0o600);
+        assert_eq!(mode(&d.join("dead/0000000000000003.reason")), 0o600);
         let _ = fs::remove_dir_all(&d);
     }
 

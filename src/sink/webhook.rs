@@ -17,13 +17,18 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    pub fn new(cfg: &WebhookConfig) -> Self {
-        WebhookSink {
+    /// Errors name the key (`webhook.ca_file`).
+    pub fn new(cfg: &WebhookConfig) -> Result<Self, String> {
+        let roots = match &cfg.ca_file {
+            Some(p) => Some(super::tls::read_ca_file(p).map_err(|e| format!("webhook.ca_file: {e}"))?),
+            None => None,
+        };
+        Ok(WebhookSink {
             url: cfg.url.clone(),
             bearer: cfg.bearer_token.clone().filter(|t| !t.expose().is_empty()),
-            agent: http::agent(Duration::from_millis(cfg.timeout_ms)),
+            agent: http::agent(Duration::from_millis(cfg.timeout_ms), roots),
             timeout: Duration::from_millis(cfg.timeout_ms),
-        }
+        })
     }
 }
 

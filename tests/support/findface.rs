@@ -1,11 +1,13 @@
 //! A real HTTP/1.1 server on loopback that plays FindFace Multi's
 //! `POST /api/events/faces/add/` and checks every request against the
 //! contract (shared/findface-api.md): multipart fields, token, camera id,
-//! roi, timestamp, a JPEG full frame, the Authorization header.
+//! roi, timestamp, a JPEG full frame, the Authorization header. Over plain
+//! HTTP, or HTTPS with a certificate from a test CA made here
+//! (`start_tls`), as an on-premises FindFace with a private CA serves.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +58,27 @@ impl FakeFindFace {
     /// Starts on a given address (to come back on the port clients know),
     /// keeping the state of an earlier instance if given.
     pub fn start_on(addr: SocketAddr, mode: Mode, shared: Option<Arc<Shared>>) -> Self {
+        Self::start_with(addr, mode, shared, None)
+    }
+
+    /// HTTPS with `ca`'s server certificate (for 127.0.0.1 and localhost).
+    pub fn start_tls(mode: Mode, ca: &TestCa) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![ca.server_cert.clone()], ca.server_key.clone_key())
+            .unwrap();
+        Self::start_with("127.0.0.1:0".parse().unwrap(), mode, None, Some(Arc::new(config)))
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        mode: Mode,
+        shared: Option<Arc<Shared>>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let listener = TcpListener::bind(addr).expect("bind fake FindFace");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -81,7 +104,18 @@ impl FakeFindFace {
                 match listener.accept() {
                     Ok((conn, _)) => {
                         let s3 = s2.clone();
-                        std::thread::spawn(move || handle(conn, &s3));
+                        let tls = tls.clone();
+                        std::thread::spawn(move || {
+                            conn.set_nonblocking(false).ok();
+                            conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                            match tls {
+                                None => handle(conn, &s3),
+                                Some(cfg) => {
+                                    let Ok(session) = rustls::ServerConnection::new(cfg) else { return };
+                                    handle(rustls::StreamOwned::new(session, conn), &s3)
+                                }
+                            }
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -92,6 +126,10 @@ impl FakeFindFace {
 
     pub fn url(&self) -> String {
         format!("http://{}/api", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}/api", self.addr)
     }
 
     /// Stops listening (the port refuses connections afterwards).
@@ -120,7 +158,35 @@ impl Drop for FakeFindFace {
     }
 }
 
-fn respond(conn: &mut TcpStream, status: u16, body: &str) {
+/// A private CA made for one test, and a server certificate it signed.
+pub struct TestCa {
+    /// The CA's certificate, PEM: what `findface.ca_file` names.
+    pub ca_pem: String,
+    server_cert: rustls::pki_types::CertificateDer<'static>,
+    server_key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name.push(DnType::CommonName, "faceflow test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        TestCa {
+            ca_pem: ca_cert.pem(),
+            server_cert: cert.der().clone(),
+            server_key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        }
+    }
+}
+
+fn respond(conn: &mut impl Write, status: u16, body: &str) {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -137,9 +203,8 @@ fn respond(conn: &mut TcpStream, status: u16, body: &str) {
     let _ = conn.flush();
 }
 
-fn handle(mut conn: TcpStream, s: &Shared) {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
+fn handle(conn: impl Read + Write, s: &Shared) {
+    let mut reader = BufReader::new(conn);
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() || line.is_empty() {
         return;
@@ -164,6 +229,8 @@ fn handle(mut conn: TcpStream, s: &Shared) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    // The request is read whole: nothing is left in the buffer.
+    let mut conn = reader.into_inner();
     s.requests.fetch_add(1, Ordering::SeqCst);
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_in_flight.fetch_max(now, Ordering::SeqCst);
