@@ -263,6 +263,13 @@ if [ ! -e models/demo/lossy-720p.mp4 ]; then
     ffmpeg -v error -y -stream_loop 1 -i models/demo/demo.mp4 -vf scale=1280:720 -c:v libx264 -pix_fmt yuv420p \
         models/demo/lossy-720p.mp4
 fi
+# A 4K (3840x2160) camera over a wide entrance whose people walk in one
+# part of it: the demo's 640x480 placed at (2400, 1200), faces ~90 px in a
+# 4K frame; x264's defaults. The detection-region test (tests/uhd.rs).
+if [ ! -e models/demo/uhd-region.mp4 ]; then
+    ffmpeg -v error -y -i models/demo/demo.mp4 -vf "pad=3840:2160:2400:1200:color=0x707070" -c:v libx264 \
+        -pix_fmt yuv420p models/demo/uhd-region.mp4
+fi
 # The browser test drives Debian's Chromium through playwright-core (npm);
 # playwright never downloads a browser of its own here.
 if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then

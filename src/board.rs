@@ -55,3 +55,17 @@ pub fn pin_current_thread(role: Role) {
 
 /// Bytes of one frame-pool slot: an I420 frame of the largest accepted size.
 pub const FRAME_SLOT_BYTES: usize = (MAX_FRAME_WIDTH as usize) * (MAX_FRAME_HEIGHT as usize) * 3 / 2;
+
+/// The board's frame limit and what it costs, for errors: "board `x86-cpu`'s
+/// largest frame, 3840x2160 (a frame pool of 48 slots of 12.4 MB, 597 MB of
+/// address space; memory is used only as frames fill it)".
+pub fn frame_limit_text() -> String {
+    let mb = |b: usize| b as f64 / 1e6;
+    format!(
+        "board `{NAME}`'s largest frame, {MAX_FRAME_WIDTH}x{MAX_FRAME_HEIGHT} (a frame pool of {FRAME_POOL_SLOTS} slots of \
+         {:.1} MB, {:.0} MB of address space, used only as frames fill it); a board profile with a larger \
+         max_frame_width/max_frame_height (boards/*.toml) takes it",
+        mb(FRAME_SLOT_BYTES),
+        mb(FRAME_SLOT_BYTES * FRAME_POOL_SLOTS)
+    )
+}

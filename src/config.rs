@@ -79,6 +79,8 @@ impl Config {
             if let Ok(SourceKind::File(p)) = c.source() {
                 if !p.is_file() {
                     problems.push(format!("cameras[{i}].url: video file {} does not exist", p.display()));
+                } else if let Some(why) = frame_too_big(&p) {
+                    problems.push(format!("cameras[{i}].url: {why}"));
                 }
             }
         }
@@ -130,6 +132,18 @@ impl Config {
         };
         base.with_file_name(name)
     }
+}
+
+/// Why a recording's frames do not fit this board's frame pool (its first
+/// frame is decoded to know), or None when they fit or it cannot be read
+/// (the run reports that).
+fn frame_too_big(path: &Path) -> Option<String> {
+    let mut size = None;
+    crate::ingest::decode_file(path, 1, |p| size = Some((p.width, p.height))).ok()?;
+    let (w, h) = size?;
+    let b = crate::board::frame_limit_text();
+    (w > crate::board::MAX_FRAME_WIDTH || h > crate::board::MAX_FRAME_HEIGHT)
+        .then(|| format!("{} has {w}x{h} frames, more than {b}", path.display()))
 }
 
 /// A password or token: readable by the code that needs it, never printed
@@ -604,6 +618,18 @@ pub struct CameraConfig {
     /// Detected frames the gate stays open after the last face.
     #[serde(default = "default_motion_hold")]
     pub motion_hold_frames: u32,
+    /// The part of the frame the detector sees, `[x, y, width, height]` in
+    /// pixels or shares (`["25%", "40%", "50%", "60%"]`): letterboxed at the
+    /// detector's input on its own, so small faces in a big frame stay big
+    /// enough to find. Tracks, events and zones stay in frame coordinates.
+    #[serde(default)]
+    pub detect_roi: Option<crate::detect::region::RegionSpec>,
+    /// Faces narrower than this many frame pixels are dropped before
+    /// tracking (0: none); `max_face_px` likewise for wider ones.
+    #[serde(default)]
+    pub min_face_px: f32,
+    #[serde(default)]
+    pub max_face_px: f32,
 }
 
 /// When a camera's face events leave (see `event`).
@@ -1274,6 +1300,14 @@ impl Config {
                 return Err((k("name"), format!("duplicate camera name {:?}", c.name)));
             }
             c.source().map_err(|m| (k("url"), m))?;
+            nonneg(&k("min_face_px"), c.min_face_px)?;
+            nonneg(&k("max_face_px"), c.max_face_px)?;
+            if c.max_face_px > 0.0 && c.max_face_px < c.min_face_px {
+                return Err((
+                    k("max_face_px"),
+                    format!("must be at least min_face_px ({}) or 0, got {}", c.min_face_px, c.max_face_px),
+                ));
+            }
             if !matches!(c.start_time.as_str(), "now" | "mtime") && parse_rfc3339_ms(&c.start_time).is_none() {
                 return Err((
                     k("start_time"),
@@ -1459,6 +1493,11 @@ detection_skip_frames = 2
             ("[outbox]\nkeep = \"until_delivered\"\n", "outbox.keep"),
             ("[outbox]\ngroup = \"no-such-group-faceflow\"\n", "outbox.group"),
             ("[monitor]\nbind = \"0.0.0.0:8080\"\n", "monitor.token"),
+            (
+                "[[cameras]]\nname = \"c\"\nurl = \"c.mp4\"\nmax_face_px = 20\nmin_face_px = 40\n",
+                "cameras[0].max_face_px",
+            ),
+            ("[[cameras]]\nname = \"c\"\nurl = \"c.mp4\"\ndetect_roi = [0, 0, 10]\n", "cameras[0].detect_roi"),
         ];
         for (extra, key) in cases {
             let t = format!("{extra}{GOOD}");

@@ -22,6 +22,7 @@ use crate::config::{Config, DetectorKind, SourceKind};
 use crate::detect::blazeface::BlazeFace;
 use crate::detect::centerface::CenterFace;
 use crate::detect::model::DetectorParams;
+use crate::detect::region::FaceSize;
 use crate::detect::worker::{CameraInput, DetectWorker};
 use crate::detect::{DetectError, Detector};
 use crate::event::{BestFaceSelector, LandmarkPolicy, RealtimePolicy};
@@ -328,7 +329,8 @@ pub fn run_with_detector(
             .then(|| crate::detect::motion::MotionGate::new(cam.motion_threshold, cam.motion_min_share));
         inputs.push(
             CameraInput::new(i as u8, c, cam.detection_skip_frames, realtime, cam.max_frame_age_ms)
-                .with_motion(gate, cam.motion_hold_frames),
+                .with_motion(gate, cam.motion_hold_frames)
+                .with_region(cam.detect_roi.clone(), FaceSize { min: cam.min_face_px, max: cam.max_face_px }),
         );
         captures.push((
             Capture {
@@ -356,6 +358,7 @@ pub fn run_with_detector(
     stats.register_ring("track->sink", to_sink.stats().clone());
     let detect = DetectWorker {
         detector,
+        region_buffers: Vec::new(),
         inputs,
         out: to_track,
         batch_size: cfg.detector.batch(),

@@ -6,7 +6,8 @@
 //! back to frame pixels: what every model shares), `centerface` and
 //! `blazeface` (each model's output decoding), `bound` (a session over
 //! preallocated buffers), `letterbox` (frame -> model tensor, and back),
-//! `motion` (the motion gate), `nms`, `runtime` (loading ONNX Runtime and the board's execution
+//! `motion` (the motion gate), `nms`, `region` (a camera's detection
+//! region and face-size limits), `runtime` (loading ONNX Runtime and the board's execution
 //! providers), `worker` (the batching detect thread).
 
 pub mod blazeface;
@@ -16,6 +17,7 @@ pub mod letterbox;
 pub mod model;
 pub mod motion;
 pub mod nms;
+pub mod region;
 pub mod runtime;
 pub mod worker;
 

@@ -12,6 +12,11 @@
 //! the last one runs; the last one's frames are handed on as soon as its
 //! faces are back, always before the next batch's (see `dispatch`).
 //!
+//! A camera with a detection region (`detect_roi`, see `region`) has only
+//! that part of each frame copied out and detected; its faces come back in
+//! full-frame coordinates. Faces outside `min_face_px`..`max_face_px` are
+//! dropped here, before the tracker.
+//!
 //! Motion gating (`detection = "motion"`, see `motion`): a frame due for
 //! detection is run only if something moves in it or the camera had faces
 //! in its last `motion_hold_frames` detected frames (a face standing still,
@@ -23,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::motion::MotionGate;
+use super::region::{FaceSize, Rect, RegionSpec};
 use super::{Detections, Detector};
 use crate::clock::Clocks;
 use crate::monitor::stall::StallWatch;
@@ -58,6 +64,10 @@ pub struct CameraInput {
     hold_frames: u32,
     /// Detected frames since the last one with a face.
     since_face: u32,
+    /// The detection region, and its rectangle at the last frame size.
+    region: Option<RegionSpec>,
+    resolved: Option<((u32, u32), Option<Rect>)>,
+    face_size: FaceSize,
 }
 
 impl CameraInput {
@@ -73,7 +83,43 @@ impl CameraInput {
             motion: None,
             hold_frames: 0,
             since_face: u32::MAX,
+            region: None,
+            resolved: None,
+            face_size: FaceSize::default(),
         }
+    }
+
+    /// Detects only `region` of each frame (None: the whole frame) and
+    /// keeps faces within `face_size`.
+    pub fn with_region(mut self, region: Option<RegionSpec>, face_size: FaceSize) -> Self {
+        self.region = region;
+        self.face_size = face_size;
+        self
+    }
+
+    /// The part of `frame` to detect: None for the whole frame. Resolved
+    /// once per frame size (a camera may change size) and shown in the
+    /// camera's preview.
+    fn region_of(&mut self, frame: &FrameRef, stats: &Stats) -> Option<Rect> {
+        let spec = self.region.as_ref()?;
+        let size = (frame.meta().width, frame.meta().height);
+        if self.resolved.is_none_or(|(s, _)| s != size) {
+            let rect = spec.resolve(size.0, size.1);
+            if rect.is_none() {
+                log::warn!(
+                    "camera {}: detect_roi lies outside the {}x{} frame; detecting the whole frame",
+                    self.camera,
+                    size.0,
+                    size.1
+                );
+            }
+            let rect = rect.filter(|r| !r.is_whole(size.0, size.1));
+            if let Some(pv) = stats.previews.get(self.camera as usize) {
+                pv.set_region(rect.map(|r| [r.x, r.y, r.w, r.h]));
+            }
+            self.resolved = Some((size, rect));
+        }
+        self.resolved.and_then(|(_, r)| r)
     }
 
     /// Gates this camera's detection on motion (see the module docs).
@@ -102,6 +148,9 @@ impl CameraInput {
 
 pub struct DetectWorker {
     pub detector: Box<dyn Detector>,
+    /// Detection regions copied out of their frames, one buffer per batch
+    /// place, grown to the largest region once (see `region`).
+    pub region_buffers: Vec<Vec<u8>>,
     pub inputs: Vec<CameraInput>,
     pub out: Producer<ToTrack>,
     pub batch_size: usize,
@@ -114,6 +163,8 @@ pub struct DetectWorker {
 struct Pending {
     frame: FrameRef,
     detect: bool,
+    /// The part detected (None: the whole frame).
+    region: Option<Rect>,
 }
 
 /// Frames gathered for one batch (detected or passed through), in order.
@@ -170,7 +221,8 @@ impl DetectWorker {
                 } else {
                     inc(&self.stats.cameras[input.camera as usize].skipped_frames);
                 }
-                let _ = pending.push(Pending { frame, detect });
+                let region = if detect { input.region_of(&frame, &self.stats) } else { None };
+                let _ = pending.push(Pending { frame, detect, region });
             }
             rr = rr.wrapping_add(1);
             let now = self.clocks.monotonic();
@@ -223,9 +275,18 @@ impl DetectWorker {
         if flight.started && self.detector.depth() < 2 {
             self.complete(flight, results);
         }
+        if self.region_buffers.len() < MAX_BATCH {
+            self.region_buffers.resize_with(MAX_BATCH, Vec::new);
+        }
         let mut pics: heapless::Vec<I420<'_>, MAX_BATCH> = heapless::Vec::new();
+        let mut buffers = self.region_buffers.iter_mut();
         for p in pending.iter().filter(|p| p.detect) {
-            let _ = pics.push(p.frame.planes());
+            let whole = p.frame.planes();
+            let pic = match (p.region, buffers.next()) {
+                (Some(r), Some(buf)) => r.crop(&whole, buf),
+                _ => whole,
+            };
+            let _ = pics.push(pic);
         }
         let n = pics.len();
         if n == 0 {
@@ -290,14 +351,23 @@ impl DetectWorker {
         for p in frames.iter() {
             let cam = &self.stats.cameras[p.frame.meta().camera as usize];
             let dets = if p.detect {
-                let d = results[ri].clone();
+                let mut d = results[ri].clone();
                 ri += 1;
                 cam.capture_to_detect.record_us(now_ns.saturating_sub(p.frame.meta().captured_mono_ns) / 1000);
                 if ok {
+                    let cam_i = p.frame.meta().camera;
+                    let input = self.inputs.iter_mut().find(|i| i.camera == cam_i);
+                    if let Some(r) = p.region {
+                        d.iter_mut().for_each(|f| r.to_frame(f));
+                    }
+                    if let Some(size) = input.as_ref().map(|i| i.face_size).filter(|s| *s != FaceSize::default()) {
+                        let before = d.len();
+                        d.retain(|f| size.admits(f));
+                        cam.faces_out_of_size.fetch_add((before - d.len()) as u64, Ordering::Relaxed);
+                    }
                     inc(&cam.detected_frames);
                     cam.faces.fetch_add(d.len() as u64, Ordering::Relaxed);
-                    let cam_i = p.frame.meta().camera;
-                    if let Some(input) = self.inputs.iter_mut().find(|i| i.camera == cam_i) {
+                    if let Some(input) = input {
                         input.since_face = if d.is_empty() { input.since_face.saturating_add(1) } else { 0 };
                     }
                     Some(d)
@@ -435,6 +505,7 @@ mod tests {
             most_started: most_started.clone(),
         };
         let w = DetectWorker {
+            region_buffers: Vec::new(),
             detector: Box::new(detector),
             inputs,
             out,

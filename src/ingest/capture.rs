@@ -285,13 +285,11 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
         || i420_len(pic.width, pic.height) > c.pool.slot_bytes()
     {
         let msg = format!(
-            "camera {}: frame {}x{} exceeds the board's maximum {}x{} (board `{}`); refusing the stream",
+            "camera {}: frame {}x{} is more than {}; refusing the stream",
             c.name,
             pic.width,
             pic.height,
-            board::MAX_FRAME_WIDTH,
-            board::MAX_FRAME_HEIGHT,
-            board::NAME
+            board::frame_limit_text()
         );
         c.cam().set_state_reason(CameraState::Failed, &msg);
         return Err(msg);

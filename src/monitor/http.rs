@@ -327,6 +327,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
                 "frames_detected": get(&c.detected_frames),
                 "frames_skipped": skipped,
                 "frames_motion_gated": get(&c.motion_gated),
+                "faces_out_of_size": get(&c.faces_out_of_size),
                 "skip_rate": if decoded > 0 { skipped as f64 / decoded as f64 } else { 0.0 },
                 "decode_errors": get(&c.decode_errors),
                 "packets_lost": get(&c.packets_lost),
@@ -466,7 +467,7 @@ fn mjpeg(req: Request, ctx: &Ctx, cam: usize, motion: bool) {
             continue;
         };
         let mask = if motion { pv.motion.load() } else { None };
-        let (pw, ph) = preview::render(&frame, ctx.preview_width, mask.as_ref(), &mut rgb);
+        let (pw, ph) = preview::render(&frame, ctx.preview_width, mask.as_ref(), pv.region(), &mut rgb);
         drop(frame); // give the pool slot back before encoding
         if let Err(e) = enc.encode_rgb(&rgb, pw, ph, 75, &mut jpeg) {
             log::warn!("preview of camera {cam}: {e}");

@@ -183,6 +183,8 @@ pub struct CameraStats {
     pub skipped_frames: AtomicU64,
     /// Frames due for detection that motion gating let pass undetected.
     pub motion_gated: AtomicU64,
+    /// Faces the detector found outside `min_face_px`..`max_face_px`.
+    pub faces_out_of_size: AtomicU64,
     pub dropped_pool_empty: AtomicU64,
     pub dropped_ring_full: AtomicU64,
     pub dropped_superseded: AtomicU64,

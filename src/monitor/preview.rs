@@ -36,6 +36,25 @@ pub struct Preview {
     pub version: AtomicU64,
     /// The motion gate's latest mask, for cameras with `detection = "motion"`.
     pub motion: MotionMask,
+    /// The camera's detection region (`detect_roi`) in the current frame
+    /// size, x | y << 16 | w << 32 | h << 48; 0 = the whole frame. Stored
+    /// by the detect thread when it resolves the region.
+    pub region: AtomicU64,
+}
+
+impl Preview {
+    pub fn set_region(&self, r: Option<[u32; 4]>) {
+        let v = r.map_or(0, |[x, y, w, h]| {
+            (x as u64 & 0xffff) | (y as u64 & 0xffff) << 16 | (w as u64 & 0xffff) << 32 | (h as u64 & 0xffff) << 48
+        });
+        self.region.store(v, Ordering::Relaxed);
+    }
+
+    /// [x, y, w, h] of the detection region, if the camera has one.
+    pub fn region(&self) -> Option<[u32; 4]> {
+        let v = self.region.load(Ordering::Relaxed);
+        (v != 0).then_some([v as u32 & 0xffff, (v >> 16) as u32 & 0xffff, (v >> 32) as u32 & 0xffff, (v >> 48) as u32])
+    }
 }
 
 /// The motion gate's changed points, shared without a lock: the detect
@@ -116,11 +135,13 @@ const DIGITS: [[u8; 5]; 10] = [
 ];
 
 /// Draws `p` into an RGB buffer scaled to at most `max_width`, with the
-/// motion mask's changed cells tinted red when given; returns (w, h).
+/// motion mask's changed cells tinted red and the detection region outlined
+/// (dashed, cyan) when given; returns (w, h).
 pub fn render(
     p: &PreviewFrame,
     max_width: u32,
     motion: Option<&([u64; MASK_WORDS], (usize, usize))>,
+    region: Option<[u32; 4]>,
     rgb: &mut Vec<u8>,
 ) -> (u32, u32) {
     let pic: I420<'_> = p.frame.planes();
@@ -154,6 +175,19 @@ pub fn render(
             rgb[i..i + 3].copy_from_slice(&c);
         }
     };
+    if let Some([rx, ry, rw, rh]) = region {
+        let (x1, y1) = ((rx as usize / step) as i64, (ry as usize / step) as i64);
+        let (x2, y2) = (((rx + rw) as usize / step) as i64 - 1, ((ry + rh) as usize / step) as i64 - 1);
+        let cyan = [0, 220, 255];
+        for x in (x1..=x2).filter(|x| (x / 6) % 2 == 0) {
+            put(x, y1, cyan);
+            put(x, y2, cyan);
+        }
+        for y in (y1..=y2).filter(|y| (y / 6) % 2 == 0) {
+            put(x1, y, cyan);
+            put(x2, y, cyan);
+        }
+    }
     for b in p.boxes.iter() {
         let c = if b.best { [40, 220, 90] } else { [255, 200, 0] };
         let s = step as f32;
@@ -227,8 +261,8 @@ mod tests {
         assert_eq!(loaded.1, (160, GRID_H), "320x240: 160 points across, 90 down");
         let p = PreviewFrame { frame: moved, boxes: heapless::Vec::new() };
         let (mut plain, mut tinted) = (Vec::new(), Vec::new());
-        let (w, _) = render(&p, 320, None, &mut plain);
-        render(&p, 320, Some(&loaded), &mut tinted);
+        let (w, _) = render(&p, 320, None, None, &mut plain);
+        render(&p, 320, Some(&loaded), None, &mut tinted);
         let px =
             |rgb: &[u8], x: usize, y: usize| -> [u8; 3] { rgb[(y * w as usize + x) * 3..][..3].try_into().unwrap() };
         // Inside the square: redder than without the mask, and less green.
@@ -236,5 +270,15 @@ mod tests {
         assert!(b[0] > b[1] + 50 && b[1] < a[1], "square {a:?} -> {b:?}");
         // Far from it: unchanged.
         assert_eq!(px(&plain, 40, 40), px(&tinted, 40, 40));
+        // The detection region is outlined in cyan; inside it, nothing changes.
+        let pv = Preview::default();
+        assert_eq!(pv.region(), None);
+        pv.set_region(Some([40, 20, 200, 100]));
+        assert_eq!(pv.region(), Some([40, 20, 200, 100]));
+        let mut outlined = Vec::new();
+        render(&p, 320, None, pv.region(), &mut outlined);
+        assert_eq!(px(&outlined, 40, 20), [0, 220, 255]);
+        assert_eq!(px(&outlined, 239, 24), [0, 220, 255]);
+        assert_eq!(px(&outlined, 100, 60), px(&plain, 100, 60));
     }
 }

@@ -76,6 +76,14 @@ pub fn render(stats: &Stats) -> String {
     for (n, c) in &cams {
         let _ = writeln!(o, "faceflow_frames_motion_gated_total{{camera=\"{n}\"}} {}", get(&c.motion_gated));
     }
+    counter(
+        &mut o,
+        "faceflow_faces_out_of_size_total",
+        "Faces dropped before tracking: narrower than min_face_px or wider than max_face_px.",
+    );
+    for (n, c) in &cams {
+        let _ = writeln!(o, "faceflow_faces_out_of_size_total{{camera=\"{n}\"}} {}", get(&c.faces_out_of_size));
+    }
     counter(&mut o, "faceflow_frames_dropped_total", "Frames dropped, by camera and reason.");
     for (n, c) in &cams {
         for (reason, v) in [

@@ -1,0 +1,121 @@
+//! 4K cameras with small faces: the default board takes 3840x2160 frames;
+//! a detection region (`detect_roi`) finds faces of ~90 pixels that a
+//! letterbox of the whole frame shrinks below what the detector finds, and
+//! reports them in full-frame coordinates; `min_face_px` drops faces
+//! before tracking; a frame bigger than the board takes is refused at
+//! check-config with the figure. Real pipeline, real x264 4K video.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use faceflow::config::Config;
+use faceflow::pipeline::{self, RunReport};
+
+/// Where scripts/setup.sh placed the demo's 640x480 picture in the 4K frame.
+const OFFSET: (f32, f32) = (2400.0, 1200.0);
+const VIDEO: &str = "models/demo/uhd-region.mp4";
+
+fn run(camera_extra: &str) -> RunReport {
+    let out = common::temp_dir("uhd-out");
+    let toml = format!(
+        "[monitor]\nbind = \"\"\n[outbox]\ndir = \"{}\"\n[[cameras]]\nname = \"wide\"\nurl = \"{VIDEO}\"\n{camera_extra}\n",
+        out.display()
+    );
+    let cfg = Config::from_toml(&toml, "test").unwrap();
+    let report = pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(report.camera_errors.is_empty(), "{:?}", report.camera_errors);
+    let _ = std::fs::remove_dir_all(&out);
+    report
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap().trim().into())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[test]
+fn a_4k_camera_with_a_detection_region_captures_every_person_in_frame_coordinates() {
+    common::require_assets();
+    assert!(common::root().join(VIDEO).exists(), "{VIDEO} is missing: run scripts/setup.sh");
+    let truth = faceflow::demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+
+    let with_region = run("detect_roi = [2400, 1200, 640, 480]");
+    assert_eq!(with_region.stats.cameras[0].decoded.load(Ordering::Relaxed), 350, "every 4K frame decoded");
+    // One event per person, on that person's face: the boxes are in 4K
+    // frame pixels, so moved back by the offset they match the demo's truth.
+    let shifted: Vec<_> = with_region
+        .events
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            let [x1, y1, x2, y2] = e.bbox;
+            e.bbox = [x1 - OFFSET.0, y1 - OFFSET.1, x2 - OFFSET.0, y2 - OFFSET.1];
+            e
+        })
+        .collect();
+    let boxes: Vec<_> = with_region.events.iter().map(|e| (e.best_frame, e.bbox)).collect();
+    let ev = faceflow::demo::evaluate(&shifted, &truth);
+    assert_eq!(with_region.events.len(), truth.persons.len(), "one event per person: {boxes:?}");
+    assert!(ev.passed(), "every person one event with IoU > 0.5 in frame coordinates: {ev:?} {boxes:?}");
+    for e in &with_region.events {
+        assert_eq!((e.frame_width, e.frame_height), (3840, 2160));
+    }
+
+    // The whole frame letterboxed: a 90-pixel face becomes ~10 pixels at
+    // the detector's input, and the people are missed.
+    let whole = run("");
+    assert!(whole.events.len() < truth.persons.len(), "the region should be what finds them: {}", whole.events.len());
+
+    // min_face_px drops faces before tracking, counted.
+    let too_small = run("detect_roi = [2400, 1200, 640, 480]\nmin_face_px = 200");
+    assert!(too_small.events.is_empty());
+    assert!(too_small.stats.cameras[0].faces_out_of_size.load(Ordering::Relaxed) > 100);
+
+    let ms = |r: &RunReport| r.stats.stages.preprocess_infer.mean_us() / 1000.0;
+    let decode_ms = with_region.stats.stages.decode.mean_us() / 1000.0;
+    println!(
+        "4K frame ({}): decode {decode_ms:.1} ms; detection with the 640x480 region {:.1} ms and {} events, \
+         the whole frame {:.1} ms and {} events",
+        cpu_model(),
+        ms(&with_region),
+        with_region.events.len(),
+        ms(&whole),
+        whole.events.len()
+    );
+}
+
+#[test]
+fn a_frame_bigger_than_the_board_takes_is_refused_at_check_config_with_the_figure() {
+    common::require_assets();
+    let dir = common::temp_dir("uhd-8k");
+    let video = dir.join("8k.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=7680x4320:rate=25", "-frames:v", "2"])
+        .args(["-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, format!("[[cameras]]\nname = \"huge\"\nurl = \"{}\"\n", video.display())).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["check-config", cfg.to_str().unwrap()])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    let (w, h) = (faceflow::board::MAX_FRAME_WIDTH, faceflow::board::MAX_FRAME_HEIGHT);
+    assert!(
+        text.contains("cameras[0].url") && text.contains("7680x4320") && text.contains(&format!("{w}x{h}")),
+        "{text}"
+    );
+    assert!(text.contains("MB"), "the memory figure: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
