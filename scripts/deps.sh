@@ -20,14 +20,17 @@ if [ "$what" = test ]; then
     #   multiarch): the aarch64 cross build and its unit tests under qemu;
     # - gst-rtsp-server through python3-gi (qtdemux, rtph26xpay: plugins-good;
     #   h26xparse: plugins-bad): the loopback RTSP camera of the tests;
-    # - chromium: the panel's browser test; valgrind: the instruction counts.
+    # - chromium: the panel's browser test; valgrind: the instruction counts;
+    # - debootstrap: the Jetson sysroot (scripts/sysroot.sh); systemd: its
+    #   systemd-analyze checks the packages' unit (nothing is started).
     dpkg --print-foreign-architectures | grep -q arm64 || {
         [ "$(id -u)" = 0 ] && dpkg --add-architecture arm64
     }
     pkgs+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
         libturbojpeg0-dev:arm64 libavcodec-dev:arm64 libavformat-dev:arm64 libavutil-dev:arm64 libswscale-dev:arm64
         python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-        chromium valgrind)
+        chromium valgrind
+        debootstrap systemd)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

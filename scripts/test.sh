@@ -22,19 +22,30 @@ scripts/eval-tracking.sh target/debug/faceflow
 # speed regression guard that machine load cannot make flaky.
 scripts/instructions.py
 
-# aarch64 (Jetson, Raspberry Pi 5): cross-build the release binary with
-# Debian's gcc-aarch64-linux-gnu and run the unit tests under qemu-user
-# (.cargo/config.toml sets the linker, the runner and pkg-config's arm64
-# directory for FFmpeg). scripts/deps.sh installs these.
+# Boards (scripts/package.sh, README "Building and deploying per board"):
+# the aarch64 unit tests under qemu-user (Debian's gcc-aarch64-linux-gnu;
+# .cargo/config.toml sets the linker, the runner and pkg-config's arm64
+# directory), then each board's Debian package, built and checked against
+# what the board's systems provide (sonames, glibc symbols, Depends,
+# contents, systemd-analyze on the unit). The Jetson binary is linked
+# against a Debian 11 arm64 sysroot (FFmpeg 4.3, glibc 2.31: JetPack 5/6's
+# ABI) and runs the demo clip under qemu with only that sysroot's
+# libraries. x86-cuda needs CUDA's ONNX Runtime to package: checked only.
+# scripts/deps.sh installs all of it.
 if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null \
     && rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu; then
-    cargo build --release --target aarch64-unknown-linux-gnu
-    cargo test --release --target aarch64-unknown-linux-gnu --lib
-    for b in x86-cuda jetson-orin; do
-        cargo check --no-default-features --features "board-$b,libav"
+    scripts/setup.sh aarch64
+    cargo test --release --target aarch64-unknown-linux-gnu --lib --no-default-features --features board-arm64,libav
+    version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+    for b in x86-cpu:amd64 arm64:arm64 jetson-orin:arm64; do
+        deb=$(scripts/package.sh "${b%%:*}" | tail -1)
+        [ "$deb" = "dist/faceflow-${b%%:*}_${version}_${b##*:}.deb" ] || { echo "test.sh: package.sh made '$deb'" >&2; exit 1; }
+        scripts/check-package.sh "${b%%:*}" "$deb"
     done
+    scripts/qemu-check.sh jetson-orin "dist/faceflow-jetson-orin_${version}_arm64.deb"
+    cargo check --no-default-features --features "board-x86-cuda,libav"
 else
-    echo "test.sh: aarch64 cross toolchain or qemu-user missing: skipping the aarch64 build and board checks" >&2
+    echo "test.sh: aarch64 cross toolchain or qemu-user missing: skipping the board packages" >&2
 fi
 
 # m1-coreml type-checks for macOS on Apple silicon. There is no Apple SDK

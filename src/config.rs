@@ -648,9 +648,11 @@ fn default_start_time() -> String {
 /// Milliseconds since the Unix epoch of an RFC 3339 time
 /// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)`).
 /// Where a data file named by a relative path is: beside the config file
-/// (`config_dir`), else in the installation (the executable's folder and
-/// the three above it, which covers `target/release/faceflow` and the test
-/// binaries in `target/debug/deps` of a checkout, then `/usr/share/faceflow` and `/usr/local/share/faceflow`), else the
+/// (`config_dir`), else in the installation (`../share/faceflow` from the
+/// executable's folder, as the packages install it; the executable's folder
+/// and the three above it, which covers `target/release/faceflow` and the
+/// test binaries in `target/debug/deps` of a checkout; then
+/// `/usr/share/faceflow` and `/usr/local/share/faceflow`), else the
 /// working directory. An absolute path, or one found nowhere, is returned
 /// as it is.
 pub fn locate(path: &Path, config_dir: Option<&Path>) -> PathBuf {
@@ -658,7 +660,8 @@ pub fn locate(path: &Path, config_dir: Option<&Path>) -> PathBuf {
         return path.to_path_buf();
     }
     let exe = std::env::current_exe().ok();
-    let installed = exe.iter().flat_map(|e| e.ancestors().skip(1).take(4));
+    let share = exe.as_deref().and_then(|e| Some(e.parent()?.parent()?.join("share/faceflow")));
+    let installed = share.as_deref().into_iter().chain(exe.iter().flat_map(|e| e.ancestors().skip(1).take(4)));
     let system = [Path::new("/usr/share/faceflow"), Path::new("/usr/local/share/faceflow")];
     let found = config_dir
         .filter(|d| !d.as_os_str().is_empty())

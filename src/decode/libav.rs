@@ -114,7 +114,7 @@ impl LibavDecoder {
     /// libavcodec's own software decoder for `codec`, told `extradata`
     /// (a container's codec configuration, or Annex B parameter sets) first.
     pub fn software(codec: Codec, extradata: &[u8], threads: Threads) -> Result<Self, DecodeError> {
-        let (c, name) = match (h26x_id(codec), codec) {
+        let (c, name): (*const ff::AVCodec, &'static str) = match (h26x_id(codec), codec) {
             // SAFETY: avcodec_find_decoder returns NULL or a static AVCodec.
             (Some(id), _) => (unsafe { ff::avcodec_find_decoder(id) }, codec.as_str()),
             (None, Codec::Other { decoder }) => (find_by_name(decoder)?, decoder),
