@@ -624,6 +624,11 @@ pub struct CameraConfig {
     /// enough to find. Tracks, events and zones stay in frame coordinates.
     #[serde(default)]
     pub detect_roi: Option<crate::detect::region::RegionSpec>,
+    /// Cut the frame (or region) into tiles, each detected at the
+    /// detector's input size: `"off"`, `"auto"` (from `min_face_px`) or
+    /// `[cols, rows]`. For small faces over a whole wide frame.
+    #[serde(default)]
+    pub detect_tiles: crate::detect::region::TileSpec,
     /// Faces narrower than this many frame pixels are dropped before
     /// tracking (0: none); `max_face_px` likewise for wider ones.
     #[serde(default)]
@@ -1305,6 +1310,12 @@ impl Config {
             c.source().map_err(|m| (k("url"), m))?;
             nonneg(&k("min_face_px"), c.min_face_px)?;
             nonneg(&k("max_face_px"), c.max_face_px)?;
+            if c.detect_tiles == crate::detect::region::TileSpec::Auto && c.min_face_px <= 0.0 {
+                return Err((
+                    k("detect_tiles"),
+                    "\"auto\" picks tiles from the smallest face wanted: set min_face_px (frame pixels)".into(),
+                ));
+            }
             if c.max_face_px > 0.0 && c.max_face_px < c.min_face_px {
                 return Err((
                     k("max_face_px"),
@@ -1501,6 +1512,8 @@ detection_skip_frames = 2
                 "cameras[0].max_face_px",
             ),
             ("[[cameras]]\nname = \"c\"\nurl = \"c.mp4\"\ndetect_roi = [0, 0, 10]\n", "cameras[0].detect_roi"),
+            ("[[cameras]]\nname = \"c\"\nurl = \"c.mp4\"\ndetect_tiles = \"auto\"\n", "cameras[0].detect_tiles"),
+            ("[[cameras]]\nname = \"c\"\nurl = \"c.mp4\"\ndetect_tiles = [5, 5]\n", "cameras[0].detect_tiles"),
         ];
         for (extra, key) in cases {
             let t = format!("{extra}{GOOD}");

@@ -28,10 +28,14 @@ impl BBox {
     pub fn center(&self) -> (f32, f32) {
         ((self.x1 + self.x2) * 0.5, (self.y1 + self.y2) * 0.5)
     }
-    pub fn iou(&self, o: &BBox) -> f32 {
+    /// Area of the overlap with `o`.
+    pub fn intersection(&self, o: &BBox) -> f32 {
         let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
         let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
-        let inter = iw * ih;
+        iw * ih
+    }
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let inter = self.intersection(o);
         let union = self.area() + o.area() - inter;
         if union <= 0.0 {
             0.0

@@ -220,7 +220,8 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
     let params = DetectorParams {
         input_width: board::DETECTOR_WIDTH,
         input_height: board::DETECTOR_HEIGHT,
-        max_batch: cfg.detector.batch(),
+        // A tiled frame goes into one inference, all its tiles.
+        max_batch: cfg.cameras.iter().map(|c| c.detect_tiles.max_parts()).fold(cfg.detector.batch(), usize::max),
         min_score: cfg.detector.min_score,
         nms_iou: cfg.detector.nms_iou,
         pad_batches: board::PAD_BATCHES,
@@ -330,7 +331,12 @@ pub fn run_with_detector(
         inputs.push(
             CameraInput::new(i as u8, c, cam.detection_skip_frames, realtime, cam.max_frame_age_ms)
                 .with_motion(gate, cam.motion_hold_frames)
-                .with_region(cam.detect_roi.clone(), FaceSize { min: cam.min_face_px, max: cam.max_face_px }),
+                .with_parts(
+                    cam.detect_roi.clone(),
+                    cam.detect_tiles,
+                    FaceSize { min: cam.min_face_px, max: cam.max_face_px },
+                    cfg.detector.nms_iou,
+                ),
         );
         captures.push((
             Capture {

@@ -5,14 +5,193 @@
 //! letterboxed at its own input size; what it finds is moved back into
 //! full-frame coordinates, so tracks, events, zones and records never know.
 //!
-//! The region is copied out of the pool frame into a buffer the detect
-//! thread keeps (grown once to the largest region, then reused): a row
-//! copy per plane, far cheaper than the inference it saves.
+//! Tiles (`detect_tiles`) go further, as SAHI does for small objects: the
+//! frame (or its region) is cut into overlapping tiles, each letterboxed on
+//! its own, all in the same batched inference; their faces are merged in
+//! frame coordinates. A face cut by a tile's inner edge is left to the
+//! neighbour that holds it whole (the overlap is sized for that), and what
+//! is left of a face seen twice is suppressed (NMS, then boxes lying mostly
+//! inside a better one).
+//!
+//! Each part is copied out of the pool frame into a buffer the detect
+//! thread keeps (grown once to the largest part, then reused): a row copy
+//! per plane, far cheaper than the inference it feeds.
 
 use serde::Deserialize;
 
-use super::Detection;
+use super::{Detection, Detections};
+use crate::geom::BBox;
 use crate::pool::{i420_len, I420};
+
+/// Most tiles one frame is cut into.
+pub const MAX_TILES: usize = 16;
+
+/// The parts of a frame the detector sees, each letterboxed on its own;
+/// empty = the whole frame, uncopied.
+pub type Parts = heapless::Vec<Rect, MAX_TILES>;
+
+/// A face this many pixels wide at the detector's input is found reliably
+/// (CenterFace finds some from ~10; `auto` tiles aim higher).
+pub const DETECTABLE_PX: f32 = 24.0;
+
+/// `detect_tiles`: `"off"`, `"auto"` (from `min_face_px`) or `[cols, rows]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "TilesValue")]
+pub enum TileSpec {
+    #[default]
+    Off,
+    Auto,
+    Grid(u32, u32),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TilesValue {
+    Word(String),
+    Grid(Vec<u32>),
+}
+
+impl TryFrom<TilesValue> for TileSpec {
+    type Error = String;
+    fn try_from(v: TilesValue) -> Result<Self, String> {
+        match v {
+            TilesValue::Word(w) if w == "off" => Ok(TileSpec::Off),
+            TilesValue::Word(w) if w == "auto" => Ok(TileSpec::Auto),
+            TilesValue::Grid(g) if g.len() == 2 && g[0] >= 1 && g[1] >= 1 && (g[0] * g[1]) as usize <= MAX_TILES => {
+                Ok(TileSpec::Grid(g[0], g[1]))
+            }
+            TilesValue::Grid(g) if g.len() == 2 => {
+                Err(format!("[cols, rows] must each be >= 1 with at most {MAX_TILES} tiles, got {g:?}"))
+            }
+            _ => Err("must be \"off\", \"auto\" or [cols, rows]".into()),
+        }
+    }
+}
+
+impl TileSpec {
+    /// Cuts `area` into tiles for a detector input of `input` pixels; an
+    /// empty result means one part, `area` itself. `min_face` is the
+    /// smallest face wanted (frame pixels), for `auto`; `max_face` the
+    /// largest (0: unknown), for the overlap, which is returned too (the
+    /// widest face whole in one tile).
+    pub fn cut(&self, area: Rect, input: (u32, u32), min_face: f32, max_face: f32) -> (Parts, f32) {
+        let (cols, rows) = match *self {
+            TileSpec::Off => (1, 1),
+            TileSpec::Grid(c, r) => (c, r),
+            TileSpec::Auto => auto_grid(area, input, min_face),
+        };
+        let mut out = Parts::new();
+        if cols * rows <= 1 {
+            let _ = out.push(area);
+            return (out, 0.0);
+        }
+        // Neighbours overlap by the largest face (or a quarter of a tile
+        // when that is unknown or larger), so every face is whole in one.
+        let span = |len: u32, n: u32| -> (u32, u32) {
+            if n == 1 {
+                return (len, 0);
+            }
+            let quarter = len as f32 / n as f32 / 4.0;
+            let ov = if max_face > 0.0 { max_face.min(quarter * 2.0) } else { quarter };
+            let tile = ((len as f32 + ov * (n - 1) as f32) / n as f32).ceil() as u32;
+            let tile = (tile + 1) & !1;
+            (tile.min(len & !1), ov as u32)
+        };
+        let (tw, ovx) = span(area.w, cols);
+        let (th, ovy) = span(area.h, rows);
+        let overlap = match (cols, rows) {
+            (1, _) => ovy,
+            (_, 1) => ovx,
+            _ => ovx.min(ovy),
+        } as f32;
+        let start = |i: u32, n: u32, len: u32, tile: u32| -> u32 {
+            if n == 1 {
+                0
+            } else {
+                ((len - tile) as u64 * i as u64 / (n - 1) as u64) as u32 & !1
+            }
+        };
+        for r in 0..rows {
+            for c in 0..cols {
+                let _ = out.push(Rect {
+                    x: area.x + start(c, cols, area.w, tw),
+                    y: area.y + start(r, rows, area.h, th),
+                    w: tw,
+                    h: th,
+                });
+            }
+        }
+        (out, overlap)
+    }
+
+    /// Most parts a frame may be cut into (the detector's batch is sized
+    /// for it).
+    pub fn max_parts(&self) -> usize {
+        match *self {
+            TileSpec::Off => 1,
+            TileSpec::Grid(c, r) => (c * r) as usize,
+            TileSpec::Auto => MAX_TILES,
+        }
+    }
+}
+
+/// The fewest tiles (up to 4x4) at which a `min_face` face reaches
+/// [`DETECTABLE_PX`] at the detector's input.
+fn auto_grid(area: Rect, input: (u32, u32), min_face: f32) -> (u32, u32) {
+    let scale_of = |w: f32, h: f32| (input.0 as f32 / w).min(input.1 as f32 / h);
+    let wanted = DETECTABLE_PX / min_face.max(1.0);
+    let mut best = (4, 4);
+    for n in 1..=4u32 {
+        // Columns and rows in the area's aspect, the tile close to the input's.
+        for (c, r) in [(n, n), (n + 1, n), (n, n + 1)] {
+            let (c, r) = (c.min(4), r.min(4));
+            let (w, h) = (area.w as f32 / c as f32 * 1.25, area.h as f32 / r as f32 * 1.25);
+            if scale_of(w.min(area.w as f32), h.min(area.h as f32)) >= wanted && c * r < best.0 * best.1 {
+                best = (c, r);
+            }
+        }
+    }
+    if scale_of(area.w as f32, area.h as f32) >= wanted {
+        (1, 1)
+    } else {
+        best
+    }
+}
+
+/// Merges the faces of a frame's tiles (already in frame pixels): keeps the
+/// best of boxes overlapping by more than `iou` (NMS), then folds a box
+/// lying mostly inside another (a face's part seen by one tile, the whole
+/// face by its neighbour) into it: the union box, the better score, the
+/// larger box's keypoints.
+pub fn merge_tiles(dets: &mut Detections, iou: f32) {
+    super::nms::nms(dets, iou);
+    let mut kept = 0;
+    for i in 0..dets.len() {
+        let cand = dets[i];
+        let host = dets[..kept].iter_mut().find(|k| {
+            let smaller = k.bbox.area().min(cand.bbox.area());
+            smaller > 0.0 && k.bbox.intersection(&cand.bbox) / smaller > 0.6
+        });
+        match host {
+            Some(k) => {
+                if cand.bbox.area() > k.bbox.area() {
+                    k.keypoints = cand.keypoints;
+                }
+                k.bbox = BBox::new(
+                    k.bbox.x1.min(cand.bbox.x1),
+                    k.bbox.y1.min(cand.bbox.y1),
+                    k.bbox.x2.max(cand.bbox.x2),
+                    k.bbox.y2.max(cand.bbox.y2),
+                );
+            }
+            None => {
+                dets[kept] = cand;
+                kept += 1;
+            }
+        }
+    }
+    dets.truncate(kept);
+}
 
 /// One coordinate of `detect_roi`: pixels, or a share of the frame
 /// written as a string ending in `%`.
@@ -133,6 +312,16 @@ impl Rect {
         I420::new(&buf[..len], self.w, self.h)
     }
 
+    /// Whether `d` (frame pixels) touches one of this tile's edges that lie
+    /// inside `area`: the face goes on in the neighbouring tile.
+    pub fn cuts(&self, area: &Rect, d: &Detection, margin: f32) -> bool {
+        let b = &d.bbox;
+        (self.x > area.x && b.x1 <= self.x as f32 + margin)
+            || (self.y > area.y && b.y1 <= self.y as f32 + margin)
+            || (self.x + self.w < area.x + area.w && b.x2 >= (self.x + self.w) as f32 - margin)
+            || (self.y + self.h < area.y + area.h && b.y2 >= (self.y + self.h) as f32 - margin)
+    }
+
     /// A detection in this region's pixels, in the frame's.
     pub fn to_frame(&self, d: &mut Detection) {
         let (dx, dy) = (self.x as f32, self.y as f32);
@@ -165,7 +354,6 @@ impl FaceSize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geom::BBox;
 
     fn spec(toml_array: &str) -> Result<RegionSpec, String> {
         #[derive(Deserialize)]
@@ -227,5 +415,70 @@ mod tests {
         assert!(size.admits(&d));
         assert!(!FaceSize { min: 3.0, max: 0.0 }.admits(&d));
         assert!(!FaceSize { min: 0.0, max: 1.5 }.admits(&d));
+    }
+
+    #[test]
+    fn tiles_cover_the_area_with_overlapping_seams() {
+        let area = Rect { x: 0, y: 0, w: 3840, h: 2160 };
+        let (parts, overlap) = TileSpec::Grid(4, 3).cut(area, (416, 320), 0.0, 0.0);
+        assert_eq!(parts.len(), 12);
+        assert!(overlap >= 100.0, "{overlap}");
+        for t in parts.iter() {
+            assert!(t.x % 2 == 0 && t.y % 2 == 0 && t.w % 2 == 0 && t.h % 2 == 0, "{t:?}");
+            assert!(t.x + t.w <= 3840 && t.y + t.h <= 2160, "{t:?}");
+        }
+        // Every pixel is in some tile, and every seam is overlapped by at
+        // least `overlap` pixels: a face that wide is whole in one tile.
+        for (x, y) in [(0, 0), (3839, 2159), (1919, 1079), (960, 719), (2880, 1440)] {
+            assert!(parts.iter().any(|t| x >= t.x && x < t.x + t.w && y >= t.y && y < t.y + t.h), "({x},{y})");
+        }
+        let (a, b) = (parts[0], parts[1]);
+        assert!(a.x + a.w >= b.x + overlap as u32, "{a:?} {b:?} overlap {overlap}");
+        // A region is tiled inside itself; the largest face sets the overlap.
+        let region = Rect { x: 1000, y: 500, w: 1600, h: 900 };
+        let (parts, overlap) = TileSpec::Grid(2, 1).cut(region, (416, 320), 0.0, 120.0);
+        assert_eq!(overlap, 120.0);
+        assert_eq!((parts[0].x, parts[1].x + parts[1].w), (1000, 2600));
+        assert!(parts.iter().all(|t| t.y == 500 && t.h == 900));
+    }
+
+    #[test]
+    fn auto_tiles_follow_the_smallest_face_wanted() {
+        let uhd = Rect { x: 0, y: 0, w: 3840, h: 2160 };
+        // 60 px faces in 4K: one letterbox makes them 6.5 px; tiles needed.
+        let n = TileSpec::Auto.cut(uhd, (416, 320), 60.0, 0.0).0.len();
+        assert!(n > 1, "{n}");
+        // 300 px faces need no tiles; 40 px ones need more than 60 px ones.
+        assert_eq!(TileSpec::Auto.cut(uhd, (416, 320), 300.0, 0.0).0.len(), 1);
+        assert!(TileSpec::Auto.cut(uhd, (416, 320), 40.0, 0.0).0.len() >= n);
+        assert_eq!(TileSpec::Off.cut(uhd, (416, 320), 40.0, 0.0).0.len(), 1);
+    }
+
+    #[test]
+    fn a_face_cut_by_a_seam_is_left_to_the_tile_holding_it_whole() {
+        let area = Rect { x: 0, y: 0, w: 2000, h: 1000 };
+        let (parts, _) = TileSpec::Grid(2, 1).cut(area, (416, 320), 0.0, 200.0);
+        let (left, right) = (parts[0], parts[1]);
+        let face = |x1: f32, x2: f32, score: f32| Detection {
+            bbox: BBox::new(x1, 400.0, x2, 500.0),
+            score,
+            keypoints: [[0.0; 2]; 5],
+        };
+        // The face spans the left tile's right edge: cut there, whole in the right tile.
+        let cut = face(left.x as f32 + left.w as f32 - 60.0, left.x as f32 + left.w as f32, 0.8);
+        assert!(left.cuts(&area, &cut, 2.0));
+        assert!(!right.cuts(&area, &face(right.x as f32 + 20.0, right.x as f32 + 120.0, 0.9), 2.0));
+        // The frame's own edges are not seams.
+        assert!(!left.cuts(&area, &face(0.0, 80.0, 0.9), 2.0));
+        // A part of a face seen next to the whole one is folded into it,
+        // even when the part scored better: one face, the whole box.
+        let mut d = Detections::new();
+        d.push(face(1000.0, 1100.0, 0.7)).unwrap();
+        d.push(face(1000.0, 1045.0, 0.9)).unwrap();
+        d.push(face(1500.0, 1600.0, 0.8)).unwrap();
+        merge_tiles(&mut d, 0.4);
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].score, d[1].score), (0.9, 0.8));
+        assert_eq!(d[0].bbox, BBox::new(1000.0, 400.0, 1100.0, 500.0));
     }
 }

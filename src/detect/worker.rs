@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::motion::MotionGate;
-use super::region::{FaceSize, Rect, RegionSpec};
+use super::region::{merge_tiles, FaceSize, Parts, Rect, RegionSpec, TileSpec};
 use super::{Detections, Detector};
 use crate::clock::Clocks;
 use crate::monitor::stall::StallWatch;
@@ -64,10 +64,24 @@ pub struct CameraInput {
     hold_frames: u32,
     /// Detected frames since the last one with a face.
     since_face: u32,
-    /// The detection region, and its rectangle at the last frame size.
+    /// The detection region and tiles, and what they came to at the last
+    /// frame size.
     region: Option<RegionSpec>,
-    resolved: Option<((u32, u32), Option<Rect>)>,
+    tiles: TileSpec,
+    resolved: Option<((u32, u32), Cut)>,
     face_size: FaceSize,
+    /// NMS threshold for merging tiles' faces.
+    merge_iou: f32,
+}
+
+/// A frame size's parts: the area detected (region or whole frame), the
+/// tiles it is cut into (empty: the whole frame, uncopied) and their
+/// overlap.
+#[derive(Clone)]
+struct Cut {
+    area: Rect,
+    parts: Parts,
+    overlap: f32,
 }
 
 impl CameraInput {
@@ -84,42 +98,77 @@ impl CameraInput {
             hold_frames: 0,
             since_face: u32::MAX,
             region: None,
+            tiles: TileSpec::Off,
             resolved: None,
             face_size: FaceSize::default(),
+            merge_iou: 0.4,
         }
     }
 
-    /// Detects only `region` of each frame (None: the whole frame) and
-    /// keeps faces within `face_size`.
-    pub fn with_region(mut self, region: Option<RegionSpec>, face_size: FaceSize) -> Self {
+    /// Detects only `region` of each frame (None: the whole frame), cut
+    /// into `tiles`, keeps faces within `face_size`, and merges tiles'
+    /// faces with NMS at `merge_iou`.
+    pub fn with_parts(
+        mut self,
+        region: Option<RegionSpec>,
+        tiles: TileSpec,
+        face_size: FaceSize,
+        merge_iou: f32,
+    ) -> Self {
         self.region = region;
+        self.tiles = tiles;
         self.face_size = face_size;
+        self.merge_iou = merge_iou;
         self
     }
 
-    /// The part of `frame` to detect: None for the whole frame. Resolved
-    /// once per frame size (a camera may change size) and shown in the
-    /// camera's preview.
-    fn region_of(&mut self, frame: &FrameRef, stats: &Stats) -> Option<Rect> {
-        let spec = self.region.as_ref()?;
+    /// Most images one frame of this camera adds to a batch.
+    fn max_images(&self) -> usize {
+        self.tiles.max_parts()
+    }
+
+    /// What of `frame` to detect. Resolved once per frame size (a camera
+    /// may change size); the region is shown in the camera's preview.
+    fn cut_of(&mut self, frame: &FrameRef, stats: &Stats) -> Cut {
         let size = (frame.meta().width, frame.meta().height);
-        if self.resolved.is_none_or(|(s, _)| s != size) {
-            let rect = spec.resolve(size.0, size.1);
-            if rect.is_none() {
+        if let Some((_, cut)) = self.resolved.as_ref().filter(|(s, _)| *s == size) {
+            return cut.clone();
+        }
+        let whole = Rect { x: 0, y: 0, w: size.0, h: size.1 };
+        let area = match &self.region {
+            None => whole,
+            Some(spec) => spec.resolve(size.0, size.1).unwrap_or_else(|| {
                 log::warn!(
                     "camera {}: detect_roi lies outside the {}x{} frame; detecting the whole frame",
                     self.camera,
                     size.0,
                     size.1
                 );
-            }
-            let rect = rect.filter(|r| !r.is_whole(size.0, size.1));
-            if let Some(pv) = stats.previews.get(self.camera as usize) {
-                pv.set_region(rect.map(|r| [r.x, r.y, r.w, r.h]));
-            }
-            self.resolved = Some((size, rect));
+                whole
+            }),
+        };
+        if let Some(pv) = stats.previews.get(self.camera as usize) {
+            pv.set_region((area != whole).then_some([area.x, area.y, area.w, area.h]));
         }
-        self.resolved.and_then(|(_, r)| r)
+        let input = (crate::board::DETECTOR_WIDTH, crate::board::DETECTOR_HEIGHT);
+        let (mut parts, overlap) = self.tiles.cut(area, input, self.face_size.min, self.face_size.max);
+        if parts.len() == 1 && parts[0] == whole {
+            parts.clear();
+        }
+        if parts.len() > 1 {
+            log::info!(
+                "camera {}: {}x{} frames detected as {} tiles of {}x{} (overlap {overlap:.0} px)",
+                self.camera,
+                size.0,
+                size.1,
+                parts.len(),
+                parts[0].w,
+                parts[0].h
+            );
+        }
+        let cut = Cut { area, parts, overlap };
+        self.resolved = Some((size, cut.clone()));
+        cut
     }
 
     /// Gates this camera's detection on motion (see the module docs).
@@ -148,8 +197,8 @@ impl CameraInput {
 
 pub struct DetectWorker {
     pub detector: Box<dyn Detector>,
-    /// Detection regions copied out of their frames, one buffer per batch
-    /// place, grown to the largest region once (see `region`).
+    /// Regions and tiles copied out of their frames, one buffer per batch
+    /// place, grown to the largest part once (see `region`).
     pub region_buffers: Vec<Vec<u8>>,
     pub inputs: Vec<CameraInput>,
     pub out: Producer<ToTrack>,
@@ -163,8 +212,19 @@ pub struct DetectWorker {
 struct Pending {
     frame: FrameRef,
     detect: bool,
-    /// The part detected (None: the whole frame).
-    region: Option<Rect>,
+    /// What of the frame is detected (when `detect`).
+    cut: Option<Cut>,
+}
+
+impl Pending {
+    /// Images this frame adds to the batch.
+    fn images(&self) -> usize {
+        match (&self.cut, self.detect) {
+            (_, false) => 0,
+            (Some(c), true) => c.parts.len().max(1),
+            (None, true) => 1,
+        }
+    }
 }
 
 /// Frames gathered for one batch (detected or passed through), in order.
@@ -182,10 +242,13 @@ impl DetectWorker {
     pub fn run(mut self) {
         crate::board::pin_current_thread(crate::board::Role::Detect);
         let batch_size = self.batch_size.min(self.detector.max_batch()).clamp(1, MAX_BATCH);
+        // A tiled frame goes into one inference whole, so a batch may hold
+        // up to the detector's largest (pipeline sizes it for the tiles).
+        let image_cap = self.detector.max_batch().clamp(1, MAX_BATCH);
         let mut pending: Batch = heapless::Vec::new();
         // The started batch whose faces are not back yet (see `dispatch`).
         let mut flight = Flight { frames: heapless::Vec::new(), started: false, start_time: Duration::ZERO };
-        let mut results: Vec<Detections> = (0..batch_size).map(|_| Detections::new()).collect();
+        let mut results: Vec<Detections> = (0..image_cap).map(|_| Detections::new()).collect();
         let mut ended: heapless::Vec<u8, 256> = heapless::Vec::new();
         let mut rr = 0usize;
         let mut backoff = Backoff::default();
@@ -195,12 +258,16 @@ impl DetectWorker {
             if flight.started && self.detector.ready() {
                 self.complete(&mut flight, &mut results[..]);
             }
-            let mut to_detect = pending.iter().filter(|p| p.detect).count();
+            let mut to_detect: usize = pending.iter().map(Pending::images).sum();
             let mut got_any = false;
             let n = self.inputs.len();
             for k in 0..n {
                 let input = &mut self.inputs[(rr + k) % n];
-                if input.ended || to_detect >= batch_size || pending.is_full() {
+                if input.ended
+                    || to_detect >= batch_size
+                    || to_detect + input.max_images() > image_cap
+                    || pending.is_full()
+                {
                     continue;
                 }
                 let Some(frame) = take(input, &self.clocks, &self.stats) else {
@@ -216,13 +283,13 @@ impl DetectWorker {
                 if detect && !input.needs_detection(&frame, &self.stats) {
                     detect = false;
                     inc(&self.stats.cameras[input.camera as usize].motion_gated);
-                } else if detect {
-                    to_detect += 1;
-                } else {
+                } else if !detect {
                     inc(&self.stats.cameras[input.camera as usize].skipped_frames);
                 }
-                let region = if detect { input.region_of(&frame, &self.stats) } else { None };
-                let _ = pending.push(Pending { frame, detect, region });
+                let cut = if detect { Some(input.cut_of(&frame, &self.stats)) } else { None };
+                let p = Pending { frame, detect, cut };
+                to_detect += p.images();
+                let _ = pending.push(p);
             }
             rr = rr.wrapping_add(1);
             let now = self.clocks.monotonic();
@@ -282,11 +349,18 @@ impl DetectWorker {
         let mut buffers = self.region_buffers.iter_mut();
         for p in pending.iter().filter(|p| p.detect) {
             let whole = p.frame.planes();
-            let pic = match (p.region, buffers.next()) {
-                (Some(r), Some(buf)) => r.crop(&whole, buf),
-                _ => whole,
-            };
-            let _ = pics.push(pic);
+            match p.cut.as_ref().filter(|c| !c.parts.is_empty()) {
+                None => {
+                    let _ = pics.push(whole);
+                }
+                Some(cut) => {
+                    for part in cut.parts.iter() {
+                        if let Some(buf) = buffers.next() {
+                            let _ = pics.push(part.crop(&whole, buf));
+                        }
+                    }
+                }
+            }
         }
         let n = pics.len();
         if n == 0 {
@@ -320,7 +394,7 @@ impl DetectWorker {
             return;
         }
         flight.started = false;
-        let n = flight.frames.iter().filter(|p| p.detect).count();
+        let n: usize = flight.frames.iter().map(Pending::images).sum();
         let t0 = self.clocks.monotonic();
         let ok = match self.detector.finish(&mut results[..n]) {
             Ok(()) => true,
@@ -351,15 +425,16 @@ impl DetectWorker {
         for p in frames.iter() {
             let cam = &self.stats.cameras[p.frame.meta().camera as usize];
             let dets = if p.detect {
-                let mut d = results[ri].clone();
-                ri += 1;
+                let images = p.images();
+                let parts = &results[ri..ri + images];
+                ri += images;
                 cam.capture_to_detect.record_us(now_ns.saturating_sub(p.frame.meta().captured_mono_ns) / 1000);
                 if ok {
                     let cam_i = p.frame.meta().camera;
                     let input = self.inputs.iter_mut().find(|i| i.camera == cam_i);
-                    if let Some(r) = p.region {
-                        d.iter_mut().for_each(|f| r.to_frame(f));
-                    }
+                    let merge_iou = input.as_ref().map_or(0.4, |i| i.merge_iou);
+                    let d = gather(p.cut.as_ref(), parts, merge_iou);
+                    let mut d = d;
                     if let Some(size) = input.as_ref().map(|i| i.face_size).filter(|s| *s != FaceSize::default()) {
                         let before = d.len();
                         d.retain(|f| size.admits(f));
@@ -388,6 +463,34 @@ impl DetectWorker {
         }
         frames.clear();
     }
+}
+
+/// A frame's faces in frame pixels from its parts' results: moved back
+/// from each part; with tiles, faces cut by an inner tile edge that the
+/// neighbour holds whole are dropped and the rest merged.
+fn gather(cut: Option<&Cut>, parts: &[Detections], merge_iou: f32) -> Detections {
+    let Some(cut) = cut.filter(|c| !c.parts.is_empty()) else { return parts[0].clone() };
+    let tiled = cut.parts.len() > 1;
+    let mut d = Detections::new();
+    for (rect, found) in cut.parts.iter().zip(parts) {
+        for f in found.iter() {
+            let mut f = *f;
+            rect.to_frame(&mut f);
+            let whole_elsewhere = f.bbox.width() <= cut.overlap && f.bbox.height() <= cut.overlap;
+            if tiled && whole_elsewhere && rect.cuts(&cut.area, &f, 2.0) {
+                continue;
+            }
+            if d.push(f).is_err() {
+                // Full: make room by merging what is there.
+                merge_tiles(&mut d, merge_iou);
+                let _ = d.push(f);
+            }
+        }
+    }
+    if tiled {
+        merge_tiles(&mut d, merge_iou);
+    }
+    d
 }
 
 /// Next frame of a camera under its policy.
