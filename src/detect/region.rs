@@ -158,36 +158,34 @@ fn auto_grid(area: Rect, input: (u32, u32), min_face: f32) -> (u32, u32) {
     }
 }
 
-/// Merges the faces of a frame's tiles (already in frame pixels): keeps the
-/// best of boxes overlapping by more than `iou` (NMS), then folds a box
-/// lying mostly inside another (a face's part seen by one tile, the whole
-/// face by its neighbour) into it: the union box, the better score, the
-/// larger box's keypoints.
+/// Merges the faces of a frame's tiles (already in frame pixels), best
+/// score first: a box lying mostly inside a kept one, or holding one
+/// mostly inside itself (a face's part seen by one tile, the whole face by
+/// its neighbour), is folded into it (the union box, the larger box's
+/// keypoints); one overlapping a kept box by more than `iou` is dropped
+/// (NMS).
 pub fn merge_tiles(dets: &mut Detections, iou: f32) {
-    super::nms::nms(dets, iou);
+    dets.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept = 0;
     for i in 0..dets.len() {
         let cand = dets[i];
-        let host = dets[..kept].iter_mut().find(|k| {
+        let nested = |k: &Detection| {
             let smaller = k.bbox.area().min(cand.bbox.area());
             smaller > 0.0 && k.bbox.intersection(&cand.bbox) / smaller > 0.6
-        });
-        match host {
-            Some(k) => {
-                if cand.bbox.area() > k.bbox.area() {
-                    k.keypoints = cand.keypoints;
-                }
-                k.bbox = BBox::new(
-                    k.bbox.x1.min(cand.bbox.x1),
-                    k.bbox.y1.min(cand.bbox.y1),
-                    k.bbox.x2.max(cand.bbox.x2),
-                    k.bbox.y2.max(cand.bbox.y2),
-                );
+        };
+        if let Some(k) = dets[..kept].iter_mut().find(|k| nested(k)) {
+            if cand.bbox.area() > k.bbox.area() {
+                k.keypoints = cand.keypoints;
             }
-            None => {
-                dets[kept] = cand;
-                kept += 1;
-            }
+            k.bbox = BBox::new(
+                k.bbox.x1.min(cand.bbox.x1),
+                k.bbox.y1.min(cand.bbox.y1),
+                k.bbox.x2.max(cand.bbox.x2),
+                k.bbox.y2.max(cand.bbox.y2),
+            );
+        } else if dets[..kept].iter().all(|k| k.bbox.iou(&cand.bbox) <= iou) {
+            dets[kept] = cand;
+            kept += 1;
         }
     }
     dets.truncate(kept);
