@@ -58,9 +58,12 @@ fn frames_larger_than_the_pool_are_refused_and_the_other_camera_runs() {
     common::require_assets();
     let dir = common::temp_dir("4k");
     let big = dir.join("4k.h264");
-    // Real x264 at 3840x2160: twice the board's largest frame on each side.
+    // Real x264 at twice the board's largest frame on each side (7680x4320
+    // on the x86 boards, which take 4K).
+    let (w, h) = (faceflow::board::MAX_FRAME_WIDTH * 2, faceflow::board::MAX_FRAME_HEIGHT * 2);
     let st = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=3840x2160:rate=5", "-frames:v", "3"])
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc=size={w}x{h}:rate=5")])
+        .args(["-frames:v", "3"])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-f", "h264"])
         .arg(&big)
         .status()
@@ -69,7 +72,7 @@ fn frames_larger_than_the_pool_are_refused_and_the_other_camera_runs() {
     let r = two_cameras(&big);
     assert_eq!(r.camera_errors.len(), 1, "{:?}", r.camera_errors);
     let e = &r.camera_errors[0];
-    assert!(e.contains("camera bad") && e.contains("3840x2160") && e.contains("exceeds"), "{e}");
+    assert!(e.contains("camera bad") && e.contains(&format!("{w}x{h}")) && e.contains("more than"), "{e}");
     assert_eq!(r.stats.cameras[1].state(), monitor::CameraState::Ended);
     assert!(r.events.len() >= 5, "the good camera produced its events");
 }
