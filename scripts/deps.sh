@@ -31,6 +31,10 @@ if [ "$what" = test ]; then
         python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
         chromium valgrind
         debootstrap systemd)
+    # - Node.js and npm: the panel's browser test drives Chromium through
+    #   playwright-core (setup.sh runs `npm ci`); Debian's, where the machine
+    #   has none of its own.
+    command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

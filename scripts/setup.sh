@@ -272,7 +272,11 @@ if [ ! -e models/demo/uhd-region.mp4 ]; then
 fi
 # The browser test drives Debian's Chromium through playwright-core (npm);
 # playwright never downloads a browser of its own here.
-if command -v npm >/dev/null && [ ! -d tests/browser/node_modules/playwright-core ]; then
-    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    if command -v npm >/dev/null; then
+        (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+    else
+        echo "setup: npm is missing: the panel's browser test (tests/monitor.rs) will fail; scripts/deps.sh test installs it" >&2
+    fi
 fi
 echo "setup: ready (library $lib, models models/centerface.onnx and models/blazeface.onnx, demo models/demo/)"

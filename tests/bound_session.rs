@@ -5,6 +5,9 @@
 //! refused with its number rather than run. Both host memories: the heap,
 //! and page-locked where the provider offers it (on the CPU provider it
 //! does not, and the buffers must fall back to the heap and still work).
+//! On x86-cpu, then, the "pinned" test proves only the fallback: page-locked
+//! buffers run where a CUDA provider exists (scripts/gpu-bench.sh), not in
+//! the test command.
 
 mod common;
 

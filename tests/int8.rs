@@ -1,9 +1,11 @@
 //! The INT8 CenterFace setup.sh makes (`detector.precision = "int8"`) must
 //! find the faces the FP32 model finds, where it finds them, and pass the
 //! demo's ground truth. Thresholds: of the FP32 detections scoring 0.5 or
-//! more, at least 95% have an INT8 detection with IoU >= 0.5, their mean
-//! IoU is at least 0.85, and INT8 adds at most 5% detections of its own
-//! above 0.5.
+//! more, at least 98% have an INT8 detection with IoU >= 0.5, their mean
+//! IoU is at least 0.90, and INT8 adds at most 5% detections of its own
+//! above 0.5. Measured: recall 0.992 / IoU 0.918 on one 2-core machine,
+//! 1.000 / 0.967 on another (INT8 kernels differ with AVX-512 VNNI): the
+//! thresholds are the lower figures less a small margin.
 
 mod common;
 
@@ -77,8 +79,8 @@ fn int8_finds_the_faces_fp32_finds_and_passes_the_demo_truth() {
         "INT8 vs FP32 on the demo: {found} of {n} FP32 faces found (recall {recall:.3}), mean IoU {mean_iou:.3}, {extra} of {n8} INT8 faces new"
     );
     assert!(n > 300, "{n} FP32 detections: the demo has faces in most frames");
-    assert!(recall >= 0.95, "recall {recall}");
-    assert!(mean_iou >= 0.85, "mean IoU {mean_iou}");
+    assert!(recall >= 0.98, "recall {recall}");
+    assert!(mean_iou >= 0.90, "mean IoU {mean_iou}");
     assert!(extra * 20 <= n8, "{extra} of {n8} INT8 detections match no FP32 one");
     let _ = std::fs::remove_dir_all(&dir);
 }

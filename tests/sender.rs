@@ -143,6 +143,7 @@ fn findface_500s_are_retried_until_accepted() {
         10,
         "6 failures + 4 successes, nothing sent twice after success"
     );
+    assert_eq!(server.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -163,6 +164,8 @@ fn findface_400_is_permanent_and_dead_lettered_with_the_reason() {
         .collect();
     assert_eq!(reasons.len(), 3);
     assert!(reasons.iter().all(|r| r.contains("HTTP 400") && r.contains("BAD_PARAM")), "{reasons:?}");
+    // FindFace's 400, not the stand-in's answer to a malformed request.
+    assert_eq!(server.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -174,7 +177,17 @@ fn wrong_token_is_refused_403_and_not_retried() {
     cfg.findface.as_mut().unwrap().token = faceflow::config::Secret::new("wrong");
     assert_eq!(pipeline::drain(&cfg, Duration::from_secs(30)).unwrap(), 0);
     assert_eq!(server.shared.requests.load(Ordering::SeqCst), 2);
-    assert_eq!(ev_files(&spool.join("findface/dead")), 2);
+    let dead = spool.join("findface/dead");
+    assert_eq!(ev_files(&dead), 2);
+    // Refused for the token, nothing else: well-formed, answered 403.
+    assert_eq!(server.violations(), Vec::<String>::new());
+    assert_eq!(server.refused().iter().filter(|(status, _)| *status == 403).count(), 2, "{:?}", server.refused());
+    for e in std::fs::read_dir(&dead).unwrap().filter_map(|e| e.ok()) {
+        if e.path().extension().is_some_and(|x| x == "reason") {
+            let why = std::fs::read_to_string(e.path()).unwrap();
+            assert!(why.contains("HTTP 403"), "{why}");
+        }
+    }
 }
 
 #[test]
@@ -189,6 +202,7 @@ fn slow_findface_is_served_by_parallel_workers() {
     assert_eq!(server.accepted_ids(), ids);
     assert!(server.shared.max_in_flight.load(Ordering::SeqCst) >= 2, "requests overlap");
     assert!(t0.elapsed() < Duration::from_millis(8 * 400), "faster than one at a time: {:?}", t0.elapsed());
+    assert_eq!(server.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -211,6 +225,7 @@ fn timeouts_are_retried() {
     for id in &ids {
         assert!(got.contains(id), "{id} delivered");
     }
+    assert_eq!(server.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -222,6 +237,7 @@ fn corrupt_spool_file_is_quarantined_not_fatal() {
     assert_eq!(pipeline::drain(&config(&server.url(), &spool, ""), Duration::from_secs(30)).unwrap(), 0);
     assert_eq!(server.accepted_ids(), ids);
     assert!(spool.join("findface/corrupt/0000000000000500.ev").exists());
+    assert_eq!(server.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -267,6 +283,7 @@ fn sigkill_mid_send_loses_nothing() {
     assert_eq!(server.accepted_ids().len(), spooled, "every spooled event delivered once");
     assert_eq!(ev_files(&spool.join("findface")), 0);
     assert!(!String::from_utf8_lossy(&st.stderr).contains("SECRET"));
+    assert_eq!(server.violations(), Vec::<String>::new());
 }
 
 #[test]
@@ -347,6 +364,7 @@ fn a_server_slower_than_the_timeout_is_not_flooded() {
     assert_eq!(got, ids, "each event reached FindFace");
     assert!(requests <= 2 * ids.len(), "{requests} requests for {} events (at most 2 each)", ids.len());
     assert!(stored <= 2 * ids.len(), "{stored} stored for {} events", ids.len());
+    assert_eq!(server.violations(), Vec::<String>::new());
     eprintln!("slow server: {requests} requests, {stored} stored for {} events", ids.len());
 }
 

@@ -38,7 +38,12 @@ pub struct Shared {
     pub delay: Mutex<Duration>,
     pub accepted: Mutex<Vec<Received>>,
     pub requests: AtomicUsize,
+    /// Requests that broke the contract (answered 422, a status FindFace
+    /// does not use here, so no test expecting FindFace's answers passes on
+    /// a malformed request).
     pub violations: Mutex<Vec<String>>,
+    /// Well-formed requests FindFace itself refuses (a wrong token: 403).
+    pub refused: Mutex<Vec<(u16, String)>>,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     stop: AtomicBool,
@@ -89,6 +94,7 @@ impl FakeFindFace {
                 accepted: Mutex::new(Vec::new()),
                 requests: AtomicUsize::new(0),
                 violations: Mutex::new(Vec::new()),
+                refused: Mutex::new(Vec::new()),
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
                 stop: AtomicBool::new(false),
@@ -150,6 +156,11 @@ impl FakeFindFace {
     pub fn violations(&self) -> Vec<String> {
         self.shared.violations.lock().unwrap().clone()
     }
+
+    /// (status, why) of each well-formed request refused as FindFace would.
+    pub fn refused(&self) -> Vec<(u16, String)> {
+        self.shared.refused.lock().unwrap().clone()
+    }
 }
 
 impl Drop for FakeFindFace {
@@ -193,6 +204,7 @@ fn respond(conn: &mut impl Write, status: u16, body: &str) {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        422 => "Unprocessable Content",
         _ => "Error",
     };
     let _ = write!(
@@ -240,9 +252,14 @@ fn handle(conn: impl Read + Write, s: &Shared) {
     s.in_flight.fetch_sub(1, Ordering::SeqCst);
     let received = match result {
         Ok(r) => r,
-        Err((status, why)) => {
+        Err(Refusal::Violation(why)) => {
             s.violations.lock().unwrap().push(why.clone());
-            respond(&mut conn, status, &format!("{{\"code\":\"BAD_PARAM\",\"desc\":{why:?}}}"));
+            respond(&mut conn, 422, &format!("{{\"code\":\"CONTRACT_VIOLATION\",\"desc\":{why:?}}}"));
+            return;
+        }
+        Err(Refusal::Answer(status, why)) => {
+            s.refused.lock().unwrap().push((status, why.clone()));
+            respond(&mut conn, status, &format!("{{\"code\":\"UNAUTHORIZED\",\"desc\":{why:?}}}"));
             return;
         }
     };
@@ -266,28 +283,37 @@ fn handle(conn: impl Read + Write, s: &Shared) {
     }
 }
 
-type Check = Result<Received, (u16, String)>;
+/// Why a request was not accepted.
+enum Refusal {
+    /// faceflow broke the contract (shared/findface-api.md).
+    Violation(String),
+    /// A well-formed request FindFace refuses with this status.
+    Answer(u16, String),
+}
+
+type Check = Result<Received, Refusal>;
 
 fn check(line: &str, header: &dyn Fn(&str) -> Option<String>, body: &[u8]) -> Check {
-    let bad = |m: String| Err((400, m));
+    let bad = |m: String| Err(Refusal::Violation(m));
     if !line.starts_with("POST /api/events/faces/add/ ") {
-        return Err((404, format!("unexpected request line {line:?}")));
+        return bad(format!("unexpected request line {line:?}"));
     }
     match header("authorization") {
         Some(a) if a == format!("Token {API_TOKEN}") => {}
-        other => return Err((401, format!("Authorization header {other:?}"))),
+        other => return bad(format!("Authorization header {other:?}")),
     }
     let ct = header("content-type").unwrap_or_default();
     let Some(boundary) = ct.strip_prefix("multipart/form-data; boundary=") else {
         return bad(format!("content type {ct:?}"));
     };
-    let parts = parse_multipart(body, boundary)?;
+    let parts = parse_multipart(body, boundary).map_err(|(_, m)| Refusal::Violation(m))?;
     let field = |n: &str| parts.iter().filter(|p| p.0 == n).map(|p| p.2.clone()).collect::<Vec<_>>();
     let text = |n: &str| field(n).first().map(|v| String::from_utf8_lossy(v).to_string());
     if text("token").as_deref() != Some(TOKEN) {
-        return Err((403, "Incorrect events creation API token".into()));
+        return Err(Refusal::Answer(403, "Incorrect events creation API token".into()));
     }
-    let camera: u64 = text("camera").and_then(|c| c.parse().ok()).ok_or((400, "camera".to_string()))?;
+    let camera: u64 =
+        text("camera").and_then(|c| c.parse().ok()).ok_or_else(|| Refusal::Violation("camera".to_string()))?;
     match text("mf_selector").as_deref() {
         Some("biggest") | Some("all") => {}
         other => return bad(format!("mf_selector {other:?}")),
