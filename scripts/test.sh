@@ -13,9 +13,9 @@ cargo clippy --all-targets --features v4l2 -- -D warnings
 cargo test --all-targets --features v4l2
 
 # Tracking through occlusions against ground truth, next to supervision's
-# ByteTrack on the same detections (py-motmetrics); the binary the tests
-# built. The full evaluation: scripts/eval-tracking.sh --full.
-scripts/eval-tracking.sh target/debug/faceflow
+# ByteTrack on the same detections (py-motmetrics), on both scenes (pole,
+# mixed), each with its own margin; the binary the tests built.
+scripts/eval-tracking.sh --full target/debug/faceflow
 
 # Instructions per iteration of letterbox, heatmap decode + NMS, tracker,
 # quality and ring under valgrind, against benches/instructions.txt: a
