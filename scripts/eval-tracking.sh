@@ -7,8 +7,9 @@
 # leads supervision's by that video's margin (10 points on `pole`, 0 on
 # `mixed`: eval_tracking.py's GAIN_POINTS).
 #   scripts/eval-tracking.sh [--full] [faceflow binary]
-# The test command runs the `pole` video (the occlusion case of the issue);
-# --full adds `mixed` (crossings, in and out of frame, a stop, a wall).
+# Without --full, the `pole` video (long occlusions); --full adds `mixed`
+# (crossings, in and out of frame, a stop, a wall). The test command runs
+# --full.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0
