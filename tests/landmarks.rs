@@ -57,10 +57,14 @@ fn a_grey_picture_is_not_a_face() {
 }
 
 fn run_demo(extra: &str) -> pipeline::RunReport {
+    run_video(&common::root().join("models/demo/demo.mp4"), extra)
+}
+
+fn run_video(video: &Path, extra: &str) -> pipeline::RunReport {
     common::require_assets();
     let toml = format!(
         "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n{extra}\n[[cameras]]\nname = \"demo\"\nurl = \"file:{}\"\n",
-        common::root().join("models/demo/demo.mp4").display()
+        video.display()
     );
     let cfg = Config::from_toml(&toml, "test").unwrap();
     pipeline::run(&cfg, Default::default()).expect("pipeline runs")
@@ -111,4 +115,64 @@ fn without_the_model_faces_are_scored_from_the_detector_keypoints() {
     let cfg = Config::from_toml(toml, "test").unwrap();
     let err = pipeline::run(&cfg, Default::default()).err().expect("refused").to_string();
     assert!(err.contains("landmarks.model") && err.contains("missing.onnx"), "{err}");
+}
+
+/// Head pose has a sign: in the demo played mirrored (ffmpeg's hflip),
+/// every person whose head turns clearly one way turns the other way. A
+/// yaw stuck at 0, or one that ignores the picture, fails. (Gaze is printed
+/// but not checked here: the demo's people look at the camera, so their
+/// gaze is near 0 and its noise, about 11 degrees, decides its sign; a
+/// same-frame mirrored check is still to do.)
+#[test]
+fn mirrored_faces_turn_the_other_way() {
+    common::require_assets();
+    let dir = common::temp_dir("mirror");
+    let mirrored = dir.join("demo-hflip.mp4");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(common::root().join("models/demo/demo.mp4"))
+        .args(["-vf", "hflip", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(&mirrored)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let truth = demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let person_of = |report: &pipeline::RunReport, flip: bool| {
+        let events: Vec<_> = report
+            .events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                if flip {
+                    let w = e.frame_width as f32;
+                    e.bbox = [w - e.bbox[2], e.bbox[1], w - e.bbox[0], e.bbox[3]];
+                }
+                e
+            })
+            .collect();
+        let ev = demo::evaluate(&events, &truth);
+        assert!(ev.passed(), "{ev:?}");
+        // Per person: (head yaw, gaze yaw) of their event.
+        ev.per_person
+            .iter()
+            .map(|ids| {
+                let e = report.events.iter().find(|e| e.id == ids[0].0).unwrap();
+                (e.yaw_deg.unwrap(), e.mesh.as_ref().and_then(|m| m.gaze_yaw_deg).unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = person_of(&run_demo(""), false);
+    let flipped = person_of(&run_video(&mirrored, ""), true);
+    eprintln!("(head yaw, gaze yaw) per person: plain {plain:?}, mirrored {flipped:?}");
+    let mut checked = 0;
+    for (p, (a, b)) in plain.iter().zip(&flipped).enumerate() {
+        for (what, x, y) in [("head yaw", a.0, b.0)] {
+            if x.abs() >= 8.0 {
+                assert!(y * x < 0.0, "person {p}: {what} {x:.1} plain, {y:.1} mirrored");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 2, "too few clearly turned faces to check: {plain:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
