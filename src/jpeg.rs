@@ -135,52 +135,95 @@ static TO_VIDEO: ToVideoRange = ToVideoRange::new();
 
 const TJSAMP_GRAY: c_int = 3;
 
+/// What went wrong encoding or decoding a JPEG.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JpegError {
+    /// libturbojpeg could not make a handle (`tjInitCompress`/`tjInitDecompress`).
+    Init(&'static str),
+    /// libturbojpeg refused the data; its own message.
+    Turbo(String),
+    /// A header with a size no picture has.
+    BadSize { width: i32, height: i32 },
+    /// The region to encode has no pixel inside the picture.
+    EmptyRegion { region: BBox, width: u32, height: u32 },
+    /// An RGB buffer shorter than its size says.
+    ShortBuffer { width: u32, height: u32, needed: usize, got: usize },
+}
+
+impl std::fmt::Display for JpegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JpegError::Init(call) => write!(f, "libturbojpeg: {call} failed"),
+            JpegError::Turbo(msg) => write!(f, "libturbojpeg: {msg}"),
+            JpegError::BadSize { width, height } => write!(f, "JPEG of {width}x{height}"),
+            JpegError::EmptyRegion { region, width, height } => {
+                write!(f, "region {region:?} is empty inside the {width}x{height} picture")
+            }
+            JpegError::ShortBuffer { width, height, needed, got } => {
+                write!(f, "{width}x{height} RGB needs {needed} bytes, got {got}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JpegError {}
+
 /// One TurboJPEG decompressor and its reused planes (USB cameras' MJPEG).
 pub struct JpegDecoder {
     handle: NonNull<c_void>,
     planes: [Vec<u8>; 3],
 }
 
-// Only used through &mut self, from one thread at a time.
+// SAFETY: the TurboJPEG handle is owned by this value and only used through
+// &mut self, so from one thread at a time, which TurboJPEG allows.
 unsafe impl Send for JpegDecoder {}
 
 impl Drop for JpegDecoder {
     fn drop(&mut self) {
+        // SAFETY: the handle tjInit* made, owned by self, destroyed once.
         unsafe { tjDestroy(self.handle.as_ptr()) };
     }
 }
 
 impl JpegDecoder {
-    pub fn new() -> Result<Self, String> {
-        let handle = NonNull::new(unsafe { tjInitDecompress() }).ok_or("libturbojpeg: tjInitDecompress failed")?;
+    pub fn new() -> Result<Self, JpegError> {
+        // SAFETY: no arguments; NULL (failure) is checked by NonNull::new.
+        let handle = NonNull::new(unsafe { tjInitDecompress() }).ok_or(JpegError::Init("tjInitDecompress"))?;
         Ok(JpegDecoder { handle, planes: Default::default() })
     }
 
     /// Decodes `jpeg` into packed I420 (video range) in `out`; returns its size.
     /// Any chroma subsampling is resampled to 4:2:0; greyscale gets neutral chroma.
-    pub fn decode_to_i420(&mut self, jpeg: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), String> {
+    pub fn decode_to_i420(&mut self, jpeg: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), JpegError> {
         let h = self.handle.as_ptr();
-        let err = || format!("libturbojpeg: {}", unsafe { CStr::from_ptr(tjGetErrorStr2(h)) }.to_string_lossy());
+        // SAFETY: tjGetErrorStr2 returns a NUL-terminated string TurboJPEG
+        // owns (per handle, or static), valid until the next call on `h`.
+        let err = || JpegError::Turbo(unsafe { CStr::from_ptr(tjGetErrorStr2(h)) }.to_string_lossy().into_owned());
         let (mut w, mut ht, mut sub, mut cs) = (0, 0, 0, 0);
+        // SAFETY: a live handle, `jpeg.len()` readable bytes, four out-ints.
         if unsafe { tjDecompressHeader3(h, jpeg.as_ptr(), jpeg.len() as c_ulong, &mut w, &mut ht, &mut sub, &mut cs) }
             != 0
         {
             return Err(err());
         }
         if w <= 0 || ht <= 0 {
-            return Err(format!("JPEG of {w}x{ht}"));
+            return Err(JpegError::BadSize { width: w, height: ht });
         }
         let ncomp = if sub == TJSAMP_GRAY { 1 } else { 3 };
         let mut dims = [(0usize, 0usize); 3];
         let mut ptrs = [std::ptr::null_mut::<c_uchar>(); 3];
         let mut strides = [0 as c_int; 3];
         for c in 0..ncomp {
+            // SAFETY: pure functions of their integer arguments.
             let (pw, ph) = unsafe { (tjPlaneWidth(c as c_int, w, sub), tjPlaneHeight(c as c_int, ht, sub)) };
             dims[c] = (pw as usize, ph as usize);
             self.planes[c].resize(pw as usize * ph as usize, 0);
             ptrs[c] = self.planes[c].as_mut_ptr();
             strides[c] = pw;
         }
+        // Greyscale has one plane; TurboJPEG reads only that pointer then.
+        // SAFETY: a live handle; each plane `c` holds strides[c] x height
+        // bytes, the size tjPlaneWidth/Height gave for this header.
         if unsafe {
             tjDecompressToYUVPlanes(
                 h,
@@ -199,7 +242,10 @@ impl JpegDecoder {
         let (w, ht) = (w as usize, ht as usize);
         let (cw, ch) = (w.div_ceil(2), ht.div_ceil(2));
         out.clear();
-        out.extend(self.planes[0][..w * ht].iter().map(|&v| TO_VIDEO.luma[v as usize]));
+        // Luma rows are dims[0].0 apart: the width padded to the sampling.
+        for row in self.planes[0].chunks(dims[0].0).take(ht) {
+            out.extend(row[..w].iter().map(|&v| TO_VIDEO.luma[v as usize]));
+        }
         for (plane, &(pw, ph)) in self.planes.iter().zip(dims.iter()).skip(1) {
             if ncomp == 1 {
                 out.extend(std::iter::repeat_n(128u8, cw * ch));
@@ -221,29 +267,40 @@ pub struct JpegEncoder {
     planes: [Vec<u8>; 3],
 }
 
-// The handle is only used through &mut self, from one thread at a time.
+// SAFETY: the TurboJPEG handle is owned by this value and only used through
+// &mut self, so from one thread at a time, which TurboJPEG allows.
 unsafe impl Send for JpegEncoder {}
 
 impl Drop for JpegEncoder {
     fn drop(&mut self) {
+        // SAFETY: the handle tjInit* made, owned by self, destroyed once.
         unsafe { tjDestroy(self.handle.as_ptr()) };
     }
 }
 
 impl JpegEncoder {
-    pub fn new() -> Result<Self, String> {
-        let handle = NonNull::new(unsafe { tjInitCompress() }).ok_or("libturbojpeg: tjInitCompress failed")?;
+    pub fn new() -> Result<Self, JpegError> {
+        // SAFETY: no arguments; NULL (failure) is checked by NonNull::new.
+        let handle = NonNull::new(unsafe { tjInitCompress() }).ok_or(JpegError::Init("tjInitCompress"))?;
         Ok(JpegEncoder { handle, planes: Default::default() })
     }
 
-    fn error(&self) -> String {
+    fn error(&self) -> JpegError {
+        // SAFETY: tjGetErrorStr2 returns a NUL-terminated string TurboJPEG
+        // owns, valid until the next call on the handle (copied below).
         let msg = unsafe { CStr::from_ptr(tjGetErrorStr2(self.handle.as_ptr())) };
-        format!("libturbojpeg: {}", msg.to_string_lossy())
+        JpegError::Turbo(msg.to_string_lossy().into_owned())
     }
 
     /// Encodes `region` (clipped to the picture, grown to even coordinates
     /// for 4:2:0) of `pic` at `quality` into `out`.
-    pub fn encode_i420(&mut self, pic: &I420<'_>, region: &BBox, quality: u8, out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn encode_i420(
+        &mut self,
+        pic: &I420<'_>,
+        region: &BBox,
+        quality: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), JpegError> {
         let r = region.clip(pic.width as f32, pic.height as f32);
         let (pw, ph) = (pic.width as usize, pic.height as usize);
         let x1 = (r.x1.max(0.0).floor() as usize) & !1;
@@ -251,7 +308,7 @@ impl JpegEncoder {
         let x2 = (r.x2.ceil() as usize).min(pw);
         let y2 = (r.y2.ceil() as usize).min(ph);
         if x2 <= x1 || y2 <= y1 {
-            return Err(format!("region {region:?} is empty inside the {pw}x{ph} picture"));
+            return Err(JpegError::EmptyRegion { region: *region, width: pic.width, height: pic.height });
         }
         let (w, h) = (x2 - x1, y2 - y1);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -269,11 +326,15 @@ impl JpegEncoder {
         }
         let planes = [py.as_ptr(), pu.as_ptr(), pv.as_ptr()];
         let strides = [w as c_int, cw as c_int, cw as c_int];
+        // SAFETY: a pure function of its integer arguments.
         let cap = unsafe { tjBufSize(w as c_int, h as c_int, TJSAMP_420) } as usize;
         out.clear();
         out.resize(cap, 0);
         let mut buf = out.as_mut_ptr();
         let mut size = cap as c_ulong;
+        // TJFLAG_NOREALLOC: TurboJPEG writes into `out` and never frees it.
+        // SAFETY: a live handle; the planes hold h x w and ch x cw bytes at
+        // those strides; `buf` has `cap` = tjBufSize bytes, the most it writes.
         let rc = unsafe {
             tjCompressFromYUVPlanes(
                 self.handle.as_ptr(),
@@ -304,16 +365,20 @@ impl JpegEncoder {
         height: u32,
         quality: u8,
         out: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), JpegError> {
         let (w, h) = (width as usize, height as usize);
         if w == 0 || h == 0 || rgb.len() < w * h * 3 {
-            return Err(format!("{width}x{height} RGB needs {} bytes, got {}", w * h * 3, rgb.len()));
+            return Err(JpegError::ShortBuffer { width, height, needed: w * h * 3, got: rgb.len() });
         }
+        // SAFETY: a pure function of its integer arguments.
         let cap = unsafe { tjBufSize(w as c_int, h as c_int, TJSAMP_420) } as usize;
         out.clear();
         out.resize(cap, 0);
         let mut buf = out.as_mut_ptr();
         let mut size = cap as c_ulong;
+        // TJFLAG_NOREALLOC: TurboJPEG writes into `out` and never frees it.
+        // SAFETY: a live handle; `rgb` holds h rows of w*3 bytes (checked);
+        // `buf` has `cap` = tjBufSize bytes, the most it writes.
         let rc = unsafe {
             tjCompress2(
                 self.handle.as_ptr(),
@@ -370,7 +435,7 @@ mod tests {
         // x from 0 (clipped), y from 10 (11 rounded down to even).
         assert_eq!(sof_size(&out), (30, 30));
         let empty = enc.encode_i420(&pic, &BBox::new(70.0, 0.0, 80.0, 10.0), 90, &mut out);
-        assert!(empty.unwrap_err().contains("empty"));
+        assert!(matches!(empty, Err(JpegError::EmptyRegion { .. })), "{empty:?}");
     }
 
     #[test]
@@ -402,6 +467,25 @@ mod tests {
         let cut = dec.decode_to_i420(&jpg[..jpg.len() / 3], &mut out);
         assert!(cut.is_err(), "a JPEG cut to a third decoded: {cut:?}");
         assert!(dec.decode_to_i420(b"not a jpeg", &mut out).is_err());
+    }
+
+    #[test]
+    fn an_odd_width_jpeg_decodes_row_by_row() {
+        // 4:2:0 pads the luma plane to an even width: 33 columns are 34 in
+        // TurboJPEG's plane, and reading it as 33 wide would shear the rows.
+        // Each row is one grey level, so a sheared read mixes levels.
+        let (w, h) = (33u32, 17u32);
+        let rgb: Vec<u8> = (0..h).flat_map(|y| std::iter::repeat_n((y * 14) as u8, (w * 3) as usize)).collect();
+        let mut jpg = Vec::new();
+        JpegEncoder::new().unwrap().encode_rgb(&rgb, w, h, 98, &mut jpg).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(JpegDecoder::new().unwrap().decode_to_i420(&jpg, &mut out).unwrap(), (w, h));
+        assert_eq!(out.len(), crate::pool::i420_len(w, h));
+        for y in 0..h as usize {
+            let row = &out[y * w as usize..(y + 1) * w as usize];
+            let (lo, hi) = (row.iter().min().unwrap(), row.iter().max().unwrap());
+            assert!(hi - lo <= 3, "row {y} mixes levels {lo}..{hi}: {row:?}");
+        }
     }
 
     #[test]

@@ -96,7 +96,9 @@ pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
             .map_err(|e| PipelineError::Sink(format!("sender.spool_dir {}: {e}", cfg.sender.spool_dir.display())))?;
     }
     let open = |name: &str| {
-        let spool = Spool::open(&cfg.sender.spool_dir.join(name), cap).map(Arc::new).map_err(PipelineError::Sink)?;
+        let spool = Spool::open(&cfg.sender.spool_dir.join(name), cap)
+            .map(Arc::new)
+            .map_err(|e| PipelineError::Sink(e.to_string()))?;
         spool.set_dead_letters_max(cfg.sender.dead_letters_max);
         Ok::<_, PipelineError>(spool)
     };
@@ -489,7 +491,7 @@ pub fn run_with_detector(
         // (`keep = "until_delivered"`), not at the next start.
         r.maintain(crate::sink::now_unix_ms(), spools_after.iter().map(|(_, s)| &**s), true);
     }
-    let recent = std::mem::replace(&mut *delivered.lock().unwrap_or_else(|p| p.into_inner()), RecentEvents::new(1));
+    let recent = std::mem::replace(&mut *crate::sync::lock(&delivered), RecentEvents::new(1));
     let events_total = recent.total();
     Ok(RunReport {
         events: recent.into_vec(),

@@ -56,11 +56,13 @@ struct Inner {
     exhausted: AtomicU64,
 }
 
-// SAFETY: a slot's cells are written only through the unique `FrameMut`
-// (refs == 1, slot taken out of the free bitmap) and read only through
-// `FrameRef`s created after that write; the bitmap and refcount use
-// acquire/release ordering to publish the writes.
+// A slot's cells are written only through the unique `FrameMut` (refs == 1,
+// slot taken out of the free bitmap) and read only through `FrameRef`s made
+// after that write; the bitmap and refcount publish the writes.
+// SAFETY: so no cell is read while written (acquire/release ordering).
 unsafe impl Sync for Inner {}
+// SAFETY: `Inner` owns its slots' buffers (boxed, never aliased outside the
+// pool's handles), so moving it to another thread moves nothing shared.
 unsafe impl Send for Inner {}
 
 #[derive(Clone)]

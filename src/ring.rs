@@ -194,7 +194,7 @@ impl<T> HandoffSender<T> {
     }
 
     fn wake(&self) {
-        if let Some(t) = self.waiter.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(t) = crate::sync::lock(&self.waiter).as_ref() {
             t.unpark();
         }
     }
@@ -224,7 +224,7 @@ impl<T> HandoffReceiver<T> {
                 return None;
             }
             {
-                let mut w = self.waiter.lock().unwrap_or_else(|p| p.into_inner());
+                let mut w = crate::sync::lock(&self.waiter);
                 if w.as_ref().map(|t| t.id()) != Some(std::thread::current().id()) {
                     *w = Some(std::thread::current());
                 }

@@ -14,7 +14,7 @@ use crate::config::{ZoneAnchor, ZoneConfig, ZoneKind};
 use crate::geom::BBox;
 use crate::track::MAX_TRACKS;
 
-pub const MAX_ZONES: usize = 16;
+pub use crate::limits::MAX_ZONES;
 
 #[derive(Clone, Debug)]
 pub struct Zone {

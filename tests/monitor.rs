@@ -329,7 +329,7 @@ fn events_api_lists_recent_faces_with_pictures_and_delivery() {
     );
     rec.kind = "face".into();
     rec.id = "hall-7".into();
-    use faceflow::monitor::gallery::DeliveryState;
+    use faceflow::sink::DeliveryState;
     stats.gallery.add(1, &rec, b"\xff\xd8face", b"\xff\xd8frame", vec![("findface".into(), DeliveryState::Spooled)]);
     let mut other = rec.clone();
     other.camera = "door".into();

@@ -45,6 +45,7 @@ pub(crate) fn quiet_libav_log() {
             Ok("debug") => ff::AV_LOG_DEBUG,
             _ => ff::AV_LOG_FATAL,
         };
+        // SAFETY: sets a process-wide integer; no pointers involved.
         unsafe { ff::av_log_set_level(level) };
     });
 }
@@ -52,6 +53,8 @@ pub(crate) fn quiet_libav_log() {
 /// libavutil's text for an error code.
 fn av_err(code: c_int) -> String {
     let mut buf = [0 as std::ffi::c_char; 128];
+    // SAFETY: av_strerror writes at most `buf.len()` bytes, NUL-terminated
+    // (it terminates even on an unknown code), so CStr finds the end in `buf`.
     unsafe {
         ff::av_strerror(code, buf.as_mut_ptr(), buf.len());
         CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
@@ -75,11 +78,17 @@ pub struct LibavDecoder {
     extra_errors: u64,
 }
 
-// The FFmpeg objects are owned by this value and used only through &mut self.
+// libavcodec contexts may be used from any thread, one thread at a time
+// (its own frame threads are internal to it).
+// SAFETY: the FFmpeg objects are owned by this value, shared with no other,
+// and used only through &mut self.
 unsafe impl Send for LibavDecoder {}
 
 impl Drop for LibavDecoder {
     fn drop(&mut self) {
+        // The packet's data is borrowed: detached before the packet is freed.
+        // SAFETY: each pointer is NULL or the object `open` allocated, held by
+        // nothing else; the frees accept NULL (the parser is checked), once.
         unsafe {
             if !self.parser.is_null() {
                 ff::av_parser_close(self.parser);
@@ -140,6 +149,11 @@ impl LibavDecoder {
         if c.is_null() {
             return Err(DecodeError(format!("{name}: this FFmpeg build has no such decoder")));
         }
+        // The context, packet and frame are owned by `d` from here on (its
+        // Drop frees them, also on the error returns below). The extradata
+        // buffer has `len` + padding bytes; the context takes ownership of it.
+        // SAFETY: `c` is a non-NULL static AVCodec; the objects are checked
+        // for NULL before use; `len` bytes are copied from a slice that long.
         unsafe {
             if let Some(id) = h26x_id(codec) {
                 if (*c).id != id {
@@ -236,6 +250,9 @@ impl LibavDecoder {
         while at < data.len() {
             let (mut out, mut out_len): (*mut u8, c_int) = (ptr::null_mut(), 0);
             let left = data.len() - at;
+            // `out` receives a pointer into the parser's own buffer.
+            // SAFETY: a live parser and context (owned by self); the input is
+            // `left` bytes of `padded` from `at`, then the zeroed padding.
             let used = unsafe {
                 ff::av_parser_parse2(
                     self.parser,
@@ -257,6 +274,7 @@ impl LibavDecoder {
                 break; // the parser took nothing and made nothing: never spin
             }
             if out_len > 0 {
+                // SAFETY: the parser is non-NULL (checked above) and live.
                 let unit_pts = unsafe { (*self.parser).pts };
                 if let Err(e) = self.send(out, out_len as usize, unit_pts, on_picture) {
                     self.note(&mut first_err, e);
@@ -288,6 +306,8 @@ impl LibavDecoder {
         let mut first_err = None;
         let (mut out, mut out_len): (*mut u8, c_int) = (ptr::null_mut(), 0);
         if !self.parser.is_null() {
+            // SAFETY: a live parser and context; NULL input with size 0 is
+            // the parser's documented flush call.
             unsafe {
                 ff::av_parser_parse2(
                     self.parser,
@@ -302,12 +322,15 @@ impl LibavDecoder {
                 );
             }
             if out_len > 0 {
+                // SAFETY: the parser is non-NULL (checked above) and live.
                 let pts = unsafe { (*self.parser).pts };
                 if let Err(e) = self.send(out, out_len as usize, pts, on_picture) {
                     self.note(&mut first_err, e);
                 }
             }
         }
+        // SAFETY: a live, opened context; a NULL packet is the documented
+        // end-of-stream (drain) call.
         let r = unsafe { ff::avcodec_send_packet(self.ctx, ptr::null()) };
         if r < 0 && r != ff::AVERROR_EOF {
             self.note(&mut first_err, DecodeError(format!("{}: flush: {}", self.name, av_err(r))));
@@ -331,6 +354,9 @@ impl LibavDecoder {
         if size == 0 {
             return Ok(());
         }
+        // The data is a slice, or the parser's output until its next call.
+        // SAFETY: a live packet owned by self; `len` bytes at `data` are
+        // readable for this call (the callers' guarantee).
         unsafe {
             // Borrowed bytes (buf stays NULL): libavcodec copies what it keeps.
             (*self.pkt).data = data as *mut u8;
@@ -339,6 +365,7 @@ impl LibavDecoder {
             (*self.pkt).dts = ff::AV_NOPTS_VALUE;
         }
         loop {
+            // SAFETY: a live, opened context and the packet set up above.
             let r = unsafe { ff::avcodec_send_packet(self.ctx, self.pkt) };
             if r == ff::AVERROR(ff::EAGAIN) {
                 // Output must be taken before more input fits.
@@ -359,6 +386,7 @@ impl LibavDecoder {
         on_picture: &mut dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()>,
     ) -> Result<(), DecodeError> {
         loop {
+            // SAFETY: a live, opened context and a live frame owned by self.
             let r = unsafe { ff::avcodec_receive_frame(self.ctx, self.frame) };
             if r == ff::AVERROR(ff::EAGAIN) || r == ff::AVERROR_EOF {
                 return Ok(());
@@ -369,10 +397,12 @@ impl LibavDecoder {
             let flow = match self.picture() {
                 Ok((pic, corrupt)) => on_picture(&pic, corrupt),
                 Err(e) => {
+                    // SAFETY: a live frame; the picture borrowing it is gone.
                     unsafe { ff::av_frame_unref(self.frame) };
                     return Err(e);
                 }
             };
+            // SAFETY: a live frame; `on_picture`'s borrow of it has ended.
             unsafe { ff::av_frame_unref(self.frame) };
             if flow.is_break() {
                 return Ok(());
@@ -383,6 +413,9 @@ impl LibavDecoder {
     /// The received frame as 8-bit 4:2:0 planes, and whether libavcodec
     /// flagged it as concealed (damaged input).
     fn picture(&mut self) -> Result<(Picture<'_>, bool), DecodeError> {
+        // SAFETY: the frame is live (owned by self, allocated in `open`)
+        // and filled by avcodec_receive_frame; it is not written while `f`
+        // (tied to &mut self) is in use.
         let f = unsafe { &*self.frame };
         let (w, h) = (f.width, f.height);
         if w <= 0 || h <= 0 {
@@ -419,7 +452,12 @@ impl LibavDecoder {
         }
         // Anything else: libswscale into 8-bit I420 (a context per stream
         // format, cached; the buffer grows only when the size does).
-        let fmt: ff::AVPixelFormat = unsafe { std::mem::transmute::<c_int, ff::AVPixelFormat>(f.format) };
+        let Some(fmt) = pixel_format(f.format) else {
+            return Err(DecodeError(format!("{}: unknown pixel format {}", self.name, f.format)));
+        };
+        // SAFETY: `self.sws` is NULL or the context this call returned
+        // before (it frees or reuses it); sizes are positive, `fmt` a valid
+        // AVPixelFormat; NULL filters and params are allowed.
         self.sws = unsafe {
             ff::sws_getCachedContext(
                 self.sws,
@@ -443,8 +481,13 @@ impl LibavDecoder {
             self.converted.resize(len, 0);
         }
         let base = self.converted.as_mut_ptr();
+        // SAFETY: both offsets are within `converted`, which holds at least
+        // `len` = wu*hu + 2*cw*ch bytes (resized above).
         let dst = unsafe { [base, base.add(wu * hu), base.add(wu * hu + cw * ch), ptr::null_mut()] };
         let dst_stride = [w, cw as c_int, cw as c_int, 0];
+        // The context was made for exactly these sizes and formats.
+        // SAFETY: source planes and strides are the received frame's (valid
+        // until unref); the destination holds h x w and 2 x ch x cw bytes.
         let rows = unsafe {
             ff::sws_scale(self.sws, f.data.as_ptr() as _, f.linesize.as_ptr(), 0, h, dst.as_ptr(), dst_stride.as_ptr())
         };
@@ -457,9 +500,35 @@ impl LibavDecoder {
     }
 }
 
+/// The pixel format libavcodec gave as an int, if it is one the bindings
+/// know: range-checked against `AV_PIX_FMT_NB` before it becomes the enum.
+fn pixel_format(v: c_int) -> Option<ff::AVPixelFormat> {
+    if !(0..ff::AVPixelFormat::AV_PIX_FMT_NB as c_int).contains(&v) {
+        return None;
+    }
+    // AVPixelFormat is a C enum (bindgen's `#[repr(i32)]`). In the headers
+    // the bindings come from, FFmpeg assigns no explicit values between
+    // AV_PIX_FMT_NONE (-1) and AV_PIX_FMT_NB (aliases repeat one).
+    // SAFETY: so every value in [0, NB) is a variant, and `v` is in it.
+    Some(unsafe { std::mem::transmute::<c_int, ff::AVPixelFormat>(v) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pixel_formats_are_range_checked() {
+        let yuv420 = ff::AVPixelFormat::AV_PIX_FMT_YUV420P;
+        assert_eq!(pixel_format(yuv420 as c_int), Some(yuv420));
+        let nv12 = ff::AVPixelFormat::AV_PIX_FMT_NV12;
+        assert_eq!(pixel_format(nv12 as c_int), Some(nv12));
+        let last = ff::AVPixelFormat::AV_PIX_FMT_NB as c_int - 1;
+        assert_eq!(pixel_format(last).map(|f| f as c_int), Some(last));
+        assert_eq!(pixel_format(-1), None, "AV_PIX_FMT_NONE is no picture's format");
+        assert_eq!(pixel_format(ff::AVPixelFormat::AV_PIX_FMT_NB as c_int), None);
+        assert_eq!(pixel_format(c_int::MAX), None);
+    }
 
     /// 12 frames of ffmpeg's test pattern, 66x50 (not a multiple of 16),
     /// x264/x265 with B-frames on every other picture (`b-adapt=0`), made by
@@ -521,33 +590,41 @@ mod tests {
         let parser = LibavDecoder::software(Codec::H264, &[], Threads { count: 1, frame: false }).unwrap();
         let mut units: Vec<Vec<u8>> = Vec::new();
         for nal in nal_units(TINY_H264) {
-            let mut rest = nal;
-            while !rest.is_empty() {
+            // The parser reads up to the padding size past its input.
+            let mut padded = nal.to_vec();
+            padded.resize(nal.len() + ff::AV_INPUT_BUFFER_PADDING_SIZE as usize, 0);
+            let mut at = 0;
+            while at < nal.len() {
                 let (mut out, mut len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+                // SAFETY: a live parser; the input is `nal.len() - at` bytes
+                // of `padded`, followed by the zeroed padding it may read.
                 let used = unsafe {
                     ff::av_parser_parse2(
                         parser.parser,
                         parser.ctx,
                         &mut out,
                         &mut len,
-                        rest.as_ptr(),
-                        rest.len() as c_int,
+                        padded.as_ptr().add(at),
+                        (nal.len() - at) as c_int,
                         ff::AV_NOPTS_VALUE,
                         ff::AV_NOPTS_VALUE,
                         0,
                     )
                 };
-                rest = &rest[used as usize..];
+                at += used as usize;
                 if len > 0 {
+                    // SAFETY: the parser's output: `len` bytes valid until its next call.
                     units.push(unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec());
                 }
             }
         }
         let (mut out, mut len): (*mut u8, c_int) = (ptr::null_mut(), 0);
+        // SAFETY: a live parser; NULL input with size 0 flushes it.
         unsafe {
             ff::av_parser_parse2(parser.parser, parser.ctx, &mut out, &mut len, ptr::null(), 0, 0, 0, 0);
         }
         if len > 0 {
+            // SAFETY: the parser's output: `len` bytes valid until its next call.
             units.push(unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec());
         }
         assert_eq!(units.len(), 12, "twelve access units");

@@ -42,7 +42,9 @@ impl OpenH264Decoder {
 fn to_picture(p: openh264::decoder::DecodedYUV<'_>) -> Picture<'_> {
     let (w, h) = p.dimensions();
     let strides = p.strides();
-    // The planes live in the decoder; DecodedYUV only borrows them.
+    // SAFETY: the planes live in the decoder, borrowed for `'_` by
+    // DecodedYUV (which only holds references to them): re-borrowing the
+    // same pointer and length for that lifetime outlives the wrapper only.
     let (y, u, v) = unsafe {
         let ext = |s: &[u8]| std::slice::from_raw_parts(s.as_ptr(), s.len());
         (ext(p.y()), ext(p.u()), ext(p.v()))

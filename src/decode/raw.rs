@@ -14,7 +14,7 @@ pub struct RawDecoder {
 impl RawDecoder {
     pub fn new(codec: Codec) -> Result<Self, DecodeError> {
         let jpeg = match codec {
-            Codec::Mjpeg => Some(crate::jpeg::JpegDecoder::new().map_err(DecodeError)?),
+            Codec::Mjpeg => Some(crate::jpeg::JpegDecoder::new().map_err(|e| DecodeError(e.to_string()))?),
             _ => None,
         };
         Ok(RawDecoder { codec, jpeg, i420: Vec::new() })

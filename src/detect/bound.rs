@@ -293,13 +293,13 @@ impl Buffers {
         let input = match self.shapes.layout {
             InputLayout::F32 { item } => {
                 let in_shape = shape(&item.map(|d| d as i64));
-                // SAFETY: the buffers are allocated at creation, never
-                // resized, and owned by the struct that also owns these
-                // values, which are dropped first (field order). Moving the
-                // struct (to another thread too) does not move the blocks.
                 // Page-locked blocks are tagged as CPU memory too: to ONNX
                 // Runtime they are host memory like any other, and the CUDA
                 // driver sees that they are pinned and copies by DMA.
+                // The buffers are allocated at creation, never resized, and
+                // owned by the struct that owns these values, which drop first.
+                // SAFETY: so the pointer outlives the value; moving the struct
+                // (to another thread too) does not move the blocks.
                 let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), input_ptr, in_shape) };
                 InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
             }
@@ -554,11 +554,10 @@ impl Runner {
             output_names[k] = self.output_names[k].as_ptr();
             outputs[k] = v.ptr().cast_mut();
         }
-        // SAFETY: every pointer is valid for the call: names are owned
-        // CStrings, values are live ORT values over live buffers, and the
-        // `&mut` borrow of the buffers keeps anyone from reading them while
-        // ONNX Runtime fills the outputs in place (Run itself may be called
-        // from any thread).
+        // Run itself may be called from any thread.
+        // Names are owned CStrings, values live ORT values over live buffers.
+        // SAFETY: every pointer is valid for the call, and the `&mut` borrow
+        // of the buffers keeps anyone from reading them while Run fills them.
         let status = unsafe {
             (ort::api().Run)(
                 self.session.ptr().cast_mut(),

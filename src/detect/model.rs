@@ -489,7 +489,7 @@ impl<H: Head> ModelDetector<H> {
             self.free.push(slot);
             return Err(e);
         }
-        let mut group: heapless::Vec<usize, { crate::detect::worker::MAX_BATCH }> = heapless::Vec::new();
+        let mut group: heapless::Vec<usize, { crate::limits::MAX_BATCH }> = heapless::Vec::new();
         let mut outcome = Ok(());
         for (w, h) in even_sizes(frames) {
             group.clear();
@@ -602,7 +602,7 @@ impl<H: Head> Drop for ModelDetector<H> {
 
 /// The distinct even sizes of `frames`, in order of first appearance (odd
 /// sizes lose their last column or row: I420 in the model needs even planes).
-fn even_sizes(frames: &[I420<'_>]) -> heapless::Vec<(u32, u32), { crate::detect::worker::MAX_BATCH }> {
+fn even_sizes(frames: &[I420<'_>]) -> heapless::Vec<(u32, u32), { crate::limits::MAX_BATCH }> {
     let mut sizes = heapless::Vec::new();
     for f in frames {
         let size = (f.width & !1, f.height & !1);

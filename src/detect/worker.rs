@@ -38,7 +38,7 @@ use crate::ring::{Backoff, Consumer, Producer};
 
 /// Most frames (detected or passed through) held between two inferences.
 const MAX_PENDING: usize = 256;
-pub const MAX_BATCH: usize = 64;
+pub use crate::limits::MAX_BATCH;
 
 /// What the tracker receives. Detections travel inline (no Box): the ring's
 /// slots are allocated once, so a large variant costs memory, not allocations.

@@ -13,43 +13,19 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
-use crate::sink::{now_unix_ms, Delivery, EventRecord};
+use crate::sink::record::{now_unix_ms, Delivery, DeliveryState, EventRecord};
 
-/// How one sink has fared with an event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryState {
-    /// Written to a local sink (the outbox).
-    Saved,
-    /// In the remote sink's durable spool, not yet sent.
-    Spooled,
-    Delivered,
-    /// The last attempt failed; another follows (`attempts` so far).
-    Retrying {
-        attempts: u32,
-        why: String,
-    },
-    /// Refused for good: in the spool's `dead/` directory.
-    Dead {
-        why: String,
-    },
-    /// A local sink failed to write it.
-    Failed {
-        why: String,
-    },
-}
-
-impl DeliveryState {
-    fn json(&self, sink: &str) -> serde_json::Value {
-        let (state, attempts, why) = match self {
-            DeliveryState::Saved => ("saved", 0, ""),
-            DeliveryState::Spooled => ("spooled", 0, ""),
-            DeliveryState::Delivered => ("delivered", 0, ""),
-            DeliveryState::Retrying { attempts, why } => ("retrying", *attempts, why.as_str()),
-            DeliveryState::Dead { why } => ("dead", 0, why.as_str()),
-            DeliveryState::Failed { why } => ("failed", 0, why.as_str()),
-        };
-        json!({"sink": sink, "state": state, "attempts": attempts, "reason": why})
-    }
+/// One sink's outcome as `/api/events` shows it.
+fn delivery_json(state: &DeliveryState, sink: &str) -> serde_json::Value {
+    let (state, attempts, why) = match state {
+        DeliveryState::Saved => ("saved", 0, ""),
+        DeliveryState::Spooled => ("spooled", 0, ""),
+        DeliveryState::Delivered => ("delivered", 0, ""),
+        DeliveryState::Retrying { attempts, why } => ("retrying", *attempts, why.as_str()),
+        DeliveryState::Dead { why } => ("dead", 0, why.as_str()),
+        DeliveryState::Failed { why } => ("failed", 0, why.as_str()),
+    };
+    json!({"sink": sink, "state": state, "attempts": attempts, "reason": why})
 }
 
 struct Entry {
@@ -90,7 +66,7 @@ pub struct Gallery {
 }
 
 /// Entries a camera keeps unless configured (`monitor.recent_faces`).
-pub const DEFAULT_PER_CAMERA: usize = 8;
+pub use crate::limits::RECENT_FACES_PER_CAMERA as DEFAULT_PER_CAMERA;
 
 impl Gallery {
     pub fn new(cameras: usize, per_camera: usize) -> Self {
@@ -110,7 +86,7 @@ impl Gallery {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// A face record the sink has just handed on, with its pictures and
@@ -267,7 +243,7 @@ fn summary(e: &Entry) -> serde_json::Value {
         "gaze": r.mesh.as_ref().and_then(|m| m.gaze_yaw_deg.zip(m.gaze_pitch_deg)).map(|(y, p)| json!({"yaw_deg": y, "pitch_deg": p})),
         "attentive": r.attentive,
         "landmarks": r.mesh.as_ref().map_or(0, |m| m.points.len()),
-        "delivery": e.delivery.iter().map(|(s, st)| st.json(s)).collect::<Vec<_>>(),
+        "delivery": e.delivery.iter().map(|(s, st)| delivery_json(st, s)).collect::<Vec<_>>(),
         "face": format!("/api/events/{}/face.jpg", e.serial),
         "frame": format!("/api/events/{}/frame.jpg", e.serial),
     })

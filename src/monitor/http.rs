@@ -84,7 +84,7 @@ impl Monitor {
             viewers: AtomicUsize::new(0),
             stop,
         });
-        *ctx.history.lock().unwrap() = History::new(ctx.stats.cameras.len());
+        *crate::sync::lock(&ctx.history) = History::new(ctx.stats.cameras.len());
         let s2 = server.clone();
         let shutdown = Arc::new(AtomicBool::new(false));
         let sd = shutdown.clone();
@@ -139,7 +139,7 @@ fn serve(server: &Server, ctx: &Arc<Ctx>, shutdown: &AtomicBool) {
     let mut last_sample = Instant::now() - Duration::from_secs(2);
     while !shutdown.load(Ordering::SeqCst) {
         if last_sample.elapsed() >= Duration::from_secs(1) {
-            ctx.history.lock().unwrap().sample(&ctx.stats);
+            crate::sync::lock(&ctx.history).sample(&ctx.stats);
             last_sample = Instant::now();
         }
         match server.recv_timeout(Duration::from_millis(250)) {
@@ -438,7 +438,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
 }
 
 fn stats_json(ctx: &Ctx) -> serde_json::Value {
-    let h = ctx.history.lock().unwrap_or_else(|p| p.into_inner());
+    let h = crate::sync::lock(&ctx.history);
     stats_json_of(&ctx.stats, &h)
 }
 

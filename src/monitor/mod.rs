@@ -239,13 +239,13 @@ impl CameraStats {
     }
     /// Sets the state and its reason together (state changes, not per frame).
     pub fn set_state_reason(&self, s: CameraState, reason: &str) {
-        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = crate::sync::lock(&self.reason);
         r.clear();
         r.push_str(reason);
         self.set_state(s);
     }
     pub fn reason(&self) -> String {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.reason).clone()
     }
 }
 
@@ -337,10 +337,10 @@ impl Stats {
         })
     }
     pub fn register_ring(&self, name: impl Into<String>, stats: Arc<RingStats>) {
-        self.rings.lock().unwrap_or_else(|p| p.into_inner()).push((name.into(), stats));
+        crate::sync::lock(&self.rings).push((name.into(), stats));
     }
     pub fn register_spool(&self, name: impl Into<String>, spool: Arc<Spool>) {
-        self.spools.lock().unwrap_or_else(|p| p.into_inner()).push((name.into(), spool));
+        crate::sync::lock(&self.spools).push((name.into(), spool));
     }
 }
 

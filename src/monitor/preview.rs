@@ -109,14 +109,12 @@ impl Preview {
     }
 
     pub fn take(&self) -> Option<PreviewFrame> {
-        self.latest.lock().ok()?.take()
+        crate::sync::lock(&self.latest).take()
     }
 
     /// Drops a held frame (its pool slot) when the last viewer leaves.
     pub fn clear(&self) {
-        if let Ok(mut g) = self.latest.lock() {
-            *g = None;
-        }
+        *crate::sync::lock(&self.latest) = None;
     }
 }
 

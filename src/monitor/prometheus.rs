@@ -232,11 +232,11 @@ pub fn render(stats: &Stats) -> String {
     let _ = writeln!(o, "faceflow_sink_errors_total {}", get(&st.sink_errors));
 
     gauge(&mut o, "faceflow_queue_length", "Items waiting in each pipeline queue.");
-    for (name, r) in stats.rings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for (name, r) in crate::sync::lock(&stats.rings).iter() {
         let _ = writeln!(o, "faceflow_queue_length{{queue=\"{}\"}} {}", esc(name), r.len());
     }
     counter(&mut o, "faceflow_queue_dropped_total", "Items dropped because a queue was full.");
-    for (name, r) in stats.rings.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for (name, r) in crate::sync::lock(&stats.rings).iter() {
         let _ = writeln!(
             o,
             "faceflow_queue_dropped_total{{queue=\"{}\"}} {}",
@@ -245,7 +245,7 @@ pub fn render(stats: &Stats) -> String {
         );
     }
 
-    let spools = stats.spools.lock().unwrap_or_else(|p| p.into_inner());
+    let spools = crate::sync::lock(&stats.spools);
     counter(&mut o, "faceflow_sender_events_total", "Sender outcomes per sink.");
     for (name, s) in spools.iter() {
         let c = &s.counters;

@@ -35,7 +35,7 @@ impl Stalls {
     }
     /// The reasons of the stalls in progress.
     pub fn reasons(&self) -> Vec<String> {
-        self.now.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, _, r)| r.clone()).collect()
+        crate::sync::lock(&self.now).iter().map(|(_, _, r)| r.clone()).collect()
     }
 }
 
@@ -63,7 +63,7 @@ impl StallWatch {
             let reason = self.reason(stats, now.duration_since(since));
             log::error!("{reason}");
             stats.stalls.total.fetch_add(1, Ordering::Relaxed);
-            stats.stalls.now.lock().unwrap_or_else(|p| p.into_inner()).push((self.stage, self.camera, reason));
+            crate::sync::lock(&stats.stalls.now).push((self.stage, self.camera, reason));
         }
     }
 
@@ -72,7 +72,7 @@ impl StallWatch {
         if self.reported {
             let waited = self.since.map(|s| s.elapsed()).unwrap_or_default();
             log::info!("{}: going on after {:.1} s", self.who(stats), waited.as_secs_f64());
-            let mut now = stats.stalls.now.lock().unwrap_or_else(|p| p.into_inner());
+            let mut now = crate::sync::lock(&stats.stalls.now);
             now.retain(|(s, c, _)| !(*s == self.stage && *c == self.camera));
         }
         self.since = None;

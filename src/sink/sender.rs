@@ -85,7 +85,7 @@ impl Pacing {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PaceState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Requests allowed in flight now, and the timeout an attempt gets.

@@ -22,7 +22,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::private_files::Access;
-use super::EventRecord;
+use super::record::EventRecord;
 use crate::detect::Keypoints;
 use crate::quality::QualityParts;
 
@@ -62,8 +62,70 @@ pub fn crc32(data: &[u8]) -> u32 {
     !c
 }
 
-pub fn encode(rec: &SpoolRecord) -> Result<Vec<u8>, String> {
-    let payload = postcard::to_allocvec(rec).map_err(|e| e.to_string())?;
+/// Why a spool file could not be read back as a record.
+#[derive(Debug)]
+pub enum RecordError {
+    /// Shorter than its header, or than the payload its header announces.
+    Torn {
+        expected: usize,
+        got: usize,
+    },
+    BadMagic,
+    UnknownVersion(u8),
+    ChecksumMismatch,
+    /// Framed and checksummed, but not a record of its version.
+    Undecodable {
+        version: u8,
+        source: postcard::Error,
+    },
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Torn { expected, got } => write!(f, "torn: {got} bytes where {expected} were written"),
+            RecordError::BadMagic => f.write_str("not a spool record (bad magic)"),
+            RecordError::UnknownVersion(v) => write!(f, "unknown spool record version {v}"),
+            RecordError::ChecksumMismatch => f.write_str("checksum mismatch"),
+            RecordError::Undecodable { version, source } => {
+                write!(f, "undecodable version {version} payload: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecordError::Undecodable { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A spool that cannot be opened or written: which spool, what it was
+/// doing, and the I/O error (or the record that could not be encoded).
+#[derive(Debug)]
+pub struct SpoolError {
+    pub dir: PathBuf,
+    pub doing: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for SpoolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spool {}: {}: {}", self.dir.display(), self.doing, self.source)
+    }
+}
+
+impl std::error::Error for SpoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+pub fn encode(rec: &SpoolRecord) -> Result<Vec<u8>, postcard::Error> {
+    let payload = postcard::to_allocvec(rec)?;
     Ok(wrap_payload(&payload))
 }
 
@@ -79,29 +141,30 @@ pub fn wrap_payload(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, String> {
+pub fn decode(bytes: &[u8]) -> Result<SpoolRecord, RecordError> {
     if bytes.len() < HEADER {
-        return Err(format!("torn: {} bytes, shorter than the {HEADER}-byte header", bytes.len()));
+        return Err(RecordError::Torn { expected: HEADER, got: bytes.len() });
     }
     if &bytes[..4] != MAGIC {
-        return Err("not a spool record (bad magic)".into());
+        return Err(RecordError::BadMagic);
     }
     if !(2..=VERSION).contains(&bytes[4]) {
-        return Err(format!("unknown spool record version {}", bytes[4]));
+        return Err(RecordError::UnknownVersion(bytes[4]));
     }
     let len = u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
     let crc = u32::from_le_bytes(bytes[9..13].try_into().unwrap());
     let payload = &bytes[HEADER..];
     if payload.len() != len {
-        return Err(format!("torn: header says {len} payload bytes, file has {}", payload.len()));
+        return Err(RecordError::Torn { expected: HEADER + len, got: bytes.len() });
     }
     if crc32(payload) != crc {
-        return Err("checksum mismatch".into());
+        return Err(RecordError::ChecksumMismatch);
     }
-    if bytes[4] < VERSION {
-        return decode_old(bytes[4], payload).map_err(|e| format!("undecodable version {} payload: {e}", bytes[4]));
+    let version = bytes[4];
+    if version < VERSION {
+        return decode_old(version, payload).map_err(|source| RecordError::Undecodable { version, source });
     }
-    postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
+    postcard::from_bytes(payload).map_err(|source| RecordError::Undecodable { version, source })
 }
 
 /// Versions 2 to 4: the version 2 record, version 3's `merged_track_ids`
@@ -229,7 +292,7 @@ struct Index {
 }
 
 /// Dead letters kept per spool unless configured (`sender.dead_letters_max`).
-pub const DEFAULT_DEAD_LETTERS_MAX: usize = 1000;
+pub use crate::limits::DEAD_LETTERS_MAX as DEFAULT_DEAD_LETTERS_MAX;
 
 pub struct Spool {
     dir: PathBuf,
@@ -255,11 +318,13 @@ fn fsync_dir(dir: &Path) {
 
 impl Spool {
     /// Opens (creating) the spool and replays what a previous run left.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, String> {
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         for sub in ["", "dead", "corrupt"] {
-            Access::PRIVATE
-                .create_dir_all(&dir.join(sub))
-                .map_err(|e| format!("spool {}: {e}", dir.join(sub).display()))?;
+            Access::PRIVATE.create_dir_all(&dir.join(sub)).map_err(|e| SpoolError {
+                dir: dir.to_path_buf(),
+                doing: format!("creating {}", dir.join(sub).display()),
+                source: e.into(),
+            })?;
         }
         let spool = Spool {
             dir: dir.to_path_buf(),
@@ -287,9 +352,17 @@ impl Spool {
         self.dir.join(format!("{seq:016}.ev"))
     }
 
-    fn replay(&self) -> Result<(), String> {
+    fn error(
+        &self,
+        doing: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> SpoolError {
+        SpoolError { dir: self.dir.clone(), doing: doing.into(), source: source.into() }
+    }
+
+    fn replay(&self) -> Result<(), SpoolError> {
         let mut found = Vec::new();
-        for e in fs::read_dir(&self.dir).map_err(|e| format!("spool {}: {e}", self.dir.display()))? {
+        for e in fs::read_dir(&self.dir).map_err(|e| self.error("listing it", e))? {
             let Ok(e) = e else { continue };
             let p = e.path();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
@@ -303,11 +376,12 @@ impl Spool {
             }
         }
         found.sort();
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         let now = Instant::now();
         for (seq, p) in found {
-            let check =
-                fs::read(&p).map_err(|e| e.to_string()).and_then(|b| decode(&b).map(|r| (b.len() as u64, r.record.id)));
+            let check = fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| decode(&b).map(|r| (b.len() as u64, r.record.id)).map_err(|e| e.to_string()));
             match check {
                 Ok((bytes, id)) => {
                     let queued = EntryState::Queued { not_before: now };
@@ -335,11 +409,11 @@ impl Spool {
     }
 
     /// Writes an event durably. Returns once it is on disk (fsynced).
-    pub fn put(&self, rec: &SpoolRecord) -> Result<u64, String> {
-        let bytes = encode(rec)?;
+    pub fn put(&self, rec: &SpoolRecord) -> Result<u64, SpoolError> {
+        let bytes = encode(rec).map_err(|e| self.error(format!("encoding event {}", rec.record.id), e))?;
         let size = bytes.len() as u64;
         let seq = {
-            let mut idx = self.index.lock().unwrap();
+            let mut idx = crate::sync::lock(&self.index);
             let s = idx.next_seq;
             idx.next_seq += 1;
             s
@@ -363,10 +437,10 @@ impl Spool {
             if e.kind() == std::io::ErrorKind::StorageFull && self.evict_oldest(seq, "the disk is full") {
                 continue;
             }
-            return Err(format!("spool {}: writing event {}: {e}", self.dir.display(), rec.record.id));
+            return Err(self.error(format!("writing event {}", rec.record.id), e));
         }
         self.counters.written.fetch_add(1, Ordering::Relaxed);
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         let queued = EntryState::Queued { not_before: Instant::now() };
         idx.entries.insert(seq, Entry { state: queued, bytes: size, attempts: 0, id: rec.record.id.as_str().into() });
         idx.bytes += size;
@@ -375,7 +449,7 @@ impl Spool {
         drop(idx);
         if over {
             let why = format!("over its {} byte cap", self.max_bytes);
-            while self.index.lock().unwrap().bytes > self.max_bytes && self.evict_oldest(seq, &why) {}
+            while crate::sync::lock(&self.index).bytes > self.max_bytes && self.evict_oldest(seq, &why) {}
         }
         self.wake.notify_one();
         Ok(seq)
@@ -385,7 +459,7 @@ impl Spool {
     /// Drops the oldest queued event other than `keep` (never one being
     /// sent), counted in `dropped_full`; false if there is none.
     fn evict_oldest(&self, keep: u64, why: &str) -> bool {
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         let victim = idx
             .entries
             .iter()
@@ -403,7 +477,7 @@ impl Spool {
 
     pub fn take(&self, wait: Duration) -> Option<Lease> {
         let deadline = Instant::now() + wait;
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         loop {
             let now = Instant::now();
             let due = idx
@@ -416,7 +490,10 @@ impl Spool {
                 e.state = EntryState::InFlight;
                 let attempts = e.attempts;
                 drop(idx);
-                match fs::read(self.path(seq)).map_err(|e| e.to_string()).and_then(|b| decode(&b)) {
+                match fs::read(self.path(seq))
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| decode(&b).map_err(|e| e.to_string()))
+                {
                     Ok(record) => return Some(Lease { seq, attempts, record }),
                     Err(why) => {
                         let p = self.path(seq);
@@ -427,7 +504,7 @@ impl Spool {
                             self.dir.display()
                         );
                         self.forget(seq);
-                        idx = self.index.lock().unwrap();
+                        idx = crate::sync::lock(&self.index);
                         continue;
                     }
                 }
@@ -445,16 +522,13 @@ impl Spool {
                 .min()
                 .unwrap_or(deadline)
                 .min(deadline);
-            let (g, _) = self
-                .wake
-                .wait_timeout(idx, next_due.saturating_duration_since(now).max(Duration::from_millis(1)))
-                .unwrap();
-            idx = g;
+            let wait = next_due.saturating_duration_since(now).max(Duration::from_millis(1));
+            idx = crate::sync::wait_timeout(&self.wake, idx, wait);
         }
     }
 
     fn forget(&self, seq: u64) {
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         if let Some(e) = idx.entries.remove(&seq) {
             idx.bytes -= e.bytes;
         }
@@ -471,7 +545,7 @@ impl Spool {
 
     /// Try again after `delay`.
     pub fn retry(&self, seq: u64, delay: Duration) {
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         if let Some(e) = idx.entries.get_mut(&seq) {
             e.attempts += 1;
             e.state = EntryState::Queued { not_before: Instant::now() + delay };
@@ -522,33 +596,33 @@ impl Spool {
 
     /// Events not yet delivered (queued or in flight).
     pub fn pending(&self) -> usize {
-        self.index.lock().unwrap().entries.len()
+        crate::sync::lock(&self.index).entries.len()
     }
 
     pub fn bytes(&self) -> u64 {
-        self.index.lock().unwrap().bytes
+        crate::sync::lock(&self.index).bytes
     }
 
     pub fn is_closed(&self) -> bool {
-        self.index.lock().unwrap().closed
+        crate::sync::lock(&self.index).closed
     }
 
     /// Wakes every waiting worker and makes `take` return `None` from now on.
     pub fn close(&self) {
-        self.index.lock().unwrap().closed = true;
+        crate::sync::lock(&self.index).closed = true;
         self.wake.notify_all();
     }
 
     /// Waits until nothing is pending or `timeout` passes; true if drained.
     pub fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut idx = self.index.lock().unwrap();
+        let mut idx = crate::sync::lock(&self.index);
         while !idx.entries.is_empty() {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            idx = self.wake.wait_timeout(idx, (deadline - now).min(Duration::from_millis(100))).unwrap().0;
+            idx = crate::sync::wait_timeout(&self.wake, idx, (deadline - now).min(Duration::from_millis(100)));
         }
         true
     }
@@ -557,7 +631,7 @@ impl Spool {
 impl super::retention::PendingIds for Spool {
     /// Every event not yet delivered (queued or in flight).
     fn pending_ids(&self, out: &mut std::collections::HashSet<String>) {
-        out.extend(self.index.lock().unwrap().entries.values().map(|e| e.id.to_string()));
+        out.extend(crate::sync::lock(&self.index).entries.values().map(|e| e.id.to_string()));
     }
 }
 

@@ -6,7 +6,7 @@
 //! with their mesh; a track that ends waits (at most `landmarks.wait_ms`)
 //! for its faces still there, so its event has them.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +14,14 @@ use crate::attention::{head_pose, on_screen, HeadPose};
 use crate::board;
 use crate::config::AttentionConfig;
 use crate::detect::worker::ToTrack;
+use crate::detect::Detection;
 use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
 use crate::keep::KeepStore;
 use crate::landmarks::worker::LandmarkClient;
 use crate::monitor::preview::{PreviewBox, PreviewFrame};
 use crate::monitor::stall::StallWatch;
 use crate::monitor::{inc, Stats};
+use crate::pool::FrameRef;
 use crate::ring::{Backoff, Consumer, Producer};
 use crate::track::{ByteTracker, TrackState, MAX_TRACKS};
 use crate::zones::{CameraZones, Crossing, ZoneEvent};
@@ -60,8 +62,8 @@ const LIVE_WAIT: Duration = Duration::from_millis(50);
 fn publish_landmark_counters(selectors: &[BestFaceSelector], stats: &Stats) {
     let late: u64 = selectors.iter().map(|s| s.counters.landmarks_late).sum();
     let not_face: u64 = selectors.iter().map(|s| s.counters.not_face).sum();
-    stats.stages.landmark.late.store(late, std::sync::atomic::Ordering::Relaxed);
-    stats.stages.landmark.not_face.store(not_face, std::sync::atomic::Ordering::Relaxed);
+    stats.stages.landmark.late.store(late, Ordering::Relaxed);
+    stats.stages.landmark.not_face.store(not_face, Ordering::Relaxed);
 }
 
 /// Applies the landmark results ready now; `deliver(camera, faces)` sends
@@ -153,74 +155,104 @@ fn wait_for_results(
     ok
 }
 
+type Crossings = heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }>;
+
+/// Where finished events leave the track thread: the ring to the sink.
+/// Events are never dropped: the push waits for the sink (`never` stop); a
+/// wait that lasts is reported as a stall.
+struct Outlet {
+    out: Producer<PipelineEvent>,
+    stats: Arc<Stats>,
+    attention: AttentionConfig,
+    never: AtomicBool,
+}
+
+impl Outlet {
+    /// Sends a camera's staged best faces (attention set, zone filters
+    /// applied) and zone crossings, in the order they were staged.
+    fn send(&mut self, cam: usize, zones: &CameraZones, faces: &mut Faces, crossings: &mut Crossings) {
+        let (stats, att) = (&*self.stats, &self.attention);
+        let cs = &stats.cameras[cam];
+        faces.reverse();
+        while let Some(mut ev) = faces.pop() {
+            // Where the irises were read, attention is where the eyes
+            // look; else where the head points.
+            let looking = match ev.geometry.and_then(|g| g.gaze) {
+                Some((yaw_deg, pitch_deg)) => Some(HeadPose { yaw_deg, pitch_deg }),
+                None => ev.pose,
+            };
+            ev.attentive = looking.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
+            if !zones.admits(&ev.bbox) {
+                inc(&cs.zone_filtered);
+                log::debug!(
+                    "camera {cam} track {}: best face outside the include zones or inside an exclude zone",
+                    ev.track_id
+                );
+                continue;
+            }
+            let mut watch = StallWatch::new("track", Some(cam as u8), "room in the ring to the sink");
+            let _ = self.out.push_wait_with(PipelineEvent::Face(ev), &self.never, || watch.waiting(stats));
+            watch.done(stats);
+        }
+        crossings.reverse();
+        while let Some(z) = crossings.pop() {
+            match z.crossing {
+                Crossing::Enter => inc(&cs.zone_enters),
+                Crossing::Exit => {
+                    inc(&cs.zone_exits);
+                    cs.dwell_ms_total.fetch_add(z.dwell_ms, Ordering::Relaxed);
+                }
+            }
+            let mut watch = StallWatch::new("track", Some(cam as u8), "room in the ring to the sink");
+            let _ = self.out.push_wait_with(PipelineEvent::Zone(z), &self.never, || watch.waiting(stats));
+            watch.done(stats);
+        }
+    }
+}
+
+/// The track thread's state while it runs: what `TrackWorker` was given,
+/// plus the per-frame staging (fixed capacity: a frame can end or split at
+/// most every track it has, twice).
+struct Running {
+    trackers: Vec<ByteTracker>,
+    selectors: Vec<BestFaceSelector>,
+    zones: Vec<CameraZones>,
+    keep: KeepStore,
+    mot: Vec<MotWriter>,
+    stats: Arc<Stats>,
+    preview_interval: Duration,
+    lm: Option<LandmarkClient>,
+    landmark_wait: Duration,
+    settle_each_frame: Vec<bool>,
+    epoch: std::time::Instant,
+    faces: Faces,
+    crossings: Crossings,
+    outlet: Outlet,
+}
+
 impl TrackWorker {
     pub fn run(self) {
         board::pin_current_thread(board::Role::Track);
-        let TrackWorker {
-            mut input,
-            mut out,
-            mut trackers,
-            mut selectors,
-            mut zones,
-            mut keep,
-            mut mot,
-            attention: att,
-            stats,
-            preview_interval,
-            landmarks: mut lm,
-            landmark_wait,
-            settle_each_frame,
-        } = self;
-        let epoch = std::time::Instant::now();
-        let mut backoff = Backoff::default();
-        let never = AtomicBool::new(false);
-        // Per-frame staging, fixed capacity: a frame can end or split at most
-        // every track it has (MAX_TRACKS), twice.
-        let mut faces: Faces = heapless::Vec::new();
-        let mut crossings: heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }> = heapless::Vec::new();
-        stats.keep_capacity.store(keep.capacity() as u64, std::sync::atomic::Ordering::Relaxed);
-        // Events are never dropped: the push waits for the sink (`never`
-        // stop); a wait that lasts is reported as a stall.
-        let mut send = |cam: usize,
-                        zones: &CameraZones,
-                        faces: &mut Faces,
-                        crossings: &mut heapless::Vec<ZoneEvent, { 4 * MAX_TRACKS }>| {
-            let cs = &stats.cameras[cam];
-            faces.reverse();
-            while let Some(mut ev) = faces.pop() {
-                // Where the irises were read, attention is where the eyes
-                // look; else where the head points.
-                let looking = match ev.geometry.and_then(|g| g.gaze) {
-                    Some((yaw_deg, pitch_deg)) => Some(HeadPose { yaw_deg, pitch_deg }),
-                    None => ev.pose,
-                };
-                ev.attentive = looking.is_some_and(|p| on_screen(&p, att.max_yaw_deg, att.max_pitch_deg));
-                if !zones.admits(&ev.bbox) {
-                    inc(&cs.zone_filtered);
-                    log::debug!(
-                        "camera {cam} track {}: best face outside the include zones or inside an exclude zone",
-                        ev.track_id
-                    );
-                    continue;
-                }
-                let mut watch = StallWatch::new("track", Some(cam as u8), "room in the ring to the sink");
-                let _ = out.push_wait_with(PipelineEvent::Face(ev), &never, || watch.waiting(&stats));
-                watch.done(&stats);
-            }
-            crossings.reverse();
-            while let Some(z) = crossings.pop() {
-                match z.crossing {
-                    Crossing::Enter => inc(&cs.zone_enters),
-                    Crossing::Exit => {
-                        inc(&cs.zone_exits);
-                        cs.dwell_ms_total.fetch_add(z.dwell_ms, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-                let mut watch = StallWatch::new("track", Some(cam as u8), "room in the ring to the sink");
-                let _ = out.push_wait_with(PipelineEvent::Zone(z), &never, || watch.waiting(&stats));
-                watch.done(&stats);
-            }
+        let mut input = self.input;
+        let stats = self.stats;
+        stats.keep_capacity.store(self.keep.capacity() as u64, Ordering::Relaxed);
+        let mut run = Running {
+            trackers: self.trackers,
+            selectors: self.selectors,
+            zones: self.zones,
+            keep: self.keep,
+            mot: self.mot,
+            stats: stats.clone(),
+            preview_interval: self.preview_interval,
+            lm: self.landmarks,
+            landmark_wait: self.landmark_wait,
+            settle_each_frame: self.settle_each_frame,
+            epoch: std::time::Instant::now(),
+            faces: heapless::Vec::new(),
+            crossings: heapless::Vec::new(),
+            outlet: Outlet { out: self.out, stats, attention: self.attention, never: AtomicBool::new(false) },
         };
+        let mut backoff = Backoff::default();
         loop {
             let Some(msg) = input.try_pop() else {
                 if input.is_finished() {
@@ -231,190 +263,219 @@ impl TrackWorker {
             };
             backoff.reset();
             let t0 = std::time::Instant::now();
-            if let Some(l) = lm.as_mut() {
-                apply_results(l, &mut selectors, &mut keep, &mut faces, |c, f| send(c, &zones[c], f, &mut crossings));
-                stats.stages.landmark.queued.store(l.queued() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+            run.apply_ready_landmarks();
             match msg {
-                ToTrack::Frame { frame, dets } => {
-                    let meta = *frame.meta();
-                    let cam = meta.camera as usize;
-                    let d: &[crate::detect::Detection] = dets.as_deref().unwrap_or(&[]);
-                    let before = trackers[cam].picture();
-                    if trackers[cam].set_picture(meta.width, meta.height) {
-                        let (ow, oh) = before.unwrap_or_default();
-                        zones[cam].rescale(meta.width as f32 / ow, meta.height as f32 / oh);
-                        log::info!(
-                            "camera {}: frame size changed from {ow}x{oh} to {}x{}; {} tracks and the zones carried over",
-                            stats.camera_names[cam],
-                            meta.width,
-                            meta.height,
-                            trackers[cam].tracks().len()
-                        );
-                    }
-                    selectors[cam].set_picture(meta.width, meta.height);
-                    match &dets {
-                        Some(d) => trackers[cam].update(d),
-                        None => trackers[cam].predict_only(),
-                    };
-                    let upd = trackers[cam].last_update();
-                    // Tracks ending here wait for their landmarks (their
-                    // best faces judged without, asked for now).
-                    if let Some(l) = lm.as_mut() {
-                        let ended = &upd.ended;
-                        // A live camera's ending track waits only briefly: the
-                        // track thread serves every camera, and a long wait
-                        // would delay the others' frames and posts.
-                        let wait = if settle_each_frame.get(cam).copied().unwrap_or(false) {
-                            landmark_wait
-                        } else {
-                            landmark_wait.min(LIVE_WAIT)
-                        };
-                        let ok = wait_for_results(
-                            l,
-                            &mut selectors,
-                            &mut keep,
-                            &mut faces,
-                            wait,
-                            Scope::Ending(cam, ended),
-                            |c, f| send(c, &zones[c], f, &mut crossings),
-                        );
-                        if !ok && wait == landmark_wait {
-                            log::warn!(
-                                "camera {}: landmarks for ending tracks took over {} ms; their events go without them",
-                                stats.camera_names[cam],
-                                wait.as_millis()
-                            );
-                        }
-                    }
-                    selectors[cam].observe_with(&mut keep, &frame, d, upd, lm.as_mut(), |ev| {
-                        let _ = faces.push(ev);
-                    });
-                    if let (Some(l), true) = (lm.as_mut(), settle_each_frame.get(cam).copied().unwrap_or(false)) {
-                        send(cam, &zones[cam], &mut faces, &mut crossings);
-                        wait_for_results(
-                            l,
-                            &mut selectors,
-                            &mut keep,
-                            &mut faces,
-                            landmark_wait,
-                            Scope::Frame(cam),
-                            |c, f| send(c, &zones[c], f, &mut crossings),
-                        );
-                    }
-                    let (tracker, selector, cz) = (&trackers[cam], &mut selectors[cam], &mut zones[cam]);
-                    let upd = tracker.last_update();
-                    if let (Some(m), Some(d)) = (mot.get_mut(cam), dets.as_ref()) {
-                        m.frame(meta.seq, d, &upd.matched);
-                    }
-                    stats.cameras[cam]
-                        .tracks_stitched
-                        .store(selector.counters.stitched, std::sync::atomic::Ordering::Relaxed);
-                    let cs = &stats.cameras[cam];
-                    let now_s = stats.started.elapsed().as_secs();
-                    for &(width, q) in selector.frame_faces() {
-                        cs.face_hist.record(width, q, now_s);
-                    }
-                    for &(id, di) in upd.matched.iter() {
-                        let det = &d[di];
-                        if let Some(p) = head_pose(&det.keypoints) {
-                            inc(&cs.posed_faces);
-                            if on_screen(&p, att.max_yaw_deg, att.max_pitch_deg) {
-                                inc(&cs.attentive_faces);
-                            }
-                        }
-                        if !cz.is_empty() {
-                            cz.observe(id, &det.bbox, meta.captured_unix_ms, meta.pts_ms, meta.seq, |z| {
-                                let _ = crossings.push(z);
-                            });
-                        }
-                    }
-                    for &id in upd.ended.iter() {
-                        cz.track_ended(id, meta.captured_unix_ms, meta.seq, |z| {
-                            let _ = crossings.push(z);
-                        });
-                    }
-                    let pv = &stats.previews[cam];
-                    let now_ns = epoch.elapsed().as_nanos() as u64;
-                    if pv.wanted(now_ns, preview_interval.as_nanos() as u64) {
-                        let mut boxes = heapless::Vec::new();
-                        for t in tracker.tracks().iter().filter(|t| t.activated && t.state == TrackState::Tracked) {
-                            let best = selector.best_frame_of(t.id) == Some(meta.seq);
-                            let _ = boxes.push(PreviewBox { bbox: t.bbox(), track_id: t.id, best });
-                        }
-                        pv.publish(now_ns, PreviewFrame { frame: frame.clone(), boxes });
-                    }
-                    send(cam, &zones[cam], &mut faces, &mut crossings);
-                    let refused = keep.refused[cam];
-                    let before = stats.cameras[cam].keep_refused.load(std::sync::atomic::Ordering::Relaxed);
-                    if refused > before {
-                        // The first refusal and every hundredth: a full
-                        // store is a capacity problem, not a per-frame one.
-                        if before == 0 || refused / 100 > before / 100 {
-                            log::warn!(
-                            "camera {}: the keep store is full ({} best faces held, the board's capacity); a better face was not kept ({refused} so far)",
-                                stats.camera_names[cam],
-                                keep.in_use()
-                            );
-                        }
-                        stats.cameras[cam].keep_refused.store(refused, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    stats.keep_in_use.store(keep.in_use() as u64, std::sync::atomic::Ordering::Relaxed);
-                }
-                ToTrack::CameraEnded(cam) => {
-                    let cam = cam as usize;
-                    if let Some(l) = lm.as_mut() {
-                        wait_for_results(
-                            l,
-                            &mut selectors,
-                            &mut keep,
-                            &mut faces,
-                            landmark_wait,
-                            Scope::Camera(cam),
-                            |c, f| send(c, &zones[c], f, &mut crossings),
-                        );
-                    }
-                    let upd = trackers[cam].finish();
-                    let mut push = |ev| {
-                        let _ = faces.push(ev);
-                    };
-                    selectors[cam].end_tracks(&upd.ended, &mut push);
-                    selectors[cam].end_all(&mut push);
-                    let now_ms = crate::clock::Clocks::unix_ms(&crate::clock::RealClocks::default());
-                    for &id in upd.ended.iter() {
-                        zones[cam].track_ended(id, now_ms, 0, |z| {
-                            let _ = crossings.push(z);
-                        });
-                    }
-                    send(cam, &zones[cam], &mut faces, &mut crossings);
-                    keep.forget_camera(cam);
-                }
+                ToTrack::Frame { frame, dets } => run.frame(&frame, dets.as_deref()),
+                ToTrack::CameraEnded(cam) => run.camera_ended(cam as usize),
             }
-            if lm.is_some() {
-                publish_landmark_counters(&selectors, &stats);
+            if run.lm.is_some() {
+                publish_landmark_counters(&run.selectors, &run.stats);
             }
-            stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
+            run.stats.stages.track.record_us(t0.elapsed().as_micros() as u64);
         }
-        if let Some(l) = lm.as_mut() {
-            wait_for_results(
-                l,
-                &mut selectors,
-                &mut keep,
-                &mut faces,
-                // Everything ends at once here: more to wait for.
-                4 * landmark_wait,
-                Scope::All,
-                |c, f| send(c, &zones[c], f, &mut crossings),
+        run.finish();
+    }
+}
+
+impl Running {
+    /// Waits (at most `wait`) for the landmark results `scope` needs; false
+    /// on a timeout (or true at once without the landmarks stage).
+    fn wait_for_landmarks(&mut self, wait: Duration, scope: Scope<'_>) -> bool {
+        let Some(lm) = self.lm.as_mut() else { return true };
+        let (zones, crossings, outlet) = (&self.zones, &mut self.crossings, &mut self.outlet);
+        wait_for_results(lm, &mut self.selectors, &mut self.keep, &mut self.faces, wait, scope, |c, f| {
+            outlet.send(c, &zones[c], f, crossings)
+        })
+    }
+
+    fn apply_ready_landmarks(&mut self) {
+        let Some(lm) = self.lm.as_mut() else { return };
+        let (zones, crossings, outlet) = (&self.zones, &mut self.crossings, &mut self.outlet);
+        apply_results(lm, &mut self.selectors, &mut self.keep, &mut self.faces, |c, f| {
+            outlet.send(c, &zones[c], f, crossings)
+        });
+        self.stats.stages.landmark.queued.store(lm.queued() as u64, Ordering::Relaxed);
+    }
+
+    fn send(&mut self, cam: usize) {
+        self.outlet.send(cam, &self.zones[cam], &mut self.faces, &mut self.crossings);
+    }
+
+    fn settles_each_frame(&self, cam: usize) -> bool {
+        self.settle_each_frame.get(cam).copied().unwrap_or(false)
+    }
+
+    /// One frame of a camera, with its detections (None: not detected,
+    /// the tracks are only predicted).
+    fn frame(&mut self, frame: &FrameRef, dets: Option<&[Detection]>) {
+        let meta = *frame.meta();
+        let cam = meta.camera as usize;
+        self.follow_frame_size(cam, meta.width, meta.height);
+        self.selectors[cam].set_picture(meta.width, meta.height);
+        match dets {
+            Some(d) => self.trackers[cam].update(d),
+            None => self.trackers[cam].predict_only(),
+        };
+        // Tracks ending here wait for their landmarks (their best faces
+        // judged without, asked for now).
+        let ended = self.trackers[cam].last_update().ended.clone();
+        if self.lm.is_some() {
+            // A live camera's ending track waits only briefly: the track
+            // thread serves every camera, and a long wait would delay the
+            // others' frames and posts.
+            let wait =
+                if self.settles_each_frame(cam) { self.landmark_wait } else { self.landmark_wait.min(LIVE_WAIT) };
+            if !self.wait_for_landmarks(wait, Scope::Ending(cam, &ended)) && wait == self.landmark_wait {
+                log::warn!(
+                    "camera {}: landmarks for ending tracks took over {} ms; their events go without them",
+                    self.stats.camera_names[cam],
+                    wait.as_millis()
+                );
+            }
+        }
+        let faces = &mut self.faces;
+        let upd = self.trackers[cam].last_update();
+        self.selectors[cam].observe_with(&mut self.keep, frame, dets.unwrap_or(&[]), upd, self.lm.as_mut(), |ev| {
+            let _ = faces.push(ev);
+        });
+        if self.lm.is_some() && self.settles_each_frame(cam) {
+            self.send(cam);
+            self.wait_for_landmarks(self.landmark_wait, Scope::Frame(cam));
+        }
+        self.observe_tracks(frame, dets);
+        self.publish_preview(frame);
+        self.send(cam);
+        self.account_keep_store(cam);
+    }
+
+    /// A new frame size (a camera that changed resolution): the tracker and
+    /// the zones carry over, rescaled.
+    fn follow_frame_size(&mut self, cam: usize, width: u32, height: u32) {
+        let before = self.trackers[cam].picture();
+        if self.trackers[cam].set_picture(width, height) {
+            let (ow, oh) = before.unwrap_or_default();
+            self.zones[cam].rescale(width as f32 / ow, height as f32 / oh);
+            log::info!(
+                "camera {}: frame size changed from {ow}x{oh} to {width}x{height}; {} tracks and the zones carried over",
+                self.stats.camera_names[cam],
+                self.trackers[cam].tracks().len()
             );
         }
-        publish_landmark_counters(&selectors, &stats);
-        for (cam, s) in selectors.iter_mut().enumerate() {
-            s.end_all(|ev| {
+    }
+
+    /// What the frame's tracks tell beyond best faces: MOT lines, stitch
+    /// and face-size counters, attention, zone crossings.
+    fn observe_tracks(&mut self, frame: &FrameRef, dets: Option<&[Detection]>) {
+        let meta = *frame.meta();
+        let cam = meta.camera as usize;
+        let (tracker, selector, cz) = (&self.trackers[cam], &self.selectors[cam], &mut self.zones[cam]);
+        let upd = tracker.last_update();
+        if let (Some(m), Some(d)) = (self.mot.get_mut(cam), dets) {
+            m.frame(meta.seq, d, &upd.matched);
+        }
+        let cs = &self.stats.cameras[cam];
+        cs.tracks_stitched.store(selector.counters.stitched, Ordering::Relaxed);
+        let now_s = self.stats.started.elapsed().as_secs();
+        for &(width, q) in selector.frame_faces() {
+            cs.face_hist.record(width, q, now_s);
+        }
+        let d = dets.unwrap_or(&[]);
+        let att = &self.outlet.attention;
+        let crossings = &mut self.crossings;
+        for &(id, di) in upd.matched.iter() {
+            let det = &d[di];
+            if let Some(p) = head_pose(&det.keypoints) {
+                inc(&cs.posed_faces);
+                if on_screen(&p, att.max_yaw_deg, att.max_pitch_deg) {
+                    inc(&cs.attentive_faces);
+                }
+            }
+            if !cz.is_empty() {
+                cz.observe(id, &det.bbox, meta.captured_unix_ms, meta.pts_ms, meta.seq, |z| {
+                    let _ = crossings.push(z);
+                });
+            }
+        }
+        for &id in upd.ended.iter() {
+            cz.track_ended(id, meta.captured_unix_ms, meta.seq, |z| {
+                let _ = crossings.push(z);
+            });
+        }
+    }
+
+    /// The panel's preview of this camera, when one is wanted now: the
+    /// frame (a reference, not a copy) and its tracked boxes.
+    fn publish_preview(&self, frame: &FrameRef) {
+        let meta = frame.meta();
+        let cam = meta.camera as usize;
+        let pv = &self.stats.previews[cam];
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        if !pv.wanted(now_ns, self.preview_interval.as_nanos() as u64) {
+            return;
+        }
+        let (tracker, selector) = (&self.trackers[cam], &self.selectors[cam]);
+        let mut boxes = heapless::Vec::new();
+        for t in tracker.tracks().iter().filter(|t| t.activated && t.state == TrackState::Tracked) {
+            let best = selector.best_frame_of(t.id) == Some(meta.seq);
+            let _ = boxes.push(PreviewBox { bbox: t.bbox(), track_id: t.id, best });
+        }
+        pv.publish(now_ns, PreviewFrame { frame: frame.clone(), boxes });
+    }
+
+    /// Keep-store figures; a full store is logged on its first refusal and
+    /// every hundredth (a capacity problem, not a per-frame one).
+    fn account_keep_store(&self, cam: usize) {
+        let refused = self.keep.refused[cam];
+        let cs = &self.stats.cameras[cam];
+        let before = cs.keep_refused.load(Ordering::Relaxed);
+        if refused > before {
+            if before == 0 || refused / 100 > before / 100 {
+                log::warn!(
+                    "camera {}: the keep store is full ({} best faces held, the board's capacity); a better face was not kept ({refused} so far)",
+                    self.stats.camera_names[cam],
+                    self.keep.in_use()
+                );
+            }
+            cs.keep_refused.store(refused, Ordering::Relaxed);
+        }
+        self.stats.keep_in_use.store(self.keep.in_use() as u64, Ordering::Relaxed);
+    }
+
+    /// A camera's stream ended: its tracks end, with their landmarks.
+    fn camera_ended(&mut self, cam: usize) {
+        self.wait_for_landmarks(self.landmark_wait, Scope::Camera(cam));
+        let upd = self.trackers[cam].finish();
+        let faces = &mut self.faces;
+        let mut push = |ev| {
+            let _ = faces.push(ev);
+        };
+        self.selectors[cam].end_tracks(&upd.ended, &mut push);
+        self.selectors[cam].end_all(&mut push);
+        let now_ms = crate::clock::Clocks::unix_ms(&crate::clock::RealClocks::default());
+        let crossings = &mut self.crossings;
+        for &id in upd.ended.iter() {
+            self.zones[cam].track_ended(id, now_ms, 0, |z| {
+                let _ = crossings.push(z);
+            });
+        }
+        self.send(cam);
+        self.keep.forget_camera(cam);
+    }
+
+    /// The detector's ring is finished: every open track becomes its event.
+    fn finish(mut self) {
+        // Everything ends at once here: more to wait for.
+        self.wait_for_landmarks(4 * self.landmark_wait, Scope::All);
+        publish_landmark_counters(&self.selectors, &self.stats);
+        for cam in 0..self.selectors.len() {
+            let faces = &mut self.faces;
+            self.selectors[cam].end_all(|ev| {
                 let _ = faces.push(ev);
             });
-            send(cam, &zones[cam], &mut faces, &mut crossings);
+            self.send(cam);
         }
-        let rejected: u64 = selectors
+        let rejected: u64 = self
+            .selectors
             .iter()
             .map(|s| {
                 let c = s.counters;
@@ -425,7 +486,7 @@ impl TrackWorker {
                     + c.rejected_not_face
             })
             .sum();
-        stats.stages.rejected.store(rejected, std::sync::atomic::Ordering::Relaxed);
+        self.stats.stages.rejected.store(rejected, Ordering::Relaxed);
     }
 }
 
