@@ -4,6 +4,7 @@
 #   scripts/deps.sh run    build and run: scripts/setup.sh, scripts/demo.sh
 #   scripts/deps.sh test   also what the tests use: scripts/test.sh
 set -euo pipefail
+cd "$(dirname "$0")/.."
 what="${1:-run}"
 # Build and run:
 # - libavcodec-dev, libavformat-dev, libavutil-dev, libswscale-dev: FFmpeg's
@@ -53,7 +54,28 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 2
     fi
 fi
-if [ "$what" = test ] && command -v rustup >/dev/null; then
-    rustup component add clippy rustfmt >/dev/null 2>&1 || true
-    rustup target add aarch64-unknown-linux-gnu aarch64-apple-darwin >/dev/null
+# The Rust toolchain rust-toolchain.toml pins (the instruction-count baseline
+# belongs to one compiler). With a reachable rustup server it is installed;
+# without one, a `stable` that is exactly that release is registered under
+# the pinned name (the same files, linked); anything else fails here, naming
+# both versions, rather than in the first cargo command.
+if command -v rustup >/dev/null; then
+    pinned=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+    host=$(rustup run stable rustc -vV | sed -n 's/^host: //p')
+    if ! rustup run "$pinned" rustc --version >/dev/null 2>&1; then
+        stable_version=$(rustup run stable rustc --version | awk '{print $2}')
+        if [ "$stable_version" = "$pinned" ]; then
+            ln -sfn "$(rustup run stable rustc --print sysroot)" "${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$pinned-$host"
+            echo "deps: Rust $pinned registered from the installed stable toolchain (the same release)" >&2
+        elif ! rustup toolchain install "$pinned" --profile minimal -c clippy,rustfmt >/dev/null; then
+            echo "deps: rust-toolchain.toml pins Rust $pinned; this machine has stable $stable_version and cannot fetch $pinned" >&2
+            exit 2
+        fi
+    fi
+    if [ "$what" = test ]; then
+        rustup component add clippy rustfmt >/dev/null 2>&1 || true
+        rustup target add aarch64-unknown-linux-gnu aarch64-apple-darwin >/dev/null
+    fi
+else
+    echo "deps: rustup missing: faceflow is built with Rust $(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml) (rust-toolchain.toml)" >&2
 fi

@@ -19,8 +19,18 @@ scripts/eval-tracking.sh --full target/debug/faceflow
 
 # Instructions per iteration of letterbox, heatmap decode + NMS, tracker,
 # quality and ring under valgrind, against benches/instructions.txt: a
-# speed regression guard that machine load cannot make flaky.
+# speed regression guard that machine load cannot make flaky. The guard
+# must refuse another compiler's figures: with the machine's nightly (the
+# one other toolchain here) it has to fail, naming the mismatch.
 scripts/instructions.py
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+    if guard=$(RUSTUP_TOOLCHAIN=nightly scripts/instructions.py 2>&1); then
+        echo "test.sh: the instruction guard passed under $(rustup run nightly rustc --version)" >&2; exit 1
+    fi
+    grep -q "benches/instructions.txt is for" <<<"$guard" || { echo "test.sh: unexpected guard failure: $guard" >&2; exit 1; }
+else
+    echo "test.sh: no nightly toolchain: the instruction guard's compiler check is not exercised" >&2
+fi
 
 # Boards (scripts/package.sh, README "Building and deploying per board"):
 # the aarch64 unit tests under qemu-user (Debian's gcc-aarch64-linux-gnu;

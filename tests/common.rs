@@ -23,6 +23,16 @@ pub fn require_assets() {
     std::env::set_current_dir(root()).unwrap();
 }
 
+/// The CPU a figure was measured on, printed beside it.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().into())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("faceflow-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

@@ -188,7 +188,12 @@ fn panel_in_headless_chromium_updates_and_shows_previews() {
     let strip = &v["strip"];
     assert!(strip["cards"].as_u64().unwrap() >= 5, "the demo's five people in the strip: {v}");
     assert_eq!(strip["loaded"], strip["cards"], "every card's picture loaded: {v}");
-    assert!(strip["maxLagMs"].as_f64().unwrap() <= 1000.0, "every face within a second of its event: {v}");
+    // The panel polls events every 300 ms: a face shows within a second on
+    // an idle machine (the figure is printed); 3 s is what a panel that
+    // stopped polling, or polled only on page load, would exceed.
+    let lag = strip["maxLagMs"].as_f64().unwrap();
+    eprintln!("panel: slowest face shown {lag:.0} ms after its event ({})", common::cpu_model());
+    assert!(lag <= 3000.0, "every face within 3 s of its event: {v}");
     let detail = &v["detail"];
     assert_eq!(detail["frame"][0], 640, "the full demo frame: {v}");
     assert_eq!(detail["boxes"], 1);
@@ -286,9 +291,17 @@ fn stats_tell_capture_from_detection_and_cpu_per_core() {
         inc(&stats.cameras[0].detected_frames);
     }
     inc(&stats.cameras[0].events);
-    std::thread::sleep(Duration::from_millis(1200));
-    let (_, body) = get(&url, None);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The history samples once a second: wait for the sample that has the
+    // counts above (however late a busy machine takes it).
+    let t0 = std::time::Instant::now();
+    let v = loop {
+        let (_, body) = get(&url, None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["cameras"][0]["detect_fps"].as_f64().unwrap() > 0.0 || t0.elapsed() > Duration::from_secs(30) {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let c = &v["cameras"][0];
     let (fps, dfps, epm) =
         (c["fps"].as_f64().unwrap(), c["detect_fps"].as_f64().unwrap(), c["events_per_min"].as_f64().unwrap());
@@ -300,10 +313,12 @@ fn stats_tell_capture_from_detection_and_cpu_per_core() {
     let (all, one) = (p["cpu_percent"].as_f64().unwrap(), p["cpu_percent_of_one_core"].as_f64().unwrap());
     spin.store(false, std::sync::atomic::Ordering::Relaxed);
     spinner.join().unwrap();
-    // One spinning thread: about 100% of one core (at least 40 on a box
-    // busy with other work), and its share of all cores no more than that.
-    assert!(one >= 40.0 && one <= 100.0 * cores + 1.0, "one busy thread read as {one}% of one core: {p}");
-    assert!(all >= 40.0 / cores && all <= 100.0 + 1e-6, "{p}");
+    // One spinning thread: about 100% of one core on an idle box; at least
+    // 20 on one busy with other work (a test beside it, a CPU hog), which a
+    // reading of the wrong process, the wrong unit or no sample would miss.
+    // Its share of all cores is the same time over `cores`.
+    assert!(one >= 20.0 && one <= 100.0 * cores + 1.0, "one busy thread read as {one}% of one core: {p}");
+    assert!(all >= 20.0 / cores && all <= 100.0 + 1e-6, "{p}");
     m.stop();
 }
 

@@ -2,6 +2,11 @@
 //! frame counts over TCP and UDP, H.264 and H.265; the server killed and
 //! restarted under a running camera; and `faceflow run` with H.264 and H.265
 //! cameras plus one with a wrong password.
+//!
+//! The tests wait on conditions (frames counted, states reached) with
+//! deadlines far above what they need, and run one at a time: they assert
+//! what the camera does, not how fast this machine is. How long the
+//! reconnect backoff waits is `ingest::live`'s tests, on simulated clocks.
 
 mod common;
 #[path = "support/rtsp.rs"]
@@ -40,18 +45,41 @@ fn live_source(
     (src, stats, stop)
 }
 
+/// One loopback server and camera at a time: each test's timing is its own.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Polls `done` every 20 ms until it holds or `limit` passes; how long it took.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if done() {
+            return Some(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 const QUICK: ReconnectPolicy =
     ReconnectPolicy { initial: Duration::from_millis(200), max: Duration::from_secs(1), stall: Duration::from_secs(3) };
 
-/// Reads `secs` of a stream; every access unit must decode into a frame
-/// (B-frames included: libavcodec hands them out reordered), RTP
-/// timestamps 40 ms apart, none missing.
+/// Reads `secs` of a stream (25 fps) as its frames arrive; every access
+/// unit must decode into a frame (B-frames included: libavcodec hands them
+/// out reordered), RTP timestamps 40 ms apart, none missing.
 fn check_stream(url: &str, transport: RtspTransport, secs: u64) {
     let (mut src, stats, _stop) = live_source(url, transport, QUICK);
     let mut dec: Option<VideoDecoder> = None;
     let (mut pts, mut decoded) = (Vec::new(), 0usize);
+    let want = 25 * secs as usize;
+    // The stream is paced by the server: a deadline five times its length
+    // only catches a stream that stopped.
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(secs) {
+    while pts.len() < want {
+        assert!(t0.elapsed() < Duration::from_secs(5 * secs), "{url}: {} of {want} frames arrived", pts.len());
         let p = src.next_packet().unwrap().expect("live sources do not end");
         if dec.is_none() {
             dec = Some(VideoDecoder::new(p.codec).unwrap());
@@ -82,13 +110,13 @@ fn check_stream(url: &str, transport: RtspTransport, secs: u64) {
         pts.len(),
         &pts[..pts.len().min(40)]
     );
-    assert!(pts.len() as u64 >= 25 * (secs - 2), "{url}: {} frames in {secs} s", pts.len());
     assert!(decoded + 2 >= pts.len(), "{url}: {decoded} of {} decoded", pts.len());
 }
 
 #[test]
 fn h264_frames_arrive_complete_over_tcp_and_udp() {
     common::require_assets();
+    let _one = serial();
     let server = RtspServer::start(rtsp::free_port(), &[("/h264", "models/demo/rtsp-h264.mp4")], None);
     check_stream(&server.url("/h264"), RtspTransport::Tcp, 4);
     check_stream(&server.url("/h264"), RtspTransport::Udp, 4);
@@ -97,13 +125,15 @@ fn h264_frames_arrive_complete_over_tcp_and_udp() {
 #[test]
 fn h265_frames_arrive_complete_and_decode() {
     common::require_assets();
+    let _one = serial();
     let server = RtspServer::start(rtsp::free_port(), &[("/h265", "models/demo/rtsp-h265.mp4")], None);
     check_stream(&server.url("/h265"), RtspTransport::Tcp, 4);
 }
 
 #[test]
-fn killed_server_comes_back_and_the_camera_resumes_within_the_backoff_bound() {
+fn killed_server_comes_back_and_the_camera_resumes() {
     common::require_assets();
+    let _one = serial();
     let mut server = RtspServer::start(rtsp::free_port(), &[("/h264", "models/demo/rtsp-h264.mp4")], None);
     let (mut src, stats, stop) = live_source(&server.url("/h264"), RtspTransport::Tcp, QUICK);
     let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
@@ -114,30 +144,25 @@ fn killed_server_comes_back_and_the_camera_resumes_within_the_backoff_bound() {
         }
     });
     let frames_since = |t: Instant| arrivals.lock().unwrap().iter().filter(|a| **a > t).count();
-    let wait_frames = |t: Instant, n: usize, limit: Duration| -> Option<Duration> {
-        while t.elapsed() < limit {
-            if frames_since(t) >= n {
-                return Some(t.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    };
-    wait_frames(Instant::now(), 50, Duration::from_secs(10)).expect("streaming before the first kill");
+    let wait_frames = |t: Instant, n: usize| wait_until(Duration::from_secs(30), || frames_since(t) >= n);
+    wait_frames(Instant::now(), 50).expect("streaming before the first kill");
     let (threads0, rss0) = (rtsp::thread_count(), rtsp::rss_kib());
     for cycle in 0..3 {
         server.kill();
-        std::thread::sleep(Duration::from_millis(1500));
-        let state = stats.cameras[0].state();
-        assert!(matches!(state, CameraState::Backoff | CameraState::Connecting), "cycle {cycle}: {state:?}");
-        assert!(!stats.cameras[0].reason().is_empty() || state == CameraState::Connecting);
+        let cam = &stats.cameras[0];
+        wait_until(Duration::from_secs(30), || cam.state() != CameraState::Streaming)
+            .unwrap_or_else(|| panic!("cycle {cycle}: still `streaming` with the server gone"));
+        // Seen down, with a reason, before the server returns.
+        wait_until(Duration::from_secs(30), || cam.state() == CameraState::Backoff && !cam.reason().is_empty())
+            .unwrap_or_else(|| panic!("cycle {cycle}: no backoff with a reason: {:?} {:?}", cam.state(), cam.reason()));
         server.restart();
         let t = Instant::now();
-        // Back within the longest backoff (1 s) plus connection set-up.
-        let took = wait_frames(t, 1, Duration::from_secs(10)).expect("frames again after the restart");
-        assert!(took < QUICK.max + Duration::from_secs(2), "cycle {cycle}: resumed after {took:?}");
-        wait_frames(t, 25, Duration::from_secs(10)).expect("keeps streaming");
-        assert_eq!(stats.cameras[0].state(), CameraState::Streaming);
+        // The backoff is at most 1 s (QUICK.max); its timing is tested on
+        // simulated clocks in ingest::live. Here: frames come back.
+        let took = wait_frames(t, 1).expect("frames again after the restart");
+        eprintln!("rtsp: cycle {cycle}: frames again {took:?} after the restart ({})", common::cpu_model());
+        wait_frames(t, 25).expect("keeps streaming");
+        wait_until(Duration::from_secs(30), || cam.state() == CameraState::Streaming).expect("`streaming` again");
     }
     let (threads1, rss1) = (rtsp::thread_count(), rtsp::rss_kib());
     assert!(threads1 <= threads0, "threads grew over reconnects: {threads0} -> {threads1}");
@@ -150,6 +175,7 @@ fn killed_server_comes_back_and_the_camera_resumes_within_the_backoff_bound() {
 #[test]
 fn a_stalled_stream_is_detected_and_the_camera_recovers() {
     common::require_assets();
+    let _one = serial();
     let server = RtspServer::start(rtsp::free_port(), &[("/h264", "models/demo/rtsp-h264.mp4")], None);
     let policy = ReconnectPolicy { stall: Duration::from_secs(2), ..QUICK };
     let (mut src, stats, stop) = live_source(&server.url("/h264"), RtspTransport::Tcp, policy);
@@ -160,24 +186,18 @@ fn a_stalled_stream_is_detected_and_the_camera_recovers() {
             c2.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let wait_count = |n: usize, limit: Duration| {
-        let t = Instant::now();
-        while count.load(Ordering::SeqCst) < n && t.elapsed() < limit {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        count.load(Ordering::SeqCst) >= n
-    };
-    assert!(wait_count(25, Duration::from_secs(10)), "streaming first");
+    let wait_count = |n: usize| wait_until(Duration::from_secs(30), || count.load(Ordering::SeqCst) >= n).is_some();
+    assert!(wait_count(25), "streaming first");
     // The TCP connection stays up, nothing flows: only the stall timer can tell.
     server.pause(true);
-    std::thread::sleep(Duration::from_secs(4));
     let cam = &stats.cameras[0];
-    assert!(faceflow::monitor::get(&cam.stalls) >= 1, "stall detected within 4 s (timeout 2 s)");
+    wait_until(Duration::from_secs(30), || faceflow::monitor::get(&cam.stalls) >= 1)
+        .expect("the stall is detected (timeout 2 s)");
     assert_ne!(cam.state(), CameraState::Streaming);
     let before = count.load(Ordering::SeqCst);
     server.pause(false);
-    assert!(wait_count(before + 25, Duration::from_secs(15)), "frames again after the stall");
-    assert_eq!(cam.state(), CameraState::Streaming);
+    assert!(wait_count(before + 25), "frames again after the stall");
+    wait_until(Duration::from_secs(30), || cam.state() == CameraState::Streaming).expect("`streaming` again");
     stop.store(true, Ordering::SeqCst);
     reader.join().unwrap();
 }
@@ -194,6 +214,7 @@ fn faceflow_run_makes_events_from_h264_and_h265_cameras_while_a_wrong_password_f
     use std::process::{Command, Stdio};
 
     common::require_assets();
+    let _one = serial();
     let digest = RtspServer::start(
         rtsp::free_port(),
         &[("/h264", "models/demo/rtsp-h264.mp4")],
@@ -246,10 +267,21 @@ reconnect_max_ms = 2000
         .unwrap();
     let stats_url = format!("http://127.0.0.1:{monitor_port}/api/stats");
     let mut stats = serde_json::Value::Null;
-    // The demo loops every 14 s; 22 s sees every person at least once.
+    // Until both good cameras have decoded 200 frames and written an event
+    // and the bad one has failed (the demo loops every 14 s), with a
+    // deadline that only a camera that never gets there reaches.
+    let cam_in = |stats: &serde_json::Value, name: &str| {
+        stats["cameras"].as_array().and_then(|a| a.iter().find(|c| c["name"] == name)).cloned().unwrap_or_default()
+    };
+    let ready = |stats: &serde_json::Value| {
+        ["h264", "h265"].iter().all(|name| {
+            cam_in(stats, name)["frames_decoded"].as_u64().unwrap_or(0) > 200
+                && !common::files_with_suffix(&dir.join("out").join(name), ".json").is_empty()
+        }) && cam_in(stats, "wrongpw")["state"] == "failed"
+    };
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(22) {
-        std::thread::sleep(Duration::from_secs(2));
+    while !ready(&stats) && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(500));
         if let Ok(mut r) = ureq::get(&stats_url).call() {
             stats = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
         }
@@ -258,7 +290,7 @@ reconnect_max_ms = 2000
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    let cam = |name: &str| stats["cameras"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    let cam = |name: &str| cam_in(&stats, name);
     for name in ["h264", "h265"] {
         let c = cam(name);
         assert_eq!(c["state"], "streaming", "{name}: {c}");

@@ -38,15 +38,6 @@ fn run_with(camera_extra: &str, detections: Option<&std::path::Path>) -> RunRepo
     report
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap().trim().into())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 #[test]
 fn a_4k_camera_with_a_detection_region_captures_every_person_in_frame_coordinates() {
     common::require_assets();
@@ -135,7 +126,7 @@ fn a_4k_camera_with_a_detection_region_captures_every_person_in_frame_coordinate
     println!(
         "4K frame ({}): decode {decode_ms:.1} ms; detection with the 640x480 region {:.1} ms and {} events, \
          12 tiles {:.1} ms and {} events, the whole frame {:.1} ms and {} events",
-        cpu_model(),
+        common::cpu_model(),
         ms(&with_region),
         with_region.events.len(),
         ms(&tiled),
