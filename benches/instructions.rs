@@ -128,7 +128,7 @@ impl Workload {
             }
             "quality" => {
                 let det = face(250.0, 150.0, 120.0, 0.9);
-                black_box(faceflow::quality::score(&self.quality, &det, &pic).total());
+                black_box(faceflow::face::quality::score(&self.quality, &det, &pic).total());
             }
             "ring" => {
                 for i in 0..64u64 {

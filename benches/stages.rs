@@ -20,7 +20,7 @@ use faceflow::track::ByteTracker;
 
 /// First demo frame as I420 (640x480), or a gradient when assets are missing.
 fn demo_frame() -> (Vec<u8>, u32, u32) {
-    let path = std::path::Path::new(faceflow::demo::DEMO_DIR).join("demo.h264");
+    let path = std::path::Path::new("models/demo").join("demo.h264");
     let mut first = None;
     let _ = faceflow::ingest::decode_file(&path, 1, |pic| {
         let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
@@ -76,7 +76,7 @@ fn stages(c: &mut Criterion) {
     let qcfg = QualityConfig::default();
     let det = face(250.0, 150.0, 120.0, 0.9);
     c.bench_function("quality score (incl. sharpness) 120px face", |b| {
-        b.iter(|| black_box(faceflow::quality::score(&qcfg, &det, &pic).total()))
+        b.iter(|| black_box(faceflow::face::quality::score(&qcfg, &det, &pic).total()))
     });
 
     let (mut tx, mut rx) = faceflow::ring::channel::<u64>(64);

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 scripts/setup.sh
 cargo fmt --check
+# ARCHITECTURE.md's layer rule: no import of src/ runs up a layer.
+scripts/layers.py
 # `v4l2` adds USB cameras (its bindings are generated with libclang-dev).
 cargo clippy --all-targets --features v4l2 -- -D warnings
 cargo test --all-targets --features v4l2

@@ -8,7 +8,7 @@ pub use generated::*;
 
 /// Pipeline thread roles a profile can pin to a core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     Capture,
     Detect,
     Track,
@@ -31,7 +31,7 @@ impl Role {
 /// Pins the calling thread to the core the profile gives `role`, if any.
 /// A failure (core absent on this machine) is logged, never fatal: a
 /// pipeline running unpinned beats one that does not run.
-pub fn pin_current_thread(role: Role) {
+pub(crate) fn pin_current_thread(role: Role) {
     let core = role.core();
     if core < 0 {
         return;
@@ -59,7 +59,7 @@ pub const FRAME_SLOT_BYTES: usize = (MAX_FRAME_WIDTH as usize) * (MAX_FRAME_HEIG
 /// The board's frame limit and what it costs, for errors: "board `x86-cpu`'s
 /// largest frame, 3840x2160 (a frame pool of 48 slots of 12.4 MB, 597 MB of
 /// address space; memory is used only as frames fill it)".
-pub fn frame_limit_text() -> String {
+pub(crate) fn frame_limit_text() -> String {
     let mb = |b: usize| b as f64 / 1e6;
     format!(
         "board `{NAME}`'s largest frame, {MAX_FRAME_WIDTH}x{MAX_FRAME_HEIGHT} (a frame pool of {FRAME_POOL_SLOTS} slots of \

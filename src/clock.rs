@@ -48,7 +48,7 @@ impl SimulatedClocks {
     pub fn new(unix_origin_ms: u64) -> Self {
         SimulatedClocks { nanos: Arc::new(AtomicU64::new(0)), unix_origin_ms }
     }
-    pub fn advance(&self, d: Duration) {
+    pub(crate) fn advance(&self, d: Duration) {
         self.nanos.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
     }
 }

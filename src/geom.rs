@@ -18,7 +18,7 @@ impl BBox {
     pub fn height(&self) -> f32 {
         (self.y2 - self.y1).max(0.0)
     }
-    pub fn area(&self) -> f32 {
+    pub(crate) fn area(&self) -> f32 {
         self.width() * self.height()
     }
     /// The same box in a picture scaled by `sx` across and `sy` down.
@@ -29,7 +29,7 @@ impl BBox {
         ((self.x1 + self.x2) * 0.5, (self.y1 + self.y2) * 0.5)
     }
     /// Area of the overlap with `o`.
-    pub fn intersection(&self, o: &BBox) -> f32 {
+    pub(crate) fn intersection(&self, o: &BBox) -> f32 {
         let iw = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
         let ih = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
         iw * ih
@@ -44,7 +44,7 @@ impl BBox {
         }
     }
     /// Clips to a `w`x`h` picture.
-    pub fn clip(&self, w: f32, h: f32) -> BBox {
+    pub(crate) fn clip(&self, w: f32, h: f32) -> BBox {
         BBox::new(self.x1.clamp(0.0, w), self.y1.clamp(0.0, h), self.x2.clamp(0.0, w), self.y2.clamp(0.0, h))
     }
 }

@@ -169,7 +169,7 @@ impl std::fmt::Display for JpegError {
 impl std::error::Error for JpegError {}
 
 /// One TurboJPEG decompressor and its reused planes (USB cameras' MJPEG).
-pub struct JpegDecoder {
+pub(crate) struct JpegDecoder {
     handle: NonNull<c_void>,
     planes: [Vec<u8>; 3],
 }
@@ -194,7 +194,7 @@ impl JpegDecoder {
 
     /// Decodes `jpeg` into packed I420 (video range) in `out`; returns its size.
     /// Any chroma subsampling is resampled to 4:2:0; greyscale gets neutral chroma.
-    pub fn decode_to_i420(&mut self, jpeg: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), JpegError> {
+    pub(crate) fn decode_to_i420(&mut self, jpeg: &[u8], out: &mut Vec<u8>) -> Result<(u32, u32), JpegError> {
         let h = self.handle.as_ptr();
         // SAFETY: tjGetErrorStr2 returns a NUL-terminated string TurboJPEG
         // owns (per handle, or static), valid until the next call on `h`.
@@ -358,7 +358,7 @@ impl JpegEncoder {
     }
 
     /// Encodes packed RGB (`width * height * 3` bytes) at `quality`.
-    pub fn encode_rgb(
+    pub(crate) fn encode_rgb(
         &mut self,
         rgb: &[u8],
         width: u32,

@@ -7,7 +7,7 @@
 use std::io::Write;
 
 /// syslog priority for a log level (sd-daemon(3) prefixes).
-pub fn syslog_priority(level: log::Level) -> u8 {
+pub(crate) fn syslog_priority(level: log::Level) -> u8 {
     match level {
         log::Level::Error => 3,
         log::Level::Warn => 4,

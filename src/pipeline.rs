@@ -25,27 +25,30 @@ use crate::detect::model::DetectorParams;
 use crate::detect::region::FaceSize;
 use crate::detect::worker::{CameraInput, DetectWorker};
 use crate::detect::{DetectError, Detector};
-use crate::event::{BestFaceSelector, LandmarkPolicy, RealtimePolicy};
+use crate::face::event::{BestFaceSelector, LandmarkPolicy, RealtimePolicy};
+use crate::face::keep::KeepStore;
+use crate::face::zones::{CameraZones, Zone};
 use crate::ingest::capture::Capture;
-use crate::keep::KeepStore;
-use crate::monitor::Stats;
+use crate::metrics::Stats;
+use crate::monitor::Feeds;
 use crate::pool::FramePool;
+use crate::private_files::Access;
 use crate::ring;
 use crate::sink::findface::FindFaceSink;
-use crate::sink::private_files::Access;
+use crate::sink::gallery::Gallery;
 use crate::sink::retention::OutboxRetention;
 use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
 use crate::sink::webhook::WebhookSink;
-use crate::sink::{outbox::OutboxSink, EventRecord, RecentEvents, Sink, SinkWorker};
+use crate::sink::{outbox::OutboxSink, EventRecord, RecentEvents, Sink, SinkError, SinkWorker};
 use crate::track::worker::TrackWorker;
 use crate::track::ByteTracker;
-use crate::zones::{CameraZones, Zone};
 
 #[derive(Debug)]
 pub enum PipelineError {
     Detector(DetectError),
-    Sink(String),
+    Landmarks(DetectError),
+    Sink(SinkError),
     NoCameras(Vec<String>),
     Thread(String),
 }
@@ -53,7 +56,8 @@ pub enum PipelineError {
 impl std::fmt::Display for PipelineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PipelineError::Detector(e) => write!(f, "{e}"),
+            PipelineError::Detector(e) => write!(f, "detector: {e}"),
+            PipelineError::Landmarks(e) => write!(f, "landmarks: {e}"),
             PipelineError::Sink(e) => write!(f, "sink: {e}"),
             PipelineError::NoCameras(why) => {
                 write!(f, "no camera could be started: {}", why.join("; "))
@@ -63,7 +67,15 @@ impl std::fmt::Display for PipelineError {
     }
 }
 
-impl std::error::Error for PipelineError {}
+impl std::error::Error for PipelineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PipelineError::Detector(e) | PipelineError::Landmarks(e) => Some(e),
+            PipelineError::Sink(e) => Some(e),
+            PipelineError::NoCameras(_) | PipelineError::Thread(_) => None,
+        }
+    }
+}
 
 pub struct RunReport {
     /// The newest events of the run (at most `RecentEvents::RUN_CAPACITY`).
@@ -71,6 +83,8 @@ pub struct RunReport {
     /// Events made in all, including those no longer in `events`.
     pub events_total: u64,
     pub stats: Arc<Stats>,
+    /// The panel's feeds: previews, recent faces, the remote sinks' spools.
+    pub feeds: Arc<Feeds>,
     pub camera_names: Vec<String>,
     pub camera_errors: Vec<String>,
     pub wall: Duration,
@@ -82,23 +96,23 @@ pub struct RunReport {
 }
 
 /// A remote sink and its durable spool.
-pub type RemoteSink = (Arc<dyn Sink>, Arc<Spool>);
+pub(crate) type RemoteSink = (Arc<dyn Sink>, Arc<Spool>);
 
 /// The remote sinks the config asks for, each with its durable spool.
-pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
+pub(crate) fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     let mut out: Vec<RemoteSink> = Vec::new();
     let cap = cfg.sender.spool_max_mb * 1024 * 1024;
     if cfg.findface.is_some() || cfg.webhook.is_some() {
         // The spools hold faces: their parent is owner-only too (narrowed
         // if an older version made it wider).
-        Access::PRIVATE
-            .create_dir_all(&cfg.sender.spool_dir)
-            .map_err(|e| PipelineError::Sink(format!("sender.spool_dir {}: {e}", cfg.sender.spool_dir.display())))?;
+        Access::PRIVATE.create_dir_all(&cfg.sender.spool_dir).map_err(|e| {
+            PipelineError::Sink(SinkError::caused(format!("sender.spool_dir {}", cfg.sender.spool_dir.display()), e))
+        })?;
     }
     let open = |name: &str| {
         let spool = Spool::open(&cfg.sender.spool_dir.join(name), cap)
             .map(Arc::new)
-            .map_err(|e| PipelineError::Sink(e.to_string()))?;
+            .map_err(|e| PipelineError::Sink(SinkError::caused(format!("{name} spool"), e)))?;
         spool.set_dead_letters_max(cfg.sender.dead_letters_max);
         Ok::<_, PipelineError>(spool)
     };
@@ -112,12 +126,12 @@ pub fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     Ok(out)
 }
 
-/// With `stats`, delivery outcomes show in the panel's recent faces.
+/// With `gallery`, delivery outcomes show in the panel's recent faces.
 fn start_senders(
     cfg: &Config,
     remotes: Vec<RemoteSink>,
     stop: &Arc<AtomicBool>,
-    stats: Option<Arc<Stats>>,
+    gallery: Option<Arc<Gallery>>,
 ) -> Vec<SenderPool> {
     let workers = if cfg.sender.workers == 0 { default_workers() } else { cfg.sender.workers };
     let retry = RetryPolicy {
@@ -126,7 +140,7 @@ fn start_senders(
     };
     remotes
         .into_iter()
-        .map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone(), stats.clone()))
+        .map(|(sink, spool)| SenderPool::start(sink, spool, workers, retry, stop.clone(), gallery.clone()))
         .collect()
 }
 
@@ -194,10 +208,70 @@ fn open_v4l2(
     _stats: &Arc<Stats>,
     _stop: &Arc<AtomicBool>,
 ) -> Result<Box<dyn crate::ingest::PacketSource>, crate::ingest::IngestError> {
-    Err(crate::ingest::IngestError(
-        "USB (V4L2) cameras need a build with the `v4l2` cargo feature (apt-get install libclang-dev for its bindings)"
-            .into(),
+    Err(crate::ingest::IngestError::new(
+        "USB (V4L2) cameras need a build with the `v4l2` cargo feature (apt-get install libclang-dev for its bindings)",
     ))
+}
+
+/// What `faceflow check-config` checks beyond the text: the files the
+/// config names exist (camera videos, the model, the runtime library
+/// when set) and the spool directory is writable. One line per problem,
+/// naming the key.
+pub fn check_files(cfg: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, c) in cfg.cameras.iter().enumerate() {
+        if let Ok(SourceKind::File(p)) = c.source() {
+            if !p.is_file() {
+                problems.push(format!("cameras[{i}].url: video file {} does not exist", p.display()));
+            } else if let Some(why) = frame_too_big(&p) {
+                problems.push(format!("cameras[{i}].url: {why}"));
+            }
+        }
+    }
+    let model = cfg.detector.model_path();
+    if !model.is_file() {
+        problems.push(format!(
+            "detector.model: {} does not exist (scripts/setup.sh fetches the default models)",
+            model.display()
+        ));
+    }
+    if !cfg.detector.runtime.as_os_str().is_empty() && !cfg.detector.runtime.is_file() {
+        problems.push(format!("detector.runtime: {} does not exist", cfg.detector.runtime.display()));
+    }
+    let ca_files = [
+        ("findface.ca_file", cfg.findface.as_ref().and_then(|f| f.ca_file.as_ref())),
+        ("webhook.ca_file", cfg.webhook.as_ref().and_then(|w| w.ca_file.as_ref())),
+    ];
+    for (key, path) in ca_files {
+        if let Some(path) = path {
+            if let Err(e) = crate::sink::tls::read_ca_file(path) {
+                problems.push(format!("{key}: {e}"));
+            }
+        }
+    }
+    if cfg.findface.is_some() || cfg.webhook.is_some() {
+        let dir = &cfg.sender.spool_dir;
+        let probe = dir.join(".faceflow-check");
+        let ok =
+            crate::private_files::Access::PRIVATE.create_dir_all(dir).and_then(|_| std::fs::write(&probe, b"")).is_ok();
+        let _ = std::fs::remove_file(&probe);
+        if !ok {
+            problems.push(format!("sender.spool_dir: {} is not a writable directory", dir.display()));
+        }
+    }
+    problems
+}
+
+/// Why a recording's frames do not fit this board's frame pool (its first
+/// frame is decoded to know), or None when they fit or it cannot be read
+/// (the run reports that).
+fn frame_too_big(path: &std::path::Path) -> Option<String> {
+    let mut size = None;
+    crate::ingest::decode_file(path, 1, |p| size = Some((p.width, p.height))).ok()?;
+    let (w, h) = size?;
+    let b = crate::board::frame_limit_text();
+    (w > crate::board::MAX_FRAME_WIDTH || h > crate::board::MAX_FRAME_HEIGHT)
+        .then(|| format!("{} has {w}x{h} frames, more than {b}", path.display()))
 }
 
 /// A file camera's `start_time` in ms since the epoch (validated with the config).
@@ -256,11 +330,11 @@ pub fn run_with_detector(
     for (cs, c) in stats.cameras.iter().zip(&cfg.cameras) {
         cs.face_hist.set_quality_threshold(c.realtime_min_quality);
     }
-    stats.gallery.set_per_camera(if cfg.monitor.bind.is_empty() { 0 } else { cfg.monitor.recent_faces });
+    let feeds = Feeds::new(n, if cfg.monitor.bind.is_empty() { 0 } else { cfg.monitor.recent_faces });
     let monitor = if cfg.monitor.bind.is_empty() {
         None
     } else {
-        match crate::monitor::http::Monitor::start(&cfg.monitor, stats.clone(), stop.clone()) {
+        match crate::monitor::http::Monitor::start(&cfg.monitor, stats.clone(), feeds.clone(), stop.clone()) {
             Ok(m) => Some(m),
             Err(e) => {
                 log::error!("{e}; running without the monitor");
@@ -275,20 +349,23 @@ pub fn run_with_detector(
     let mut retention = None;
     if !cfg.outbox.dir.as_os_str().is_empty() {
         let access = Access::with_group(cfg.outbox.group.as_deref())
-            .map_err(|e| PipelineError::Sink(format!("outbox.group: {e}")))?;
-        sinks.push(Box::new(OutboxSink::new(&cfg.outbox.dir, access).map_err(|e| PipelineError::Sink(e.0))?));
-        let policy = cfg.outbox.retention();
+            .map_err(|e| PipelineError::Sink(SinkError::caused("outbox.group", e)))?;
+        sinks.push(Box::new(OutboxSink::new(&cfg.outbox.dir, access).map_err(PipelineError::Sink)?));
+        let policy = crate::sink::retention::Policy::of(&cfg.outbox);
         retention = Some(OutboxRetention::open(&cfg.outbox.dir, policy, stats.outbox.clone()).map_err(|e| {
-            PipelineError::Sink(format!("outbox {}: indexing for retention: {e}", cfg.outbox.dir.display()))
+            PipelineError::Sink(SinkError::caused(
+                format!("outbox {}: indexing for retention", cfg.outbox.dir.display()),
+                e,
+            ))
         })?);
     }
 
     let remotes = remote_sinks(cfg)?;
     let spools: Vec<(String, Arc<Spool>)> = remotes.iter().map(|(k, s)| (k.name().to_string(), s.clone())).collect();
     for (sink, spool) in remotes.iter() {
-        stats.register_spool(sink.name(), spool.clone());
+        feeds.register_spool(sink.name(), spool.clone());
     }
-    let senders = start_senders(cfg, remotes, &stop, Some(stats.clone()));
+    let senders = start_senders(cfg, remotes, &stop, Some(feeds.gallery.clone()));
 
     let mut inputs = Vec::new();
     let mut captures = Vec::new();
@@ -299,15 +376,14 @@ pub fn run_with_detector(
             Ok(SourceKind::File(path)) => crate::ingest::open_file(&path),
             Ok(SourceKind::Rtsp { url, username, password }) => {
                 live = true;
-                let opener = crate::ingest::rtsp::RtspOpener::new(&url, username, password, cam.transport)
-                    .map_err(crate::ingest::IngestError);
+                let opener = crate::ingest::rtsp::RtspOpener::new(&url, username, password, cam.transport);
                 opener.map(|o| live_source(cam, i, Box::new(o), &clocks, &stats, &stop))
             }
             Ok(SourceKind::V4l2 { device, width, height, format }) => {
                 live = true;
                 open_v4l2(cam, i, device, width, height, format, &clocks, &stats, &stop)
             }
-            Err(e) => Err(crate::ingest::IngestError(e)),
+            Err(e) => Err(crate::ingest::IngestError::caused("url", e)),
         };
         let src = src.map(|mut s| {
             if cam.loop_file && !s.set_looping(true) {
@@ -320,7 +396,7 @@ pub fn run_with_detector(
             Err(e) => {
                 let msg = format!("camera {}: {e}", cam.name);
                 log::error!("{msg}{}", if n > 1 { "; the other cameras go on" } else { "" });
-                stats.cameras[i].set_state_reason(crate::monitor::CameraState::Failed, &msg);
+                stats.cameras[i].set_state_reason(crate::metrics::CameraState::Failed, &msg);
                 camera_errors.push(msg);
                 continue;
             }
@@ -373,6 +449,7 @@ pub fn run_with_detector(
         batch_timeout: Duration::from_millis(board::BATCH_TIMEOUT_MS),
         clocks: clocks.clone(),
         stats: stats.clone(),
+        previews: feeds.previews.clone(),
         stop: stop.clone(),
     };
     let mut mot = Vec::new();
@@ -382,13 +459,13 @@ pub fn run_with_detector(
             path(&cfg.tracks_out).as_deref(),
             path(&cfg.detections_out).as_deref(),
         )
-        .map_err(PipelineError::Sink)?;
+        .map_err(|e| PipelineError::Sink(SinkError::caused(format!("camera {}: MOT output", cam.name), e)))?;
         mot.push(w);
     }
     let (landmark_worker, landmark_client) = match crate::landmarks::worker::from_config(cfg, stats.clone()) {
         Ok(Some((w, c))) => (Some(w), Some(c)),
         Ok(None) => (None, None),
-        Err(e) => return Err(PipelineError::Detector(e)),
+        Err(e) => return Err(PipelineError::Landmarks(e)),
     };
     let landmark_policy = landmark_client.is_some().then_some(LandmarkPolicy {
         candidate_margin: cfg.landmarks.candidate_margin,
@@ -430,6 +507,7 @@ pub fn run_with_detector(
             .collect(),
         attention: cfg.attention.clone(),
         stats: stats.clone(),
+        previews: feeds.previews.clone(),
         preview_interval: Duration::from_secs_f64(1.0 / cfg.monitor.preview_fps),
     };
     let delivered = Arc::new(Mutex::new(RecentEvents::new(RecentEvents::RUN_CAPACITY)));
@@ -442,6 +520,7 @@ pub fn run_with_detector(
         camera_names: names.clone(),
         jpeg_quality: cfg.outbox.jpeg_quality,
         stats: stats.clone(),
+        gallery: feeds.gallery.clone(),
         stop: stop.clone(),
         delivered: delivered.clone(),
     };
@@ -474,7 +553,7 @@ pub fn run_with_detector(
             Ok(Ok(frames)) => log::info!("camera {name}: stream ended after {frames} frames"),
             Ok(Err(e)) => {
                 log::error!("{e}{}", if n > 1 { "; the other cameras go on" } else { "" });
-                camera_errors.push(e);
+                camera_errors.push(e.to_string());
             }
             Err(_) => camera_errors.push(format!("camera {name}: capture thread panicked")),
         }
@@ -497,6 +576,7 @@ pub fn run_with_detector(
         events: recent.into_vec(),
         events_total,
         stats,
+        feeds,
         camera_names: names,
         camera_errors,
         wall: started.elapsed(),

@@ -102,11 +102,11 @@ impl FramePool {
         self.inner.slots.len()
     }
 
-    pub fn slot_bytes(&self) -> usize {
+    pub(crate) fn slot_bytes(&self) -> usize {
         self.inner.slot_bytes
     }
 
-    pub fn free_slots(&self) -> usize {
+    pub(crate) fn free_slots(&self) -> usize {
         self.inner.free.iter().map(|w| w.load(Ordering::Relaxed).count_ones() as usize).sum()
     }
 
@@ -152,16 +152,16 @@ pub struct FrameMut {
 
 impl FrameMut {
     /// The whole slot buffer; callers write `meta.i420_len()` bytes of it.
-    pub fn buffer_mut(&mut self) -> &mut [u8] {
+    pub(crate) fn buffer_mut(&mut self) -> &mut [u8] {
         // SAFETY: unique handle (see `Inner`).
         unsafe { &mut *self.pool.slots[self.idx as usize].data.get() }
     }
-    pub fn meta_mut(&mut self) -> &mut FrameMeta {
+    pub(crate) fn meta_mut(&mut self) -> &mut FrameMeta {
         // SAFETY: unique handle (see `Inner`).
         unsafe { &mut *self.pool.slots[self.idx as usize].meta.get() }
     }
     /// Ends writing: from here on the frame is shared and read-only.
-    pub fn freeze(self) -> FrameRef {
+    pub(crate) fn freeze(self) -> FrameRef {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: moving the Arc out of a ManuallyDrop that is never used again.
         let pool = unsafe { std::ptr::read(&this.pool) };
@@ -182,7 +182,7 @@ pub struct FrameRef {
 }
 
 impl FrameRef {
-    pub fn meta(&self) -> &FrameMeta {
+    pub(crate) fn meta(&self) -> &FrameMeta {
         // SAFETY: frozen frames are read-only.
         unsafe { &*self.pool.slots[self.idx as usize].meta.get() }
     }
@@ -192,7 +192,7 @@ impl FrameRef {
         // SAFETY: frozen frames are read-only.
         unsafe { &(&*self.pool.slots[self.idx as usize].data.get())[..len] }
     }
-    pub fn planes(&self) -> I420<'_> {
+    pub(crate) fn planes(&self) -> I420<'_> {
         let m = self.meta();
         I420::new(self.i420(), m.width, m.height)
     }
@@ -244,12 +244,12 @@ impl<'a> I420<'a> {
         let (u, v) = rest.split_at(cw * ch);
         I420 { y, u, v: &v[..cw * ch], width, height }
     }
-    pub fn chroma_stride(&self) -> usize {
+    pub(crate) fn chroma_stride(&self) -> usize {
         (self.width as usize).div_ceil(2)
     }
     /// RGB of one pixel (BT.601 limited range, as x264/openh264 emit by default).
     #[inline]
-    pub fn rgb_at(&self, x: usize, y: usize) -> [u8; 3] {
+    pub(crate) fn rgb_at(&self, x: usize, y: usize) -> [u8; 3] {
         let yy = self.y[y * self.width as usize + x] as i32;
         let ci = (y / 2) * self.chroma_stride() + x / 2;
         yuv_to_rgb(yy, self.u[ci] as i32, self.v[ci] as i32)
@@ -257,7 +257,7 @@ impl<'a> I420<'a> {
 }
 
 #[inline]
-pub fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
+pub(crate) fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
     let c = (y - 16).max(0) * 298;
     let d = u - 128;
     let e = v - 128;

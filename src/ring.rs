@@ -46,7 +46,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn snooze(&mut self) {
+    pub(crate) fn snooze(&mut self) {
         if self.step < 8 {
             std::hint::spin_loop();
         } else if self.step < 16 {
@@ -56,7 +56,7 @@ impl Backoff {
         }
         self.step = self.step.saturating_add(1);
     }
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.step = 0;
     }
 }
@@ -82,7 +82,7 @@ impl<T> Producer<T> {
 
     /// Pushes, or drops the item and counts it when the ring is full.
     /// Returns whether it was queued.
-    pub fn push_or_drop(&mut self, item: T) -> bool {
+    pub(crate) fn push_or_drop(&mut self, item: T) -> bool {
         match self.try_push(item) {
             Ok(()) => true,
             Err(_) => {
@@ -94,13 +94,18 @@ impl<T> Producer<T> {
 
     /// Waits for room (counting the stall) until pushed or `stop` is set.
     /// Returns the item back if stopped first.
-    pub fn push_wait(&mut self, item: T, stop: &AtomicBool) -> Result<(), T> {
+    pub(crate) fn push_wait(&mut self, item: T, stop: &AtomicBool) -> Result<(), T> {
         self.push_wait_with(item, stop, || {})
     }
 
     /// As `push_wait`, calling `waiting` on every turn of the wait (a
     /// `monitor::stall::StallWatch` reports a wait that lasts).
-    pub fn push_wait_with(&mut self, mut item: T, stop: &AtomicBool, mut waiting: impl FnMut()) -> Result<(), T> {
+    pub(crate) fn push_wait_with(
+        &mut self,
+        mut item: T,
+        stop: &AtomicBool,
+        mut waiting: impl FnMut(),
+    ) -> Result<(), T> {
         let mut backoff = Backoff::default();
         let mut counted = false;
         loop {
@@ -152,7 +157,7 @@ impl<T> Consumer<T> {
         &self.stats
     }
     /// True once the producer is gone and nothing is left to read.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.inner.is_empty() && !self.inner.write_is_held()
     }
 }
@@ -162,7 +167,7 @@ impl<T> Consumer<T> {
 /// for a batch, the detect thread waiting for a run): no spinning, no
 /// sleep-sized latency, and no allocation per item (the receiver's thread
 /// handle is stored once, at its first wait).
-pub fn handoff<T>(capacity: usize) -> (HandoffSender<T>, HandoffReceiver<T>) {
+pub(crate) fn handoff<T>(capacity: usize) -> (HandoffSender<T>, HandoffReceiver<T>) {
     let (p, c) = channel(capacity);
     let waiter = Arc::new(Mutex::new(None));
     (HandoffSender { ring: Some(p), waiter: waiter.clone() }, HandoffReceiver { ring: c, waiter })
@@ -171,13 +176,13 @@ pub fn handoff<T>(capacity: usize) -> (HandoffSender<T>, HandoffReceiver<T>) {
 /// The receiving thread, once it has waited.
 type Waiter = Arc<Mutex<Option<Thread>>>;
 
-pub struct HandoffSender<T> {
+pub(crate) struct HandoffSender<T> {
     /// Taken on drop, so the receiver sees the sender gone when woken.
     ring: Option<Producer<T>>,
     waiter: Waiter,
 }
 
-pub struct HandoffReceiver<T> {
+pub(crate) struct HandoffReceiver<T> {
     ring: Consumer<T>,
     waiter: Waiter,
 }
@@ -209,13 +214,13 @@ impl<T> Drop for HandoffSender<T> {
 
 impl<T> HandoffReceiver<T> {
     /// The next item, without waiting.
-    pub fn try_recv(&mut self) -> Option<T> {
+    pub(crate) fn try_recv(&mut self) -> Option<T> {
         self.ring.try_pop()
     }
 
     /// The next item, waiting for it; None once the sender is gone and
     /// everything it sent was received.
-    pub fn recv(&mut self) -> Option<T> {
+    pub(crate) fn recv(&mut self) -> Option<T> {
         loop {
             if let Some(item) = self.ring.try_pop() {
                 return Some(item);

@@ -18,7 +18,7 @@ use std::time::Duration;
 static SIGNALS: AtomicU32 = AtomicU32::new(0);
 
 /// A signal this long after the first is a second one.
-pub const SECOND_SIGNAL_AFTER: Duration = Duration::from_millis(500);
+pub(crate) const SECOND_SIGNAL_AFTER: Duration = Duration::from_millis(500);
 
 extern "C" fn on_signal(_: nix::libc::c_int) {
     SIGNALS.fetch_add(1, Ordering::SeqCst);

@@ -7,7 +7,7 @@
 //! every step or only appended to, so taking down the sender threads or the
 //! panel over another thread's panic would only lose events or visibility.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 /// Locks `m`, recovering the guard of a poisoned mutex.
@@ -15,8 +15,18 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Locks `m` if no one holds it now (None when someone does), recovering
+/// the guard of a poisoned mutex. For writers that must never wait.
+pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Waits on `cv` for at most `timeout`, recovering a poisoned guard.
-pub fn wait_timeout<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>, timeout: Duration) -> MutexGuard<'a, T> {
+pub(crate) fn wait_timeout<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>, timeout: Duration) -> MutexGuard<'a, T> {
     cv.wait_timeout(guard, timeout).unwrap_or_else(PoisonError::into_inner).0
 }
 
@@ -36,5 +46,9 @@ mod tests {
         .join();
         assert!(m.is_poisoned());
         assert_eq!(*lock(&m), vec![1, 2]);
+        assert_eq!(*try_lock(&m).expect("free, though poisoned"), vec![1, 2]);
+        let held = lock(&m);
+        assert!(try_lock(&m).is_none(), "held: no waiting");
+        drop(held);
     }
 }

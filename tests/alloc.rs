@@ -12,7 +12,12 @@ mod common;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use faceflow::alloc_count::{allocations, CountingAllocator};
+// The binary's counting allocator (not part of the library's API),
+// included by path.
+#[allow(dead_code)]
+#[path = "../src/cli/alloc_count.rs"]
+mod alloc_count;
+use alloc_count::{allocations, CountingAllocator};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;

@@ -3,6 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// The demo's ground truth and the scoring of events against it: the
+/// binary's module (not part of the library's API), included by path.
+#[path = "../src/cli/truth.rs"]
+pub mod truth;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -128,7 +128,7 @@ fn run_on(url: &str, outbox: &Path) -> faceflow::pipeline::RunReport {
 fn avi_ts_and_mkv_recordings_give_one_event_per_person() {
     common::require_assets();
     let dir = common::temp_dir("containers-events");
-    let truth = faceflow::demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let truth = common::truth::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
     let recordings: [(&str, &[&str]); 3] = [
         ("nvr-export.avi", &["-c:v", "mpeg4", "-q:v", "4", "-bf", "2"]),
         ("recorder.ts", &["-c:v", "libx265", "-x265-params", "log-level=error"]),
@@ -138,10 +138,10 @@ fn avi_ts_and_mkv_recordings_give_one_event_per_person() {
         let path = encode(&dir, name, truth.frames as u32, args);
         let out = dir.join(format!("out-{name}"));
         let report = run_on(&format!("file:{}", path.display()), &out);
-        let ev = faceflow::demo::evaluate(&report.events, &truth);
+        let ev = common::truth::evaluate(&report.events, &truth);
         assert_eq!(report.events.len(), truth.persons.len(), "{name}: one event per person: {ev:?}");
         assert!(ev.passed(), "{name}: every person exactly one event with IoU > 0.5: {ev:?}");
-        assert_eq!(faceflow::monitor::get(&report.stats.cameras[0].decoded), truth.frames, "{name}: every frame");
+        assert_eq!(faceflow::metrics::get(&report.stats.cameras[0].decoded), truth.frames, "{name}: every frame");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

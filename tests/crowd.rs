@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::truth as demo;
 use faceflow::config::Config;
-use faceflow::monitor::get;
-use faceflow::{demo, pipeline};
+use faceflow::metrics::get;
+use faceflow::pipeline;
 
 const DIR: &str = "models/demo/crowd";
 

@@ -7,8 +7,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use common::truth as demo;
 use faceflow::config::Config;
-use faceflow::{demo, pipeline};
+use faceflow::pipeline;
 
 fn run_on(url: &str, outbox: &std::path::Path) -> pipeline::RunReport {
     let toml = format!("[outbox]\ndir = \"{}\"\n[[cameras]]\nname = \"cam\"\nurl = \"{url}\"\n", outbox.display());
@@ -30,8 +31,8 @@ fn demo_video_gives_one_event_per_person_matching_ground_truth() {
     }
     // Nothing was dropped on a file read at full speed.
     let cam = &report.stats.cameras[0];
-    assert_eq!(faceflow::monitor::get(&cam.decoded), truth.frames);
-    assert_eq!(faceflow::monitor::get(&cam.detected_frames), truth.frames);
+    assert_eq!(faceflow::metrics::get(&cam.decoded), truth.frames);
+    assert_eq!(faceflow::metrics::get(&cam.detected_frames), truth.frames);
     // The outbox holds a record and two real JPEGs per event.
     let dir = out.join("cam");
     let records = common::files_with_suffix(&dir, ".json");

@@ -78,7 +78,7 @@ fn a_missing_camera_file_does_not_stop_the_other_camera() {
     assert!(r.events.len() >= 5, "the good camera still produced its events");
     // The failed camera says why, in the stats (and so /api/stats and /healthz).
     let gone = &r.stats.cameras[0];
-    assert_eq!(gone.state(), faceflow::monitor::CameraState::Failed);
+    assert_eq!(gone.state(), faceflow::metrics::CameraState::Failed);
     assert!(gone.reason().contains("/nonexistent/x.h264"), "state_reason: {:?}", gone.reason());
     let h = faceflow::monitor::health(&r.stats);
     assert!(h.reasons.iter().any(|x| x.contains("camera gone: failed")), "{:?}", h.reasons);

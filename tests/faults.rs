@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use faceflow::config::Config;
-use faceflow::{monitor, pipeline};
+use faceflow::{metrics, pipeline};
 
 /// Runs the binary (ONNX Runtime is loaded once per process, so this needs its own).
 fn run_binary(runtime: &str) -> (i32, String) {
@@ -73,7 +73,7 @@ fn frames_larger_than_the_pool_are_refused_and_the_other_camera_runs() {
     assert_eq!(r.camera_errors.len(), 1, "{:?}", r.camera_errors);
     let e = &r.camera_errors[0];
     assert!(e.contains("camera bad") && e.contains(&format!("{w}x{h}")) && e.contains("more than"), "{e}");
-    assert_eq!(r.stats.cameras[1].state(), monitor::CameraState::Ended);
+    assert_eq!(r.stats.cameras[1].state(), metrics::CameraState::Ended);
     assert!(r.events.len() >= 5, "the good camera produced its events");
 }
 
@@ -94,12 +94,12 @@ fn corrupted_and_truncated_h264_degrades_without_crashing() {
     let r = two_cameras(&bad);
     assert!(r.camera_errors.is_empty(), "damage is not a camera failure: {:?}", r.camera_errors);
     let cam = &r.stats.cameras[0];
-    let decoded = monitor::get(&cam.decoded);
+    let decoded = metrics::get(&cam.decoded);
     assert!(decoded > 100 && decoded < 350, "decoding went on past the damage and stopped at the cut: {decoded}");
     assert!(r.events.iter().any(|e| e.camera == "bad"), "faces before the damage still became events");
     assert!(r.events.iter().filter(|e| e.camera == "good").count() >= 5);
     // The damage was counted and the cut said: partial, with the reason.
-    assert!(monitor::get(&cam.decode_errors) > 0, "the stomped bytes were counted as decode errors");
+    assert!(metrics::get(&cam.decode_errors) > 0, "the stomped bytes were counted as decode errors");
     assert!(cam.partial.load(std::sync::atomic::Ordering::Relaxed), "the cut file is partial");
     assert!(cam.reason().contains("truncated"), "{}", cam.reason());
     assert!(!r.stats.cameras[1].partial.load(std::sync::atomic::Ordering::Relaxed), "the whole file is not");
@@ -137,7 +137,7 @@ fn a_full_spool_disk_drops_the_oldest_counted_and_the_pipeline_goes_on() {
         .expect("a full spool disk does not stop the pipeline");
     assert_eq!(report.events.len(), 5, "all five people became events");
     assert_eq!(common::files_with_suffix(&dir.join("out/cam"), ".json").len(), 5, "the outbox has every event");
-    let spools = report.stats.spools.lock().unwrap();
+    let spools = report.feeds.spools.lock().unwrap();
     let (_, sp) = spools.first().expect("the webhook's spool");
     let c = &sp.counters;
     let (written, dropped, errors) = (

@@ -11,8 +11,9 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::truth as demo;
 use faceflow::config::Config;
-use faceflow::{demo, pipeline};
+use faceflow::pipeline;
 
 /// frame -> boxes (x1, y1, x2, y2, score) from a MOTChallenge detections file.
 fn read_mot(path: &std::path::Path) -> HashMap<u64, Vec<[f32; 5]>> {

@@ -8,9 +8,10 @@ mod common;
 
 use std::path::Path;
 
+use common::truth as demo;
 use faceflow::config::Config;
 use faceflow::landmarks::model::LandmarkModel;
-use faceflow::{demo, pipeline};
+use faceflow::pipeline;
 
 const MESH: &str = "models/landmarks/face_mesh.onnx";
 const IRIS: &str = "models/landmarks/iris.onnx";
@@ -78,7 +79,7 @@ fn demo_events_carry_the_mesh_pose_and_gaze() {
     assert!(ev.passed(), "with landmarks, every person exactly one event: {ev:?}");
     let lm = &report.stats.stages.landmark;
     assert!(lm.enabled.load(std::sync::atomic::Ordering::Relaxed));
-    assert!(faceflow::monitor::get(&lm.faces) > 0);
+    assert!(faceflow::metrics::get(&lm.faces) > 0);
     for e in &report.events {
         let m = e.mesh.as_ref().unwrap_or_else(|| panic!("{}: no mesh", e.id));
         assert_eq!(m.points.len(), 478, "{}", e.id);

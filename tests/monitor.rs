@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faceflow::config::{MonitorConfig, Secret};
+use faceflow::metrics::{inc, Stats};
 use faceflow::monitor::http::Monitor;
-use faceflow::monitor::{inc, Stats};
+use faceflow::monitor::Feeds;
 
 fn busy_stats() -> Arc<Stats> {
     let stats = Stats::with_names(vec!["door".into(), "hall \"2\"".into()]);
@@ -43,7 +44,7 @@ fn get(url: &str, auth: Option<&str>) -> (u16, String) {
 fn metrics_parse_and_stats_answer() {
     let stats = busy_stats();
     let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
-    let m = Monitor::start(&cfg, stats.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+    let m = Monitor::start(&cfg, stats.clone(), feeds_for(&stats), Arc::new(AtomicBool::new(false))).unwrap();
     let base = format!("http://{}", m.addr);
 
     let (code, text) = get(&format!("{base}/metrics"), None);
@@ -115,8 +116,9 @@ fn token_locks_every_endpoint() {
     let cfg =
         MonitorConfig { bind: "127.0.0.1:0".into(), token: Some(Secret::new("mon-SECRET")), ..Default::default() };
     let stats = busy_stats();
-    stats.cameras[0].set_state_reason(faceflow::monitor::CameraState::Degraded, "rtsp://cam-door.local lost");
-    let m = Monitor::start(&cfg, stats, Arc::new(AtomicBool::new(false))).unwrap();
+    stats.cameras[0].set_state_reason(faceflow::metrics::CameraState::Degraded, "rtsp://cam-door.local lost");
+    let feeds = feeds_for(&stats);
+    let m = Monitor::start(&cfg, stats, feeds, Arc::new(AtomicBool::new(false))).unwrap();
     let base = format!("http://{}", m.addr);
     for path in ["/", "/api/stats", "/metrics", "/api/preview/door.mjpg", "/api/events", "/api/events/1/face.jpg"] {
         assert_eq!(get(&format!("{base}{path}"), None).0, 401, "{path} without token");
@@ -232,7 +234,7 @@ fn an_injected_stall_is_reported_in_healthz_and_cleared_when_it_ends() {
     let src = faceflow::ingest::open_file(std::path::Path::new("models/demo/demo.h264")).unwrap();
     let h = std::thread::spawn(move || cap.run(src));
     let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
-    let m = Monitor::start(&cfg, stats.clone(), stop.clone()).unwrap();
+    let m = Monitor::start(&cfg, stats.clone(), feeds_for(&stats), stop.clone()).unwrap();
     let url = format!("http://{}/healthz", m.addr);
     let t0 = std::time::Instant::now();
     let (code, body) = loop {
@@ -268,7 +270,7 @@ fn an_injected_stall_is_reported_in_healthz_and_cleared_when_it_ends() {
 fn stats_tell_capture_from_detection_and_cpu_per_core() {
     let stats = busy_stats();
     let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
-    let m = Monitor::start(&cfg, stats.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+    let m = Monitor::start(&cfg, stats.clone(), feeds_for(&stats), Arc::new(AtomicBool::new(false))).unwrap();
     let url = format!("http://{}/api/stats", m.addr);
     // A thread known to be busy for the whole sampling window: the process
     // uses at least most of one core, whatever the formula.
@@ -328,14 +330,15 @@ fn stats_tell_capture_from_detection_and_cpu_per_core() {
 #[test]
 fn events_api_lists_recent_faces_with_pictures_and_delivery() {
     let stats = busy_stats();
+    let feeds = feeds_for(&stats);
     let mut rec = faceflow::sink::zone_record(
         "hall \"2\"",
         "z",
-        &faceflow::zones::ZoneEvent {
+        &faceflow::face::zones::ZoneEvent {
             camera: 1,
             zone: 0,
             track_id: 7,
-            crossing: faceflow::zones::Crossing::Enter,
+            crossing: faceflow::face::zones::Crossing::Enter,
             unix_ms: 5,
             frame: 3,
             dwell_ms: 0,
@@ -345,15 +348,15 @@ fn events_api_lists_recent_faces_with_pictures_and_delivery() {
     rec.kind = "face".into();
     rec.id = "hall-7".into();
     use faceflow::sink::DeliveryState;
-    stats.gallery.add(1, &rec, b"\xff\xd8face", b"\xff\xd8frame", vec![("findface".into(), DeliveryState::Spooled)]);
+    feeds.gallery.add(1, &rec, b"\xff\xd8face", b"\xff\xd8frame", vec![("findface".into(), DeliveryState::Spooled)]);
     let mut other = rec.clone();
     other.camera = "door".into();
     other.id = "door-8".into();
     other.track_id = 8;
-    stats.gallery.add(0, &other, b"\xff\xd8f", b"", vec![]);
-    stats.gallery.delivery("hall-7", "findface", &faceflow::sink::Delivery::Done("ok".into()), 1);
+    feeds.gallery.add(0, &other, b"\xff\xd8f", b"", vec![]);
+    feeds.gallery.delivery("hall-7", "findface", &faceflow::sink::Delivery::Done("ok".into()), 1);
     let cfg = MonitorConfig { bind: "127.0.0.1:0".into(), ..Default::default() };
-    let m = Monitor::start(&cfg, stats.clone(), Arc::new(AtomicBool::new(false))).unwrap();
+    let m = Monitor::start(&cfg, stats.clone(), feeds.clone(), Arc::new(AtomicBool::new(false))).unwrap();
     let base = format!("http://{}", m.addr);
     let (code, body) = get(&format!("{base}/api/events?camera=hall%20%222%22&limit=10"), None);
     assert_eq!(code, 200);
@@ -377,7 +380,13 @@ fn events_api_lists_recent_faces_with_pictures_and_delivery() {
     assert_eq!(code, 200);
     assert!(detail.contains("\"record\""), "{detail}");
     assert_eq!(get(&format!("{base}/api/events/999/face.jpg"), None).0, 404);
-    let door_serial = stats.gallery.list(&stats.camera_names, Some("door"), 0, 1)["events"][0]["serial"].clone();
+    let door_serial = feeds.gallery.list(&stats.camera_names, Some("door"), 0, 1)["events"][0]["serial"].clone();
     assert_eq!(get(&format!("{base}/api/events/{door_serial}/frame.jpg"), None).0, 404, "no frame kept");
     m.stop();
+}
+
+/// The panel's feeds for `stats`' cameras, keeping the default number of
+/// recent faces.
+fn feeds_for(stats: &Stats) -> Arc<Feeds> {
+    Feeds::new(stats.cameras.len(), faceflow::limits::RECENT_FACES_PER_CAMERA)
 }

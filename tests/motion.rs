@@ -6,7 +6,7 @@
 mod common;
 
 use faceflow::config::Config;
-use faceflow::monitor::get;
+use faceflow::metrics::get;
 use faceflow::pipeline;
 
 fn run(mode: &str) -> pipeline::RunReport {

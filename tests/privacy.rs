@@ -175,7 +175,7 @@ fn outbox_retention_removes_old_and_oldest_events_counts_them_and_never_touches_
     assert_eq!(get(&ob.events), kept.len() as u64);
     assert_eq!(get(&ob.pruned_events), (made.len() - kept.len()) as u64 + 1, "the old event and the oldest new ones");
     assert!(get(&ob.pruned_files) >= 3 * (made.len() - kept.len()) as u64);
-    let metrics = faceflow::monitor::prometheus::render(&report.stats);
+    let metrics = faceflow::monitor::prometheus::render(&report.stats, &report.feeds);
     assert!(metrics.contains(&format!("faceflow_outbox_bytes {bytes}")), "{metrics}");
     assert!(metrics.contains("faceflow_outbox_pruned_files_total "));
     // The spool was not pruned: every event is still there to deliver.
@@ -314,7 +314,7 @@ fn findface_with_a_private_ca_is_reached_through_ca_file_and_without_it_events_s
 
     // With the CA: delivered, following the contract.
     let cfg = config(&format!("ca_file = \"{}\"", ca_file.display()));
-    assert!(cfg.check_files().is_empty(), "{:?}", cfg.check_files());
+    assert!(faceflow::pipeline::check_files(&cfg).is_empty(), "{:?}", faceflow::pipeline::check_files(&cfg));
     assert_eq!(pipeline::drain(&cfg, Duration::from_secs(20)).unwrap(), 0);
     assert_eq!(server.accepted_ids(), [id]);
     assert_eq!(server.violations(), Vec::<String>::new());
@@ -324,7 +324,7 @@ fn findface_with_a_private_ca_is_reached_through_ca_file_and_without_it_events_s
     std::fs::write(dir.join("not-a-ca.pem"), "hello\n").unwrap();
     for bad in [dir.join("missing.pem"), dir.join("not-a-ca.pem")] {
         let cfg = config(&format!("ca_file = \"{}\"", bad.display()));
-        let problems = cfg.check_files();
+        let problems = faceflow::pipeline::check_files(&cfg);
         assert!(problems.iter().any(|p| p.starts_with("findface.ca_file") && p.contains(&*bad.to_string_lossy())));
         let e = pipeline::drain(&cfg, Duration::from_secs(1)).expect_err("refused at start").to_string();
         assert!(e.contains("findface.ca_file"), "{e}");

@@ -75,8 +75,8 @@ fn first_post_in_time_few_posts_and_every_post_reaches_findface_once() {
     // (`bench --events` measures its percentiles); here it is only guarded
     // against a stall.
     let stream_ms = first.last_unix_ms - first.first_unix_ms;
-    let dropped = faceflow::monitor::get(&report.stats.cameras[0].dropped_stale)
-        + faceflow::monitor::get(&report.stats.cameras[0].dropped_superseded);
+    let dropped = faceflow::metrics::get(&report.stats.cameras[0].dropped_stale)
+        + faceflow::metrics::get(&report.stats.cameras[0].dropped_superseded);
     let max_wait = cfg.cameras[0].realtime_max_wait_ms;
     assert!(
         stream_ms <= max_wait + 40 * (1 + dropped),

@@ -11,8 +11,9 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use common::truth as demo;
 use faceflow::config::Config;
-use faceflow::{demo, pipeline};
+use faceflow::pipeline;
 
 /// The switch: frames before it at 1280x720, from it on at 1920x1080 (the
 /// demo's 4:3 picture stretched to 16:9).
@@ -62,7 +63,7 @@ fn people_walking_through_a_resolution_switch_are_one_event_each() {
     );
     let cfg = Config::from_toml(&toml, "test").unwrap();
     let report = pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).expect("pipeline runs");
-    assert_eq!(faceflow::monitor::get(&report.stats.cameras[0].decoded), truth.frames, "every frame decodes");
+    assert_eq!(faceflow::metrics::get(&report.stats.cameras[0].decoded), truth.frames, "every frame decodes");
     // Boxes back into the demo's 640x480 pixels, from the frame each best
     // face was taken from, to compare with the truth.
     let events: Vec<_> = report

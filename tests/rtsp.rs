@@ -22,7 +22,7 @@ use faceflow::decode::VideoDecoder;
 use faceflow::ingest::live::{LiveSource, ReconnectPolicy};
 use faceflow::ingest::rtsp::RtspOpener;
 use faceflow::ingest::PacketSource;
-use faceflow::monitor::{CameraState, Stats};
+use faceflow::metrics::{CameraState, Stats};
 use rtsp::RtspServer;
 
 fn live_source(
@@ -167,7 +167,7 @@ fn killed_server_comes_back_and_the_camera_resumes() {
     let (threads1, rss1) = (rtsp::thread_count(), rtsp::rss_kib());
     assert!(threads1 <= threads0, "threads grew over reconnects: {threads0} -> {threads1}");
     assert!(rss1 < rss0 + 8 * 1024, "RSS grew over reconnects: {rss0} -> {rss1} KiB");
-    assert!(faceflow::monitor::get(&stats.cameras[0].reconnects) >= 3);
+    assert!(faceflow::metrics::get(&stats.cameras[0].reconnects) >= 3);
     stop.store(true, Ordering::SeqCst);
     reader.join().unwrap();
 }
@@ -191,7 +191,7 @@ fn a_stalled_stream_is_detected_and_the_camera_recovers() {
     // The TCP connection stays up, nothing flows: only the stall timer can tell.
     server.pause(true);
     let cam = &stats.cameras[0];
-    wait_until(Duration::from_secs(30), || faceflow::monitor::get(&cam.stalls) >= 1)
+    wait_until(Duration::from_secs(30), || faceflow::metrics::get(&cam.stalls) >= 1)
         .expect("the stall is detected (timeout 2 s)");
     assert_ne!(cam.state(), CameraState::Streaming);
     let before = count.load(Ordering::SeqCst);

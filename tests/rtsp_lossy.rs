@@ -23,7 +23,7 @@ use faceflow::decode::VideoDecoder;
 use faceflow::ingest::live::{LiveSource, ReconnectPolicy};
 use faceflow::ingest::rtsp::RtspOpener;
 use faceflow::ingest::PacketSource;
-use faceflow::monitor::{get, Stats};
+use faceflow::metrics::{get, Stats};
 use rtsp::RtspServer;
 
 const POLICY: ReconnectPolicy =
@@ -216,7 +216,7 @@ fn faceflow_run_finds_every_person_through_five_percent_loss() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
-    let truth = faceflow::demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let truth = common::truth::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
     let records = common::files_with_suffix(&dir.join("out/cam"), ".json");
     let events: Vec<faceflow::sink::EventRecord> =
         records.iter().map(|r| serde_json::from_slice(&std::fs::read(r).unwrap()).unwrap()).collect();

@@ -42,7 +42,7 @@ fn run_with(camera_extra: &str, detections: Option<&std::path::Path>) -> RunRepo
 fn a_4k_camera_with_a_detection_region_captures_every_person_in_frame_coordinates() {
     common::require_assets();
     assert!(common::root().join(VIDEO).exists(), "{VIDEO} is missing: run scripts/setup.sh");
-    let truth = faceflow::demo::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
+    let truth = common::truth::load_truth(&common::root().join("models/demo/truth.json")).unwrap();
 
     let with_region = run("detect_roi = [2400, 1200, 640, 480]");
     assert_eq!(with_region.stats.cameras[0].decoded.load(Ordering::Relaxed), 350, "every 4K frame decoded");
@@ -59,7 +59,7 @@ fn a_4k_camera_with_a_detection_region_captures_every_person_in_frame_coordinate
         })
         .collect();
     let boxes: Vec<_> = with_region.events.iter().map(|e| (e.best_frame, e.bbox)).collect();
-    let ev = faceflow::demo::evaluate(&shifted, &truth);
+    let ev = common::truth::evaluate(&shifted, &truth);
     assert_eq!(with_region.events.len(), truth.persons.len(), "one event per person: {boxes:?}");
     assert!(ev.passed(), "every person one event with IoU > 0.5 in frame coordinates: {ev:?} {boxes:?}");
     for e in &with_region.events {
@@ -112,7 +112,7 @@ fn a_4k_camera_with_a_detection_region_captures_every_person_in_frame_coordinate
             e
         })
         .collect();
-    let ev = faceflow::demo::evaluate(&shifted, &truth);
+    let ev = common::truth::evaluate(&shifted, &truth);
     assert!(ev.unmatched.is_empty() && ev.per_person.iter().all(|e| e.len() <= 1), "tiles: {ev:?} {boxes:?}");
     assert!(tiled.events.len() + 1 >= truth.persons.len(), "tiles: {ev:?} {boxes:?}");
 

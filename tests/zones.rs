@@ -7,8 +7,9 @@ mod common;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use common::truth as demo;
 use faceflow::config::Config;
-use faceflow::{demo, pipeline};
+use faceflow::pipeline;
 
 #[test]
 fn presence_zone_counts_each_crossing_once_and_filters_apply() {
@@ -65,7 +66,7 @@ points = [[500, 0], [640, 0], [640, 160], [500, 160]]
         let (cx, cy) = ((f.bbox[0] + f.bbox[2]) / 2.0, (f.bbox[1] + f.bbox[3]) / 2.0);
         assert!(!(cx > 500.0 && cy < 160.0), "face in the exclude zone was sent: {f:?}");
     }
-    let filtered = faceflow::monitor::get(&report.stats.cameras[0].zone_filtered);
+    let filtered = faceflow::metrics::get(&report.stats.cameras[0].zone_filtered);
     assert_eq!(
         faces.len() as u64 + filtered,
         truth.persons.len() as u64,

@@ -104,12 +104,12 @@ pub struct CameraConfig {
     /// detector's input on its own, so small faces in a big frame stay big
     /// enough to find. Tracks, events and zones stay in frame coordinates.
     #[serde(default)]
-    pub detect_roi: Option<crate::detect::region::RegionSpec>,
+    pub detect_roi: Option<crate::config::region::RegionSpec>,
     /// Cut the frame (or region) into tiles, each detected at the
     /// detector's input size: `"off"`, `"auto"` (from `min_face_px`) or
     /// `[cols, rows]`. For small faces over a whole wide frame.
     #[serde(default)]
-    pub detect_tiles: crate::detect::region::TileSpec,
+    pub detect_tiles: crate::config::region::TileSpec,
     /// Faces narrower than this many frame pixels are dropped before
     /// tracking (0: none); `max_face_px` likewise for wider ones.
     #[serde(default)]
@@ -133,7 +133,7 @@ fn default_start_time() -> String {
 
 /// Milliseconds since the Unix epoch of an RFC 3339 time
 /// (`YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)`).
-pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
     if b.len() < 20
@@ -299,8 +299,15 @@ pub enum V4l2Format {
     Yuyv,
 }
 
+crate::error::context_error!(
+    /// A camera `url` that names no source faceflow can open (its
+    /// credentials never shown).
+    SourceError,
+    ""
+);
+
 impl CameraConfig {
-    pub fn source(&self) -> Result<SourceKind, String> {
+    pub fn source(&self) -> Result<SourceKind, SourceError> {
         let u = self.url.trim();
         if let Some(p) = u.strip_prefix("file:") {
             return Ok(SourceKind::File(PathBuf::from(p)));
@@ -313,17 +320,20 @@ impl CameraConfig {
         }
         if u.contains("://") {
             let scheme = u.split("://").next().unwrap_or("");
-            return Err(format!("scheme `{scheme}` is not supported (supported: rtsp://, rtsps://, v4l2:, file:)"));
+            return Err(SourceError::new(format!(
+                "scheme `{scheme}` is not supported (supported: rtsp://, rtsps://, v4l2:, file:)"
+            )));
         }
         Ok(SourceKind::File(PathBuf::from(u)))
     }
 }
 
 impl CameraConfig {
-    fn rtsp_source(&self, u: &str) -> Result<SourceKind, String> {
-        let mut parsed = url::Url::parse(u).map_err(|e| format!("not a valid URL ({e}): {}", redact_url(u)))?;
+    fn rtsp_source(&self, u: &str) -> Result<SourceKind, SourceError> {
+        let mut parsed =
+            url::Url::parse(u).map_err(|e| SourceError::new(format!("not a valid URL ({e}): {}", redact_url(u))))?;
         if parsed.host_str().is_none_or(|h| h.is_empty()) {
-            return Err(format!("no host in {}", redact_url(u)));
+            return Err(SourceError::new(format!("no host in {}", redact_url(u))));
         }
         let decode = |s: &str| percent_decode(s);
         let (mut username, mut password) = (None, None);
@@ -340,7 +350,7 @@ impl CameraConfig {
             password = self.password.clone();
         }
         if password.is_some() && username.is_none() {
-            return Err("a password is set but no username".into());
+            return Err(SourceError::new("a password is set but no username"));
         }
         Ok(SourceKind::Rtsp { url: parsed.to_string(), username, password })
     }
@@ -351,16 +361,16 @@ impl CameraConfig {
     }
 }
 
-pub(super) fn v4l2_source(rest: &str) -> Result<SourceKind, String> {
+pub(super) fn v4l2_source(rest: &str) -> Result<SourceKind, SourceError> {
     let rest = rest.trim_start_matches("//");
     let (device, query) = rest.split_once('?').unwrap_or((rest, ""));
     if !device.starts_with("/dev/") {
-        return Err(format!("V4L2 device must be a /dev path, got {device:?}"));
+        return Err(SourceError::new(format!("V4L2 device must be a /dev path, got {device:?}")));
     }
     let (mut width, mut height, mut format) = (1280u32, 720u32, V4l2Format::Mjpeg);
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        let num = || v.parse::<u32>().map_err(|_| format!("V4L2 `{k}` must be a number, got {v:?}"));
+        let num = || v.parse::<u32>().map_err(|_| SourceError::new(format!("V4L2 `{k}` must be a number, got {v:?}")));
         match k {
             "width" => width = num()?,
             "height" => height = num()?,
@@ -368,19 +378,19 @@ pub(super) fn v4l2_source(rest: &str) -> Result<SourceKind, String> {
                 format = match v {
                     "mjpeg" => V4l2Format::Mjpeg,
                     "yuyv" => V4l2Format::Yuyv,
-                    _ => return Err(format!("V4L2 format must be mjpeg or yuyv, got {v:?}")),
+                    _ => return Err(SourceError::new(format!("V4L2 format must be mjpeg or yuyv, got {v:?}"))),
                 }
             }
-            _ => return Err(format!("unknown V4L2 option `{k}` (width, height, format)")),
+            _ => return Err(SourceError::new(format!("unknown V4L2 option `{k}` (width, height, format)"))),
         }
     }
     if width == 0 || height == 0 || width > crate::board::MAX_FRAME_WIDTH || height > crate::board::MAX_FRAME_HEIGHT {
-        return Err(format!(
+        return Err(SourceError::new(format!(
             "V4L2 size {width}x{height} outside 1x1..{}x{} (board `{}`)",
             crate::board::MAX_FRAME_WIDTH,
             crate::board::MAX_FRAME_HEIGHT,
             crate::board::NAME
-        ));
+        )));
     }
     Ok(SourceKind::V4l2 { device: device.to_string(), width, height, format })
 }
@@ -404,7 +414,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Replaces `user:password@` in a URL with `***@`, for logs and stats.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     if let Some(scheme_end) = url.find("://") {
         let rest = &url[scheme_end + 3..];
         let host_end = rest.find('/').unwrap_or(rest.len());

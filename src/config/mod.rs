@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::board;
 
 mod camera;
+pub mod region;
 mod validate;
 
 pub use camera::*;
@@ -74,59 +75,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// What `faceflow check-config` checks beyond the text: the files the
-    /// config names exist (camera videos, the model, the runtime library
-    /// when set) and the spool directory is writable. One line per problem,
-    /// naming the key.
-    pub fn check_files(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for (i, c) in self.cameras.iter().enumerate() {
-            if let Ok(SourceKind::File(p)) = c.source() {
-                if !p.is_file() {
-                    problems.push(format!("cameras[{i}].url: video file {} does not exist", p.display()));
-                } else if let Some(why) = frame_too_big(&p) {
-                    problems.push(format!("cameras[{i}].url: {why}"));
-                }
-            }
-        }
-        let model = self.detector.model_path();
-        if !model.is_file() {
-            problems.push(format!(
-                "detector.model: {} does not exist (scripts/setup.sh fetches the default models)",
-                model.display()
-            ));
-        }
-        if !self.detector.runtime.as_os_str().is_empty() && !self.detector.runtime.is_file() {
-            problems.push(format!("detector.runtime: {} does not exist", self.detector.runtime.display()));
-        }
-        let ca_files = [
-            ("findface.ca_file", self.findface.as_ref().and_then(|f| f.ca_file.as_ref())),
-            ("webhook.ca_file", self.webhook.as_ref().and_then(|w| w.ca_file.as_ref())),
-        ];
-        for (key, path) in ca_files {
-            if let Some(path) = path {
-                if let Err(e) = crate::sink::tls::read_ca_file(path) {
-                    problems.push(format!("{key}: {e}"));
-                }
-            }
-        }
-        if self.findface.is_some() || self.webhook.is_some() {
-            let dir = &self.sender.spool_dir;
-            let probe = dir.join(".faceflow-check");
-            let ok = crate::sink::private_files::Access::PRIVATE
-                .create_dir_all(dir)
-                .and_then(|_| std::fs::write(&probe, b""))
-                .is_ok();
-            let _ = std::fs::remove_file(&probe);
-            if !ok {
-                problems.push(format!("sender.spool_dir: {} is not a writable directory", dir.display()));
-            }
-        }
-        problems
-    }
-
     /// The file of `camera` for an output path given on the command line.
-    pub fn per_camera_path(&self, base: &std::path::Path, camera: &str) -> std::path::PathBuf {
+    pub(crate) fn per_camera_path(&self, base: &std::path::Path, camera: &str) -> std::path::PathBuf {
         if self.cameras.len() <= 1 {
             return base.to_path_buf();
         }
@@ -139,16 +89,17 @@ impl Config {
     }
 }
 
-/// Why a recording's frames do not fit this board's frame pool (its first
-/// frame is decoded to know), or None when they fit or it cannot be read
-/// (the run reports that).
-fn frame_too_big(path: &Path) -> Option<String> {
-    let mut size = None;
-    crate::ingest::decode_file(path, 1, |p| size = Some((p.width, p.height))).ok()?;
-    let (w, h) = size?;
-    let b = crate::board::frame_limit_text();
-    (w > crate::board::MAX_FRAME_WIDTH || h > crate::board::MAX_FRAME_HEIGHT)
-        .then(|| format!("{} has {w}x{h} frames, more than {b}", path.display()))
+/// Where libonnxruntime is: the config's path, else $ORT_DYLIB_PATH, else
+/// `models/lib/<arch>/libonnxruntime.so` under the working directory.
+pub(crate) fn runtime_library_path(configured: &Path) -> PathBuf {
+    if !configured.as_os_str().is_empty() {
+        return configured.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        return PathBuf::from(p);
+    }
+    let name = if cfg!(target_os = "macos") { "libonnxruntime.dylib" } else { "libonnxruntime.so" };
+    PathBuf::from("models/lib").join(std::env::consts::ARCH).join(name)
 }
 
 /// A password or token: readable by the code that needs it, never printed
@@ -161,7 +112,7 @@ impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -349,7 +300,7 @@ pub enum Preprocess {
 
 impl Preprocess {
     /// `Board` resolved to the board profile's choice.
-    pub fn resolved(self) -> Preprocess {
+    pub(crate) fn resolved(self) -> Preprocess {
         match self {
             Preprocess::Board if crate::board::DETECTOR_PREPROCESS == "model" => Preprocess::Model,
             Preprocess::Board => Preprocess::Cpu,
@@ -370,7 +321,7 @@ pub enum Precision {
 
 impl Precision {
     /// `Board` resolved to the board profile's precision.
-    pub fn resolved(self) -> Precision {
+    pub(crate) fn resolved(self) -> Precision {
         match self {
             Precision::Board => match crate::board::DETECTOR_PRECISION {
                 "int8" => Precision::Int8,
@@ -504,7 +455,7 @@ pub struct OutboxConfig {
     pub max_bytes: u64,
     /// `always` (within age and size) or `until_delivered`: removed once
     /// every remote sink (FindFace, webhook) has it.
-    pub keep: crate::sink::retention::Keep,
+    pub keep: Keep,
     /// A group that may read the outbox (files 0640, directories 0750),
     /// e.g. an exporter's; unset: owner only (0600/0700).
     pub group: Option<String>,
@@ -517,20 +468,21 @@ impl Default for OutboxConfig {
             jpeg_quality: 90,
             max_age_h: 168.0,
             max_bytes: 1 << 30,
-            keep: crate::sink::retention::Keep::Always,
+            keep: Keep::Always,
             group: None,
         }
     }
 }
 
-impl OutboxConfig {
-    pub fn retention(&self) -> crate::sink::retention::Policy {
-        crate::sink::retention::Policy {
-            max_age: (self.max_age_h > 0.0).then(|| std::time::Duration::from_secs_f64(self.max_age_h * 3600.0)),
-            max_bytes: (self.max_bytes > 0).then_some(self.max_bytes),
-            keep: self.keep,
-        }
-    }
+/// When an outbox copy may go once it is within age and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// Until age or size says otherwise.
+    Always,
+    /// Until every remote sink delivered it (or refused it for good: the
+    /// spool's `dead/` keeps refused events, within its own bound).
+    UntilDelivered,
 }
 
 /// The landmarks stage (Face Mesh + Iris on candidate best faces).
@@ -675,7 +627,7 @@ impl Config {
         self.landmarks.model = locate(&self.landmarks.mesh_path(), config_dir);
         self.landmarks.iris_model = locate(&self.landmarks.iris_path(), config_dir);
         if !self.detector.runtime.as_os_str().is_empty() || std::env::var_os("ORT_DYLIB_PATH").is_none() {
-            self.detector.runtime = locate(&crate::detect::runtime::library_path(&self.detector.runtime), config_dir);
+            self.detector.runtime = locate(&runtime_library_path(&self.detector.runtime), config_dir);
         }
     }
 
@@ -706,7 +658,7 @@ impl Config {
 /// `/usr/share/faceflow` and `/usr/local/share/faceflow`), else the
 /// working directory. An absolute path, or one found nowhere, is returned
 /// as it is.
-pub fn locate(path: &Path, config_dir: Option<&Path>) -> PathBuf {
+pub(crate) fn locate(path: &Path, config_dir: Option<&Path>) -> PathBuf {
     if path.is_absolute() || path.as_os_str().is_empty() {
         return path.to_path_buf();
     }

@@ -97,10 +97,7 @@ impl Config {
                 format!("must be hours >= 0 (0: no limit), got {}", self.outbox.max_age_h),
             ));
         }
-        if self.outbox.keep == crate::sink::retention::Keep::UntilDelivered
-            && self.findface.is_none()
-            && self.webhook.is_none()
-        {
+        if self.outbox.keep == super::Keep::UntilDelivered && self.findface.is_none() && self.webhook.is_none() {
             return Err((
                 "outbox.keep".into(),
                 "\"until_delivered\" needs a remote sink ([findface] or [webhook]) to deliver to; \
@@ -108,8 +105,8 @@ impl Config {
                     .into(),
             ));
         }
-        if let Err(e) = crate::sink::private_files::Access::with_group(self.outbox.group.as_deref()) {
-            return Err(("outbox.group".into(), e));
+        if let Err(e) = crate::private_files::Access::with_group(self.outbox.group.as_deref()) {
+            return Err(("outbox.group".into(), e.to_string()));
         }
         if let Some(ff) = &self.findface {
             check_url("findface.url", &ff.url)?;
@@ -222,10 +219,10 @@ fn validate_camera(i: usize, c: &CameraConfig, earlier: &[CameraConfig]) -> Resu
     if earlier.iter().any(|o| o.name == c.name) {
         return Err((k("name"), format!("duplicate camera name {:?}", c.name)));
     }
-    c.source().map_err(|m| (k("url"), m))?;
+    c.source().map_err(|m| (k("url"), m.to_string()))?;
     nonneg(&k("min_face_px"), c.min_face_px)?;
     nonneg(&k("max_face_px"), c.max_face_px)?;
-    if c.detect_tiles == crate::detect::region::TileSpec::Auto && c.min_face_px <= 0.0 {
+    if c.detect_tiles == crate::config::region::TileSpec::Auto && c.min_face_px <= 0.0 {
         return Err((
             k("detect_tiles"),
             "\"auto\" picks tiles from the smallest face wanted: set min_face_px (frame pixels)".into(),

@@ -114,7 +114,7 @@ fn h26x_id(codec: Codec) -> Option<ff::AVCodecID> {
 }
 
 fn find_by_name(name: &str) -> Result<*const ff::AVCodec, DecodeError> {
-    let cname = CString::new(name).map_err(|_| DecodeError(format!("bad decoder name {name:?}")))?;
+    let cname = CString::new(name).map_err(|_| DecodeError::new(format!("bad decoder name {name:?}")))?;
     // SAFETY: a NUL-terminated name; the result is NULL or a static AVCodec.
     Ok(unsafe { ff::avcodec_find_decoder_by_name(cname.as_ptr()) })
 }
@@ -122,12 +122,14 @@ fn find_by_name(name: &str) -> Result<*const ff::AVCodec, DecodeError> {
 impl LibavDecoder {
     /// libavcodec's own software decoder for `codec`, told `extradata`
     /// (a container's codec configuration, or Annex B parameter sets) first.
-    pub fn software(codec: Codec, extradata: &[u8], threads: Threads) -> Result<Self, DecodeError> {
+    pub(crate) fn software(codec: Codec, extradata: &[u8], threads: Threads) -> Result<Self, DecodeError> {
         let (c, name): (*const ff::AVCodec, &'static str) = match (h26x_id(codec), codec) {
             // SAFETY: avcodec_find_decoder returns NULL or a static AVCodec.
             (Some(id), _) => (unsafe { ff::avcodec_find_decoder(id) }, codec.as_str()),
             (None, Codec::Other { decoder }) => (find_by_name(decoder)?, decoder),
-            (None, other) => return Err(DecodeError(format!("{} is not decoded by libavcodec here", other.as_str()))),
+            (None, other) => {
+                return Err(DecodeError::new(format!("{} is not decoded by libavcodec here", other.as_str())))
+            }
         };
         Self::open(codec, c, extradata, threads, name)
     }
@@ -147,7 +149,7 @@ impl LibavDecoder {
     ) -> Result<Self, DecodeError> {
         quiet_libav_log();
         if c.is_null() {
-            return Err(DecodeError(format!("{name}: this FFmpeg build has no such decoder")));
+            return Err(DecodeError::new(format!("{name}: this FFmpeg build has no such decoder")));
         }
         // The context, packet and frame are owned by `d` from here on (its
         // Drop frees them, also on the error returns below). The extradata
@@ -157,7 +159,7 @@ impl LibavDecoder {
         unsafe {
             if let Some(id) = h26x_id(codec) {
                 if (*c).id != id {
-                    return Err(DecodeError(format!("{name} does not decode {}", codec.as_str())));
+                    return Err(DecodeError::new(format!("{name} does not decode {}", codec.as_str())));
                 }
             }
             let ctx = ff::avcodec_alloc_context3(c);
@@ -179,18 +181,18 @@ impl LibavDecoder {
                 extra_errors: 0,
             };
             if ctx.is_null() || pkt.is_null() || frame.is_null() {
-                return Err(DecodeError(format!("{name}: out of memory opening the decoder")));
+                return Err(DecodeError::new(format!("{name}: out of memory opening the decoder")));
             }
             if !extradata.is_empty() {
                 let len = extradata.len();
                 let Ok(size) = c_int::try_from(len) else {
-                    return Err(DecodeError(format!("{name}: {len} bytes of codec configuration is too much")));
+                    return Err(DecodeError::new(format!("{name}: {len} bytes of codec configuration is too much")));
                 };
                 // libavcodec frees it with the context: av_malloc'd, with
                 // the zeroed padding its readers may run into.
                 let buf = ff::av_mallocz(len + ff::AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
                 if buf.is_null() {
-                    return Err(DecodeError(format!("{name}: out of memory opening the decoder")));
+                    return Err(DecodeError::new(format!("{name}: out of memory opening the decoder")));
                 }
                 ptr::copy_nonoverlapping(extradata.as_ptr(), buf, len);
                 (*ctx).extradata = buf;
@@ -202,7 +204,7 @@ impl LibavDecoder {
             (*ctx).thread_type = if threads.frame { ff::FF_THREAD_FRAME } else { ff::FF_THREAD_SLICE };
             let r = ff::avcodec_open2(ctx, c, ptr::null_mut());
             if r < 0 {
-                return Err(DecodeError(format!("{name}: cannot open the decoder: {}", av_err(r))));
+                return Err(DecodeError::new(format!("{name}: cannot open the decoder: {}", av_err(r))));
             }
             Ok(d)
         }
@@ -238,7 +240,7 @@ impl LibavDecoder {
             return self.send(data.as_ptr(), data.len(), pts, on_picture);
         }
         if self.parser.is_null() {
-            return Err(DecodeError(format!("{}: takes whole packets only (no parser for it)", self.name)));
+            return Err(DecodeError::new(format!("{}: takes whole packets only (no parser for it)", self.name)));
         }
         let mut first_err = None;
         // The parser reads up to the padding size past its input: give it
@@ -267,7 +269,7 @@ impl LibavDecoder {
                 )
             };
             if used < 0 {
-                return Err(DecodeError(format!("{}: parser: {}", self.name, av_err(used))));
+                return Err(DecodeError::new(format!("{}: parser: {}", self.name, av_err(used))));
             }
             at += (used as usize).min(left);
             if used == 0 && out_len == 0 {
@@ -333,7 +335,7 @@ impl LibavDecoder {
         // end-of-stream (drain) call.
         let r = unsafe { ff::avcodec_send_packet(self.ctx, ptr::null()) };
         if r < 0 && r != ff::AVERROR_EOF {
-            self.note(&mut first_err, DecodeError(format!("{}: flush: {}", self.name, av_err(r))));
+            self.note(&mut first_err, DecodeError::new(format!("{}: flush: {}", self.name, av_err(r))));
         }
         if let Err(e) = self.receive_all(on_picture) {
             self.note(&mut first_err, e);
@@ -349,7 +351,7 @@ impl LibavDecoder {
         on_picture: &mut dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()>,
     ) -> Result<(), DecodeError> {
         let Ok(size) = c_int::try_from(len) else {
-            return Err(DecodeError(format!("{}: a {len}-byte access unit is too large", self.name)));
+            return Err(DecodeError::new(format!("{}: a {len}-byte access unit is too large", self.name)));
         };
         if size == 0 {
             return Ok(());
@@ -374,7 +376,7 @@ impl LibavDecoder {
             }
             let received = self.receive_all(on_picture);
             if r < 0 {
-                return Err(DecodeError(format!("{}: {}", self.name, av_err(r))));
+                return Err(DecodeError::new(format!("{}: {}", self.name, av_err(r))));
             }
             return received;
         }
@@ -392,7 +394,7 @@ impl LibavDecoder {
                 return Ok(());
             }
             if r < 0 {
-                return Err(DecodeError(format!("{}: {}", self.name, av_err(r))));
+                return Err(DecodeError::new(format!("{}: {}", self.name, av_err(r))));
             }
             let flow = match self.picture() {
                 Ok((pic, corrupt)) => on_picture(&pic, corrupt),
@@ -419,7 +421,7 @@ impl LibavDecoder {
         let f = unsafe { &*self.frame };
         let (w, h) = (f.width, f.height);
         if w <= 0 || h <= 0 {
-            return Err(DecodeError(format!("{}: a picture with no size", self.name)));
+            return Err(DecodeError::new(format!("{}: a picture with no size", self.name)));
         }
         let corrupt = f.decode_error_flags != 0 || (f.flags & ff::AV_FRAME_FLAG_CORRUPT) != 0;
         // The packet's own timestamp, carried through reordering (not
@@ -432,7 +434,7 @@ impl LibavDecoder {
         if planar420 {
             let ls = f.linesize;
             if ls[0] < w || ls[1] < cw as c_int || ls[2] < cw as c_int || f.data[0].is_null() {
-                return Err(DecodeError(format!("{}: unexpected picture layout", self.name)));
+                return Err(DecodeError::new(format!("{}: unexpected picture layout", self.name)));
             }
             let (sy, su, sv) = (ls[0] as usize, ls[1] as usize, ls[2] as usize);
             // SAFETY: libavcodec's planes hold `linesize * rows` bytes each
@@ -453,7 +455,7 @@ impl LibavDecoder {
         // Anything else: libswscale into 8-bit I420 (a context per stream
         // format, cached; the buffer grows only when the size does).
         let Some(fmt) = pixel_format(f.format) else {
-            return Err(DecodeError(format!("{}: unknown pixel format {}", self.name, f.format)));
+            return Err(DecodeError::new(format!("{}: unknown pixel format {}", self.name, f.format)));
         };
         // SAFETY: `self.sws` is NULL or the context this call returned
         // before (it frees or reuses it); sizes are positive, `fmt` a valid
@@ -474,7 +476,10 @@ impl LibavDecoder {
             )
         };
         if self.sws.is_null() {
-            return Err(DecodeError(format!("{}: cannot convert pixel format {} to 8-bit 4:2:0", self.name, f.format)));
+            return Err(DecodeError::new(format!(
+                "{}: cannot convert pixel format {} to 8-bit 4:2:0",
+                self.name, f.format
+            )));
         }
         let len = i420_len(w as u32, h as u32);
         if self.converted.len() < len {
@@ -492,7 +497,7 @@ impl LibavDecoder {
             ff::sws_scale(self.sws, f.data.as_ptr() as _, f.linesize.as_ptr(), 0, h, dst.as_ptr(), dst_stride.as_ptr())
         };
         if rows != h {
-            return Err(DecodeError(format!("{}: pixel format conversion failed", self.name)));
+            return Err(DecodeError::new(format!("{}: pixel format conversion failed", self.name)));
         }
         let (y, rest) = self.converted[..len].split_at(wu * hu);
         let (u, v) = rest.split_at(cw * ch);
@@ -656,6 +661,6 @@ mod tests {
         let _ = d.finish(&mut on);
         assert_eq!(n, 0, "noise makes no picture");
         let e = LibavDecoder::named(Codec::H264, "h264_no_such_decoder", &[], Threads { count: 1, frame: false });
-        assert!(e.err().unwrap().0.contains("h264_no_such_decoder: this FFmpeg build has no such decoder"));
+        assert!(e.err().unwrap().to_string().contains("h264_no_such_decoder: this FFmpeg build has no such decoder"));
     }
 }

@@ -23,16 +23,11 @@ use std::ops::ControlFlow;
 
 use crate::board;
 
-#[derive(Debug)]
-pub struct DecodeError(pub String);
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "decode: {}", self.0)
-    }
-}
-
-impl std::error::Error for DecodeError {}
+crate::error::context_error!(
+    /// A decoder that could not be made, or a picture it could not decode.
+    DecodeError,
+    "decode: "
+);
 
 /// The video codecs faceflow takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +94,7 @@ impl Picture<'_> {
 
 /// Called with each decoded picture, in presentation order, and whether the
 /// decoder concealed damage in it; `Break` stops the handing out.
-pub type OnPicture<'f> = dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()> + 'f;
+pub(crate) type OnPicture<'f> = dyn FnMut(&Picture<'_>, bool) -> ControlFlow<()> + 'f;
 
 enum Backend {
     #[cfg(feature = "libav")]
@@ -138,7 +133,7 @@ fn board_threads() -> libav::Threads {
 }
 
 /// The hardware decoder the board profile names for `codec` ("" = none).
-pub fn board_hw_decoder(codec: Codec) -> &'static str {
+pub(crate) fn board_hw_decoder(codec: Codec) -> &'static str {
     match codec {
         Codec::H264 => board::HW_DECODER_H264,
         Codec::H265 => board::HW_DECODER_H265,
@@ -162,7 +157,7 @@ impl VideoDecoder {
     /// The decoder the board profile picks for a camera: its hardware
     /// decoder first where it names one, else (logged, with the reason)
     /// libavcodec's software decoder. `extradata` as for [`Self::with_extradata`].
-    pub fn for_camera(codec: Codec, extradata: &[u8], camera: &str) -> Result<Self, DecodeError> {
+    pub(crate) fn for_camera(codec: Codec, extradata: &[u8], camera: &str) -> Result<Self, DecodeError> {
         Self::open(codec, extradata, camera, true)
     }
 
@@ -227,7 +222,7 @@ impl VideoDecoder {
                 }
                 Ok((Backend::OpenH264(d), false))
             }
-            other => Err(DecodeError(format!(
+            other => Err(DecodeError::new(format!(
                 "{} needs libavcodec: this build has only OpenH264 (build with the default `libav` feature)",
                 other.as_str()
             ))),
@@ -241,7 +236,10 @@ impl VideoDecoder {
         _camera: &str,
         _hw: &'static str,
     ) -> Result<(Backend, bool), DecodeError> {
-        Err(DecodeError(format!("{}: this build has no video decoder (enable the `libav` feature)", codec.as_str())))
+        Err(DecodeError::new(format!(
+            "{}: this build has no video decoder (enable the `libav` feature)",
+            codec.as_str()
+        )))
     }
 
     pub fn codec(&self) -> Codec {
@@ -307,7 +305,7 @@ impl VideoDecoder {
 
     #[cfg(feature = "libav")]
     fn fall_back_to_software(&mut self, why: Option<&DecodeError>) {
-        let why = why.map(|e| e.0.as_str()).unwrap_or("");
+        let why = why.map(|e| e.to_string()).unwrap_or_default();
         match libav::LibavDecoder::software(self.codec, &self.extradata, board_threads()) {
             Ok(d) => {
                 log::warn!(
@@ -353,5 +351,3 @@ impl VideoDecoder {
         }
     }
 }
-
-pub use raw::yuyv_to_i420;

@@ -9,13 +9,13 @@ use openh264::formats::YUVSource;
 
 use super::{DecodeError, Picture};
 
-pub struct OpenH264Decoder {
+pub(crate) struct OpenH264Decoder {
     dec: Decoder,
 }
 
 impl OpenH264Decoder {
     pub fn new() -> Result<Self, DecodeError> {
-        Ok(OpenH264Decoder { dec: Decoder::new().map_err(|e| DecodeError(format!("H.264 (OpenH264): {e}")))? })
+        Ok(OpenH264Decoder { dec: Decoder::new().map_err(|e| DecodeError::new(format!("H.264 (OpenH264): {e}")))? })
     }
 
     /// Feeds one packet (one or more NAL units); returns a picture when one completes.
@@ -23,12 +23,12 @@ impl OpenH264Decoder {
         match self.dec.decode(data) {
             Ok(Some(p)) => Ok(Some(to_picture(p))),
             Ok(None) => Ok(None),
-            Err(e) => Err(DecodeError(format!("H.264 (OpenH264): {e}"))),
+            Err(e) => Err(DecodeError::new(format!("H.264 (OpenH264): {e}"))),
         }
     }
 
     /// Pictures still buffered at the end of the stream, one at a time.
-    pub fn flush_one(&mut self) -> Option<Picture<'_>> {
+    pub(crate) fn flush_one(&mut self) -> Option<Picture<'_>> {
         // openh264 hands them out as a Vec; the end of a stream is not the hot path.
         let mut all = self.dec.flush_remaining().ok()?;
         if all.is_empty() {

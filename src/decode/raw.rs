@@ -5,7 +5,7 @@
 use super::{Codec, DecodeError, Picture};
 
 /// Uncompressed or intra-only frames: each packet is one whole picture.
-pub struct RawDecoder {
+pub(crate) struct RawDecoder {
     codec: Codec,
     jpeg: Option<crate::jpeg::JpegDecoder>,
     i420: Vec<u8>,
@@ -14,7 +14,7 @@ pub struct RawDecoder {
 impl RawDecoder {
     pub fn new(codec: Codec) -> Result<Self, DecodeError> {
         let jpeg = match codec {
-            Codec::Mjpeg => Some(crate::jpeg::JpegDecoder::new().map_err(|e| DecodeError(e.to_string()))?),
+            Codec::Mjpeg => Some(crate::jpeg::JpegDecoder::new().map_err(|e| DecodeError::new(e.to_string()))?),
             _ => None,
         };
         Ok(RawDecoder { codec, jpeg, i420: Vec::new() })
@@ -23,13 +23,13 @@ impl RawDecoder {
     pub fn decode(&mut self, data: &[u8]) -> Result<Picture<'_>, DecodeError> {
         let (w, h) = match (self.codec, self.jpeg.as_mut()) {
             (Codec::Mjpeg, Some(j)) => {
-                j.decode_to_i420(data, &mut self.i420).map_err(|e| DecodeError(format!("MJPEG: {e}")))?
+                j.decode_to_i420(data, &mut self.i420).map_err(|e| DecodeError::new(format!("MJPEG: {e}")))?
             }
             (Codec::Yuyv { width, height }, _) => {
                 yuyv_to_i420(data, width, height, &mut self.i420)?;
                 (width, height)
             }
-            _ => return Err(DecodeError(format!("{} is not a raw format", self.codec.as_str()))),
+            _ => return Err(DecodeError::new(format!("{} is not a raw format", self.codec.as_str()))),
         };
         let (wu, hu) = (w as usize, h as usize);
         let (cw, ch) = (wu.div_ceil(2), hu.div_ceil(2));
@@ -41,10 +41,10 @@ impl RawDecoder {
 
 /// YUYV (Y0 U Y1 V per pixel pair, 4:2:2) to packed I420: luma copied,
 /// chroma averaged over each pair of rows.
-pub fn yuyv_to_i420(src: &[u8], width: u32, height: u32, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+pub(crate) fn yuyv_to_i420(src: &[u8], width: u32, height: u32, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let (w, h) = (width as usize, height as usize);
     if w == 0 || h == 0 || !w.is_multiple_of(2) || src.len() < w * h * 2 {
-        return Err(DecodeError(format!("YUYV {width}x{height} needs {} bytes, got {}", w * h * 2, src.len())));
+        return Err(DecodeError::new(format!("YUYV {width}x{height} needs {} bytes, got {}", w * h * 2, src.len())));
     }
     let (cw, ch) = (w / 2, h.div_ceil(2));
     out.clear();
@@ -81,7 +81,7 @@ mod tests {
         assert_eq!(&out[..8], &[10, 20, 30, 40, 50, 60, 70, 80]);
         assert_eq!(&out[8..10], &[101, 111], "U averaged over the two rows");
         assert_eq!(&out[10..12], &[201, 211], "V averaged over the two rows");
-        assert!(yuyv_to_i420(&src[..10], 4, 2, &mut out).unwrap_err().0.contains("needs 16 bytes"));
+        assert!(yuyv_to_i420(&src[..10], 4, 2, &mut out).unwrap_err().to_string().contains("needs 16 bytes"));
     }
 
     #[test]

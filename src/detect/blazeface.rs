@@ -24,7 +24,7 @@ use super::{DetectError, Detection, Detections};
 use crate::geom::BBox;
 
 /// The model's fixed input side, in pixels.
-pub const INPUT: u32 = 256;
+pub(crate) const INPUT: u32 = 256;
 /// (stride, anchors per cell) of the two anchor layers, in output order.
 const LAYERS: [(usize, usize); 2] = [(16, 2), (32, 6)];
 const REGRESSORS: usize = 16;

@@ -42,7 +42,7 @@ use ort::AsPointer;
 use super::DetectError;
 
 /// Most outputs a bound model may have (CenterFace has four).
-pub const MAX_OUTPUTS: usize = 8;
+pub(crate) const MAX_OUTPUTS: usize = 8;
 /// Most (batch, frame size) bindings an I420 session keeps; past it, the
 /// bindings of other frame sizes are dropped (a camera changing resolution
 /// over and over costs a re-bind, never unbounded memory).
@@ -89,7 +89,7 @@ fn i420_bytes(w: usize, h: usize) -> usize {
 }
 
 /// Whether the session's one input is u8 of rank 3 (raw I420 frames).
-pub fn takes_i420(session: &Session) -> bool {
+pub(crate) fn takes_i420(session: &Session) -> bool {
     matches!(
         session.inputs().first().map(|i| i.dtype()),
         Some(ValueType::Tensor { ty: TensorElementType::Uint8, shape, .. }) if shape.len() == 3
@@ -174,14 +174,24 @@ impl Drop for PinnedBlocks {
     }
 }
 
+crate::error::context_error!(
+    /// Buffers or ORT values that could not be made for a batch shape.
+    BindError,
+    ""
+);
+
 impl PinnedBlocks {
-    fn new(lens: &[usize], session: &Arc<Session>) -> Result<PinnedBlocks, String> {
+    fn new(lens: &[usize], session: &Arc<Session>) -> Result<PinnedBlocks, BindError> {
         let info = MemoryInfo::new(AllocationDevice::CUDA_PINNED, 0, AllocatorType::Device, MemoryType::CPUInput)
-            .map_err(|e| e.to_string())?;
-        let allocator = Allocator::new(session, info).map_err(|e| e.to_string())?;
+            .map_err(|e| BindError::caused("pinned memory info", e))?;
+        let allocator = Allocator::new(session, info).map_err(|e| BindError::caused("pinned allocator", e))?;
         let mut pinned = PinnedBlocks { blocks: Vec::with_capacity(lens.len()), allocator, session: session.clone() };
         for &len in lens {
-            let block = pinned.allocator.alloc::<f32>(len).map_err(|e| format!("{} bytes: {e}", len * 4))?.into_raw();
+            let block = pinned
+                .allocator
+                .alloc::<f32>(len)
+                .map_err(|e| BindError::caused(format!("{} bytes", len * 4), e))?
+                .into_raw();
             // SAFETY: a fresh block of `len` f32s; zeroed so that every
             // slice later made over it reads initialised memory.
             unsafe { ptr::write_bytes(block.cast::<f32>(), 0, len) };
@@ -200,7 +210,7 @@ impl HostMemory {
         let Some(session) = pin else { return (heap(), None) };
         match PinnedBlocks::new(lens, session) {
             Ok(p) => (HostMemory::Pinned(p), None),
-            Err(why) => (heap(), Some(why)),
+            Err(why) => (heap(), Some(why.to_string())),
         }
     }
 
@@ -265,25 +275,25 @@ impl Buffers {
 
     /// Another set of buffers for the same model, bound for the same
     /// batch shapes as these.
-    pub fn spare(&self) -> Result<Buffers, DetectError> {
+    pub(crate) fn spare(&self) -> Result<Buffers, DetectError> {
         let (mut b, refused) = Buffers::new(self.shapes.clone(), self.memory.pinned_session());
         if let Some(why) = refused {
             log::warn!("a second set of buffers is on the heap, the first is page-locked: {why}");
         }
         for v in &self.bound {
-            b.bind(v.n, v.size).map_err(DetectError::Load)?;
+            b.bind(v.n, v.size).map_err(|e| DetectError::Load(e.to_string()))?;
         }
         Ok(b)
     }
 
     /// The index of the values for `n` items of `size`, created (once) if new.
-    fn bind(&mut self, n: usize, size: (usize, usize)) -> Result<usize, String> {
+    fn bind(&mut self, n: usize, size: (usize, usize)) -> Result<usize, BindError> {
         if let Some(k) = self.bound.iter().position(|b| b.n == n && b.size == size) {
             return Ok(k);
         }
         let max_batch = self.shapes.max_batch;
         if n == 0 || n > max_batch {
-            return Err(format!("batch size {n} outside 1..={max_batch}"));
+            return Err(BindError::new(format!("batch size {n} outside 1..={max_batch}")));
         }
         if self.bound.len() >= MAX_I420_BINDINGS {
             self.bound.retain(|b| b.size == size);
@@ -301,18 +311,18 @@ impl Buffers {
                 // SAFETY: so the pointer outlives the value; moving the struct
                 // (to another thread too) does not move the blocks.
                 let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), input_ptr, in_shape) };
-                InputValue::F32(v.map_err(|e| format!("input tensor: {e}"))?)
+                InputValue::F32(v.map_err(|e| BindError::caused("input tensor", e))?)
             }
             InputLayout::I420 { .. } => {
                 let (w, h) = size;
                 if let Some(why) = self.shapes.layout.refuse_frames(w, h) {
-                    return Err(why);
+                    return Err(BindError::new(why));
                 }
                 let in_shape = shape(&[(h * 3 / 2) as i64, w as i64]);
                 // SAFETY: as above; n frames of this size fit the buffer
                 // (sized for max_batch frames of the largest size).
                 let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), input_ptr, in_shape) };
-                InputValue::U8(v.map_err(|e| format!("input tensor: {e}"))?)
+                InputValue::U8(v.map_err(|e| BindError::caused("input tensor", e))?)
             }
         };
         let mut outputs = Vec::with_capacity(self.shapes.item_shapes.len());
@@ -320,7 +330,7 @@ impl Buffers {
             let ptr = self.memory.block_mut(k + 1).as_mut_ptr().cast();
             // SAFETY: as above.
             let v = unsafe { TensorRefMut::from_raw(MemoryInfo::default(), ptr, shape(item)) }
-                .map_err(|e| format!("output tensor: {e}"))?;
+                .map_err(|e| BindError::caused("output tensor", e))?;
             outputs.push(v);
         }
         self.bound.push(BoundValues { n, size, input, outputs });
@@ -329,7 +339,7 @@ impl Buffers {
 
     /// The values for the first `n` items of an f32 input buffer; `n` must
     /// be one of the batch sizes bound at load.
-    pub fn binding(&self, n: usize) -> Result<usize, DetectError> {
+    pub(crate) fn binding(&self, n: usize) -> Result<usize, DetectError> {
         self.bound
             .iter()
             .position(|b| b.n == n)
@@ -338,8 +348,8 @@ impl Buffers {
 
     /// The values for the first `n` frames (`w` x `h`) of an I420 input
     /// buffer; the first use of a new (n, size) pair binds them (allocates once).
-    pub fn frames_binding(&mut self, n: usize, w: usize, h: usize) -> Result<usize, DetectError> {
-        self.bind(n, (w, h)).map_err(DetectError::Inference)
+    pub(crate) fn frames_binding(&mut self, n: usize, w: usize, h: usize) -> Result<usize, DetectError> {
+        self.bind(n, (w, h)).map_err(|e| DetectError::Inference(e.to_string()))
     }
 
     pub fn max_batch(&self) -> usize {
@@ -367,7 +377,7 @@ impl Buffers {
     /// Frame `i` of a batch of I420 frames of even size `w` x `h`, to be
     /// filled before a run of the same size; an error for a size the
     /// input cannot take.
-    pub fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> Result<&mut [u8], DetectError> {
+    pub(crate) fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> Result<&mut [u8], DetectError> {
         if let Some(why) = self.shapes.layout.refuse_frames(w, h) {
             return Err(DetectError::Inference(why));
         }
@@ -376,7 +386,7 @@ impl Buffers {
     }
 
     /// Values per batch item of each output, in output order.
-    pub fn output_item_lens(&self) -> &[usize] {
+    pub(crate) fn output_item_lens(&self) -> &[usize] {
         &self.shapes.output_items
     }
 
@@ -522,7 +532,7 @@ impl BoundSession {
     }
 
     /// Values per batch item of each output, in output order.
-    pub fn output_item_lens(&self) -> &[usize] {
+    pub(crate) fn output_item_lens(&self) -> &[usize] {
         self.buffers.output_item_lens()
     }
 

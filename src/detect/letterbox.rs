@@ -39,7 +39,7 @@ impl Letterbox {
         let s = 1.0 / self.scale;
         BBox::new(b.x1 * s, b.y1 * s, b.x2 * s, b.y2 * s).clip(self.src_w as f32, self.src_h as f32)
     }
-    pub fn point_to_frame(&self, p: [f32; 2]) -> [f32; 2] {
+    pub(crate) fn point_to_frame(&self, p: [f32; 2]) -> [f32; 2] {
         [p[0] / self.scale, p[1] / self.scale]
     }
 }

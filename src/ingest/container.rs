@@ -66,7 +66,7 @@ fn av_err(code: c_int) -> String {
 }
 
 fn err(path: &Path, what: impl std::fmt::Display) -> IngestError {
-    IngestError(format!("{}: {what}", path.display()))
+    IngestError::new(format!("{}: {what}", path.display()))
 }
 
 /// libavcodec's name for a codec id (a static string).
@@ -126,8 +126,8 @@ impl ContainerSource {
         if let Some(data) = head.as_deref() {
             if data.len() >= 8 && &data[4..8] == b"ftyp" {
                 if let Err(e) = super::mp4::Mp4Source::new(data.to_vec()) {
-                    if e.0.contains("moov") {
-                        return err(path, e.0);
+                    if e.context().contains("moov") {
+                        return err(path, e.context());
                     }
                 }
             }

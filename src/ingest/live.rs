@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{IngestError, Packet, PacketSource};
 use crate::clock::Clocks;
 use crate::decode::Codec;
-use crate::monitor::{inc, CameraState, Stats};
+use crate::metrics::{inc, CameraState, Stats};
 
 /// Why a stream could not be opened or went away.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct StreamError {
 }
 
 impl StreamError {
-    pub fn transient(message: impl Into<String>) -> Self {
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
         StreamError { permanent: false, message: message.into() }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
@@ -129,7 +129,7 @@ impl LiveSource {
         }
     }
 
-    fn cam(&self) -> &crate::monitor::CameraStats {
+    fn cam(&self) -> &crate::metrics::CameraStats {
         &self.stats.cameras[self.camera]
     }
 
@@ -355,7 +355,7 @@ mod tests {
         let cam = &stats.cameras[0];
         assert_eq!(cam.state(), CameraState::Streaming);
         assert_eq!(cam.reason(), "");
-        assert_eq!(crate::monitor::get(&cam.reconnects), 3);
+        assert_eq!(crate::metrics::get(&cam.reconnects), 3);
     }
 
     #[test]
@@ -372,7 +372,7 @@ mod tests {
             gap <= POLICY.initial + Duration::from_millis(40),
             "first retry after a drop uses the initial delay: {gap:?}"
         );
-        assert_eq!(crate::monitor::get(&stats.cameras[0].reconnects), 1);
+        assert_eq!(crate::metrics::get(&stats.cameras[0].reconnects), 1);
     }
 
     #[test]
@@ -383,7 +383,7 @@ mod tests {
         let t0 = clocks.monotonic();
         assert_eq!(pts(&mut src), (7, true));
         let cam = &stats.cameras[0];
-        assert_eq!(crate::monitor::get(&cam.stalls), 1);
+        assert_eq!(crate::metrics::get(&cam.stalls), 1);
         let at = opened_at.lock().unwrap().clone();
         // Reopened after the stall timeout plus one backoff, not earlier.
         let reopened = at[1] - t0;

@@ -43,25 +43,21 @@ pub struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// One whole access unit, no timestamp.
-    pub fn access_unit(data: &'a [u8], codec: Codec) -> Self {
+    pub(crate) fn access_unit(data: &'a [u8], codec: Codec) -> Self {
         Packet { data, codec, whole_unit: true, pts_ms: None, fresh: false, extradata: &[] }
     }
     /// Some NAL units of a stream, not necessarily a whole access unit.
-    pub fn nal_units(data: &'a [u8], codec: Codec) -> Self {
+    pub(crate) fn nal_units(data: &'a [u8], codec: Codec) -> Self {
         Packet { data, codec, whole_unit: false, pts_ms: None, fresh: false, extradata: &[] }
     }
 }
 
-#[derive(Debug)]
-pub struct IngestError(pub String);
-
-impl std::fmt::Display for IngestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for IngestError {}
+crate::error::context_error!(
+    /// A source that could not be opened or read: the file, camera or
+    /// device, and why.
+    IngestError,
+    ""
+);
 
 pub trait PacketSource: Send {
     /// The next packet, or `None` at the end of the stream.
@@ -95,13 +91,13 @@ pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
 /// H.265 elementary stream (builds without FFmpeg).
 #[cfg(not(feature = "libav"))]
 pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
-    let data = std::fs::read(path).map_err(|e| IngestError(format!("{}: {e}", path.display())))?;
+    let data = std::fs::read(path).map_err(|e| IngestError::caused(path.display().to_string(), e))?;
     if data.len() >= 8 && &data[4..8] == b"ftyp" {
-        Ok(Box::new(mp4::Mp4Source::new(data).map_err(|e| IngestError(format!("{}: {e}", path.display())))?))
+        Ok(Box::new(mp4::Mp4Source::new(data).map_err(|e| IngestError::caused(path.display().to_string(), e))?))
     } else if annexb::looks_like_annexb(&data) {
         Ok(Box::new(annexb::AnnexBSource::new(data)))
     } else {
-        Err(IngestError(format!(
+        Err(IngestError::new(format!(
             "{}: neither an MP4 file nor an H.264/H.265 Annex B stream (other containers and codecs need the `libav` feature)",
             path.display()
         )))
@@ -116,8 +112,8 @@ pub fn decode_file(
     path: &std::path::Path,
     limit: usize,
     mut each: impl FnMut(&crate::decode::Picture<'_>),
-) -> Result<usize, String> {
-    let mut src = open_file(path).map_err(|e| e.0)?;
+) -> Result<usize, IngestError> {
+    let mut src = open_file(path)?;
     let mut dec: Option<crate::decode::VideoDecoder> = None;
     let n = std::cell::Cell::new(0usize);
     let mut on_picture = |p: &crate::decode::Picture<'_>, _corrupt: bool| {
@@ -129,21 +125,22 @@ pub fn decode_file(
             std::ops::ControlFlow::Continue(())
         }
     };
-    while let Some(p) = src.next_packet().map_err(|e| e.0)? {
+    while let Some(p) = src.next_packet()? {
         if dec.is_none() {
             dec = Some(
                 crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)
-                    .map_err(|e| format!("{}: {e}", path.display()))?,
+                    .map_err(|e| IngestError::caused(path.display().to_string(), e))?,
             );
         }
         let d = dec.as_mut().expect("set above");
-        d.decode(p.data, p.pts_ms, p.whole_unit, &mut on_picture).map_err(|e| format!("{}: {e}", path.display()))?;
+        d.decode(p.data, p.pts_ms, p.whole_unit, &mut on_picture)
+            .map_err(|e| IngestError::caused(path.display().to_string(), e))?;
         if n.get() >= limit {
             return Ok(n.get());
         }
     }
     if let Some(d) = dec.as_mut() {
-        d.finish(&mut on_picture).map_err(|e| format!("{}: {e}", path.display()))?;
+        d.finish(&mut on_picture).map_err(|e| IngestError::caused(path.display().to_string(), e))?;
     }
     Ok(n.get())
 }

@@ -5,7 +5,7 @@
 use super::{IngestError, Packet, PacketSource};
 use crate::decode::Codec;
 
-pub struct Mp4Source {
+pub(crate) struct Mp4Source {
     data: Vec<u8>,
     /// SPS and PPS from avcC, as Annex B, sent in front of the first sample.
     params: Vec<u8>,
@@ -22,7 +22,7 @@ pub struct Mp4Source {
 }
 
 fn err(m: impl Into<String>) -> IngestError {
-    IngestError(m.into())
+    IngestError::new(m.into())
 }
 
 fn be32(d: &[u8], at: usize) -> Result<u32, IngestError> {
@@ -82,10 +82,10 @@ impl Mp4Source {
         let moov = match child(&data, b"moov") {
             Ok(Some(m)) => m,
             Ok(None) => return Err(err("missing `moov` box (the index of the samples)")),
-            Err(e) if e.0.contains("overruns the file") => {
+            Err(e) if e.context().contains("overruns the file") => {
                 return Err(err(format!(
                     "the file is truncated: {} before the `moov` box, the index without which no frame can be found (a recording cut off before it was finished?)",
-                    e.0
+                    e.context()
                 )))
             }
             Err(e) => return Err(e),
@@ -116,27 +116,7 @@ impl Mp4Source {
             return Err(err(format!("video codec `{}` is not H.264 (avc1)", String::from_utf8_lossy(&kind))));
         }
         let avcc = need(avc1.get(78..).ok_or_else(|| err("truncated avc1"))?, b"avcC")?;
-        if avcc.len() < 7 {
-            return Err(err("truncated avcC"));
-        }
-        let nal_len_size = (avcc[4] & 3) as usize + 1;
-        let mut params = Vec::new();
-        let mut p = 5usize;
-        for set in 0..2 {
-            let count = if set == 0 { avcc[p] & 0x1f } else { avcc[p] } as usize;
-            p += 1;
-            for _ in 0..count {
-                let len =
-                    u16::from_be_bytes([avcc[p], *avcc.get(p + 1).ok_or_else(|| err("truncated avcC"))?]) as usize;
-                p += 2;
-                params.extend_from_slice(&[0, 0, 0, 1]);
-                params.extend_from_slice(avcc.get(p..p + len).ok_or_else(|| err("truncated avcC"))?);
-                p += len;
-            }
-            if p >= avcc.len() && set == 0 {
-                return Err(err("truncated avcC"));
-            }
-        }
+        let (nal_len_size, params) = parameter_sets(avcc)?;
 
         // Sample sizes.
         let stsz = need(stbl, b"stsz")?;
@@ -245,4 +225,29 @@ impl PacketSource for Mp4Source {
             format!("the file is truncated: its index lists {all} frames, the data ends after {kept} of them")
         })
     }
+}
+
+/// An `avcC` box's NAL length size and its SPS/PPS as Annex B (start codes).
+fn parameter_sets(avcc: &[u8]) -> Result<(usize, Vec<u8>), IngestError> {
+    if avcc.len() < 7 {
+        return Err(err("truncated avcC"));
+    }
+    let nal_len_size = (avcc[4] & 3) as usize + 1;
+    let mut params = Vec::new();
+    let mut p = 5usize;
+    for set in 0..2 {
+        let count = if set == 0 { avcc[p] & 0x1f } else { avcc[p] } as usize;
+        p += 1;
+        for _ in 0..count {
+            let len = u16::from_be_bytes([avcc[p], *avcc.get(p + 1).ok_or_else(|| err("truncated avcC"))?]) as usize;
+            p += 2;
+            params.extend_from_slice(&[0, 0, 0, 1]);
+            params.extend_from_slice(avcc.get(p..p + len).ok_or_else(|| err("truncated avcC"))?);
+            p += len;
+        }
+        if p >= avcc.len() && set == 0 {
+            return Err(err("truncated avcC"));
+        }
+    }
+    Ok((nal_len_size, params))
 }

@@ -18,7 +18,7 @@ use crate::decode::Codec;
 
 /// One RTP packet as the depacketizer needs it.
 #[derive(Debug, Clone, Copy)]
-pub struct RtpPacket<'a> {
+pub(crate) struct RtpPacket<'a> {
     /// RTP timestamp, extended past wrap-around (retina's).
     pub timestamp: i64,
     /// The same in milliseconds since the stream began.
@@ -31,7 +31,7 @@ pub struct RtpPacket<'a> {
 
 /// A finished access unit's description (its bytes are given by [`Depacketizer::pop`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UnitInfo {
+pub(crate) struct UnitInfo {
     pub timestamp: i64,
     pub pts_ms: u64,
     /// Packets lost inside or just before this unit: it may decode damaged.
@@ -50,7 +50,7 @@ enum Fragment {
 
 const START: [u8; 4] = [0, 0, 0, 1];
 
-pub struct Depacketizer {
+pub(crate) struct Depacketizer {
     h265: bool,
     cur: Vec<u8>,
     cur_info: Option<UnitInfo>,
@@ -217,7 +217,7 @@ impl Depacketizer {
 /// Parameter sets (SPS, PPS; VPS for H.265) as Annex B, for the decoder
 /// before the first unit: an RTSP camera states them in its SDP and may
 /// repeat them in-band only at key frames.
-pub fn annexb_parameter_sets(sets: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn annexb_parameter_sets(sets: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     for s in sets.iter().filter(|s| !s.is_empty()) {
         out.extend_from_slice(&START);

@@ -27,6 +27,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec}
 
 use super::live::{LiveStream, StreamError};
 use super::rtp::{annexb_parameter_sets, Depacketizer, RtpPacket};
+use super::IngestError;
 use crate::config::{RtspTransport, Secret};
 use crate::decode::Codec;
 
@@ -48,13 +49,13 @@ impl RtspOpener {
         username: Option<String>,
         password: Option<Secret>,
         transport: RtspTransport,
-    ) -> Result<Self, String> {
-        let url = url::Url::parse(url).map_err(|e| format!("bad RTSP URL: {e}"))?;
+    ) -> Result<Self, IngestError> {
+        let url = url::Url::parse(url).map_err(|e| IngestError::caused("bad RTSP URL", e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| format!("cannot start the RTSP runtime: {e}"))?;
+            .map_err(|e| IngestError::caused("cannot start the RTSP runtime", e))?;
         Ok(RtspOpener { url, username, password, transport, runtime: Arc::new(runtime) })
     }
 }

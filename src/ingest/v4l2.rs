@@ -19,7 +19,7 @@ use super::live::{LiveStream, StreamError, StreamOpener};
 use crate::config::V4l2Format;
 use crate::decode::Codec;
 
-pub struct V4l2Opener {
+pub(crate) struct V4l2Opener {
     pub device: String,
     pub width: u32,
     pub height: u32,

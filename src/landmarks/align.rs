@@ -23,7 +23,7 @@ pub struct Roi {
 /// The face square's size over the detector box's longer side.
 pub const FACE_SCALE: f32 = 1.5;
 /// The eye square's size over the eye's corner-to-corner distance.
-pub const EYE_SCALE: f32 = 2.3;
+pub(crate) const EYE_SCALE: f32 = 2.3;
 
 impl Roi {
     /// The face region for the mesh model, from the detector's box and eyes.
@@ -41,7 +41,7 @@ impl Roi {
 
     /// An eye's region for the iris model, from its corners (the one on
     /// the picture's left first).
-    pub fn eye(left: [f32; 3], right: [f32; 3], flip: bool) -> Roi {
+    pub(crate) fn eye(left: [f32; 3], right: [f32; 3], flip: bool) -> Roi {
         let (dx, dy) = (right[0] - left[0], right[1] - left[1]);
         Roi {
             cx: (left[0] + right[0]) * 0.5,
@@ -67,7 +67,7 @@ impl Roi {
     }
 
     /// A model point (crop pixels, depth in the same unit) in frame pixels.
-    pub fn point_to_frame(&self, p: [f32; 3], side: usize) -> [f32; 3] {
+    pub(crate) fn point_to_frame(&self, p: [f32; 3], side: usize) -> [f32; 3] {
         let (x, y) = self.to_frame(p[0], p[1], side);
         [x, y, p[2] * self.size / side as f32]
     }

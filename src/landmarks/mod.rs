@@ -22,30 +22,30 @@ use crate::detect::Detection;
 use crate::pool::FrameRef;
 
 /// Face Mesh points.
-pub const MESH_POINTS: usize = 468;
+pub(crate) const MESH_POINTS: usize = 468;
 /// Iris points kept per eye (centre first, then 4 on the iris edge).
-pub const IRIS_POINTS: usize = 5;
+pub(crate) const IRIS_POINTS: usize = 5;
 /// Points an event carries: the mesh, then each eye's iris (eye A, eye B).
 pub const POINTS: usize = MESH_POINTS + 2 * IRIS_POINTS;
 
 /// All the points of one face, frame pixels (x, y) and depth (z, same
 /// scale as x; smaller is nearer the camera).
-pub type Points = [[f32; 3]; POINTS];
+pub(crate) type Points = [[f32; 3]; POINTS];
 
 /// Mesh indices used here (MediaPipe's canonical face mesh). Eye A is the
 /// one on the picture's left for a face looking at the camera (the
 /// person's right eye).
 pub mod idx {
-    pub const EYE_A_OUTER: usize = 33;
-    pub const EYE_A_INNER: usize = 133;
-    pub const EYE_A_UPPER: usize = 159;
-    pub const EYE_A_LOWER: usize = 145;
-    pub const EYE_B_OUTER: usize = 263;
-    pub const EYE_B_INNER: usize = 362;
-    pub const EYE_B_UPPER: usize = 386;
-    pub const EYE_B_LOWER: usize = 374;
-    pub const MOUTH_LEFT: usize = 61;
-    pub const MOUTH_RIGHT: usize = 291;
+    pub(crate) const EYE_A_OUTER: usize = 33;
+    pub(crate) const EYE_A_INNER: usize = 133;
+    pub(crate) const EYE_A_UPPER: usize = 159;
+    pub(crate) const EYE_A_LOWER: usize = 145;
+    pub(crate) const EYE_B_OUTER: usize = 263;
+    pub(crate) const EYE_B_INNER: usize = 362;
+    pub(crate) const EYE_B_UPPER: usize = 386;
+    pub(crate) const EYE_B_LOWER: usize = 374;
+    pub(crate) const MOUTH_LEFT: usize = 61;
+    pub(crate) const MOUTH_RIGHT: usize = 291;
     pub const NOSE_TIP: usize = 1;
 }
 
@@ -54,8 +54,8 @@ pub mod idx {
 const PITCH_NEUTRAL_DEG: f32 = 10.0;
 /// Eye aspect ratio (lid gap / eye width) of a closed and an open eye
 /// (open eyes read 0.27 to 0.47 on the demo photos; closed ones < 0.1).
-pub const EAR_CLOSED: f32 = 0.10;
-pub const EAR_OPEN: f32 = 0.22;
+pub(crate) const EAR_CLOSED: f32 = 0.10;
+pub(crate) const EAR_OPEN: f32 = 0.22;
 /// Eyeball radius as a share of the eye's corner-to-corner width (12 mm
 /// for a ~30 mm eye opening).
 const EYEBALL_RADIUS_OF_WIDTH: f32 = 0.4;
@@ -117,7 +117,7 @@ fn mid(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
 /// face looks along -(x × y). Eye openness is the lid gap over the corner
 /// distance (in 3D, so a turned head does not read as open eyes). Gaze is
 /// read from each iris centre's offset from its eye's centre (see below).
-pub fn analyze(p: &Points, presence: f32, with_iris: bool) -> FaceGeometry {
+pub(crate) fn analyze(p: &Points, presence: f32, with_iris: bool) -> FaceGeometry {
     use idx::*;
     let x = unit(sub(p[EYE_B_OUTER], p[EYE_A_OUTER]));
     let y0 = sub(mid(p[MOUTH_LEFT], p[MOUTH_RIGHT]), mid(p[EYE_A_OUTER], p[EYE_B_OUTER]));

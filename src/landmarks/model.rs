@@ -15,10 +15,10 @@ use crate::detect::model::run_shape;
 use crate::detect::{runtime, DetectError, Detection};
 use crate::pool::I420;
 
-pub const MESH_SIDE: usize = 192;
+pub(crate) const MESH_SIDE: usize = 192;
 /// Most faces in one batch (bounds the iris packing table).
-pub const MAX_IRIS_FACES: usize = 64;
-pub const IRIS_SIDE: usize = 64;
+pub(crate) const MAX_IRIS_FACES: usize = 64;
+pub(crate) const IRIS_SIDE: usize = 64;
 const MESH_VALUES: usize = MESH_POINTS * 3;
 const IRIS_VALUES: usize = IRIS_POINTS * 3;
 const CONTOUR_VALUES: usize = 71 * 3;
@@ -85,7 +85,7 @@ impl LandmarkModel {
         self.mesh.max_batch()
     }
 
-    pub fn has_iris(&self) -> bool {
+    pub(crate) fn has_iris(&self) -> bool {
         self.iris.is_some()
     }
 

@@ -19,12 +19,12 @@ use super::model::LandmarkModel;
 use super::{analyze, KeptRegion, LandmarkRequest, LandmarkResult, Points, POINTS};
 use crate::board;
 use crate::detect::Detection;
-use crate::monitor::Stats;
+use crate::metrics::Stats;
 use crate::pool::FrameRef;
 use crate::ring::{self, Backoff, Consumer, Producer};
 
 /// Requests the ring holds per batch slot.
-pub const QUEUE_BATCHES: usize = 3;
+pub(crate) const QUEUE_BATCHES: usize = 3;
 
 pub struct LandmarkWorker {
     pub input: Consumer<LandmarkRequest>,
@@ -37,7 +37,7 @@ pub struct LandmarkWorker {
 
 /// Whether the stage reads irises (gaze).
 impl LandmarkClient {
-    pub fn has_iris(&self) -> bool {
+    pub(crate) fn has_iris(&self) -> bool {
         self.iris
     }
 }
@@ -75,7 +75,7 @@ pub fn stage(
 /// The stage the config asks for: None when `landmarks.enabled` is `off`,
 /// or `auto` and the mesh model is missing (one WARN: faces are then scored
 /// from the detector's keypoints). A missing iris model leaves gaze out.
-pub fn from_config(
+pub(crate) fn from_config(
     cfg: &crate::config::Config,
     stats: Arc<Stats>,
 ) -> Result<Option<(LandmarkWorker, LandmarkClient)>, crate::detect::DetectError> {
@@ -205,7 +205,7 @@ impl LandmarkWorker {
 }
 
 /// Most frames the client tracks in flight (the board's value is capped here).
-pub const MAX_FRAMES: usize = 64;
+pub(crate) const MAX_FRAMES: usize = 64;
 
 /// The track thread's end of the stage.
 pub struct LandmarkClient {
@@ -229,7 +229,7 @@ impl LandmarkClient {
         let key = (m.camera, m.seq);
         let same_frame = self.frames.back().is_some_and(|&(c, s, _)| (c, s) == key);
         if !same_frame && self.frames.len() >= self.max_frames {
-            crate::monitor::inc(&self.stats.stages.landmark.fallback);
+            crate::metrics::inc(&self.stats.stages.landmark.fallback);
             return false;
         }
         let req = LandmarkRequest {
@@ -242,7 +242,7 @@ impl LandmarkClient {
             iris: false,
         };
         if self.requests.try_push(req).is_err() {
-            crate::monitor::inc(&self.stats.stages.landmark.fallback);
+            crate::metrics::inc(&self.stats.stages.landmark.fallback);
             return false;
         }
         if same_frame {
@@ -259,7 +259,7 @@ impl LandmarkClient {
     /// Asks for landmarks on a kept best face (its keep-store crop `crop`
     /// at `region` of its frame): it holds no pool frame, so only a full
     /// queue refuses it (false).
-    pub fn request_kept(
+    pub(crate) fn request_kept(
         &mut self,
         crop: &FrameRef,
         region: KeptRegion,
@@ -281,7 +281,7 @@ impl LandmarkClient {
     }
 
     /// The next result, if one is ready.
-    pub fn poll(&mut self) -> Option<LandmarkResult> {
+    pub(crate) fn poll(&mut self) -> Option<LandmarkResult> {
         let r = self.results.try_pop()?;
         if r.kept.is_some() {
             // Kept faces' requests hold no pool frame (not in `frames`).
@@ -303,7 +303,7 @@ impl LandmarkClient {
 
     /// While the track thread waits for results: the worker runs what it
     /// has without waiting to fill a batch.
-    pub fn set_flush(&self, on: bool) {
+    pub(crate) fn set_flush(&self, on: bool) {
         self.flush.store(on, Ordering::Relaxed);
     }
 }

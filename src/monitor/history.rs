@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::process::{self, ProcessSample};
-use super::{get, Stats};
+use crate::metrics::{get, Stats};
 
-pub const SAMPLES: usize = 60;
+pub(crate) const SAMPLES: usize = 60;
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Point {

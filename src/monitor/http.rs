@@ -15,9 +15,9 @@ use serde_json::json;
 use tiny_http::{Header, Request, Response, Server};
 
 use super::history::History;
-use super::preview;
-use super::{get, Stats};
 use crate::config::MonitorConfig;
+use crate::metrics::{get, Stats};
+use crate::track::preview;
 
 const PANEL: &str = include_str!("panel.html");
 const MAX_VIEWERS: usize = 8;
@@ -69,14 +69,30 @@ pub struct Monitor {
     shutdown: Arc<AtomicBool>,
 }
 
+crate::error::context_error!(
+    /// The panel's address that could not be served.
+    MonitorError,
+    "monitor: "
+);
+
 impl Monitor {
     /// Binds and starts serving; an error names the address.
-    pub fn start(cfg: &MonitorConfig, stats: Arc<Stats>, stop: Arc<AtomicBool>) -> Result<Monitor, String> {
-        let server = Server::http(&cfg.bind).map_err(|e| format!("monitor: cannot listen on {}: {e}", cfg.bind))?;
-        let addr = server.server_addr().to_ip().ok_or_else(|| format!("monitor: {} is not an IP address", cfg.bind))?;
+    pub fn start(
+        cfg: &MonitorConfig,
+        stats: Arc<Stats>,
+        feeds: Arc<super::Feeds>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Monitor, MonitorError> {
+        let server =
+            Server::http(&cfg.bind).map_err(|e| MonitorError::caused(format!("cannot listen on {}", cfg.bind), e))?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| MonitorError::new(format!("{} is not an IP address", cfg.bind)))?;
         let server = Arc::new(server);
         let ctx = Arc::new(Ctx {
             stats,
+            feeds,
             history: Mutex::new(History::new(0)),
             token: cfg.token.as_ref().map(|t| t.expose().to_string()).filter(|t| !t.is_empty()),
             preview_interval: Duration::from_secs_f64(1.0 / cfg.preview_fps.max(0.1)),
@@ -91,7 +107,7 @@ impl Monitor {
         let handle = std::thread::Builder::new()
             .name("monitor".into())
             .spawn(move || serve(&s2, &ctx, &sd))
-            .map_err(|e| format!("monitor: {e}"))?;
+            .map_err(|e| MonitorError::caused("thread", e))?;
         if !addr.ip().is_loopback() && cfg.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
             // Config validation refuses this unless allow_anonymous says so.
             log::warn!(
@@ -127,6 +143,7 @@ fn ctx_has_token(cfg: &MonitorConfig) -> bool {
 
 struct Ctx {
     stats: Arc<Stats>,
+    feeds: Arc<super::Feeds>,
     history: Mutex<History>,
     token: Option<String>,
     preview_interval: Duration,
@@ -195,7 +212,7 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
             let _ = req.respond(Response::from_string(body).with_header(header("Content-Type", "application/json")));
         }
         "/metrics" => {
-            let body = super::prometheus::render(&ctx.stats);
+            let body = super::prometheus::render(&ctx.stats, &ctx.feeds);
             let _ = req
                 .respond(Response::from_string(body).with_header(header("Content-Type", "text/plain; version=0.0.4")));
         }
@@ -213,55 +230,10 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
                     .with_header(header("Content-Type", "application/json")),
             );
         }
-        "/api/events" => {
-            let query = req.url().split_once('?').map_or("", |(_, q)| q);
-            let (mut camera, mut since, mut limit) = (None, 0u64, 50usize);
-            for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-                match k {
-                    "camera" => camera = Some(percent_decode(v)),
-                    "since" => since = v.parse().unwrap_or(0),
-                    "limit" => limit = v.parse::<usize>().unwrap_or(50).min(MAX_EVENTS),
-                    _ => {}
-                }
-            }
-            let body = ctx.stats.gallery.list(&ctx.stats.camera_names, camera.as_deref(), since, limit).to_string();
-            let _ = req.respond(Response::from_string(body).with_header(header("Content-Type", "application/json")));
-        }
+        "/api/events" => event_list(req, ctx),
         p if p.starts_with("/api/events/") => {
-            let rest = &p["/api/events/".len()..];
-            let (serial, file) = rest.split_once('/').unwrap_or((rest, ""));
-            let serial: u64 = serial.parse().unwrap_or(0);
-            let g = &ctx.stats.gallery;
-            match file {
-                "" => match g.detail(serial) {
-                    Some(v) => {
-                        let _ = req.respond(
-                            Response::from_string(v.to_string())
-                                .with_header(header("Content-Type", "application/json")),
-                        );
-                    }
-                    None => {
-                        let _ = req.respond(
-                            Response::from_string("no such event (or no longer kept)\n").with_status_code(404),
-                        );
-                    }
-                },
-                "face.jpg" | "frame.jpg" => {
-                    let mut jpeg = Vec::new();
-                    if g.jpeg(serial, file == "frame.jpg", &mut jpeg) {
-                        let _ = req.respond(
-                            Response::from_data(jpeg)
-                                .with_header(header("Content-Type", "image/jpeg"))
-                                .with_header(header("Cache-Control", "max-age=3600")),
-                        );
-                    } else {
-                        let _ = req.respond(Response::from_string("no such picture\n").with_status_code(404));
-                    }
-                }
-                _ => {
-                    let _ = req.respond(Response::from_string("not found\n").with_status_code(404));
-                }
-            }
+            let rest = p["/api/events/".len()..].to_string();
+            event_item(req, ctx, &rest)
         }
         p if p.starts_with("/api/preview/") && p.ends_with(".mjpg") => {
             // Camera names may hold spaces or quotes: the path carries them
@@ -290,7 +262,57 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
     }
 }
 
-fn hist(h: &super::Histogram) -> serde_json::Value {
+/// `/api/events?camera=&since=&limit=`: the gallery's newest events.
+fn event_list(req: Request, ctx: &Arc<Ctx>) {
+    let query = req.url().split_once('?').map_or("", |(_, q)| q);
+    let (mut camera, mut since, mut limit) = (None, 0u64, 50usize);
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match k {
+            "camera" => camera = Some(percent_decode(v)),
+            "since" => since = v.parse().unwrap_or(0),
+            "limit" => limit = v.parse::<usize>().unwrap_or(50).min(MAX_EVENTS),
+            _ => {}
+        }
+    }
+    let body = ctx.feeds.gallery.list(&ctx.stats.camera_names, camera.as_deref(), since, limit).to_string();
+    let _ = req.respond(Response::from_string(body).with_header(header("Content-Type", "application/json")));
+}
+
+/// `/api/events/<serial>[/face.jpg|/frame.jpg]`: one event, or its pictures.
+fn event_item(req: Request, ctx: &Arc<Ctx>, rest: &str) {
+    let (serial, file) = rest.split_once('/').unwrap_or((rest, ""));
+    let serial: u64 = serial.parse().unwrap_or(0);
+    let g = &ctx.feeds.gallery;
+    match file {
+        "" => match g.detail(serial) {
+            Some(v) => {
+                let _ = req.respond(
+                    Response::from_string(v.to_string()).with_header(header("Content-Type", "application/json")),
+                );
+            }
+            None => {
+                let _ = req.respond(Response::from_string("no such event (or no longer kept)\n").with_status_code(404));
+            }
+        },
+        "face.jpg" | "frame.jpg" => {
+            let mut jpeg = Vec::new();
+            if g.jpeg(serial, file == "frame.jpg", &mut jpeg) {
+                let _ = req.respond(
+                    Response::from_data(jpeg)
+                        .with_header(header("Content-Type", "image/jpeg"))
+                        .with_header(header("Cache-Control", "max-age=3600")),
+                );
+            } else {
+                let _ = req.respond(Response::from_string("no such picture\n").with_status_code(404));
+            }
+        }
+        _ => {
+            let _ = req.respond(Response::from_string("not found\n").with_status_code(404));
+        }
+    }
+}
+
+fn hist(h: &crate::metrics::Histogram) -> serde_json::Value {
     json!({
         "count": h.count(),
         "last_ms": h.last_us() as f64 / 1000.0,
@@ -301,7 +323,7 @@ fn hist(h: &super::Histogram) -> serde_json::Value {
     })
 }
 
-pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
+pub(crate) fn stats_json_of(stats: &Stats, feeds: &super::Feeds, history: &History) -> serde_json::Value {
     let latest = history.latest();
     let st = &stats.stages;
     let now_s = stats.started.elapsed().as_secs();
@@ -310,70 +332,12 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
         .iter()
         .zip(&stats.cameras)
         .enumerate()
-        .map(|(i, (name, c))| {
-            let decoded = get(&c.decoded);
-            let skipped = get(&c.skipped_frames);
-            json!({
-                "name": name,
-                "state": c.state().as_str(),
-                "state_reason": c.reason(),
-                "reconnects": get(&c.reconnects),
-                "stalls": get(&c.stalls),
-                "fps": latest.and_then(|p| p.fps.get(i).copied()).unwrap_or(0.0),
-                "detect_fps": latest.and_then(|p| p.camera_detect_fps.get(i).copied()).unwrap_or(0.0),
-                "events_per_min": latest.and_then(|p| p.events_per_min.get(i).copied()).unwrap_or(0.0),
-                "fps_history": history.points.iter().map(|p| p.fps.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>(),
-                "frames_decoded": decoded,
-                "frames_detected": get(&c.detected_frames),
-                "frames_skipped": skipped,
-                "frames_motion_gated": get(&c.motion_gated),
-                "faces_out_of_size": get(&c.faces_out_of_size),
-                "skip_rate": if decoded > 0 { skipped as f64 / decoded as f64 } else { 0.0 },
-                "decode_errors": get(&c.decode_errors),
-                "packets_lost": get(&c.packets_lost),
-                "keep_refused": get(&c.keep_refused),
-                "tracks_stitched": get(&c.tracks_stitched),
-                "face_posts": get(&c.face_posts),
-                "improved_posts": get(&c.improved_posts),
-                "first_post_latency": hist(&c.first_post_latency),
-                "faces": get(&c.faces),
-                "events": get(&c.events),
-                "dropped": {
-                    "pool_empty": get(&c.dropped_pool_empty),
-                    "ring_full": get(&c.dropped_ring_full),
-                    "superseded": get(&c.dropped_superseded),
-                    "stale": get(&c.dropped_stale),
-                },
-                "capture_to_detect": hist(&c.capture_to_detect),
-                "attention": {
-                    "faces_with_pose": get(&c.posed_faces),
-                    "attentive_faces": get(&c.attentive_faces),
-                    "attentive_share": if get(&c.posed_faces) > 0 { get(&c.attentive_faces) as f64 / get(&c.posed_faces) as f64 } else { 0.0 },
-                },
-                "zones": {
-                    "enters": get(&c.zone_enters),
-                    "exits": get(&c.zone_exits),
-                    "dwell_s_total": get(&c.dwell_ms_total) as f64 / 1000.0,
-                    "dwell_s_avg": if get(&c.zone_exits) > 0 { get(&c.dwell_ms_total) as f64 / 1000.0 / get(&c.zone_exits) as f64 } else { 0.0 },
-                    "faces_filtered": get(&c.zone_filtered),
-                },
-                "faces_last_hour": c.face_hist.json(now_s),
-                "preview": format!("/api/preview/{}.mjpg", percent_encode(name)),
-            })
-        })
+        .map(|(i, (name, c))| camera_json(i, name, c, history, now_s))
         .collect();
     let batches = get(&st.batches);
-    let queues: serde_json::Map<String, serde_json::Value> = stats
-        .rings
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(n, r)| (n.clone(), json!(r.len())))
-        .collect();
-    let senders: Vec<serde_json::Value> = stats
-        .spools
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let queues: serde_json::Map<String, serde_json::Value> =
+        crate::sync::lock(&stats.rings).iter().map(|(n, r)| (n.clone(), json!(r.len()))).collect();
+    let senders: Vec<serde_json::Value> = crate::sync::lock(&feeds.spools)
         .iter()
         .map(|(n, s)| {
             let c = &s.counters;
@@ -386,7 +350,7 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
     json!({
         "board": crate::board::NAME,
         "uptime_s": stats.started.elapsed().as_secs_f64(),
-        "active_streams": stats.cameras.iter().filter(|c| c.state() == super::CameraState::Streaming).count(),
+        "active_streams": stats.cameras.iter().filter(|c| c.state() == crate::metrics::CameraState::Streaming).count(),
         "cameras": cameras,
         "inference": {
             "last_ms": st.preprocess_infer.last_us() as f64 / 1000.0,
@@ -437,9 +401,69 @@ pub fn stats_json_of(stats: &Stats, history: &History) -> serde_json::Value {
     })
 }
 
+/// One camera's figures in `/api/stats`.
+fn camera_json(
+    i: usize,
+    name: &str,
+    c: &crate::metrics::CameraStats,
+    history: &History,
+    now_s: u64,
+) -> serde_json::Value {
+    let latest = history.latest();
+    let decoded = get(&c.decoded);
+    let skipped = get(&c.skipped_frames);
+    json!({
+        "name": name,
+        "state": c.state().as_str(),
+        "state_reason": c.reason(),
+        "reconnects": get(&c.reconnects),
+        "stalls": get(&c.stalls),
+        "fps": latest.and_then(|p| p.fps.get(i).copied()).unwrap_or(0.0),
+        "detect_fps": latest.and_then(|p| p.camera_detect_fps.get(i).copied()).unwrap_or(0.0),
+        "events_per_min": latest.and_then(|p| p.events_per_min.get(i).copied()).unwrap_or(0.0),
+        "fps_history": history.points.iter().map(|p| p.fps.get(i).copied().unwrap_or(0.0)).collect::<Vec<_>>(),
+        "frames_decoded": decoded,
+        "frames_detected": get(&c.detected_frames),
+        "frames_skipped": skipped,
+        "frames_motion_gated": get(&c.motion_gated),
+        "faces_out_of_size": get(&c.faces_out_of_size),
+        "skip_rate": if decoded > 0 { skipped as f64 / decoded as f64 } else { 0.0 },
+        "decode_errors": get(&c.decode_errors),
+        "packets_lost": get(&c.packets_lost),
+        "keep_refused": get(&c.keep_refused),
+        "tracks_stitched": get(&c.tracks_stitched),
+        "face_posts": get(&c.face_posts),
+        "improved_posts": get(&c.improved_posts),
+        "first_post_latency": hist(&c.first_post_latency),
+        "faces": get(&c.faces),
+        "events": get(&c.events),
+        "dropped": {
+            "pool_empty": get(&c.dropped_pool_empty),
+            "ring_full": get(&c.dropped_ring_full),
+            "superseded": get(&c.dropped_superseded),
+            "stale": get(&c.dropped_stale),
+        },
+        "capture_to_detect": hist(&c.capture_to_detect),
+        "attention": {
+            "faces_with_pose": get(&c.posed_faces),
+            "attentive_faces": get(&c.attentive_faces),
+            "attentive_share": if get(&c.posed_faces) > 0 { get(&c.attentive_faces) as f64 / get(&c.posed_faces) as f64 } else { 0.0 },
+        },
+        "zones": {
+            "enters": get(&c.zone_enters),
+            "exits": get(&c.zone_exits),
+            "dwell_s_total": get(&c.dwell_ms_total) as f64 / 1000.0,
+            "dwell_s_avg": if get(&c.zone_exits) > 0 { get(&c.dwell_ms_total) as f64 / 1000.0 / get(&c.zone_exits) as f64 } else { 0.0 },
+            "faces_filtered": get(&c.zone_filtered),
+        },
+        "faces_last_hour": c.face_hist.json(now_s),
+        "preview": format!("/api/preview/{}.mjpg", percent_encode(name)),
+    })
+}
+
 fn stats_json(ctx: &Ctx) -> serde_json::Value {
     let h = crate::sync::lock(&ctx.history);
-    stats_json_of(&ctx.stats, &h)
+    stats_json_of(&ctx.stats, &ctx.feeds, &h)
 }
 
 /// Streams one camera's preview as multipart JPEG until the viewer leaves;
@@ -453,7 +477,7 @@ fn mjpeg(req: Request, ctx: &Ctx, cam: usize, motion: bool) {
             return;
         }
     };
-    let pv = &ctx.stats.previews[cam];
+    let pv = &ctx.feeds.previews[cam];
     ctx.viewers.fetch_add(1, Ordering::Relaxed);
     pv.watchers.fetch_add(1, Ordering::Relaxed);
     let mut w = req.into_writer();

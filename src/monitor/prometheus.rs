@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use super::{get, Histogram, Stats};
+use crate::metrics::{get, Histogram, Stats};
 
 fn counter(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -32,11 +32,11 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 /// One metric with a sample per camera.
 fn per_camera<V: std::fmt::Display>(
     out: &mut String,
-    cams: &[(String, &super::CameraStats)],
+    cams: &[(String, &crate::metrics::CameraStats)],
     kind: &str,
     name: &str,
     help: &str,
-    value: impl Fn(&super::CameraStats) -> V,
+    value: impl Fn(&crate::metrics::CameraStats) -> V,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (n, c) in cams {
@@ -44,48 +44,52 @@ fn per_camera<V: std::fmt::Display>(
     }
 }
 
-pub fn render(stats: &Stats) -> String {
+pub fn render(stats: &Stats, feeds: &super::Feeds) -> String {
     let mut o = String::with_capacity(16 * 1024);
-    let cams: Vec<(String, &super::CameraStats)> =
+    let cams: Vec<(String, &crate::metrics::CameraStats)> =
         stats.camera_names.iter().map(|n| esc(n)).zip(stats.cameras.iter()).collect();
 
-    per_camera(&mut o, &cams, "counter", "faceflow_frames_decoded_total", "Frames decoded per camera.", |c| {
-        get(&c.decoded)
-    });
+    camera_frames(&mut o, &cams);
+    camera_faces(&mut o, &cams);
+    stages(&mut o, stats);
+    queues_and_spools(&mut o, stats, feeds);
+    outbox_and_process(&mut o, stats);
+    o
+}
+
+/// Per camera: frames decoded, detected, skipped, gated, dropped; decode errors and packet loss.
+fn camera_frames(o: &mut String, cams: &[(String, &crate::metrics::CameraStats)]) {
+    per_camera(o, cams, "counter", "faceflow_frames_decoded_total", "Frames decoded per camera.", |c| get(&c.decoded));
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_frames_detected_total",
         "Frames run through the detector per camera.",
         |c| get(&c.detected_frames),
     );
-    counter(
-        &mut o,
-        "faceflow_frames_skipped_total",
-        "Frames passed to the tracker undetected (detection_skip_frames).",
-    );
-    for (n, c) in &cams {
+    counter(o, "faceflow_frames_skipped_total", "Frames passed to the tracker undetected (detection_skip_frames).");
+    for (n, c) in cams {
         let _ = writeln!(o, "faceflow_frames_skipped_total{{camera=\"{n}\"}} {}", get(&c.skipped_frames));
     }
     counter(
-        &mut o,
+        o,
         "faceflow_frames_motion_gated_total",
         "Frames due for detection passed undetected: nothing moved and no face lately (detection = \"motion\").",
     );
-    for (n, c) in &cams {
+    for (n, c) in cams {
         let _ = writeln!(o, "faceflow_frames_motion_gated_total{{camera=\"{n}\"}} {}", get(&c.motion_gated));
     }
     counter(
-        &mut o,
+        o,
         "faceflow_faces_out_of_size_total",
         "Faces dropped before tracking: narrower than min_face_px or wider than max_face_px.",
     );
-    for (n, c) in &cams {
+    for (n, c) in cams {
         let _ = writeln!(o, "faceflow_faces_out_of_size_total{{camera=\"{n}\"}} {}", get(&c.faces_out_of_size));
     }
-    counter(&mut o, "faceflow_frames_dropped_total", "Frames dropped, by camera and reason.");
-    for (n, c) in &cams {
+    counter(o, "faceflow_frames_dropped_total", "Frames dropped, by camera and reason.");
+    for (n, c) in cams {
         for (reason, v) in [
             ("pool_empty", &c.dropped_pool_empty),
             ("ring_full", &c.dropped_ring_full),
@@ -96,51 +100,53 @@ pub fn render(stats: &Stats) -> String {
         }
     }
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_decode_errors_total",
         "Packets that failed to decode (or were concealed) per camera.",
         |c| get(&c.decode_errors),
     );
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_packets_lost_total",
         "RTP packets the network lost per live camera (sequence-number gaps).",
         |c| get(&c.packets_lost),
     );
-    per_camera(&mut o, &cams, "counter", "faceflow_faces_detected_total", "Faces detected per camera.", |c| {
-        get(&c.faces)
-    });
-    per_camera(&mut o, &cams, "counter", "faceflow_events_total", "Best-face events produced per camera.", |c| {
-        get(&c.events)
-    });
+}
+
+/// Per camera: faces, events, zones, reconnects, state, capture-to-detect latency.
+fn camera_faces(o: &mut String, cams: &[(String, &crate::metrics::CameraStats)]) {
+    per_camera(o, cams, "counter", "faceflow_faces_detected_total", "Faces detected per camera.", |c| get(&c.faces));
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
-        "faceflow_faces_posed_total",
-        "Tracked faces whose head pose was estimated.",
-        |c| get(&c.posed_faces),
+        "faceflow_events_total",
+        "Best-face events produced per camera.",
+        |c| get(&c.events),
     );
+    per_camera(o, cams, "counter", "faceflow_faces_posed_total", "Tracked faces whose head pose was estimated.", |c| {
+        get(&c.posed_faces)
+    });
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_faces_attentive_total",
         "Tracked faces facing the camera (attention).",
         |c| get(&c.attentive_faces),
     );
-    counter(&mut o, "faceflow_zone_crossings_total", "Presence-zone crossings per camera.");
-    for (n, c) in &cams {
+    counter(o, "faceflow_zone_crossings_total", "Presence-zone crossings per camera.");
+    for (n, c) in cams {
         let _ =
             writeln!(o, "faceflow_zone_crossings_total{{camera=\"{n}\",crossing=\"enter\"}} {}", get(&c.zone_enters));
         let _ = writeln!(o, "faceflow_zone_crossings_total{{camera=\"{n}\",crossing=\"exit\"}} {}", get(&c.zone_exits));
     }
-    counter(&mut o, "faceflow_zone_dwell_seconds_total", "Time spent in presence zones, summed over exits.");
-    for (n, c) in &cams {
+    counter(o, "faceflow_zone_dwell_seconds_total", "Time spent in presence zones, summed over exits.");
+    for (n, c) in cams {
         let _ = writeln!(
             o,
             "faceflow_zone_dwell_seconds_total{{camera=\"{n}\"}} {}",
@@ -148,47 +154,51 @@ pub fn render(stats: &Stats) -> String {
         );
     }
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_faces_zone_filtered_total",
         "Best faces not sent because of include/exclude zones.",
         |c| get(&c.zone_filtered),
     );
-    per_camera(&mut o, &cams, "counter", "faceflow_reconnects_total", "Live camera reconnect attempts.", |c| {
+    per_camera(o, cams, "counter", "faceflow_reconnects_total", "Live camera reconnect attempts.", |c| {
         get(&c.reconnects)
     });
-    per_camera(&mut o, &cams, "counter", "faceflow_stalls_total", "Live camera stalls (no frame in time).", |c| {
+    per_camera(o, cams, "counter", "faceflow_stalls_total", "Live camera stalls (no frame in time).", |c| {
         get(&c.stalls)
     });
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_face_posts_total",
         "Face records with a new face (realtime mode: every post).",
         |c| get(&c.face_posts),
     );
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "counter",
         "faceflow_keep_refused_total",
         "Best-face improvements not kept because the keep store was full.",
         |c| get(&c.keep_refused),
     );
     per_camera(
-        &mut o,
-        &cams,
+        o,
+        cams,
         "gauge",
         "faceflow_camera_state",
         "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed, 4 backoff, 5 degraded (decode errors).",
         |c| c.state() as u8,
     );
     let _ = writeln!(o, "# HELP faceflow_capture_to_detect_seconds Capture to detection latency per camera.\n# TYPE faceflow_capture_to_detect_seconds histogram");
-    for (n, c) in &cams {
-        histogram(&mut o, "faceflow_capture_to_detect_seconds", &format!("camera=\"{n}\","), &c.capture_to_detect);
+    for (n, c) in cams {
+        histogram(o, "faceflow_capture_to_detect_seconds", &format!("camera=\"{n}\","), &c.capture_to_detect);
     }
+}
+
+/// Per stage: timings, batches, landmark counts, validation and sink errors.
+fn stages(o: &mut String, stats: &Stats) {
     let st = &stats.stages;
     let _ = writeln!(
         o,
@@ -203,11 +213,11 @@ pub fn render(stats: &Stats) -> String {
         ("landmarks", &st.landmarks),
         ("sink", &st.sink),
     ] {
-        histogram(&mut o, "faceflow_stage_seconds", &format!("stage=\"{stage}\","), h);
+        histogram(o, "faceflow_stage_seconds", &format!("stage=\"{stage}\","), h);
     }
-    counter(&mut o, "faceflow_detect_batches_total", "Inference calls (one per batch).");
+    counter(o, "faceflow_detect_batches_total", "Inference calls (one per batch).");
     let _ = writeln!(o, "faceflow_detect_batches_total {}", get(&st.batches));
-    counter(&mut o, "faceflow_detect_batched_frames_total", "Frames inferred in batches.");
+    counter(o, "faceflow_detect_batched_frames_total", "Frames inferred in batches.");
     let _ = writeln!(o, "faceflow_detect_batched_frames_total {}", get(&st.batched_frames));
     let lm = &st.landmark;
     for (name, help, v) in [
@@ -221,21 +231,24 @@ pub fn render(stats: &Stats) -> String {
         ("faceflow_landmark_late_total", "Landmark results that came after their track closed.", &lm.late),
         ("faceflow_landmark_not_face_total", "Faces the mesh model said were not faces.", &lm.not_face),
     ] {
-        counter(&mut o, name, help);
+        counter(o, name, help);
         let _ = writeln!(o, "{name} {}", get(v));
     }
-    gauge(&mut o, "faceflow_landmark_queue_length", "Faces waiting for the landmarks stage.");
+    gauge(o, "faceflow_landmark_queue_length", "Faces waiting for the landmarks stage.");
     let _ = writeln!(o, "faceflow_landmark_queue_length {}", get(&lm.queued));
-    counter(&mut o, "faceflow_tracks_rejected_total", "Tracks that failed validation (no event).");
+    counter(o, "faceflow_tracks_rejected_total", "Tracks that failed validation (no event).");
     let _ = writeln!(o, "faceflow_tracks_rejected_total {}", get(&st.rejected));
-    counter(&mut o, "faceflow_sink_errors_total", "Local sink and spool write errors.");
+    counter(o, "faceflow_sink_errors_total", "Local sink and spool write errors.");
     let _ = writeln!(o, "faceflow_sink_errors_total {}", get(&st.sink_errors));
+}
 
-    gauge(&mut o, "faceflow_queue_length", "Items waiting in each pipeline queue.");
+/// Pipeline queues and the senders' spools.
+fn queues_and_spools(o: &mut String, stats: &Stats, feeds: &super::Feeds) {
+    gauge(o, "faceflow_queue_length", "Items waiting in each pipeline queue.");
     for (name, r) in crate::sync::lock(&stats.rings).iter() {
         let _ = writeln!(o, "faceflow_queue_length{{queue=\"{}\"}} {}", esc(name), r.len());
     }
-    counter(&mut o, "faceflow_queue_dropped_total", "Items dropped because a queue was full.");
+    counter(o, "faceflow_queue_dropped_total", "Items dropped because a queue was full.");
     for (name, r) in crate::sync::lock(&stats.rings).iter() {
         let _ = writeln!(
             o,
@@ -245,8 +258,8 @@ pub fn render(stats: &Stats) -> String {
         );
     }
 
-    let spools = crate::sync::lock(&stats.spools);
-    counter(&mut o, "faceflow_sender_events_total", "Sender outcomes per sink.");
+    let spools = crate::sync::lock(&feeds.spools);
+    counter(o, "faceflow_sender_events_total", "Sender outcomes per sink.");
     for (name, s) in spools.iter() {
         let c = &s.counters;
         for (outcome, v) in [
@@ -261,34 +274,36 @@ pub fn render(stats: &Stats) -> String {
                 writeln!(o, "faceflow_sender_events_total{{sink=\"{}\",outcome=\"{outcome}\"}} {}", esc(name), get(v));
         }
     }
-    gauge(&mut o, "faceflow_spool_events", "Events waiting in each sink's spool.");
+    gauge(o, "faceflow_spool_events", "Events waiting in each sink's spool.");
     for (name, s) in spools.iter() {
         let _ = writeln!(o, "faceflow_spool_events{{sink=\"{}\"}} {}", esc(name), s.pending());
     }
-    gauge(&mut o, "faceflow_spool_bytes", "Bytes in each sink's spool.");
+    gauge(o, "faceflow_spool_bytes", "Bytes in each sink's spool.");
     for (name, s) in spools.iter() {
         let _ = writeln!(o, "faceflow_spool_bytes{{sink=\"{}\"}} {}", esc(name), s.bytes());
     }
     drop(spools);
+}
 
+/// The outbox under retention, and the process itself.
+fn outbox_and_process(o: &mut String, stats: &Stats) {
     let ob = &stats.outbox;
-    gauge(&mut o, "faceflow_outbox_bytes", "Bytes of event records and JPEGs in the outbox.");
+    gauge(o, "faceflow_outbox_bytes", "Bytes of event records and JPEGs in the outbox.");
     let _ = writeln!(o, "faceflow_outbox_bytes {}", get(&ob.bytes));
-    gauge(&mut o, "faceflow_outbox_events", "Events in the outbox.");
+    gauge(o, "faceflow_outbox_events", "Events in the outbox.");
     let _ = writeln!(o, "faceflow_outbox_events {}", get(&ob.events));
-    counter(&mut o, "faceflow_outbox_pruned_files_total", "Outbox files removed by retention.");
+    counter(o, "faceflow_outbox_pruned_files_total", "Outbox files removed by retention.");
     let _ = writeln!(o, "faceflow_outbox_pruned_files_total {}", get(&ob.pruned_files));
-    counter(&mut o, "faceflow_outbox_pruned_bytes_total", "Outbox bytes removed by retention.");
+    counter(o, "faceflow_outbox_pruned_bytes_total", "Outbox bytes removed by retention.");
     let _ = writeln!(o, "faceflow_outbox_pruned_bytes_total {}", get(&ob.pruned_bytes));
-    counter(&mut o, "faceflow_outbox_pruned_events_total", "Outbox events removed by retention.");
+    counter(o, "faceflow_outbox_pruned_events_total", "Outbox events removed by retention.");
     let _ = writeln!(o, "faceflow_outbox_pruned_events_total {}", get(&ob.pruned_events));
 
     let p = super::process::sample();
-    counter(&mut o, "process_cpu_seconds_total", "User and system CPU time.");
+    counter(o, "process_cpu_seconds_total", "User and system CPU time.");
     let _ = writeln!(o, "process_cpu_seconds_total {}", p.cpu_seconds);
-    gauge(&mut o, "process_resident_memory_bytes", "Resident memory.");
+    gauge(o, "process_resident_memory_bytes", "Resident memory.");
     let _ = writeln!(o, "process_resident_memory_bytes {}", p.rss_bytes);
-    gauge(&mut o, "process_open_fds", "Open file descriptors.");
+    gauge(o, "process_open_fds", "Open file descriptors.");
     let _ = writeln!(o, "process_open_fds {}", p.open_fds);
-    o
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use super::http::{self, Multipart};
 use super::spool::SpoolRecord;
-use super::{Delivery, Sink};
+use super::{Delivery, Sink, SinkError};
 use crate::config::{FindFaceConfig, Secret};
 
 /// FindFace extracts no face smaller than this by default.
-pub const MIN_FACE_PX: f32 = 50.0;
+pub(crate) const MIN_FACE_PX: f32 = 50.0;
 
 pub struct FindFaceSink {
     url: String,
@@ -28,9 +28,9 @@ pub struct FindFaceSink {
 
 impl FindFaceSink {
     /// Errors name the key (`findface.ca_file`).
-    pub fn new(cfg: &FindFaceConfig, cameras: Vec<(String, u64)>) -> Result<Self, String> {
+    pub fn new(cfg: &FindFaceConfig, cameras: Vec<(String, u64)>) -> Result<Self, SinkError> {
         let roots = match &cfg.ca_file {
-            Some(p) => Some(super::tls::read_ca_file(p).map_err(|e| format!("findface.ca_file: {e}"))?),
+            Some(p) => Some(super::tls::read_ca_file(p).map_err(|e| SinkError::caused("findface.ca_file", e))?),
             None => None,
         };
         Ok(FindFaceSink {

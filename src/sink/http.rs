@@ -20,7 +20,7 @@ pub fn agent(timeout: Duration, roots: Option<Vec<Certificate<'static>>>) -> ure
 }
 
 /// A multipart/form-data body built in memory (events are small).
-pub struct Multipart {
+pub(crate) struct Multipart {
     boundary: String,
     body: Vec<u8>,
 }
@@ -87,7 +87,7 @@ pub fn send(
 
 /// Status classes every remote sink shares: 408, 429 and 5xx are worth a
 /// retry; other 4xx are permanent. 2xx is left to the caller.
-pub fn classify_error_status(status: u16, body: &str) -> Option<Delivery> {
+pub(crate) fn classify_error_status(status: u16, body: &str) -> Option<Delivery> {
     let short: String = body.chars().take(300).collect();
     match status {
         200..=299 => None,
@@ -97,7 +97,7 @@ pub fn classify_error_status(status: u16, body: &str) -> Option<Delivery> {
 }
 
 /// RFC 3339 UTC time of a Unix timestamp in milliseconds.
-pub fn rfc3339_ms(unix_ms: u64) -> String {
+pub(crate) fn rfc3339_ms(unix_ms: u64) -> String {
     let secs = (unix_ms / 1000) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).

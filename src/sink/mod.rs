@@ -5,9 +5,9 @@
 //! never on the detect or track threads.
 
 pub mod findface;
+pub mod gallery;
 pub mod http;
 pub mod outbox;
-pub mod private_files;
 pub mod record;
 pub mod retention;
 pub mod sender;
@@ -18,23 +18,21 @@ pub mod webhook;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::event::{FaceEvent, PipelineEvent};
+use crate::face::event::{FaceEvent, PipelineEvent};
+use crate::face::quality::QualityParts;
 use crate::jpeg;
-use crate::monitor::{inc, Stats};
-use crate::quality::QualityParts;
+use crate::metrics::{inc, Stats};
 use crate::ring::{Backoff, Consumer};
 
-pub use record::{now_unix_ms, Delivery, DeliveryState, EventRecord, MeshRecord};
+pub(crate) use record::{now_unix_ms, MeshRecord};
+pub use record::{Delivery, DeliveryState, EventRecord};
 pub use spool::SpoolRecord;
 
-#[derive(Debug)]
-pub struct SinkError(pub String);
-
-impl std::fmt::Display for SinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::error::context_error!(
+    /// A sink that could not be set up, or an event it could not deliver.
+    SinkError,
+    ""
+);
 
 /// A destination for events. Remote sinks are called from several sender
 /// workers at once, hence `Sync` and `&self`.
@@ -96,8 +94,8 @@ pub fn record(camera: &str, ev: &FaceEvent) -> EventRecord {
 }
 
 /// The record of a zone crossing (no pictures).
-pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> EventRecord {
-    let enter = z.crossing == crate::zones::Crossing::Enter;
+pub fn zone_record(camera: &str, zone: &str, z: &crate::face::zones::ZoneEvent) -> EventRecord {
+    let enter = z.crossing == crate::face::zones::Crossing::Enter;
     EventRecord {
         id: format!("{camera}-zone-{zone}-{}-{}-{}", z.track_id, z.unix_ms, if enter { "enter" } else { "exit" }),
         kind: if enter { "zone_enter" } else { "zone_exit" }.into(),
@@ -134,7 +132,7 @@ pub fn zone_record(camera: &str, zone: &str, z: &crate::zones::ZoneEvent) -> Eve
     }
 }
 
-pub struct SinkWorker {
+pub(crate) struct SinkWorker {
     pub events: Consumer<PipelineEvent>,
     /// Zone names per camera, for zone records.
     pub zone_names: Vec<Vec<String>>,
@@ -148,6 +146,8 @@ pub struct SinkWorker {
     pub camera_names: Vec<String>,
     pub jpeg_quality: u8,
     pub stats: Arc<Stats>,
+    /// The newest best faces, for the panel.
+    pub gallery: Arc<gallery::Gallery>,
     pub stop: Arc<AtomicBool>,
     /// The most recent records, for callers that report on a run (demo, tests).
     pub delivered: Arc<Mutex<RecentEvents>>,
@@ -157,7 +157,7 @@ pub struct SinkWorker {
 ///
 /// A run can last months; keeping every record would grow memory with every
 /// event (the soak run showed it), so only the newest are kept for reports.
-pub struct RecentEvents {
+pub(crate) struct RecentEvents {
     records: std::collections::VecDeque<EventRecord>,
     capacity: usize,
     total: u64,
@@ -166,7 +166,7 @@ pub struct RecentEvents {
 impl RecentEvents {
     /// Records kept by a pipeline run: far more than a demo or test makes,
     /// a few MB at most.
-    pub const RUN_CAPACITY: usize = 4096;
+    pub(crate) const RUN_CAPACITY: usize = 4096;
 
     pub fn new(capacity: usize) -> Self {
         RecentEvents {
@@ -190,7 +190,7 @@ impl RecentEvents {
     }
 
     /// The kept records, oldest first.
-    pub fn into_vec(self) -> Vec<EventRecord> {
+    pub(crate) fn into_vec(self) -> Vec<EventRecord> {
         self.records.into()
     }
 }
@@ -313,7 +313,7 @@ impl SinkWorker {
             }
             let encoded = SpoolRecord { record: rec, face_jpeg, frame_jpeg };
             let (encoded, went) = self.deliver(encoded);
-            self.stats.gallery.add(camera, &encoded.record, &encoded.face_jpeg, &encoded.frame_jpeg, went);
+            self.gallery.add(camera, &encoded.record, &encoded.face_jpeg, &encoded.frame_jpeg, went);
             let r = &encoded.record;
             log::info!(
                 "event {} camera={} track={} frames {}..{} best frame {} bbox [{:.0},{:.0},{:.0},{:.0}] quality {:.3}",
@@ -346,7 +346,7 @@ impl SinkWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zones::{Crossing, ZoneEvent};
+    use crate::face::zones::{Crossing, ZoneEvent};
 
     fn zone_rec(track_id: u32) -> EventRecord {
         let z = ZoneEvent {

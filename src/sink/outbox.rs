@@ -6,17 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
-use super::private_files::Access;
 use super::{Delivery, Sink, SinkError, SpoolRecord};
+use crate::private_files::Access;
 
-pub struct OutboxSink {
+pub(crate) struct OutboxSink {
     dir: PathBuf,
     access: Access,
 }
 
 impl OutboxSink {
     pub fn new(dir: &Path, access: Access) -> Result<Self, SinkError> {
-        access.create_dir_all(dir).map_err(|e| SinkError(format!("outbox {}: {e}", dir.display())))?;
+        access.create_dir_all(dir).map_err(|e| SinkError::caused(format!("outbox {}", dir.display()), e))?;
         Ok(OutboxSink { dir: dir.to_path_buf(), access })
     }
 }
@@ -29,7 +29,7 @@ impl Sink for OutboxSink {
     fn deliver(&self, ev: &SpoolRecord, _timeout: std::time::Duration) -> Delivery {
         match self.write(ev) {
             Ok(()) => Delivery::Done(String::new()),
-            Err(e) => Delivery::Retry(e.0),
+            Err(e) => Delivery::Retry(e.to_string()),
         }
     }
 }
@@ -37,7 +37,7 @@ impl Sink for OutboxSink {
 impl OutboxSink {
     fn write(&self, ev: &SpoolRecord) -> Result<(), SinkError> {
         let dir = self.dir.join(&ev.record.camera);
-        let ctx = |what: &str, e: std::io::Error| SinkError(format!("outbox {}: {what}: {e}", dir.display()));
+        let ctx = |what: &str, e: std::io::Error| SinkError::caused(format!("outbox {}: {what}", dir.display()), e);
         self.access.create_dir_all(&dir).map_err(|e| ctx("create", e))?;
         let id = &ev.record.id;
         // Zone events carry no pictures.
@@ -51,7 +51,7 @@ impl OutboxSink {
                 .write_atomic(&dir.join(format!("{id}_frame.jpg")), &ev.frame_jpeg)
                 .map_err(|e| ctx("frame jpeg", e))?;
         }
-        let json = serde_json::to_vec_pretty(&ev.record).map_err(|e| SinkError(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&ev.record).map_err(|e| SinkError::caused("outbox: record", e))?;
         // The record goes last: its presence means the images are complete.
         self.access.write_atomic(&dir.join(format!("{id}.json")), &json).map_err(|e| ctx("record", e))?;
         Ok(())

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::detect::Keypoints;
-use crate::quality::QualityParts;
+use crate::face::quality::QualityParts;
 
 /// The event as sinks see it: plain data, serialisable.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,7 +101,7 @@ impl MeshRecord {
             gaze_yaw_deg: g.gaze.map(|g| g.0),
             gaze_pitch_deg: g.gaze.map(|g| g.1),
             points: points
-                .map(|p| crate::keep::read_points(p).into_iter().map(|[x, y, z]| [r(x), r(y), r(z)]).collect())
+                .map(|p| crate::face::keep::read_points(p).into_iter().map(|[x, y, z]| [r(x), r(y), r(z)]).collect())
                 .unwrap_or_default(),
         }
     }
@@ -146,6 +146,6 @@ pub enum DeliveryState {
 }
 
 /// Wall-clock now, ms since the Unix epoch (0 before it).
-pub fn now_unix_ms() -> u64 {
+pub(crate) fn now_unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

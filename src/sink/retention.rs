@@ -11,37 +11,19 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the outbox holds and what retention removed (shown by the monitor).
-#[derive(Default, Debug)]
-pub struct OutboxStats {
-    pub bytes: AtomicU64,
-    pub files: AtomicU64,
-    pub events: AtomicU64,
-    pub pruned_events: AtomicU64,
-    pub pruned_files: AtomicU64,
-    pub pruned_bytes: AtomicU64,
-}
+use crate::metrics::OutboxStats;
 
 /// Something holding events not yet delivered: a remote sink's spool.
-pub trait PendingIds {
+pub(crate) trait PendingIds {
     /// Adds the ids of the events still to deliver.
     fn pending_ids(&self, out: &mut HashSet<String>);
 }
 
-/// When an outbox copy may go once it is within age and size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Keep {
-    /// Until age or size says otherwise.
-    Always,
-    /// Until every remote sink delivered it (or refused it for good: the
-    /// spool's `dead/` keeps refused events, within its own bound).
-    UntilDelivered,
-}
+pub(crate) use crate::config::Keep;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -50,6 +32,17 @@ pub struct Policy {
     /// The outbox is kept at or below this many bytes (None: no limit).
     pub max_bytes: Option<u64>,
     pub keep: Keep,
+}
+
+impl Policy {
+    /// The `[outbox]` section's retention.
+    pub fn of(cfg: &crate::config::OutboxConfig) -> Policy {
+        Policy {
+            max_age: (cfg.max_age_h > 0.0).then(|| Duration::from_secs_f64(cfg.max_age_h * 3600.0)),
+            max_bytes: (cfg.max_bytes > 0).then_some(cfg.max_bytes),
+            keep: cfg.keep,
+        }
+    }
 }
 
 /// The three files an event may have, the record first: it is written
@@ -70,13 +63,13 @@ struct Kept {
 
 /// Why events were removed, for the log.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Pruned {
+pub(crate) struct Pruned {
     pub by_age: u64,
     pub by_size: u64,
     pub delivered: u64,
 }
 
-pub struct OutboxRetention {
+pub(crate) struct OutboxRetention {
     dir: PathBuf,
     policy: Policy,
     /// Oldest first.
@@ -202,7 +195,7 @@ impl OutboxRetention {
 
     /// Age and delivery rules, at most once a second (`force` for tests
     /// and shutdown).
-    pub fn maintain<'a, P: PendingIds + ?Sized + 'a>(
+    pub(crate) fn maintain<'a, P: PendingIds + ?Sized + 'a>(
         &mut self,
         now_unix_ms: u64,
         spools: impl IntoIterator<Item = &'a P>,

@@ -24,7 +24,7 @@ use super::spool::Spool;
 use super::{Delivery, Sink};
 
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     pub initial: Duration,
     pub max: Duration,
 }
@@ -42,7 +42,7 @@ impl RetryPolicy {
 }
 
 /// Default worker count: max(4, cores / 2).
-pub fn default_workers() -> usize {
+pub(crate) fn default_workers() -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     (cores / 2).max(4)
 }
@@ -94,7 +94,7 @@ impl Pacing {
         (s.limit as usize, s.timeout)
     }
 
-    pub fn set_deadline(&self, at: Instant) {
+    pub(crate) fn set_deadline(&self, at: Instant) {
         self.lock().deadline = Some(at);
         self.changed.notify_all();
     }
@@ -109,7 +109,7 @@ impl Pacing {
             if now >= until {
                 return None;
             }
-            s = self.changed.wait_timeout(s, until - now).unwrap_or_else(|p| p.into_inner()).0;
+            s = crate::sync::wait_timeout(&self.changed, s, until - now);
         }
         let mut timeout = s.timeout;
         if let Some(d) = s.deadline {
@@ -158,7 +158,7 @@ impl Pacing {
     }
 }
 
-pub struct SenderPool {
+pub(crate) struct SenderPool {
     pub spool: Arc<Spool>,
     pub sink_name: String,
     pub pacing: Arc<Pacing>,
@@ -172,19 +172,19 @@ impl SenderPool {
         workers: usize,
         retry: RetryPolicy,
         stop: Arc<AtomicBool>,
-        stats: Option<Arc<crate::monitor::Stats>>,
+        gallery: Option<Arc<super::gallery::Gallery>>,
     ) -> Self {
         let sink_name = sink.name().to_string();
         let pacing = Arc::new(Pacing::new(workers, sink.base_timeout()));
         let handles = (0..workers.max(1))
             .map(|i| {
                 let (sink, spool, stop, pacing) = (sink.clone(), spool.clone(), stop.clone(), pacing.clone());
-                let stats = stats.clone();
+                let gallery = gallery.clone();
                 std::thread::Builder::new()
                     .name(format!("send-{}-{i}", sink.name()))
                     .spawn(move || {
                         crate::board::pin_current_thread(crate::board::Role::Sender);
-                        work(&*sink, &spool, retry, &pacing, &stop, stats.as_deref())
+                        work(&*sink, &spool, retry, &pacing, &stop, gallery.as_deref())
                     })
                     .expect("spawn sender thread")
             })
@@ -221,7 +221,7 @@ fn work(
     retry: RetryPolicy,
     pacing: &Pacing,
     stop: &AtomicBool,
-    stats: Option<&crate::monitor::Stats>,
+    gallery: Option<&super::gallery::Gallery>,
 ) {
     loop {
         if pacing.past_deadline() {
@@ -246,8 +246,8 @@ fn work(
         let t0 = Instant::now();
         let outcome = sink.deliver(&lease.record, timeout);
         pacing.release(&outcome, t0.elapsed());
-        if let Some(st) = stats {
-            st.gallery.delivery(id, sink.name(), &outcome, lease.attempts + 1);
+        if let Some(g) = gallery {
+            g.delivery(id, sink.name(), &outcome, lease.attempts + 1);
         }
         match outcome {
             Delivery::Done(info) => {

@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::private_files::Access;
 use super::record::EventRecord;
 use crate::detect::Keypoints;
-use crate::quality::QualityParts;
+use crate::face::quality::QualityParts;
+use crate::private_files::Access;
 
 const MAGIC: &[u8; 4] = b"FFEV";
 /// 2: records carry event kind, zone, dwell and head pose.
@@ -42,7 +42,7 @@ pub struct SpoolRecord {
 }
 
 /// CRC-32 (IEEE 802.3), table-driven.
-pub fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
     let t = TABLE.get_or_init(|| {
         let mut t = [0u32; 256];
@@ -292,7 +292,7 @@ struct Index {
 }
 
 /// Dead letters kept per spool unless configured (`sender.dead_letters_max`).
-pub use crate::limits::DEAD_LETTERS_MAX as DEFAULT_DEAD_LETTERS_MAX;
+pub(crate) use crate::limits::DEAD_LETTERS_MAX as DEFAULT_DEAD_LETTERS_MAX;
 
 pub struct Spool {
     dir: PathBuf,
@@ -343,7 +343,7 @@ impl Spool {
     }
 
     /// How many refused events `dead/` keeps; the oldest beyond it go.
-    pub fn set_dead_letters_max(&self, n: usize) {
+    pub(crate) fn set_dead_letters_max(&self, n: usize) {
         self.dead_letters_max.store(n as u64, Ordering::Relaxed);
         self.prune_dead();
     }
@@ -603,7 +603,7 @@ impl Spool {
         crate::sync::lock(&self.index).bytes
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         crate::sync::lock(&self.index).closed
     }
 
@@ -614,7 +614,7 @@ impl Spool {
     }
 
     /// Waits until nothing is pending or `timeout` passes; true if drained.
-    pub fn wait_drained(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut idx = crate::sync::lock(&self.index);
         while !idx.entries.is_empty() {

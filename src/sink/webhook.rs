@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use super::http;
 use super::spool::SpoolRecord;
-use super::{Delivery, Sink};
+use super::{Delivery, Sink, SinkError};
 use crate::config::{Secret, WebhookConfig};
 
-pub struct WebhookSink {
+pub(crate) struct WebhookSink {
     url: String,
     bearer: Option<Secret>,
     agent: ureq::Agent,
@@ -18,9 +18,9 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     /// Errors name the key (`webhook.ca_file`).
-    pub fn new(cfg: &WebhookConfig) -> Result<Self, String> {
+    pub fn new(cfg: &WebhookConfig) -> Result<Self, SinkError> {
         let roots = match &cfg.ca_file {
-            Some(p) => Some(super::tls::read_ca_file(p).map_err(|e| format!("webhook.ca_file: {e}"))?),
+            Some(p) => Some(super::tls::read_ca_file(p).map_err(|e| SinkError::caused("webhook.ca_file", e))?),
             None => None,
         };
         Ok(WebhookSink {

@@ -6,7 +6,7 @@
 pub const MAX: usize = crate::board::MAX_TRACKS;
 
 /// Scratch space reused across calls, so matching allocates nothing.
-pub struct Assigner {
+pub(crate) struct Assigner {
     cost: Box<[[f32; MAX]; MAX]>,
     u: [f32; MAX + 1],
     v: [f32; MAX + 1],
@@ -38,7 +38,7 @@ impl Assigner {
 
     /// Solves the `rows` x `cols` problem; calls `matched(r, c)` for every
     /// pair whose cost is at most `limit`.
-    pub fn solve(&mut self, rows: usize, cols: usize, limit: f32, mut matched: impl FnMut(usize, usize)) {
+    pub(crate) fn solve(&mut self, rows: usize, cols: usize, limit: f32, mut matched: impl FnMut(usize, usize)) {
         let rows = rows.min(MAX);
         let cols = cols.min(MAX);
         if rows == 0 || cols == 0 {

@@ -4,16 +4,16 @@
 // Matrix algebra reads best with explicit indices.
 #![allow(clippy::needless_range_loop)]
 
-pub type Vec8 = [f64; 8];
-pub type Mat8 = [[f64; 8]; 8];
-pub type Vec4 = [f64; 4];
+pub(crate) type Vec8 = [f64; 8];
+pub(crate) type Mat8 = [[f64; 8]; 8];
+pub(crate) type Vec4 = [f64; 4];
 type Mat4 = [[f64; 4]; 4];
 
 const STD_POSITION: f64 = 1.0 / 20.0;
 const STD_VELOCITY: f64 = 1.0 / 160.0;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct KalmanState {
+pub(crate) struct KalmanState {
     pub mean: Vec8,
     pub cov: Mat8,
 }
@@ -30,7 +30,7 @@ impl KalmanState {
     /// The same state in a picture scaled by `sx` across and `sy` down (a
     /// camera that changed resolution): positions and their velocities
     /// scale, the aspect (w/h) by `sx / sy`, and the covariance with them.
-    pub fn rescale(&mut self, sx: f64, sy: f64) {
+    pub(crate) fn rescale(&mut self, sx: f64, sy: f64) {
         let s = [sx, sy, sx / sy, sy, sx, sy, sx / sy, sy];
         for i in 0..8 {
             self.mean[i] *= s[i];
@@ -41,7 +41,7 @@ impl KalmanState {
     }
 
     /// Starts a track from a measurement (cx, cy, a, h), velocity unknown.
-    pub fn initiate(z: Vec4) -> Self {
+    pub(crate) fn initiate(z: Vec4) -> Self {
         let h = z[3];
         let std = [
             2.0 * STD_POSITION * h,
@@ -59,7 +59,7 @@ impl KalmanState {
 
     /// One step ahead. `tracked` = false freezes height velocity, as
     /// ByteTrack does for lost tracks.
-    pub fn predict(&mut self, tracked: bool) {
+    pub(crate) fn predict(&mut self, tracked: bool) {
         if !tracked {
             self.mean[7] = 0.0;
         }

@@ -20,6 +20,7 @@
 
 pub mod assign;
 pub mod kalman;
+pub mod preview;
 pub mod worker;
 
 use crate::config::TrackerConfig;
@@ -30,11 +31,11 @@ use kalman::{KalmanState, Vec4};
 
 /// Most live (tracked, tentative or lost) tracks per camera: derived from
 /// the board profile's capacity (build.rs).
-pub const MAX_TRACKS: usize = crate::board::MAX_TRACKS;
+pub(crate) const MAX_TRACKS: usize = crate::board::MAX_TRACKS;
 /// IoU a tentative track needs to be confirmed (ByteTrack's 0.7 distance).
 const CONFIRM_IOU: f32 = 0.3;
 /// Observations a track remembers for its observed velocity.
-pub const OBS_HISTORY: usize = 8;
+pub(crate) const OBS_HISTORY: usize = 8;
 /// Lost-track gate, in face heights between the detection's centre and the
 /// observed path: this much at first, growing per frame lost up to the cap.
 const LOST_GATE_BASE: f32 = 0.6;
@@ -109,7 +110,7 @@ impl Track {
     /// go the same way (or one stands still), by the centre's when they part
     /// (a face coming closer), anchored at that edge, and the box is given
     /// the width of the whole face (`aspect` x height).
-    pub fn observed_box_at(&self, frame: u64) -> BBox {
+    pub(crate) fn observed_box_at(&self, frame: u64) -> BBox {
         if self.obs_len == 0 {
             return self.last_obs;
         }
@@ -291,7 +292,7 @@ impl ByteTracker {
     /// changes (a camera reconfigured mid-stream), every track is carried
     /// into the new picture's pixels, so the people in view keep their
     /// tracks; returns whether it changed.
-    pub fn set_picture(&mut self, width: u32, height: u32) -> bool {
+    pub(crate) fn set_picture(&mut self, width: u32, height: u32) -> bool {
         let new = (width as f32, height as f32);
         let changed = self.picture.is_some_and(|old| old != new && old.0 > 0.0 && old.1 > 0.0);
         if let (true, Some(old)) = (changed, self.picture) {
@@ -318,12 +319,12 @@ impl ByteTracker {
     }
 
     /// What the last `update`, `predict_only` or `finish` returned.
-    pub fn last_update(&self) -> &FrameUpdate {
+    pub(crate) fn last_update(&self) -> &FrameUpdate {
         &self.out
     }
 
     /// A frame without detection (skipped): tracks coast on their filters.
-    pub fn predict_only(&mut self) -> &FrameUpdate {
+    pub(crate) fn predict_only(&mut self) -> &FrameUpdate {
         self.frame += 1;
         self.out.matched.clear();
         self.out.ended.clear();

@@ -10,26 +10,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::attention::{head_pose, on_screen, HeadPose};
 use crate::board;
 use crate::config::AttentionConfig;
 use crate::detect::worker::ToTrack;
 use crate::detect::Detection;
-use crate::event::{BestFaceSelector, FaceEvent, PipelineEvent};
-use crate::keep::KeepStore;
+use crate::face::attention::{head_pose, on_screen, HeadPose};
+use crate::face::event::{BestFaceSelector, FaceEvent, PipelineEvent};
+use crate::face::keep::KeepStore;
+use crate::face::zones::{CameraZones, Crossing, ZoneEvent};
 use crate::landmarks::worker::LandmarkClient;
-use crate::monitor::preview::{PreviewBox, PreviewFrame};
-use crate::monitor::stall::StallWatch;
-use crate::monitor::{inc, Stats};
+use crate::metrics::stall::StallWatch;
+use crate::metrics::{inc, Stats};
 use crate::pool::FrameRef;
 use crate::ring::{Backoff, Consumer, Producer};
+use crate::track::preview::{PreviewBox, PreviewFrame};
 use crate::track::{ByteTracker, TrackState, MAX_TRACKS};
-use crate::zones::{CameraZones, Crossing, ZoneEvent};
 
 /// The track thread: one ByteTracker and one best-face selector per camera.
 /// It has no stop flag on purpose: it runs until the detector's ring is
 /// finished, so every open track is closed into an event on shutdown.
-pub struct TrackWorker {
+pub(crate) struct TrackWorker {
     pub input: Consumer<ToTrack>,
     pub out: Producer<PipelineEvent>,
     pub trackers: Vec<ByteTracker>,
@@ -42,6 +42,8 @@ pub struct TrackWorker {
     pub mot: Vec<MotWriter>,
     pub attention: AttentionConfig,
     pub stats: Arc<Stats>,
+    /// Each camera's preview for the panel (boxes drawn on its frames).
+    pub previews: Arc<Vec<super::preview::Preview>>,
     /// Minimum time between two preview frames of a camera.
     pub preview_interval: Duration,
     /// The landmarks stage, when it runs, and how long an ending track
@@ -220,6 +222,7 @@ struct Running {
     keep: KeepStore,
     mot: Vec<MotWriter>,
     stats: Arc<Stats>,
+    previews: Arc<Vec<super::preview::Preview>>,
     preview_interval: Duration,
     lm: Option<LandmarkClient>,
     landmark_wait: Duration,
@@ -243,6 +246,7 @@ impl TrackWorker {
             keep: self.keep,
             mot: self.mot,
             stats: stats.clone(),
+            previews: self.previews,
             preview_interval: self.preview_interval,
             lm: self.landmarks,
             landmark_wait: self.landmark_wait,
@@ -408,7 +412,7 @@ impl Running {
     fn publish_preview(&self, frame: &FrameRef) {
         let meta = frame.meta();
         let cam = meta.camera as usize;
-        let pv = &self.stats.previews[cam];
+        let pv = &self.previews[cam];
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         if !pv.wanted(now_ns, self.preview_interval.as_nanos() as u64) {
             return;
@@ -494,18 +498,19 @@ impl Running {
 /// (frames 1-based; detections have id -1). Buffered; a write error is
 /// logged once and the output given up, never the pipeline.
 #[derive(Default)]
-pub struct MotWriter {
+pub(crate) struct MotWriter {
     tracks: Option<std::io::BufWriter<std::fs::File>>,
     detections: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl MotWriter {
-    pub fn create(tracks: Option<&std::path::Path>, detections: Option<&std::path::Path>) -> Result<Self, String> {
+    /// Errors name the file.
+    pub fn create(tracks: Option<&std::path::Path>, detections: Option<&std::path::Path>) -> std::io::Result<Self> {
         let open = |p: Option<&std::path::Path>| {
             p.map(|p| {
                 std::fs::File::create(p)
                     .map(std::io::BufWriter::new)
-                    .map_err(|e| format!("{}: cannot create: {e}", p.display()))
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: cannot create: {e}", p.display())))
             })
             .transpose()
         };

@@ -28,7 +28,7 @@ pub struct HeadPose {
     pub pitch_deg: f32,
 }
 
-pub fn head_pose(kp: &Keypoints) -> Option<HeadPose> {
+pub(crate) fn head_pose(kp: &Keypoints) -> Option<HeadPose> {
     let [le, re, nose, lm, rm] = *kp;
     let (dx, dy) = (re[0] - le[0], re[1] - le[1]);
     let eye_dist = (dx * dx + dy * dy).sqrt();
@@ -52,7 +52,7 @@ pub fn head_pose(kp: &Keypoints) -> Option<HeadPose> {
 }
 
 /// Facing the camera: both angles within their limits.
-pub fn on_screen(p: &HeadPose, max_yaw_deg: f32, max_pitch_deg: f32) -> bool {
+pub(crate) fn on_screen(p: &HeadPose, max_yaw_deg: f32, max_pitch_deg: f32) -> bool {
     p.yaw_deg.abs() <= max_yaw_deg && p.pitch_deg.abs() <= max_pitch_deg
 }
 

@@ -14,13 +14,13 @@ use crate::detect::{Detection, Keypoints};
 use crate::geom::BBox;
 use crate::pool::I420;
 
-pub const W_FRONTALITY: f32 = 6.0;
-pub const W_SIZE: f32 = 4.0;
-pub const W_CONFIDENCE: f32 = 3.0;
-pub const W_SHARPNESS: f32 = 1.0;
-pub const W_ASPECT: f32 = 1.0;
+pub(crate) const W_FRONTALITY: f32 = 6.0;
+pub(crate) const W_SIZE: f32 = 4.0;
+pub(crate) const W_CONFIDENCE: f32 = 3.0;
+pub(crate) const W_SHARPNESS: f32 = 1.0;
+pub(crate) const W_ASPECT: f32 = 1.0;
 /// Eye openness, only where Face Mesh landmarks were computed.
-pub const W_EYES: f32 = 2.0;
+pub(crate) const W_EYES: f32 = 2.0;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualityParts {
@@ -39,7 +39,7 @@ pub struct QualityParts {
 }
 
 /// Factor applied to the score of a face cut by the picture border.
-pub const TRUNCATED_FACTOR: f32 = 0.5;
+pub(crate) const TRUNCATED_FACTOR: f32 = 0.5;
 
 impl QualityParts {
     pub fn total(&self) -> f32 {

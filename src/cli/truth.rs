@@ -1,39 +1,24 @@
-//! The built-in demo: its config, and the check of a run's events against
-//! the ground truth that `scripts/make_demo.py` saved beside the video.
+//! The demo's ground truth (`truth.json`, saved beside each generated video
+//! by `scripts/make_demo.py`) and the check of a run's events against it.
+//! Used by `demo`, `bench` and, included by path, the end-to-end tests.
 
 use serde::Deserialize;
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
-use crate::geom::BBox;
-use crate::sink::EventRecord;
+use faceflow::geom::BBox;
+use faceflow::sink::EventRecord;
 
 pub const DEMO_DIR: &str = "models/demo";
-
-/// The demo's config: the demo video as one camera, read at full speed (or
-/// paced at 25 fps with `realtime`), with the monitor on `monitor` ("" = off).
-pub fn config_toml(outbox: &str, realtime: bool, monitor: &str) -> String {
-    format!(
-        r#"
-[outbox]
-dir = "{outbox}"
-
-[monitor]
-bind = "{monitor}"
-
-[[cameras]]
-name = "demo"
-url = "file:{DEMO_DIR}/demo.h264"
-fps = 25
-realtime = {realtime}
-"#
-    )
-}
 
 #[derive(Debug, Deserialize)]
 pub struct Truth {
     pub fps: f32,
     pub width: u32,
     pub height: u32,
+    /// Frames in the video: the end-to-end tests (which include this file)
+    /// check decoding against it; the binary does not read it.
+    #[allow(dead_code)]
     pub frames: u64,
     pub persons: Vec<Person>,
 }
@@ -47,10 +32,6 @@ pub struct Person {
 }
 
 impl Person {
-    pub fn box_at(&self, frame: u64) -> Option<BBox> {
-        self.boxes.iter().find(|b| b[0] as u64 == frame).map(|b| BBox::new(b[1], b[2], b[3], b[4]))
-    }
-
     /// The box at `frame`, else at the nearest frame within `within` (the
     /// truth leaves out faces partly hidden or cut by the picture's edge,
     /// which a best face can be).
@@ -63,9 +44,29 @@ impl Person {
     }
 }
 
-pub fn load_truth(path: &Path) -> Result<Truth, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+/// A truth file that could not be read or parsed, naming it.
+#[derive(Debug)]
+pub struct TruthError {
+    pub path: PathBuf,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for TruthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ground truth {}: {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for TruthError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+pub fn load_truth(path: &Path) -> Result<Truth, TruthError> {
+    let error = |source: Box<dyn std::error::Error + Send + Sync>| TruthError { path: path.into(), source };
+    let text = std::fs::read_to_string(path).map_err(|e| error(e.into()))?;
+    serde_json::from_str(&text).map_err(|e| error(e.into()))
 }
 
 /// How a run's events line up with the truth.

@@ -40,7 +40,7 @@ impl Stalls {
 }
 
 /// One stage's view of one kind of wait.
-pub struct StallWatch {
+pub(crate) struct StallWatch {
     stage: &'static str,
     camera: Option<u8>,
     what: &'static str,

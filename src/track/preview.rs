@@ -12,7 +12,7 @@ use crate::detect::motion::{mask_has, MASK_WORDS};
 use crate::geom::BBox;
 use crate::pool::{FrameRef, I420};
 
-pub const MAX_BOXES: usize = 32;
+pub(crate) const MAX_BOXES: usize = 32;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PreviewBox {
@@ -43,7 +43,7 @@ pub struct Preview {
 }
 
 impl Preview {
-    pub fn set_region(&self, r: Option<[u32; 4]>) {
+    pub(crate) fn set_region(&self, r: Option<[u32; 4]>) {
         let v = r.map_or(0, |[x, y, w, h]| {
             (x as u64 & 0xffff) | (y as u64 & 0xffff) << 16 | (w as u64 & 0xffff) << 32 | (h as u64 & 0xffff) << 48
         });
@@ -94,14 +94,14 @@ impl MotionMask {
 impl Preview {
     /// Whether the track thread should publish now (someone watches and the
     /// last publish is older than `interval_ns`).
-    pub fn wanted(&self, now_ns: u64, interval_ns: u64) -> bool {
+    pub(crate) fn wanted(&self, now_ns: u64, interval_ns: u64) -> bool {
         self.watchers.load(Ordering::Relaxed) > 0
             && now_ns.saturating_sub(self.last_ns.load(Ordering::Relaxed)) >= interval_ns
     }
 
     /// Never blocks: if a viewer holds the lock, this frame is skipped.
-    pub fn publish(&self, now_ns: u64, frame: PreviewFrame) {
-        if let Ok(mut g) = self.latest.try_lock() {
+    pub(crate) fn publish(&self, now_ns: u64, frame: PreviewFrame) {
+        if let Some(mut g) = crate::sync::try_lock(&self.latest) {
             *g = Some(frame);
             self.last_ns.store(now_ns, Ordering::Relaxed);
             self.version.fetch_add(1, Ordering::Relaxed);

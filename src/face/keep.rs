@@ -28,9 +28,9 @@ use crate::landmarks::Points;
 use crate::pool::{i420_len, FrameMeta, FramePool, FrameRef, I420};
 
 /// The kept face region is the box grown by this share of its size on each side.
-pub const CROP_MARGIN: f32 = 0.5;
+pub(crate) const CROP_MARGIN: f32 = 0.5;
 /// Largest kept region, luma pixels per side (larger ones are stored scaled down).
-pub const CROP_MAX: u32 = 512;
+pub(crate) const CROP_MAX: u32 = 512;
 
 /// A track's best face, held outside the frame pool.
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ pub struct KeepStore {
 }
 
 /// Bytes of one context slot for frames up to `max_w` x `max_h`.
-pub fn context_bytes(max_w: u32, max_h: u32) -> usize {
+pub(crate) fn context_bytes(max_w: u32, max_h: u32) -> usize {
     i420_len(max_w.div_ceil(2), max_h.div_ceil(2))
 }
 
@@ -78,7 +78,7 @@ impl KeepStore {
     }
 
     /// The board profile's store: `board::KEEP_FACES` faces.
-    pub fn for_board(cameras: usize) -> Self {
+    pub(crate) fn for_board(cameras: usize) -> Self {
         Self::new(crate::board::KEEP_FACES, cameras, crate::board::MAX_FRAME_WIDTH, crate::board::MAX_FRAME_HEIGHT)
     }
 
@@ -88,7 +88,7 @@ impl KeepStore {
     }
 
     /// Slots in use (crops), for stats.
-    pub fn in_use(&self) -> usize {
+    pub(crate) fn in_use(&self) -> usize {
         self.crops.capacity() - self.crops.free_slots()
     }
 
@@ -128,7 +128,7 @@ impl KeepStore {
 
     /// Copies a best face's landmarks into the store (None when full:
     /// counted like a refused face; the event then carries no points).
-    pub fn keep_points(&mut self, camera: usize, points: &Points) -> Option<FrameRef> {
+    pub(crate) fn keep_points(&mut self, camera: usize, points: &Points) -> Option<FrameRef> {
         let Some(mut slot) = self.points.acquire() else {
             self.refuse(camera);
             return None;
@@ -146,7 +146,7 @@ impl KeepStore {
     }
 
     /// Lets the newest context of `camera` go (its stream ended).
-    pub fn forget_camera(&mut self, camera: usize) {
+    pub(crate) fn forget_camera(&mut self, camera: usize) {
         if let Some(c) = self.last_context.get_mut(camera) {
             *c = None;
         }
@@ -156,14 +156,14 @@ impl KeepStore {
 const POINTS_BYTES: usize = crate::landmarks::POINTS * 3 * 4;
 
 /// The landmarks a [`KeepStore::keep_points`] slot holds.
-pub fn read_points(slot: &FrameRef) -> Vec<[f32; 3]> {
+pub(crate) fn read_points(slot: &FrameRef) -> Vec<[f32; 3]> {
     let f = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     slot.bytes()[..POINTS_BYTES].chunks_exact(12).map(|c| [f(&c[0..4]), f(&c[4..8]), f(&c[8..12])]).collect()
 }
 
 /// The kept region for a face box: grown by [`CROP_MARGIN`], inside the
 /// frame, x and y even so chroma lines up.
-pub fn face_region(bbox: &BBox, width: u32, height: u32) -> (u32, u32, u32, u32) {
+pub(crate) fn face_region(bbox: &BBox, width: u32, height: u32) -> (u32, u32, u32, u32) {
     let (mx, my) = (bbox.width() * CROP_MARGIN, bbox.height() * CROP_MARGIN);
     let clamp = |v: f32, hi: u32| v.max(0.0).min(hi as f32);
     let x0 = (clamp(bbox.x1 - mx, width) as u32) & !1;
@@ -175,7 +175,7 @@ pub fn face_region(bbox: &BBox, width: u32, height: u32) -> (u32, u32, u32, u32)
 
 /// Averages `s` x `s` blocks of the `region` (x, y, w, h; x and y even) of
 /// `src` into packed I420 in `dst`; returns the size written. `s = 1` copies.
-pub fn downscale(src: &I420<'_>, region: (u32, u32, u32, u32), s: u32, dst: &mut [u8]) -> (u32, u32) {
+pub(crate) fn downscale(src: &I420<'_>, region: (u32, u32, u32, u32), s: u32, dst: &mut [u8]) -> (u32, u32) {
     let (x, y, w, h) = region;
     let (dw, dh) = (w.div_ceil(s), h.div_ceil(s));
     let (dwu, dhu) = (dw as usize, dh as usize);
@@ -288,7 +288,7 @@ impl KeptFace {
     /// Rebuilds the full-size frame into `out` (packed I420, grown once to
     /// the largest frame size): the context scaled up, the kept face region
     /// pasted in. Returns the picture over `out`.
-    pub fn compose<'a>(&self, out: &'a mut Vec<u8>) -> I420<'a> {
+    pub(crate) fn compose<'a>(&self, out: &'a mut Vec<u8>) -> I420<'a> {
         let (w, h) = (self.meta.width as usize, self.meta.height as usize);
         let len = i420_len(self.meta.width, self.meta.height);
         if out.len() < len {

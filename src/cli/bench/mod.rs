@@ -6,15 +6,147 @@
 
 pub mod capacity;
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli::truth::DEMO_DIR;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clock::RealClocks;
-use crate::config::Config;
-use crate::detect::Detections;
-use crate::monitor::{get, process};
-use crate::pool::I420;
+use faceflow::clock::RealClocks;
+use faceflow::config::Config;
+use faceflow::detect::Detections;
+use faceflow::metrics::get;
+use faceflow::monitor::process;
+use faceflow::pool::I420;
+
+/// What a bench fails with: the failing step's own error, or a message.
+pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `faceflow bench`: without a mode flag, the demo on `--cameras` cameras at
+/// each of `--batches`: pipeline against the bare detector.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Bare decoders: the demo (640x480) next to its 1080p encode, or these files.
+    #[arg(long, num_args = 0.., value_name = "files")]
+    decoders: Option<Vec<PathBuf>>,
+    /// One crowd video folder (scripts/bench-crowd.sh runs 1, 10 and 40 faces).
+    #[arg(long, value_name = "dir")]
+    crowd: Option<PathBuf>,
+    /// Landmark cost per face per batch size, and its share of pipeline time.
+    #[arg(long)]
+    landmarks: bool,
+    /// Real-time 1080p25 cameras this box serves (<= 1% frames lost, >= 95% people).
+    #[arg(long)]
+    capacity: bool,
+    /// Realtime-mode events on the demo at 25 fps: first-post latency, posts per person.
+    #[arg(long)]
+    events: bool,
+    /// Cameras fed the demo video.
+    #[arg(long, default_value_t = 4)]
+    cameras: usize,
+    /// Batch sizes, comma-separated (default 1,4,8; with --landmarks 1,4,8,16).
+    #[arg(long, value_delimiter = ',')]
+    batches: Option<Vec<usize>>,
+    /// Pace the cameras at 25 fps for this many seconds instead of full speed.
+    #[arg(long, value_name = "seconds")]
+    realtime: Option<u64>,
+    /// `detector.kind`: centerface or blazeface.
+    #[arg(long)]
+    detector: Option<String>,
+    /// `detector.model`: an ONNX file.
+    #[arg(long, value_name = "onnx")]
+    model: Option<String>,
+    /// `detector.preprocess`: cpu or model.
+    #[arg(long)]
+    preprocess: Option<String>,
+    /// `detector.overlap`: on or off (default: the board's).
+    #[arg(long, value_parser = on_off)]
+    overlap: Option<bool>,
+    /// `detector.pinned_buffers`: on or off (default on).
+    #[arg(long, value_parser = on_off)]
+    pinned: Option<bool>,
+    /// With --capacity: policies to try in turn (baseline,gating,int8,default,overlap).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "baseline,gating,default")]
+    policies: Vec<capacity::Policy>,
+    /// With --capacity: the most cameras to try (default: the board's maximum).
+    #[arg(long, value_name = "n")]
+    max_cameras: Option<usize>,
+    /// With --capacity: the capacity videos' folder.
+    #[arg(long, value_name = "dir")]
+    videos: Option<PathBuf>,
+    /// Also write the figures as JSON here.
+    #[arg(long, value_name = "file")]
+    json: Option<PathBuf>,
+}
+
+fn on_off(v: &str) -> Result<bool, BenchError> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        o => Err(format!("{o:?}: expected on or off").into()),
+    }
+}
+
+pub fn main(a: BenchArgs) -> ExitCode {
+    if let Some(files) = &a.decoders {
+        return report(decoders(files), |r| print_decoders(r), None);
+    }
+    if a.landmarks {
+        return report(landmarks(a.batches.as_deref().unwrap_or(&[1, 4, 8, 16])), print_landmarks, None);
+    }
+    if a.events {
+        return report(events(), print_events, None);
+    }
+    if a.capacity {
+        let max = match a.max_cameras {
+            None => faceflow::board::MAX_CAMERAS,
+            Some(m) if m > 0 => m,
+            Some(_) => {
+                log::error!("bench: --max-cameras must be a positive number");
+                return ExitCode::from(2);
+            }
+        };
+        let dir = a.videos.unwrap_or_else(|| PathBuf::from(format!("{DEMO_DIR}/capacity")));
+        return report(capacity::run(&dir, &a.policies, max), capacity::print, a.json.as_deref());
+    }
+    if let Some(dir) = &a.crowd {
+        return report(crowd(dir), print_crowd, None);
+    }
+    let detector = BenchDetector {
+        kind: a.detector.as_deref(),
+        model: a.model.as_deref(),
+        preprocess: a.preprocess.as_deref(),
+        overlap: a.overlap,
+        pinned_buffers: a.pinned,
+    };
+    let batches = a.batches.unwrap_or_else(|| vec![1, 4, 8]);
+    report(run(a.cameras, &batches, a.realtime, detector), |rows| print(rows), a.json.as_deref())
+}
+
+/// A bench's figures printed (and written as JSON where asked), or its
+/// error logged (exit 1).
+fn report<T: serde::Serialize>(
+    result: Result<T, BenchError>,
+    print: impl FnOnce(&T),
+    json: Option<&std::path::Path>,
+) -> ExitCode {
+    match result {
+        Ok(r) => {
+            print(&r);
+            if let Some(path) = json {
+                super::write_json(path, &r);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchRow {
@@ -77,7 +209,7 @@ pub struct BenchDetector<'a> {
     pub pinned_buffers: Option<bool>,
 }
 
-fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) -> Result<Config, String> {
+fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) -> Result<Config, BenchError> {
     let mut t = format!("[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[detector]\nbatch_size = {batch}\n");
     if let Some(k) = det.kind {
         t.push_str(&format!("kind = {k:?}\n"));
@@ -97,21 +229,21 @@ fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) 
     for i in 0..cameras {
         t.push_str(&format!(
             "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {realtime}\n",
-            crate::demo::DEMO_DIR
+            DEMO_DIR
         ));
     }
-    Config::from_toml(&t, "bench").map_err(|e| e.to_string())
+    Config::from_toml(&t, "bench").map_err(BenchError::from)
 }
 
 fn demo_path() -> std::path::PathBuf {
-    std::path::Path::new(crate::demo::DEMO_DIR).join("demo.h264")
+    std::path::Path::new(DEMO_DIR).join("demo.h264")
 }
 
 /// Decodes the first `n` demo frames into memory, for the bare detector.
-fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, String> {
+fn frames(n: usize) -> Result<Vec<(Vec<u8>, u32, u32)>, BenchError> {
     let mut out = Vec::new();
-    crate::ingest::decode_file(&demo_path(), n, |pic| {
-        let mut buf = vec![0u8; crate::pool::i420_len(pic.width, pic.height)];
+    faceflow::ingest::decode_file(&demo_path(), n, |pic| {
+        let mut buf = vec![0u8; faceflow::pool::i420_len(pic.width, pic.height)];
         pic.copy_to(&mut buf);
         out.push((buf, pic.width, pic.height));
     })?;
@@ -130,11 +262,11 @@ pub struct DecoderFigure {
     pub cpu_ms_per_frame: f64,
 }
 
-pub fn bare_decoder(path: &std::path::Path) -> Result<DecoderFigure, String> {
+pub fn bare_decoder(path: &std::path::Path) -> Result<DecoderFigure, BenchError> {
     let (mut w, mut h) = (0, 0);
     let cpu0 = process::sample().cpu_seconds;
     let t0 = Instant::now();
-    let frames = crate::ingest::decode_file(path, usize::MAX, |p| (w, h) = (p.width, p.height))?;
+    let frames = faceflow::ingest::decode_file(path, usize::MAX, |p| (w, h) = (p.width, p.height))?;
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
     Ok(DecoderFigure {
         file: path.display().to_string(),
@@ -147,15 +279,15 @@ pub fn bare_decoder(path: &std::path::Path) -> Result<DecoderFigure, String> {
 }
 
 /// Frames per second of the bare decoder over the whole demo stream.
-fn bare_decoder_fps() -> Result<f64, String> {
+fn bare_decoder_fps() -> Result<f64, BenchError> {
     Ok(bare_decoder(&demo_path())?.fps)
 }
 
 /// The detector alone on `pics` at `batch`: (frames per second, CPU ms per frame).
-fn bare_detector(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<(f64, f64), String> {
-    let mut det = crate::pipeline::load_detector(cfg).map_err(|e| e.to_string())?;
+fn bare_detector(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<(f64, f64), BenchError> {
+    let mut det = faceflow::pipeline::load_detector(cfg).map_err(BenchError::from)?;
     if let Some((_, w, h)) = pics.first() {
-        det.prepare(*w, *h).map_err(|e| e.to_string())?;
+        det.prepare(*w, *h).map_err(BenchError::from)?;
     }
     let mut out: Vec<Detections> = (0..batch).map(|_| Detections::new()).collect();
     let views: Vec<I420<'_>> = pics.iter().map(|(b, w, h)| I420::new(b, *w, *h)).collect();
@@ -172,28 +304,28 @@ fn bare_detector(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Re
     while n == 0 || t0.elapsed() < Duration::from_secs(1) {
         for chunk in views.chunks(batch) {
             if overlapped {
-                det.start(chunk).map_err(|e| e.to_string())?;
+                det.start(chunk).map_err(BenchError::from)?;
                 if let Some(m) = started.replace(chunk.len()) {
-                    det.finish(&mut out[..m]).map_err(|e| e.to_string())?;
+                    det.finish(&mut out[..m]).map_err(BenchError::from)?;
                     n += m;
                 }
             } else {
-                det.detect_batch(chunk, &mut out[..chunk.len()]).map_err(|e| e.to_string())?;
+                det.detect_batch(chunk, &mut out[..chunk.len()]).map_err(BenchError::from)?;
                 n += chunk.len();
             }
         }
     }
     if let Some(m) = started {
-        det.finish(&mut out[..m]).map_err(|e| e.to_string())?;
+        det.finish(&mut out[..m]).map_err(BenchError::from)?;
         n += m;
     }
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
     Ok((n as f64 / wall, cpu * 1e3 / n.max(1) as f64))
 }
 
-fn merged_quantile(stats: &crate::monitor::Stats, q: f64) -> f64 {
-    let hists: Vec<&crate::monitor::Histogram> = stats.cameras.iter().map(|c| &c.capture_to_detect).collect();
-    crate::monitor::quantile_of(&hists, q) as f64 / 1000.0
+fn merged_quantile(stats: &faceflow::metrics::Stats, q: f64) -> f64 {
+    let hists: Vec<&faceflow::metrics::Histogram> = stats.cameras.iter().map(|c| &c.capture_to_detect).collect();
+    faceflow::metrics::quantile_of(&hists, q) as f64 / 1000.0
 }
 
 /// Runs every batch size; `realtime` = cameras paced at 25 fps for `seconds`.
@@ -202,7 +334,7 @@ pub fn run(
     batches: &[usize],
     realtime: Option<u64>,
     detector: BenchDetector<'_>,
-) -> Result<Vec<BenchRow>, String> {
+) -> Result<Vec<BenchRow>, BenchError> {
     let pics = frames(64)?;
     let decoder_fps = bare_decoder_fps()?;
     let mut rows = Vec::new();
@@ -219,18 +351,18 @@ pub fn run(
         }
         // Loading and warming the model (seconds per shape on CUDA) happens
         // before the clock starts: the figure is steady-state throughput.
-        let mut detector = crate::pipeline::load_detector(&cfg).map_err(|e| e.to_string())?;
+        let mut detector = faceflow::pipeline::load_detector(&cfg).map_err(BenchError::from)?;
         // The demo's frame size: on CUDA each batch shape's first run at a
         // new size takes seconds, which is start-up, not throughput.
-        detector.prepare(pics[0].1, pics[0].2).map_err(|e| e.to_string())?;
+        detector.prepare(pics[0].1, pics[0].2).map_err(BenchError::from)?;
         let cpu0 = process::sample().cpu_seconds;
-        let allocs0 = crate::alloc_count::allocations();
+        let allocs0 = crate::cli::alloc_count::allocations();
         let t0 = Instant::now();
-        let report = crate::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
-            .map_err(|e| e.to_string())?;
+        let report = faceflow::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
+            .map_err(BenchError::from)?;
         let wall = t0.elapsed().as_secs_f64();
         let cpu = process::sample().cpu_seconds - cpu0;
-        let allocs = crate::alloc_count::allocations() - allocs0;
+        let allocs = crate::cli::alloc_count::allocations() - allocs0;
         let bare_after = bare_detector(&cfg, b, &pics)?;
         let bare = (bare_before.0 + bare_after.0) / 2.0;
         let s = &report.stats;
@@ -267,7 +399,7 @@ pub fn run(
             model_busy: (s.stages.inference.count() > 0).then(|| s.stages.inference.sum_us() as f64 / 1e6 / wall),
             detect_thread_in_detector: s.stages.preprocess_infer.sum_us() as f64 / 1e6 / wall,
             peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
-            allocations_per_frame: crate::alloc_count::installed().then(|| allocs as f64 / detected.max(1) as f64),
+            allocations_per_frame: crate::cli::alloc_count::installed().then(|| allocs as f64 / detected.max(1) as f64),
             latency_p50_ms: merged_quantile(s, 0.5),
             latency_p99_ms: merged_quantile(s, 0.99),
             dropped,
@@ -350,11 +482,11 @@ pub fn print(rows: &[BenchRow]) {
 /// next to the pixel ratio (6.75x), which does not depend on the machine.
 /// `files`, when given, are measured instead (e.g. encodes without
 /// B-frames, to compare with OpenH264).
-pub fn decoders(files: &[std::path::PathBuf]) -> Result<Vec<DecoderFigure>, String> {
+pub fn decoders(files: &[std::path::PathBuf]) -> Result<Vec<DecoderFigure>, BenchError> {
     if !files.is_empty() {
         return files.iter().map(|f| bare_decoder(f)).collect();
     }
-    let enc = std::path::Path::new(crate::demo::DEMO_DIR).join("enc");
+    let enc = std::path::Path::new(DEMO_DIR).join("enc");
     let mut out = vec![bare_decoder(&demo_path())?];
     for f in ["1080p.h264", "x265-default.h265"] {
         let p = enc.join(f);
@@ -413,20 +545,20 @@ pub struct CrowdRow {
     pub faces_per_frame: f64,
 }
 
-pub fn crowd(dir: &std::path::Path) -> Result<CrowdRow, String> {
-    let truth = crate::demo::load_truth(&dir.join("truth.json"))?;
+pub fn crowd(dir: &std::path::Path) -> Result<CrowdRow, BenchError> {
+    let truth = crate::cli::truth::load_truth(&dir.join("truth.json"))?;
     let video = dir.join("crowd.h264");
     let toml = format!(
         "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"crowd\"\nurl = \"file:{}\"\nfps = 25\n",
         video.display()
     );
-    let cfg = Config::from_toml(&toml, "bench").map_err(|e| e.to_string())?;
-    let detector = crate::pipeline::load_detector(&cfg).map_err(|e| e.to_string())?;
+    let cfg = Config::from_toml(&toml, "bench").map_err(BenchError::from)?;
+    let detector = faceflow::pipeline::load_detector(&cfg).map_err(BenchError::from)?;
     let cpu0 = process::sample().cpu_seconds;
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let report = crate::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
-        .map_err(|e| e.to_string())?;
+    let report = faceflow::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
+        .map_err(BenchError::from)?;
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
     let s = &report.stats;
     let c = &s.cameras[0];
@@ -478,13 +610,13 @@ pub struct EventsRow {
     pub first_post_max_ms: u64,
 }
 
-pub fn events() -> Result<EventsRow, String> {
+pub fn events() -> Result<EventsRow, BenchError> {
     let toml = format!(
         "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"demo\"\nurl = \"file:{}\"\nfps = 25\nrealtime = true\nmode = \"realtime\"\n",
         demo_path().display()
     );
-    let cfg = Config::from_toml(&toml, "bench").map_err(|e| e.to_string())?;
-    let report = crate::pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())?;
+    let cfg = Config::from_toml(&toml, "bench").map_err(BenchError::from)?;
+    let report = faceflow::pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).map_err(BenchError::from)?;
     let faces: Vec<_> = report.events.iter().filter(|e| e.kind == "face").collect();
     let posts: Vec<_> = faces.iter().filter(|e| e.repeat_of.is_none()).collect();
     let mut firsts: Vec<u64> =
@@ -526,12 +658,12 @@ pub struct LandmarksRow {
     pub pipeline: Vec<(String, u64, f64, f64)>,
 }
 
-pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
-    use crate::landmarks::model::LandmarkModel;
-    let lc = crate::config::LandmarksConfig::default();
+pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, BenchError> {
+    use faceflow::landmarks::model::LandmarkModel;
+    let lc = faceflow::config::LandmarksConfig::default();
     let max = batches.iter().copied().max().unwrap_or(1);
     let mut m = LandmarkModel::load(std::path::Path::new(""), &lc.mesh_path(), Some(&lc.iris_path()), max, false)
-        .map_err(|e| e.to_string())?;
+        .map_err(BenchError::from)?;
     // A 640x640 picture made from the face crop setup saved, so the crops,
     // the mesh and the eyes are a real face's.
     let crop = std::fs::read("models/landmarks/face_mesh.input.f32").map_err(|e| format!("face crop: {e}"))?;
@@ -540,7 +672,7 @@ pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
         f32::from_le_bytes([crop[i], crop[i + 1], crop[i + 2], crop[i + 3]]) * 255.0
     };
     let side = 640usize;
-    let mut buf = vec![128u8; crate::pool::i420_len(side as u32, side as u32)];
+    let mut buf = vec![128u8; faceflow::pool::i420_len(side as u32, side as u32)];
     for y in 0..side {
         for x in 0..side {
             let (sx, sy) = (x * 192 / side, y * 192 / side);
@@ -548,11 +680,11 @@ pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
             buf[y * side + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b) as u8;
         }
     }
-    let frame = crate::pool::I420::new(&buf, side as u32, side as u32);
-    let s = side as f32 / crate::landmarks::align::FACE_SCALE;
+    let frame = faceflow::pool::I420::new(&buf, side as u32, side as u32);
+    let s = side as f32 / faceflow::landmarks::align::FACE_SCALE;
     let c = side as f32 / 2.0;
-    let det = crate::detect::Detection {
-        bbox: crate::geom::BBox::new(c - s / 2.0, c - s / 2.0, c + s / 2.0, c + s / 2.0),
+    let det = faceflow::detect::Detection {
+        bbox: faceflow::geom::BBox::new(c - s / 2.0, c - s / 2.0, c + s / 2.0, c + s / 2.0),
         score: 0.9,
         keypoints: [
             [c - s * 0.2, c - s * 0.1],
@@ -562,7 +694,7 @@ pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
             [c + s * 0.15, c + s * 0.2],
         ],
     };
-    let mut points = vec![[[0.0f32; 3]; crate::landmarks::POINTS]; max];
+    let mut points = vec![[[0.0f32; 3]; faceflow::landmarks::POINTS]; max];
     let mut presence = vec![0.0f32; max];
     let mut per_face_ms = Vec::new();
     for &n in batches {
@@ -572,14 +704,14 @@ pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
                 for i in 0..n {
                     m.set_face(i, &frame, &det);
                 }
-                let frame_of = |_| crate::pool::I420::new(&buf, side as u32, side as u32);
+                let frame_of = |_| faceflow::pool::I420::new(&buf, side as u32, side as u32);
                 m.run(n, frame_of, |_| iris, &mut points, &mut presence)
             };
-            run().map_err(|e| e.to_string())?;
+            run().map_err(BenchError::from)?;
             let reps = (64 / n).max(4);
             let t0 = std::time::Instant::now();
             for _ in 0..reps {
-                run().map_err(|e| e.to_string())?;
+                run().map_err(BenchError::from)?;
             }
             ms[k] = t0.elapsed().as_secs_f64() * 1000.0 / (reps * n) as f64;
         }
@@ -596,21 +728,21 @@ pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, String> {
             "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"a\"\nurl = \"file:{}\"\n",
             url.display()
         );
-        let cfg = Config::from_toml(&toml, "bench").map_err(|e| e.to_string())?;
-        let r = crate::pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())?;
+        let cfg = Config::from_toml(&toml, "bench").map_err(BenchError::from)?;
+        let r = faceflow::pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).map_err(BenchError::from)?;
         let st = &r.stats.stages;
         let lm = st.landmarks.sum_us() as f64;
         let all =
             (st.decode.sum_us() + st.preprocess_infer.sum_us() + st.track.sum_us() + st.sink.sum_us()) as f64 + lm;
-        let faces = crate::monitor::get(&st.landmark.faces);
-        let mean = faces as f64 / crate::monitor::get(&st.landmark.batches).max(1) as f64;
+        let faces = faceflow::metrics::get(&st.landmark.faces);
+        let mean = faces as f64 / faceflow::metrics::get(&st.landmark.batches).max(1) as f64;
         pipeline.push((name.to_string(), faces, mean, lm / all.max(1.0)));
     }
     Ok(LandmarksRow { per_face_ms, pipeline })
 }
 
 pub fn print_landmarks(r: &LandmarksRow) {
-    println!("landmarks (Face Mesh + Iris, crops included), {} intra-op threads:", crate::board::INTRA_THREADS);
+    println!("landmarks (Face Mesh + Iris, crops included), {} intra-op threads:", faceflow::board::INTRA_THREADS);
     let one = r.per_face_ms.iter().find(|x| x.0 == 1).map(|x| x.1);
     for (n, mesh, iris) in &r.per_face_ms {
         let ratio = one.map(|o| format!("{:.2}x batch 1's cost", mesh / o)).unwrap_or_default();

@@ -10,31 +10,37 @@ use std::path::Path;
 
 use nix::unistd::{chown, Gid};
 
+crate::error::context_error!(
+    /// `outbox.group` names no group this system knows.
+    GroupError,
+    ""
+);
+
 /// Who may read what faceflow writes: the owner, and optionally one group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Access {
+pub(crate) struct Access {
     /// A group that may read (not write) the files, e.g. an exporter's.
     pub group: Option<Gid>,
 }
 
 impl Access {
     /// Owner-only: 0600 files, 0700 directories.
-    pub const PRIVATE: Access = Access { group: None };
+    pub(crate) const PRIVATE: Access = Access { group: None };
 
     /// Owner-only, or readable by `group` (a group name or number).
-    pub fn with_group(group: Option<&str>) -> Result<Access, String> {
+    pub(crate) fn with_group(group: Option<&str>) -> Result<Access, GroupError> {
         let Some(name) = group.filter(|g| !g.is_empty()) else { return Ok(Access::PRIVATE) };
         if let Ok(n) = name.parse::<u32>() {
             return Ok(Access { group: Some(Gid::from_raw(n)) });
         }
         match nix::unistd::Group::from_name(name) {
             Ok(Some(g)) => Ok(Access { group: Some(g.gid) }),
-            Ok(None) => Err(format!("no group named {name:?} on this system")),
-            Err(e) => Err(format!("looking up group {name:?}: {e}")),
+            Ok(None) => Err(GroupError::new(format!("no group named {name:?} on this system"))),
+            Err(e) => Err(GroupError::caused(format!("looking up group {name:?}"), e)),
         }
     }
 
-    pub fn file_mode(self) -> u32 {
+    pub(crate) fn file_mode(self) -> u32 {
         if self.group.is_some() {
             0o640
         } else {
@@ -42,7 +48,7 @@ impl Access {
         }
     }
 
-    pub fn dir_mode(self) -> u32 {
+    pub(crate) fn dir_mode(self) -> u32 {
         if self.group.is_some() {
             0o750
         } else {
@@ -84,7 +90,7 @@ impl Access {
 
     /// Writes `bytes` to a temporary name, fsyncs and renames it into
     /// place, so a reader never sees a half-written file.
-    pub fn write_atomic(self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_atomic(self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let tmp = path.with_extension("tmp");
         {
             let mut f = self.create(&tmp)?;
@@ -138,7 +144,7 @@ mod tests {
         assert_eq!(Access::with_group(Some("")).unwrap(), Access::PRIVATE);
         assert_eq!(Access::with_group(Some("0")).unwrap().group, Some(Gid::from_raw(0)));
         assert_eq!(Access::with_group(Some("root")).unwrap().group, Some(Gid::from_raw(0)));
-        let e = Access::with_group(Some("no-such-group-faceflow")).unwrap_err();
+        let e = Access::with_group(Some("no-such-group-faceflow")).unwrap_err().to_string();
         assert!(e.contains("no-such-group-faceflow"), "{e}");
     }
 }

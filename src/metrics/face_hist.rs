@@ -9,12 +9,12 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Upper edges of the face-width buckets, px; the last bucket is open.
-pub const WIDTH_EDGES: [f32; 9] = [20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 140.0, 200.0];
+pub(crate) const WIDTH_EDGES: [f32; 9] = [20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 140.0, 200.0];
 /// Quality buckets: ten of 0.1 each over [0, 1].
-pub const QUALITY_BUCKETS: usize = 10;
+pub(crate) const QUALITY_BUCKETS: usize = 10;
 /// FindFace does not extract faces under 50 px by default
 /// (../shared/findface-api.md).
-pub const FINDFACE_MIN_WIDTH_PX: f32 = 50.0;
+pub(crate) const FINDFACE_MIN_WIDTH_PX: f32 = 50.0;
 
 /// The hour is kept as six ten-minute slots; a slot is cleared when the
 /// clock comes round to it again, so the figures cover the last 50 to 60
@@ -56,7 +56,7 @@ impl<const B: usize> HourHistogram<B> {
     }
 
     /// Counts per bucket over the slots of the last hour at `now_s`.
-    pub fn last_hour(&self, now_s: u64) -> [u64; B] {
+    pub(crate) fn last_hour(&self, now_s: u64) -> [u64; B] {
         let w = now_s / SLOT_S + 1;
         let mut out = [0u64; B];
         for (i, slot) in self.counts.iter().enumerate() {
@@ -92,7 +92,7 @@ impl Default for FaceHistograms {
 }
 
 impl FaceHistograms {
-    pub fn set_quality_threshold(&self, q: f32) {
+    pub(crate) fn set_quality_threshold(&self, q: f32) {
         self.threshold.store(q.to_bits(), Ordering::Relaxed);
     }
 

@@ -254,11 +254,11 @@ mod tests {
     use super::*;
 
     fn rec(camera: &str, track: u32, seq: u32) -> EventRecord {
-        let z = crate::zones::ZoneEvent {
+        let z = crate::face::zones::ZoneEvent {
             camera: 0,
             zone: 0,
             track_id: track,
-            crossing: crate::zones::Crossing::Enter,
+            crossing: crate::face::zones::Crossing::Enter,
             unix_ms: 1000,
             frame: 1,
             dwell_ms: 0,

@@ -14,8 +14,6 @@ use crate::config::{ZoneAnchor, ZoneConfig, ZoneKind};
 use crate::geom::BBox;
 use crate::track::MAX_TRACKS;
 
-pub use crate::limits::MAX_ZONES;
-
 #[derive(Clone, Debug)]
 pub struct Zone {
     pub name: String,
@@ -24,7 +22,7 @@ pub struct Zone {
 }
 
 impl Zone {
-    pub fn from_config(z: &ZoneConfig) -> Self {
+    pub(crate) fn from_config(z: &ZoneConfig) -> Self {
         Zone { name: z.name.clone(), kind: z.kind, points: z.points.clone() }
     }
 
@@ -42,7 +40,7 @@ impl Zone {
     }
 
     /// Distance from `p` to the polygon's border.
-    pub fn border_distance(&self, p: [f32; 2]) -> f32 {
+    pub(crate) fn border_distance(&self, p: [f32; 2]) -> f32 {
         let n = self.points.len();
         (0..n)
             .map(|i| {
@@ -68,7 +66,7 @@ impl Zone {
     }
 }
 
-pub fn anchor(b: &BBox, a: ZoneAnchor) -> [f32; 2] {
+pub(crate) fn anchor(b: &BBox, a: ZoneAnchor) -> [f32; 2] {
     let (cx, cy) = b.center();
     match a {
         ZoneAnchor::Center => [cx, cy],
@@ -107,7 +105,7 @@ struct Presence {
 }
 
 /// Zones of one camera and which tracks are inside its presence zones.
-pub struct CameraZones {
+pub(crate) struct CameraZones {
     pub camera: u8,
     pub zones: Vec<Zone>,
     pub anchor: ZoneAnchor,
@@ -123,7 +121,7 @@ impl CameraZones {
     /// The camera's picture was scaled by `sx` across, `sy` down (a new
     /// resolution): the zones, drawn on the old picture, cover the same
     /// part of the scene in the new one.
-    pub fn rescale(&mut self, sx: f32, sy: f32) {
+    pub(crate) fn rescale(&mut self, sx: f32, sy: f32) {
         for z in self.zones.iter_mut() {
             for p in z.points.iter_mut() {
                 *p = [p[0] * sx, p[1] * sy];
@@ -137,7 +135,7 @@ impl CameraZones {
     }
 
     /// Whether a face with this box may be sent (include/exclude zones).
-    pub fn admits(&self, b: &BBox) -> bool {
+    pub(crate) fn admits(&self, b: &BBox) -> bool {
         let p = anchor(b, self.anchor);
         let mut has_include = false;
         let mut in_include = false;
@@ -156,7 +154,7 @@ impl CameraZones {
 
     /// A track was seen at `b` (wall time `unix_ms`, stream time `pts_ms`);
     /// presence changes go to `emit`.
-    pub fn observe(
+    pub(crate) fn observe(
         &mut self,
         track_id: u32,
         b: &BBox,
@@ -221,7 +219,7 @@ impl CameraZones {
 
     /// The track is gone: it leaves every zone it was in, having dwelt there
     /// until its last sighting.
-    pub fn track_ended(&mut self, track_id: u32, unix_ms: u64, frame: u64, mut emit: impl FnMut(ZoneEvent)) {
+    pub(crate) fn track_ended(&mut self, track_id: u32, unix_ms: u64, frame: u64, mut emit: impl FnMut(ZoneEvent)) {
         while let Some(i) = self.inside.iter().position(|s| s.track_id == track_id) {
             let s = self.inside.swap_remove(i);
             emit(ZoneEvent {

@@ -29,23 +29,21 @@
 //! with the better best face and both ids in `merged_track_ids`. A lost
 //! track's event waits out the lost period anyway, so this adds no delay.
 
-use crate::attention::{self, HeadPose};
 use crate::config::{QualityConfig, TrackerConfig, ValidationConfig};
 use crate::detect::{Detection, Keypoints};
+use crate::face::attention::{self, HeadPose};
+use crate::face::keep::{KeepStore, KeptFace};
+use crate::face::quality::{self, QualityParts, Rejection, TrackStats};
 use crate::geom::BBox;
-use crate::keep::{KeepStore, KeptFace};
 use crate::landmarks::worker::LandmarkClient;
 use crate::landmarks::{FaceGeometry, LandmarkResult};
 use crate::pool::FrameRef;
-use crate::quality::{self, QualityParts, Rejection, TrackStats};
 use crate::track::{FrameUpdate, MAX_TRACKS};
 
+mod stitch;
+
 /// Tracks one event can be stitched from.
-pub const MAX_MERGED: usize = 8;
-/// How far (in face heights) a new track may start from where the lost one
-/// was heading, and how much its face size may differ.
-const STITCH_GATE: f32 = 1.5;
-const STITCH_SIZE_RATIO: f32 = 1.6;
+pub(crate) const MAX_MERGED: usize = 8;
 
 /// A face this much better than its track's best (by the detector's
 /// keypoints) is worth landmarks at once; smaller gains are frame-to-frame
@@ -54,9 +52,9 @@ const CLEAR_GAIN: f32 = 0.03;
 
 /// What the track thread hands to the sink thread.
 #[allow(clippy::large_enum_variant)]
-pub enum PipelineEvent {
+pub(crate) enum PipelineEvent {
     Face(FaceEvent),
-    Zone(crate::zones::ZoneEvent),
+    Zone(crate::face::zones::ZoneEvent),
 }
 
 /// One person's best face, ready for the sinks. Fixed size: building one
@@ -105,7 +103,7 @@ pub struct FaceEvent {
 
 /// A camera's realtime-mode settings (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RealtimePolicy {
+pub(crate) struct RealtimePolicy {
     pub interval_ms: u64,
     pub min_quality: f32,
     pub max_wait_ms: u64,
@@ -113,7 +111,7 @@ pub struct RealtimePolicy {
 }
 
 impl RealtimePolicy {
-    pub fn for_camera(c: &crate::config::CameraConfig) -> Option<Self> {
+    pub(crate) fn for_camera(c: &crate::config::CameraConfig) -> Option<Self> {
         (c.mode == crate::config::EventMode::Realtime).then_some(RealtimePolicy {
             interval_ms: c.realtime_interval_ms,
             min_quality: c.realtime_min_quality,
@@ -192,7 +190,7 @@ pub struct SelectCounters {
 
 /// How a camera's selector uses the landmarks stage.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LandmarkPolicy {
+pub(crate) struct LandmarkPolicy {
     pub candidate_margin: f32,
     pub min_presence: f32,
     pub min_interval_ms: u64,
@@ -237,7 +235,7 @@ impl BestFaceSelector {
     /// When it changes, the live candidates' positions are carried into
     /// the new picture's pixels (their best faces keep the frames they
     /// were taken from, with boxes in those frames' pixels).
-    pub fn set_picture(&mut self, width: u32, height: u32) {
+    pub(crate) fn set_picture(&mut self, width: u32, height: u32) {
         let new = (width as f32, height as f32);
         if let Some(old) = self.picture.filter(|old| *old != new && old.0 > 0.0 && old.1 > 0.0) {
             let (sx, sy) = (new.0 / old.0, new.1 / old.1);
@@ -254,20 +252,20 @@ impl BestFaceSelector {
     }
 
     /// Posts faces early (realtime mode) when `policy` is set.
-    pub fn with_realtime(mut self, policy: Option<RealtimePolicy>) -> Self {
+    pub(crate) fn with_realtime(mut self, policy: Option<RealtimePolicy>) -> Self {
         self.realtime = policy;
         self
     }
 
     /// Sends candidate faces to the landmarks stage (see the module docs).
-    pub fn with_landmarks(mut self, policy: Option<LandmarkPolicy>) -> Self {
+    pub(crate) fn with_landmarks(mut self, policy: Option<LandmarkPolicy>) -> Self {
         self.landmarks = policy;
         self
     }
 
     /// No landmark request is outstanding for the tracks (`only`, else
     /// all), and each best face has its landmarks (or could not get them).
-    pub fn settled(&self, only: Option<&[u32]>, gaze: bool) -> bool {
+    pub(crate) fn settled(&self, only: Option<&[u32]>, gaze: bool) -> bool {
         self.landmarks.is_none()
             || self
                 .live
@@ -277,7 +275,7 @@ impl BestFaceSelector {
     }
 
     /// Stream frame number of the track's best face so far.
-    pub fn best_frame_of(&self, track_id: u32) -> Option<u64> {
+    pub(crate) fn best_frame_of(&self, track_id: u32) -> Option<u64> {
         self.live.iter().find(|c| c.track_id == track_id).and_then(|c| c.best.as_ref()).map(|b| b.face.meta.seq)
     }
 
@@ -287,7 +285,7 @@ impl BestFaceSelector {
 
     /// Width (px) and quality of each tracked face of the last observed
     /// frame (for the last-hour histograms).
-    pub fn frame_faces(&self) -> &[(f32, f32)] {
+    pub(crate) fn frame_faces(&self) -> &[(f32, f32)] {
         &self.frame_faces
     }
 
@@ -305,7 +303,7 @@ impl BestFaceSelector {
 
     /// [`Self::observe`], sending candidate faces to the landmarks stage
     /// through `lm` (when this selector uses landmarks).
-    pub fn observe_with(
+    pub(crate) fn observe_with(
         &mut self,
         keep: &mut KeepStore,
         frame: &FrameRef,
@@ -330,7 +328,7 @@ impl BestFaceSelector {
     /// mesh. `only`: just these tracks (ending ones). `gaze`: also best
     /// faces without their irises read (a track's final best face: irises
     /// cost twice the mesh, so candidates go without).
-    pub fn request_missing(&mut self, lm: &mut LandmarkClient, only: Option<&[u32]>, gaze: bool) {
+    pub(crate) fn request_missing(&mut self, lm: &mut LandmarkClient, only: Option<&[u32]>, gaze: bool) {
         if self.landmarks.is_none() {
             return;
         }
@@ -355,7 +353,7 @@ impl BestFaceSelector {
     /// Folds in one landmark result: the face is scored with its mesh and
     /// becomes the track's best if it beats it (or rescores the best when
     /// it is the best). A result whose track has closed is counted late.
-    pub fn apply_landmarks(&mut self, keep: &mut KeepStore, r: LandmarkResult, mut emit: impl FnMut(FaceEvent)) {
+    pub(crate) fn apply_landmarks(&mut self, keep: &mut KeepStore, r: LandmarkResult, mut emit: impl FnMut(FaceEvent)) {
         let Some(policy) = self.landmarks else { return };
         let Some(idx) = self.live.iter().position(|c| c.track_id == r.track_id && c.part == r.part) else {
             self.counters.landmarks_late += 1;
@@ -440,70 +438,8 @@ impl BestFaceSelector {
         }
     }
 
-    /// Tracks the tracker gave up on: stitched into a later track when one
-    /// fits, else closed into their events.
-    fn end_lost_tracks(&mut self, ended: &[u32], emit: &mut impl FnMut(FaceEvent)) {
-        for &id in ended.iter() {
-            let Some(i) = self.live.iter().position(|c| c.track_id == id) else { continue };
-            let old = self.live.swap_remove(i);
-            match self.stitch_target(&old) {
-                Some(j) => {
-                    self.counters.stitched += 1;
-                    log::debug!(
-                        "camera {} track {}: stitched to track {} (lost, then found as a new track)",
-                        self.camera,
-                        old.track_id,
-                        self.live[j].track_id
-                    );
-                    merge_into(&mut self.live[j], old);
-                }
-                None => {
-                    let mut old = old;
-                    if let Some(ev) =
-                        Self::close(self.camera, &self.validation, &mut self.counters, &mut old, self.realtime)
-                    {
-                        emit(ev);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The live track that `old` (just ended, lost) most likely became: it
-    /// started after `old` was last seen, within the stitch window, near
-    /// where `old` was heading, with a face of about the same size. Not
-    /// when `old`'s path had carried its face out of the picture by then:
-    /// that person walked out, and whoever steps in at the same edge is
-    /// someone else (at a door, people follow each other).
-    fn stitch_target(&self, old: &Candidate) -> Option<usize> {
-        if old.merged.is_full() || old.best.is_none() {
-            return None;
-        }
-        let span = old.last_frame.saturating_sub(old.first_frame).max(1) as f32;
-        let v = ((old.last_center.0 - old.first_center.0) / span, (old.last_center.1 - old.first_center.1) / span);
-        let h = old.last_height.max(1.0);
-        self.live
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.part == 0 && c.merged.len() + old.merged.len() < MAX_MERGED - 1)
-            .filter(|(_, c)| c.first_frame > old.last_frame && c.first_frame - old.last_frame <= self.stitch_frames)
-            .filter(|(_, c)| (1.0 / STITCH_SIZE_RATIO..=STITCH_SIZE_RATIO).contains(&(c.first_height / h)))
-            .map(|(j, c)| {
-                let k = (c.first_frame - old.last_frame) as f32;
-                let (px, py) = (old.last_center.0 + v.0 * k, old.last_center.1 + v.1 * k);
-                let outside = self
-                    .picture
-                    .is_some_and(|(w, ph)| px < -h / 2.0 || py < -h / 2.0 || px > w + h / 2.0 || py > ph + h / 2.0);
-                let d = ((c.first_center.0 - px).powi(2) + (c.first_center.1 - py).powi(2)).sqrt() / h;
-                (j, if outside { f32::INFINITY } else { d })
-            })
-            .filter(|&(_, d)| d < STITCH_GATE)
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(j, _)| j)
-    }
-
     /// Closes every live track (end of stream).
-    pub fn end_all(&mut self, mut emit: impl FnMut(FaceEvent)) {
+    pub(crate) fn end_all(&mut self, mut emit: impl FnMut(FaceEvent)) {
         let ids: heapless::Vec<u32, MAX_TRACKS> = self.live.iter().map(|c| c.track_id).collect();
         self.end_tracks(&ids, &mut emit);
     }
@@ -652,7 +588,7 @@ impl BestFaceSelector {
     }
 
     /// Closes the given tracks, validating each into at most one event.
-    pub fn end_tracks(&mut self, ended: &[u32], emit: &mut impl FnMut(FaceEvent)) {
+    pub(crate) fn end_tracks(&mut self, ended: &[u32], emit: &mut impl FnMut(FaceEvent)) {
         for &id in ended.iter() {
             if let Some(i) = self.live.iter().position(|c| c.track_id == id) {
                 let mut c = self.live.swap_remove(i);
@@ -784,37 +720,6 @@ fn event(
         realtime,
         geometry: best.geometry,
         points: best.points,
-    }
-}
-
-/// `new` takes over `old` (the same person, found again): the earlier start,
-/// the better best face, the counts of both, `old`'s id in its history.
-fn merge_into(new: &mut Candidate, old: Candidate) {
-    let old_better = match (&old.best, &new.best) {
-        (Some(o), Some(n)) => o.quality > n.quality,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    let mut ids = old.merged;
-    let _ = ids.push(old.track_id);
-    for &id in new.merged.iter() {
-        let _ = ids.push(id);
-    }
-    new.merged = ids;
-    new.first_unix_ms = old.first_unix_ms;
-    new.first_frame = old.first_frame;
-    new.first_center = old.first_center;
-    new.first_height = old.first_height;
-    let (s, o) = (&mut new.stats, &old.stats);
-    s.frames += o.frames;
-    s.moving_frames += o.moving_frames;
-    s.movement_px = s.movement_px.max(o.movement_px);
-    s.best_confidence = s.best_confidence.max(o.best_confidence);
-    s.best_width = s.best_width.max(o.best_width);
-    s.mesh_checked += o.mesh_checked;
-    s.mesh_faces += o.mesh_faces;
-    if old_better {
-        new.best = old.best;
     }
 }
 
