@@ -68,7 +68,7 @@ impl Head for BlazeFaceHead {
             let count = cells * cells * per_cell;
             let (scores, boxes) = (outputs.output(layer, n), outputs.output(2 + layer, n));
             if scores.len() < n * count || boxes.len() < n * count * REGRESSORS {
-                return Err(DetectError::Inference(format!(
+                return Err(DetectError::inference(format!(
                     "unexpected output sizes (stride {stride}: {} scores for batch {n}, {count} anchors each)",
                     scores.len()
                 )));

@@ -281,7 +281,7 @@ impl Buffers {
             log::warn!("a second set of buffers is on the heap, the first is page-locked: {why}");
         }
         for v in &self.bound {
-            b.bind(v.n, v.size).map_err(|e| DetectError::Load(e.to_string()))?;
+            b.bind(v.n, v.size).map_err(|e| DetectError::load(e.to_string()))?;
         }
         Ok(b)
     }
@@ -343,13 +343,13 @@ impl Buffers {
         self.bound
             .iter()
             .position(|b| b.n == n)
-            .ok_or_else(|| DetectError::Inference(format!("batch size {n} was not bound at load")))
+            .ok_or_else(|| DetectError::inference(format!("batch size {n} was not bound at load")))
     }
 
     /// The values for the first `n` frames (`w` x `h`) of an I420 input
     /// buffer; the first use of a new (n, size) pair binds them (allocates once).
     pub(crate) fn frames_binding(&mut self, n: usize, w: usize, h: usize) -> Result<usize, DetectError> {
-        self.bind(n, (w, h)).map_err(|e| DetectError::Inference(e.to_string()))
+        self.bind(n, (w, h)).map_err(|e| DetectError::inference(e.to_string()))
     }
 
     pub fn max_batch(&self) -> usize {
@@ -379,7 +379,7 @@ impl Buffers {
     /// input cannot take.
     pub(crate) fn input_frame_mut(&mut self, i: usize, w: usize, h: usize) -> Result<&mut [u8], DetectError> {
         if let Some(why) = self.shapes.layout.refuse_frames(w, h) {
-            return Err(DetectError::Inference(why));
+            return Err(DetectError::inference(why));
         }
         let len = i420_bytes(w, h);
         Ok(&mut self.input_bytes_mut()[i * len..(i + 1) * len])
@@ -447,9 +447,9 @@ impl BoundSession {
         batch_sizes: &[usize],
         host: HostBuffers,
     ) -> Result<Self, DetectError> {
-        let load = |what: &str, e: &dyn std::fmt::Display| DetectError::Load(format!("{what}: {e}"));
+        let load = |what: &str, e: &dyn std::fmt::Display| DetectError::load(format!("{what}: {e}"));
         if session.inputs().len() != 1 || session.outputs().is_empty() || session.outputs().len() > MAX_OUTPUTS {
-            return Err(DetectError::Load(format!(
+            return Err(DetectError::load(format!(
                 "model has {} inputs and {} outputs; one input and 1..={MAX_OUTPUTS} outputs can be bound",
                 session.inputs().len(),
                 session.outputs().len()
@@ -464,7 +464,7 @@ impl BoundSession {
             .map_err(|e| load("output name", &e))?;
         if let InputLayout::I420 { .. } = layout {
             if let Some(why) = layout.refuse_frames(warm_size.0, warm_size.1) {
-                return Err(DetectError::Load(format!("I420 warm-up: {why}")));
+                return Err(DetectError::load(format!("I420 warm-up: {why}")));
             }
         }
         // One run at batch 1 through ort's allocating path gives each
@@ -489,7 +489,7 @@ impl BoundSession {
             for (_, v) in out.iter() {
                 let (shape, _) = v.try_extract_tensor::<f32>().map_err(|e| load("output", &e))?;
                 if shape.first() != Some(&1) {
-                    return Err(DetectError::Load(format!("output shape {shape:?} does not start with the batch")));
+                    return Err(DetectError::load(format!("output shape {shape:?} does not start with the batch")));
                 }
                 item_shapes.push(shape[1..].to_vec());
             }
@@ -513,7 +513,7 @@ impl BoundSession {
         for &n in batch_sizes {
             assert!((1..=max_batch).contains(&n), "batch size {n} outside 1..={max_batch}");
             let k = s.buffers.bind(n, size).map_err(|e| load("bind", &e))?;
-            s.runner.run(&mut s.buffers, k).map_err(|e| DetectError::Load(format!("warm-up at batch {n}: {e}")))?;
+            s.runner.run(&mut s.buffers, k).map_err(|e| DetectError::load(format!("warm-up at batch {n}: {e}")))?;
         }
         Ok(s)
     }
@@ -589,6 +589,6 @@ impl Runner {
             (ort::api().ReleaseStatus)(status.0);
             m
         };
-        Err(DetectError::Inference(message))
+        Err(DetectError::inference(message))
     }
 }

@@ -28,7 +28,7 @@ impl ModelDetector<CenterFaceHead> {
     /// Loads CenterFace; it runs at any input size that is a multiple of 32.
     pub fn load(runtime_lib: &Path, model: &Path, p: DetectorParams) -> Result<Self, DetectError> {
         if !p.input_width.is_multiple_of(32) || !p.input_height.is_multiple_of(32) {
-            return Err(DetectError::Load(format!(
+            return Err(DetectError::load(format!(
                 "CenterFace input {}x{} is not a multiple of 32",
                 p.input_width, p.input_height
             )));
@@ -54,7 +54,7 @@ impl Head for CenterFaceHead {
         let (gw, gh) = (self.in_w / STRIDE, self.in_h / STRIDE);
         let hw = gw * gh;
         if heat.len() < n * hw || lms.len() < n * 10 * hw {
-            return Err(DetectError::Inference(format!(
+            return Err(DetectError::inference(format!(
                 "unexpected output sizes (heatmap {} values for batch {n} at {gw}x{gh})",
                 heat.len()
             )));

@@ -40,26 +40,66 @@ pub struct Detection {
 
 pub type Detections = heapless::Vec<Detection, MAX_DETECTIONS>;
 
-/// An ONNX model (the detector's or the landmark stage's) that could not
-/// be loaded or run; the caller says whose it was.
+crate::error::context_error!(
+    /// An ONNX model (the detector's or the landmark stage's) that could
+    /// not be loaded: names the file, and the runtime's error as the cause.
+    ModelLoadError,
+    "model load: "
+);
+
+crate::error::context_error!(
+    /// An inference call that failed, with the runtime's error as the cause.
+    InferenceError,
+    "inference: "
+);
+
+/// An ONNX model that could not be loaded or run; the caller says whose it
+/// was (`PipelineError::Detector` or `::Landmarks`).
 #[derive(Debug)]
 pub enum DetectError {
-    /// The model or runtime could not be loaded; names the file.
-    Load(String),
-    /// An inference call failed.
-    Inference(String),
+    Load(ModelLoadError),
+    Inference(InferenceError),
+}
+
+impl DetectError {
+    /// A model that could not be loaded, for the reason given.
+    pub fn load(context: impl Into<String>) -> Self {
+        DetectError::Load(ModelLoadError::new(context))
+    }
+    /// A model that could not be loaded because of `cause`.
+    pub fn load_caused(context: impl Into<String>, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        DetectError::Load(ModelLoadError::caused(context, cause))
+    }
+    /// An inference that failed, for the reason given.
+    pub fn inference(context: impl Into<String>) -> Self {
+        DetectError::Inference(InferenceError::new(context))
+    }
+    /// An inference that failed because of `cause`.
+    pub fn inference_caused(
+        context: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        DetectError::Inference(InferenceError::caused(context, cause))
+    }
 }
 
 impl std::fmt::Display for DetectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DetectError::Load(m) => write!(f, "model load: {m}"),
-            DetectError::Inference(m) => write!(f, "inference: {m}"),
+            DetectError::Load(e) => e.fmt(f),
+            DetectError::Inference(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for DetectError {}
+impl std::error::Error for DetectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DetectError::Load(e) => e.source(),
+            DetectError::Inference(e) => e.source(),
+        }
+    }
+}
 
 /// A face detector that runs one inference over a batch of frames, in two
 /// steps so that a caller can gather the next batch while one runs:

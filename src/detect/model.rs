@@ -168,7 +168,7 @@ impl<H: Head> ModelDetector<H> {
         let session = runtime::session(env, model)?;
         let (ni, no) = (session.inputs().len(), session.outputs().len());
         if ni != 1 || no != H::OUTPUTS.0 {
-            return Err(DetectError::Load(format!(
+            return Err(DetectError::load(format!(
                 "model {} has {ni} inputs and {no} outputs; {} has 1 input and {} outputs ({}): is `detector.kind` right?",
                 model.display(),
                 H::NAME,
@@ -192,14 +192,14 @@ impl<H: Head> ModelDetector<H> {
         };
         let warm = (p.input_width as usize & !1, p.input_height as usize & !1);
         let load_error = |e: DetectError| {
-            DetectError::Load(format!("model {} ({}): {e} (is `detector.kind` right?)", model.display(), H::NAME))
+            DetectError::load(format!("model {} ({}): {e} (is `detector.kind` right?)", model.display(), H::NAME))
         };
         let host = if p.pinned_buffers { HostBuffers::PinnedIfOffered } else { HostBuffers::Heap };
         let BoundSession { runner, buffers } =
             BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes, host).map_err(load_error)?;
         let want = head.output_item_lens();
         if buffers.output_item_lens() != want {
-            return Err(DetectError::Load(format!(
+            return Err(DetectError::load(format!(
                 "model {}: outputs hold {:?} values per frame, {} at {}x{} holds {want:?}: is `detector.kind` right?",
                 model.display(),
                 buffers.output_item_lens(),
@@ -225,7 +225,7 @@ impl<H: Head> ModelDetector<H> {
                         }
                     }
                 })
-                .map_err(|e| DetectError::Load(format!("starting the detector's model thread: {e}")))?;
+                .map_err(|e| DetectError::load_caused("starting the detector's model thread", e))?;
             Engine::Thread { jobs: Some(jobs), done, thread: Some(thread), away: 0 }
         } else {
             free.push(Slot::new(buffers, p.max_batch));
@@ -269,7 +269,7 @@ impl<H: Head> Detector for ModelDetector<H> {
         let n = frames.len();
         assert!(n <= self.max_batch, "batch larger than the detector's");
         let Some(mut slot) = self.free.pop() else {
-            return Err(DetectError::Inference(format!(
+            return Err(DetectError::inference(format!(
                 "{} batches already started (or the model's thread stopped)",
                 self.depth
             )));
@@ -349,7 +349,7 @@ impl<H: Head> Detector for ModelDetector<H> {
             return Ok(());
         }
         let Some(slot) = self.free.pop() else {
-            return Err(DetectError::Inference("no free buffers to prepare with".into()));
+            return Err(DetectError::inference("no free buffers to prepare with"));
         };
         self.warm(slot, size)
     }
@@ -459,7 +459,7 @@ impl<H: Head> ModelDetector<H> {
                     *away += 1;
                     Ok(())
                 }
-                _ => Err(DetectError::Inference("the detector's model thread has stopped".into())),
+                _ => Err(DetectError::inference("the detector's model thread has stopped")),
             },
         }
     }
@@ -471,13 +471,12 @@ impl<H: Head> ModelDetector<H> {
         }
         match &mut self.engine {
             Engine::Thread { done, away, .. } if *away > 0 => {
-                let slot = done
-                    .recv()
-                    .ok_or_else(|| DetectError::Inference("the detector's model thread has stopped".into()))?;
+                let slot =
+                    done.recv().ok_or_else(|| DetectError::inference("the detector's model thread has stopped"))?;
                 *away -= 1;
                 Ok(slot)
             }
-            _ => Err(DetectError::Inference("finish without a started batch".into())),
+            _ => Err(DetectError::inference("finish without a started batch")),
         }
     }
 
@@ -566,8 +565,7 @@ impl<H: Head> ModelDetector<H> {
         let Engine::Thread { done, away, .. } = &mut self.engine else {
             unreachable!("only an overlapping detector sends slots away")
         };
-        let slot =
-            done.recv().ok_or_else(|| DetectError::Inference("the detector's model thread has stopped".into()))?;
+        let slot = done.recv().ok_or_else(|| DetectError::inference("the detector's model thread has stopped"))?;
         *away -= 1;
         Ok(slot)
     }

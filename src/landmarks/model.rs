@@ -38,13 +38,13 @@ fn bind(lib: &Path, model: &Path, side: usize, max: usize, pad: bool) -> Result<
     let session = runtime::session_on(env, model, crate::board::LANDMARK_EXECUTION_PROVIDERS)?;
     let sizes: Vec<usize> = (1..=max).filter(|&n| run_shape(n, max, pad) == n).collect();
     BoundSession::new(session, [3, side, side], max, &sizes)
-        .map_err(|e| DetectError::Load(format!("landmark model {}: {e}", model.display())))
+        .map_err(|e| DetectError::load_caused(format!("landmark model {}", model.display()), e))
 }
 
 /// The output whose per-item length is `len`.
 fn output_of(s: &BoundSession, len: usize, model: &Path) -> Result<usize, DetectError> {
     s.output_item_lens().iter().position(|&l| l == len).ok_or_else(|| {
-        DetectError::Load(format!(
+        DetectError::load(format!(
             "{}: no output of {len} values per face (it has {:?}): not MediaPipe's model?",
             model.display(),
             s.output_item_lens()
@@ -64,7 +64,7 @@ impl LandmarkModel {
         pad: bool,
     ) -> Result<Self, DetectError> {
         if max_batch > MAX_IRIS_FACES {
-            return Err(DetectError::Load(format!("landmark batch {max_batch} is over {MAX_IRIS_FACES}")));
+            return Err(DetectError::load(format!("landmark batch {max_batch} is over {MAX_IRIS_FACES}")));
         }
         let m = bind(runtime_lib, mesh, MESH_SIDE, max_batch, pad)?;
         let mesh_out = (output_of(&m, MESH_VALUES, mesh)?, output_of(&m, 1, mesh)?);

@@ -87,7 +87,7 @@ pub(crate) fn from_config(
     let mesh = lc.mesh_path();
     if !mesh.exists() {
         if lc.enabled == LandmarksMode::On {
-            return Err(crate::detect::DetectError::Load(format!(
+            return Err(crate::detect::DetectError::load(format!(
                 "landmarks.model {} does not exist (landmarks.enabled = \"on\"): run scripts/setup.sh",
                 mesh.display()
             )));
