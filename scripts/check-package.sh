@@ -29,6 +29,7 @@ for so in $av; do
 done
 contents=$(dpkg-deb --contents "$deb" | awk '{print $6}')
 for f in ./usr/bin/faceflow ./etc/faceflow/faceflow.toml ./lib/systemd/system/faceflow.service \
+    "./lib/systemd/system/faceflow@.service" \
     ./usr/share/faceflow/models/centerface.onnx ./usr/share/faceflow/models/landmarks/face_mesh.onnx \
     "./usr/share/doc/faceflow-$board/README.md"; do
     grep -qx "$f" <<<"$contents" || fail "$f is not in the package"
@@ -59,7 +60,11 @@ newest=$($readelf -V "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort 
 # systemd, copied beside it without overwriting the package's own files.
 cp -n /lib/systemd/system/*.target /lib/systemd/system/*.slice /lib/systemd/system/*.socket \
     /lib/systemd/system/*.service "$root/lib/systemd/system/" 2>/dev/null || true
-verify=$(systemd-analyze verify --man=no --root="$root" /lib/systemd/system/faceflow.service 2>&1) ||
-    fail "systemd-analyze verify: $verify"
-[ -z "$verify" ] || fail "systemd-analyze verify: $verify"
+for unit in faceflow.service faceflow@gate.service; do
+    # A template is verified through an instance of it.
+    [ "$unit" = faceflow.service ] || ln -sf "faceflow@.service" "$root/lib/systemd/system/$unit"
+    verify=$(systemd-analyze verify --man=no --root="$root" "/lib/systemd/system/$unit" 2>&1) ||
+        fail "systemd-analyze verify $unit: $verify"
+    [ -z "$verify" ] || fail "systemd-analyze verify $unit: $verify"
+done
 echo "check-package $board: ok ($(basename "$deb"): $(tr '\n' ' ' <<<"$needed")glibc <= $newest)"

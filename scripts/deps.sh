@@ -23,7 +23,9 @@ if [ "$what" = test ]; then
     #   h26xparse: plugins-bad): the loopback RTSP camera of the tests;
     # - chromium: the panel's browser test; valgrind: the instruction counts;
     # - debootstrap: the Jetson sysroot (scripts/sysroot.sh); systemd: its
-    #   systemd-analyze checks the packages' unit (nothing is started).
+    #   systemd-analyze checks the packages' unit (nothing is started);
+    # - mosquitto, mosquitto-clients, redis-server: the event bus tests start
+    #   their own broker and server on loopback (tests/bus.rs).
     dpkg --print-foreign-architectures | grep -q arm64 || {
         [ "$(id -u)" = 0 ] && dpkg --add-architecture arm64
     }
@@ -31,7 +33,8 @@ if [ "$what" = test ]; then
         libturbojpeg0-dev:arm64 libavcodec-dev:arm64 libavformat-dev:arm64 libavutil-dev:arm64 libswscale-dev:arm64
         python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
         chromium valgrind
-        debootstrap systemd)
+        debootstrap systemd
+        mosquitto mosquitto-clients redis-server)
     # - Node.js and npm: the panel's browser test drives Chromium through
     #   playwright-core (setup.sh runs `npm ci`); Debian's, where the machine
     #   has none of its own.

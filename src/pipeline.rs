@@ -36,6 +36,8 @@ use crate::private_files::Access;
 use crate::ring;
 use crate::sink::findface::FindFaceSink;
 use crate::sink::gallery::Gallery;
+use crate::sink::mqtt::MqttSink;
+use crate::sink::redis_stream::RedisSink;
 use crate::sink::retention::OutboxRetention;
 use crate::sink::sender::{default_workers, RetryPolicy, SenderPool};
 use crate::sink::spool::Spool;
@@ -102,7 +104,7 @@ pub(crate) type RemoteSink = (Arc<dyn Sink>, Arc<Spool>);
 pub(crate) fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineError> {
     let mut out: Vec<RemoteSink> = Vec::new();
     let cap = cfg.sender.spool_max_mb * 1024 * 1024;
-    if cfg.findface.is_some() || cfg.webhook.is_some() {
+    if cfg.has_remote_sink() {
         // The spools hold faces: their parent is owner-only too (narrowed
         // if an older version made it wider).
         Access::PRIVATE.create_dir_all(&cfg.sender.spool_dir).map_err(|e| {
@@ -122,6 +124,13 @@ pub(crate) fn remote_sinks(cfg: &Config) -> Result<Vec<RemoteSink>, PipelineErro
     }
     if let Some(wh) = &cfg.webhook {
         out.push((Arc::new(WebhookSink::new(wh).map_err(PipelineError::Sink)?), open("webhook")?));
+    }
+    if let Some(m) = &cfg.mqtt {
+        let cameras = cfg.cameras.iter().map(|c| c.name.clone()).collect();
+        out.push((Arc::new(MqttSink::new(m, cameras).map_err(PipelineError::Sink)?), open("mqtt")?));
+    }
+    if let Some(r) = &cfg.redis {
+        out.push((Arc::new(RedisSink::new(r).map_err(PipelineError::Sink)?), open("redis")?));
     }
     Ok(out)
 }
@@ -241,6 +250,7 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
     let ca_files = [
         ("findface.ca_file", cfg.findface.as_ref().and_then(|f| f.ca_file.as_ref())),
         ("webhook.ca_file", cfg.webhook.as_ref().and_then(|w| w.ca_file.as_ref())),
+        ("mqtt.ca_file", cfg.mqtt.as_ref().and_then(|m| m.ca_file.as_ref())),
     ];
     for (key, path) in ca_files {
         if let Some(path) = path {
@@ -249,7 +259,7 @@ pub fn check_files(cfg: &Config) -> Vec<String> {
             }
         }
     }
-    if cfg.findface.is_some() || cfg.webhook.is_some() {
+    if cfg.has_remote_sink() {
         let dir = &cfg.sender.spool_dir;
         let probe = dir.join(".faceflow-check");
         let ok =

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 
 use crate::board;
 
+mod bus;
 mod camera;
 pub mod region;
 mod validate;
 
+pub use bus::{broker_address, BrokerUrlError, MqttConfig, RedisConfig};
 pub use camera::*;
 
 #[derive(Debug)]
@@ -55,6 +57,10 @@ pub struct Config {
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
     #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    #[serde(default)]
     pub sender: SenderConfig,
     #[serde(default)]
     pub monitor: MonitorConfig,
@@ -75,6 +81,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether any remote sink (FindFace, webhook, MQTT, Redis) is set:
+    /// then events go through the spool.
+    pub fn has_remote_sink(&self) -> bool {
+        self.findface.is_some() || self.webhook.is_some() || self.mqtt.is_some() || self.redis.is_some()
+    }
+
     /// The file of `camera` for an output path given on the command line.
     pub(crate) fn per_camera_path(&self, base: &std::path::Path, camera: &str) -> std::path::PathBuf {
         if self.cameras.len() <= 1 {

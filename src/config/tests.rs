@@ -186,3 +186,39 @@ fn rfc3339_times_parse_to_unix_ms() {
     let e = Config::from_toml(&t, "t").unwrap_err();
     assert!(e.to_string().contains("start_time"), "{e}");
 }
+
+#[test]
+fn bus_sections_parse_with_defaults_and_name_what_is_wrong() {
+    let cam = "[[cameras]]\nname = \"a\"\nurl = \"a.h264\"\n";
+    let c = Config::from_toml(
+        &format!("[mqtt]\nurl = \"mqtt://broker.lan\"\n[redis]\nurl = \"redis://r.lan\"\n{cam}"),
+        "t",
+    )
+    .unwrap();
+    let m = c.mqtt.as_ref().unwrap();
+    assert_eq!(
+        (m.qos, m.topic_prefix.as_str(), m.max_message_bytes, m.home_assistant),
+        (1, "faceflow", 1_000_000, true)
+    );
+    assert_eq!(crate::config::broker_address(&m.url).unwrap(), ("broker.lan".to_string(), 1883, false));
+    assert_eq!(crate::config::broker_address("mqtts://b:9000").unwrap(), ("b".to_string(), 9000, true));
+    let r = c.redis.as_ref().unwrap();
+    assert_eq!((r.stream.as_str(), r.maxlen), ("faceflow:events", 100_000));
+    assert!(c.has_remote_sink());
+    for (section, key, why) in [
+        ("[mqtt]\nurl = \"http://b\"", "mqtt.url", "mqtt:// or mqtts://"),
+        ("[mqtt]\nurl = \"mqtt://u:SECRET@b\"", "mqtt.url", "must not hold credentials"),
+        ("[mqtt]\nurl = \"mqtt://b\"\nqos = 3", "mqtt.qos", "0, 1 or 2"),
+        ("[mqtt]\nurl = \"mqtt://b\"\nnode = \"a/b\"", "mqtt.node", "one topic level"),
+        ("[mqtt]\nurl = \"mqtt://b\"\ntopic_prefix = \"x/#\"", "mqtt.topic_prefix", "without + or #"),
+        ("[mqtt]\nurl = \"mqtt://b\"\nmax_message_bytes = 1000", "mqtt.max_message_bytes", "at least 65536"),
+        ("[mqtt]\nurl = \"mqtt://b\"\npassword = \"p\"", "mqtt.password", "mqtt.username"),
+        ("[redis]\nurl = \"redis://:SECRET@r\"", "redis.url", "must not hold credentials"),
+        ("[redis]\nurl = \"http://r\"", "redis.url", "redis://host"),
+    ] {
+        let e = Config::from_toml(&format!("{section}\n{cam}"), "t").unwrap_err();
+        assert_eq!(e.key, key, "{section}: {e}");
+        assert!(e.message.contains(why), "{section}: {e}");
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+    }
+}

@@ -26,6 +26,56 @@ fn check_url(key: &str, url: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// `[mqtt]`: a broker URL, QoS 0..=2, topic parts that are one MQTT topic
+/// level each, and room in a message for at least a face.
+fn validate_mqtt(m: &super::MqttConfig) -> Result<(), Invalid> {
+    super::bus::broker_address(&m.url).map_err(|e| ("mqtt.url".to_string(), e.to_string()))?;
+    if m.qos > 2 {
+        return Err(("mqtt.qos".into(), format!("must be 0, 1 or 2, got {}", m.qos)));
+    }
+    for (key, v) in
+        [("mqtt.node", &m.node), ("mqtt.topic_prefix", &m.topic_prefix), ("mqtt.discovery_prefix", &m.discovery_prefix)]
+    {
+        if v.contains(['+', '#', '\0']) || (key != "mqtt.node" && v.is_empty()) {
+            return Err((key.into(), format!("must be a topic name without + or # (and not empty), got {v:?}")));
+        }
+    }
+    if m.node.contains('/') {
+        return Err(("mqtt.node".into(), format!("must be one topic level (no /), got {:?}", m.node)));
+    }
+    if m.max_message_bytes < 64 * 1024 {
+        return Err((
+            "mqtt.max_message_bytes".into(),
+            format!("must be at least 65536 (a face crop and its record), got {}", m.max_message_bytes),
+        ));
+    }
+    if m.password.is_some() && m.username.is_none() {
+        return Err(("mqtt.password".into(), "is set but mqtt.username is not".into()));
+    }
+    if m.timeout_ms == 0 {
+        return Err(("mqtt.timeout_ms".into(), "must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// `[redis]`: a `redis://` URL without credentials, a stream name.
+fn validate_redis(r: &super::RedisConfig) -> Result<(), Invalid> {
+    let u = url::Url::parse(&r.url).map_err(|e| ("redis.url".to_string(), format!("not a URL ({e})")))?;
+    if u.scheme() != "redis" || u.host_str().is_none_or(str::is_empty) {
+        return Err(("redis.url".into(), format!("must be redis://host[:port][/db], got {:?}", redact_url(&r.url))));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(("redis.url".into(), "must not hold credentials: set redis.username and redis.password".into()));
+    }
+    if r.stream.is_empty() {
+        return Err(("redis.stream".into(), "must not be empty".into()));
+    }
+    if r.timeout_ms == 0 {
+        return Err(("redis.timeout_ms".into(), "must be at least 1".into()));
+    }
+    Ok(())
+}
+
 impl Config {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
         self.validate_stages()?;
@@ -97,10 +147,10 @@ impl Config {
                 format!("must be hours >= 0 (0: no limit), got {}", self.outbox.max_age_h),
             ));
         }
-        if self.outbox.keep == super::Keep::UntilDelivered && self.findface.is_none() && self.webhook.is_none() {
+        if self.outbox.keep == super::Keep::UntilDelivered && !self.has_remote_sink() {
             return Err((
                 "outbox.keep".into(),
-                "\"until_delivered\" needs a remote sink ([findface] or [webhook]) to deliver to; \
+                "\"until_delivered\" needs a remote sink ([findface], [webhook], [mqtt] or [redis]) to deliver to; \
                  without one the outbox would keep nothing"
                     .into(),
             ));
@@ -137,6 +187,12 @@ impl Config {
             if wh.timeout_ms == 0 {
                 return Err(("webhook.timeout_ms".into(), "must be at least 1".into()));
             }
+        }
+        if let Some(m) = &self.mqtt {
+            validate_mqtt(m)?;
+        }
+        if let Some(r) = &self.redis {
+            validate_redis(r)?;
         }
         if !self.monitor.bind.is_empty() && self.monitor.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err((

@@ -4,11 +4,14 @@
 //! webhook), whose sender workers deliver it. Encoding and I/O happen here,
 //! never on the detect or track threads.
 
+pub mod bus;
 pub mod findface;
 pub mod gallery;
 pub mod http;
+pub mod mqtt;
 pub mod outbox;
 pub mod record;
+pub mod redis_stream;
 pub mod retention;
 pub mod sender;
 pub mod spool;
