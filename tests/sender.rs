@@ -368,6 +368,34 @@ fn a_server_slower_than_the_timeout_is_not_flooded() {
     eprintln!("slow server: {requests} requests, {stored} stored for {} events", ids.len());
 }
 
+/// The pace learned against a slow FindFace survives a restart: the first
+/// run stops mid-way (its drain deadline), and the next start carries on
+/// at that pace instead of flooding the server again at full speed: each
+/// event left for it costs exactly one request, and the whole at most 2
+/// per event (it was 2.5 before the pace was kept).
+#[test]
+fn the_pace_learned_before_a_restart_is_kept() {
+    let spool = common::temp_dir("ff-pace");
+    let mut ids = fill_spool(&spool, 12);
+    ids.sort();
+    let server = FakeFindFace::start(Mode::Ok);
+    *server.shared.delay.lock().unwrap() = Duration::from_millis(1500);
+    let mut cfg = config(&server.url(), &spool, "");
+    cfg.findface.as_mut().unwrap().timeout_ms = 1000;
+    let left = pipeline::drain(&cfg, Duration::from_secs(6)).unwrap();
+    assert!(left > 0 && left < ids.len(), "the first run stopped mid-way: {left} left");
+    let before = server.shared.requests.load(Ordering::SeqCst);
+    assert!(spool.join("findface/pacing").exists(), "the pace is kept beside the spool");
+    assert_eq!(pipeline::drain(&cfg, Duration::from_secs(90)).unwrap(), 0, "every event delivered");
+    let after = server.shared.requests.load(Ordering::SeqCst) - before;
+    assert_eq!(after, left, "one request per event left: no timed-out retries after the restart");
+    let mut got = server.accepted_ids();
+    got.dedup();
+    assert_eq!(got, ids, "each event reached FindFace");
+    assert!(before + after <= 2 * ids.len(), "{} requests for {} events", before + after, ids.len());
+    assert_eq!(server.violations(), Vec::<String>::new());
+}
+
 /// `drain_timeout_s` is a hard deadline: against a FindFace that never
 /// answers, draining ends within it (plus a moment), and what was not
 /// delivered stays spooled.

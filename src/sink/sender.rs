@@ -15,6 +15,7 @@
 //! once it has passed and no attempt may wait beyond it, so the process
 //! exits within the deadline plus a moment; what is left stays spooled.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -67,6 +68,15 @@ struct PaceState {
 
 /// Longest timeout, as a multiple of the configured one.
 const MAX_TIMEOUT_FACTOR: u32 = 8;
+
+/// How long a learned pace is trusted after a stop: a receiver that was
+/// slow an hour ago is met afresh.
+const PACE_MEMORY: Duration = Duration::from_secs(3600);
+
+/// Where a spool keeps its sink's pace between runs (one line: requests in
+/// flight, timeout in ms, when it was saved in Unix ms). `Spool::replay`
+/// reads only `*.ev`.
+const PACE_FILE: &str = "pacing";
 
 impl Pacing {
     pub fn new(max_in_flight: usize, base_timeout: Duration) -> Self {
@@ -152,6 +162,38 @@ impl Pacing {
         self.changed.notify_all();
     }
 
+    /// Writes what was learned (requests in flight, timeout) to `path`, so
+    /// the next start (a restart, `faceflow drain`) does not meet the same
+    /// slow receiver at full pace again; a failure is logged.
+    pub(crate) fn save(&self, path: &Path) {
+        let s = *self.lock();
+        let line = format!("{} {} {}\n", s.limit, s.timeout.as_millis(), super::now_unix_ms());
+        if let Err(e) = crate::private_files::Access::PRIVATE.write_atomic(path, line.as_bytes()) {
+            log::warn!("{}: cannot keep the sender's pace for the next start: {e}", path.display());
+        }
+    }
+
+    /// Starts from the pace saved at `path` when it is recent (within
+    /// [`PACE_MEMORY`]) and slower than the configured one, clamped to this
+    /// run's bounds; returns whether it did.
+    pub(crate) fn restore(&self, path: &Path) -> bool {
+        let Ok(text) = std::fs::read_to_string(path) else { return false };
+        let mut f = text.split_whitespace();
+        let (Some(Ok(limit)), Some(Ok(timeout_ms)), Some(Ok(at))) =
+            (f.next().map(str::parse::<f64>), f.next().map(str::parse::<u64>), f.next().map(str::parse::<u64>))
+        else {
+            return false;
+        };
+        let age = Duration::from_millis(super::now_unix_ms().saturating_sub(at));
+        if age > PACE_MEMORY || !limit.is_finite() {
+            return false;
+        }
+        let mut s = self.lock();
+        s.limit = limit.clamp(1.0, self.max_in_flight as f64);
+        s.timeout = Duration::from_millis(timeout_ms).clamp(self.base_timeout, self.base_timeout * MAX_TIMEOUT_FACTOR);
+        s.limit < self.max_in_flight as f64 || s.timeout > self.base_timeout
+    }
+
     /// The drain deadline has passed (or is too near to start an attempt).
     fn past_deadline(&self) -> bool {
         self.lock().deadline.is_some_and(|d| Instant::now() + Duration::from_millis(50) >= d)
@@ -176,6 +218,13 @@ impl SenderPool {
     ) -> Self {
         let sink_name = sink.name().to_string();
         let pacing = Arc::new(Pacing::new(workers, sink.base_timeout()));
+        if pacing.restore(&spool.dir().join(PACE_FILE)) {
+            let (limit, timeout) = pacing.limit();
+            log::info!(
+                "sink {sink_name}: resuming the pace learned before the restart: {limit} request(s) in flight, {} ms timeout",
+                timeout.as_millis()
+            );
+        }
         let handles = (0..workers.max(1))
             .map(|i| {
                 let (sink, spool, stop, pacing) = (sink.clone(), spool.clone(), stop.clone(), pacing.clone());
@@ -203,6 +252,7 @@ impl SenderPool {
         for h in self.handles {
             let _ = h.join();
         }
+        self.pacing.save(&self.spool.dir().join(PACE_FILE));
         let left = self.spool.pending();
         if left > 0 {
             log::warn!(
