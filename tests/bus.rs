@@ -510,3 +510,92 @@ fn redis_restarted_mid_run_loses_no_event() {
     );
     assert!(rate >= 100.0, "{rate:.0} events/s");
 }
+
+/// A private CA and a broker certificate it signed (for 127.0.0.1), as PEM
+/// files in `dir`: (ca, cert, key).
+fn test_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, format!("faceflow test CA {name}"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let files =
+        (dir.join(format!("{name}-ca.pem")), dir.join(format!("{name}-cert.pem")), dir.join(format!("{name}-key.pem")));
+    std::fs::write(&files.0, ca_cert.pem()).unwrap();
+    std::fs::write(&files.1, cert.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+#[test]
+fn mqtts_with_a_private_ca_delivers_and_another_ca_is_refused_by_name() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    common::require_assets();
+    let dir = common::temp_dir("bus-tls");
+    let (ca, cert, key) = test_ca(&dir, "site");
+    let (other_ca, _, _) = test_ca(&dir, "other");
+    let port = free_port();
+    let conf = dir.join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous true\n{}",
+            ca.display(),
+            cert.display(),
+            key.display(),
+            if nix::unistd::geteuid().is_root() { "user root\n" } else { "" }
+        ),
+    )
+    .unwrap();
+    let child =
+        Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let _broker = Server { child };
+    assert!(wait_until(Duration::from_secs(10), || listening(port)), "mosquitto (TLS) listens on {port}");
+    let mut sub = Command::new("mosquitto_sub");
+    sub.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "faceflow/box-6/events", "-q", "1", "--cafile"])
+        .arg(&ca);
+    let mut sub = sub.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (out, l2) = (sub.stdout.take().unwrap(), lines.clone());
+    std::thread::spawn(move || {
+        BufReader::new(out).lines().map_while(Result::ok).for_each(|l| l2.lock().unwrap().push(l))
+    });
+    let _sub = Server { child: sub };
+    std::thread::sleep(Duration::from_millis(500));
+    let mqtt = |ca: &Path| {
+        format!(
+            "[mqtt]\nurl = \"mqtts://127.0.0.1:{port}\"\nnode = \"box-6\"\nca_file = \"{}\"\nhome_assistant = false",
+            ca.display()
+        )
+    };
+    // Another CA: refused, named, nothing lost.
+    let mut cfg = config(&dir, &mqtt(&other_ca), false);
+    cfg.sender.drain_timeout_s = 2;
+    let report = run(&cfg);
+    let ids = outbox_ids(&dir.join("out"));
+    assert!(ids.len() >= 3);
+    assert_eq!(report.undelivered, ids.len(), "an untrusted broker gets nothing; every event stays spooled");
+    let toml = dir.join("other.toml");
+    std::fs::write(
+        &toml,
+        format!("[monitor]\nbind = \"\"\n[sender]\nspool_dir = \"{}\"\n{}\n[[cameras]]\nname = \"demo\"\nurl = \"models/demo/demo.h264\"\n", dir.join("spool").display(), mqtt(&other_ca)),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["drain", "--config", toml.to_str().unwrap(), "--timeout", "3"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("sink mqtt: TLS with the broker failed") && log.contains("mqtt.ca_file"), "{log}");
+    // The site's CA: the spool empties into the broker over TLS.
+    let right = config(&dir, &mqtt(&ca), false);
+    assert_eq!(pipeline::drain(&right, Duration::from_secs(20)).unwrap(), 0, "delivered over TLS");
+    assert!(wait_until(Duration::from_secs(10), || lines.lock().unwrap().len() >= ids.len()));
+    assert_eq!(events(&lines.lock().unwrap()).0.keys().cloned().collect::<HashSet<_>>(), ids);
+}
