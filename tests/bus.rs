@@ -7,6 +7,8 @@
 //! while the events stay spooled.
 
 mod common;
+#[path = "support/findface.rs"]
+mod findface;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -61,9 +63,21 @@ impl Drop for Server {
     }
 }
 
+/// Who may connect: anyone (mosquitto's `allow_anonymous`).
+const ANONYMOUS: &str = "allow_anonymous true\n";
+
+/// Who may connect: `user` with `password` only (a password file in `dir`).
+fn password_only(dir: &Path, user: &str, password: &str) -> String {
+    let file = dir.join("passwd");
+    let ok = Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&file).args([user, password]).status().unwrap();
+    assert!(ok.success(), "mosquitto_passwd");
+    format!("allow_anonymous false\npassword_file {}\n", file.display())
+}
+
 /// Mosquitto on `port`, persistent (subscriptions and queued messages
-/// survive a restart), with a password file when `user` is given.
-fn mosquitto(dir: &Path, port: u16, user: Option<(&str, &str)>) -> Server {
+/// survive a restart), its listener configured further by `listener`
+/// (who may connect, TLS files).
+fn mosquitto(dir: &Path, port: u16, listener: &str) -> Server {
     let mut conf = format!(
         "listener {port} 127.0.0.1\npersistence true\npersistence_location {d}/\nlog_dest file {d}/mosquitto-{start}.log\nlog_type all\n",
         d = dir.display(),
@@ -76,15 +90,7 @@ fn mosquitto(dir: &Path, port: u16, user: Option<(&str, &str)>) -> Server {
         // not write the test's directory (persistence, log): stay.
         conf += "user root\n";
     }
-    match user {
-        Some((u, p)) => {
-            let file = dir.join("passwd");
-            let ok = Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&file).args([u, p]).status().unwrap();
-            assert!(ok.success(), "mosquitto_passwd");
-            conf += &format!("allow_anonymous false\npassword_file {}\n", file.display());
-        }
-        None => conf += "allow_anonymous true\n",
-    }
+    conf += listener;
     let path = dir.join("mosquitto.conf");
     std::fs::write(&path, conf).unwrap();
     let child = Command::new("mosquitto")
@@ -105,12 +111,10 @@ struct Subscriber {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
-fn subscribe(port: u16, topic: &str, id: &str, user: Option<(&str, &str)>) -> Subscriber {
+/// `extra`: more `mosquitto_sub` options (credentials, a CA file).
+fn subscribe(port: u16, topic: &str, id: &str, extra: &[&str]) -> Subscriber {
     let mut cmd = Command::new("mosquitto_sub");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-q", "1", "-c", "-i", id]);
-    if let Some((u, p)) = user {
-        cmd.args(["-u", u, "-P", p]);
-    }
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-q", "1", "-c", "-i", id]).args(extra);
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("mosquitto_sub");
     let out = child.stdout.take().unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
@@ -138,6 +142,26 @@ fn faceflow_publishes(dir: &Path, node: &str) -> usize {
         .map(|p| std::fs::read_to_string(p).unwrap_or_default())
         .map(|log| log.lines().filter(|l| l.contains(&from) && l.contains(&topic)).count())
         .sum()
+}
+
+/// `faceflow drain` (the binary: its log is what a user reads) on the
+/// spool in `dir` with `sink` as the only sink: its exit status and log.
+fn drain_with_binary(dir: &Path, sink: &str) -> (Option<i32>, String) {
+    let toml = dir.join("drain.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[monitor]\nbind = \"\"\n[sender]\nspool_dir = \"{}\"\n{sink}\n[[cameras]]\nname = \"demo\"\nurl = \"models/demo/demo.h264\"\n",
+            dir.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faceflow"))
+        .args(["drain", "--config", toml.to_str().unwrap(), "--timeout", "3"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// The retained messages under `topic` (`topic payload` lines).
@@ -204,18 +228,21 @@ fn run(cfg: &Config) -> pipeline::RunReport {
     pipeline::run(cfg, Arc::new(AtomicBool::new(false))).expect("pipeline runs")
 }
 
-/// Parsed event messages, by id (with how often each came).
-fn events(lines: &[String]) -> (HashMap<String, serde_json::Value>, usize) {
-    let mut by_id = HashMap::new();
-    let mut duplicates = 0;
+/// The event messages received, by id, and how many copies of each came.
+fn events(lines: &[String]) -> (HashMap<String, serde_json::Value>, HashMap<String, usize>) {
+    let (mut by_id, mut copies) = (HashMap::new(), HashMap::new());
     for l in lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:.200}"));
         let id = v["id"].as_str().expect("an id").to_string();
-        if by_id.insert(id, v).is_some() {
-            duplicates += 1;
-        }
+        *copies.entry(id.clone()).or_default() += 1;
+        by_id.insert(id, v);
     }
-    (by_id, duplicates)
+    (by_id, copies)
+}
+
+/// Copies beyond the first, over all events.
+fn duplicates(copies: &HashMap<String, usize>) -> usize {
+    copies.values().map(|n| n - 1).sum()
 }
 
 #[test]
@@ -224,17 +251,17 @@ fn mqtt_events_arrive_whole_and_home_assistant_finds_the_camera() {
     common::require_assets();
     let dir = common::temp_dir("bus-mqtt");
     let port = free_port();
-    let _broker = mosquitto(&dir, port, None);
-    let sub = subscribe(port, "faceflow/box-1/events", "bus-test-1", None);
+    let _broker = mosquitto(&dir, port, ANONYMOUS);
+    let sub = subscribe(port, "faceflow/box-1/events", "bus-test-1", &[]);
     let cfg = config(&dir, &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nnode = \"box-1\""), false);
     let report = run(&cfg);
     assert_eq!(report.undelivered, 0, "the broker acknowledged every event");
     let ids = outbox_ids(&dir.join("out"));
     assert!(ids.len() >= 3, "the demo made events: {ids:?}");
     assert!(wait_until(Duration::from_secs(10), || sub.lines.lock().unwrap().len() >= ids.len()));
-    let (got, duplicates) = events(&sub.lines.lock().unwrap());
+    let (got, copies) = events(&sub.lines.lock().unwrap());
     assert_eq!(got.keys().cloned().collect::<HashSet<_>>(), ids, "every outbox event, nothing else");
-    assert_eq!(duplicates, 0, "no outage, no duplicate");
+    assert_eq!(duplicates(&copies), 0, "no outage, no duplicate");
     for (id, v) in &got {
         assert_eq!(v["schema"], "faceflow.event/1");
         assert_eq!((v["node"].as_str(), v["camera"].as_str()), (Some("box-1"), Some("demo")), "{id}");
@@ -334,8 +361,8 @@ fn a_broker_restarted_mid_run_loses_no_event() {
     common::require_assets();
     let dir = common::temp_dir("bus-restart");
     let port = free_port();
-    let mut broker = mosquitto(&dir, port, None);
-    let sub = subscribe(port, "faceflow/box-2/events", "bus-test-2", None);
+    let mut broker = mosquitto(&dir, port, ANONYMOUS);
+    let sub = subscribe(port, "faceflow/box-2/events", "bus-test-2", &[]);
     let cfg =
         config(&dir, &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nnode = \"box-2\"\ntimeout_ms = 2000"), true);
     let handle = std::thread::spawn(move || run(&cfg));
@@ -345,7 +372,7 @@ fn a_broker_restarted_mid_run_loses_no_event() {
     broker.stop();
     let down = Instant::now();
     std::thread::sleep(Duration::from_secs(5));
-    let _broker = mosquitto(&dir, port, None);
+    let _broker = mosquitto(&dir, port, ANONYMOUS);
     eprintln!("broker down {:.1} s", down.elapsed().as_secs_f64());
     let report = handle.join().unwrap();
     assert_eq!(report.undelivered, 0, "the spool delivered everything after the restart");
@@ -359,12 +386,8 @@ fn a_broker_restarted_mid_run_loses_no_event() {
         events(&sub.lines.lock().unwrap()).0.keys().collect::<Vec<_>>()
     );
     let lines = sub.lines.lock().unwrap().clone();
-    let (got, duplicates) = events(&lines);
-    let mut count: HashMap<String, usize> = HashMap::new();
-    for l in &lines {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        *count.entry(v["id"].as_str().unwrap().to_string()).or_default() += 1;
-    }
+    let (got, count) = events(&lines);
+    let duplicates = duplicates(&count);
     let published = faceflow_publishes(&dir, "box-2");
     eprintln!(
         "{} events, {published} published, {} received, {duplicates} duplicate(s) over one outage",
@@ -388,8 +411,8 @@ fn a_broker_restarted_during_a_burst_of_crowd_events_loses_none() {
     common::require_assets();
     let dir = common::temp_dir("bus-burst");
     let port = free_port();
-    let mut broker = mosquitto(&dir, port, None);
-    let sub = subscribe(port, "faceflow/box-7/events", "bus-test-7", None);
+    let mut broker = mosquitto(&dir, port, ANONYMOUS);
+    let sub = subscribe(port, "faceflow/box-7/events", "bus-test-7", &[]);
     let sink = format!(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nnode = \"box-7\"\ntimeout_ms = 2000\nhome_assistant = false"
     );
@@ -398,7 +421,7 @@ fn a_broker_restarted_during_a_burst_of_crowd_events_loses_none() {
     assert!(wait_until(Duration::from_secs(120), || !sub.lines.lock().unwrap().is_empty()), "a first event");
     broker.stop();
     std::thread::sleep(Duration::from_secs(5));
-    let _broker = mosquitto(&dir, port, None);
+    let _broker = mosquitto(&dir, port, ANONYMOUS);
     let report = handle.join().unwrap();
     assert_eq!(report.undelivered, 0, "the spool delivered everything after the restart");
     let ids = outbox_ids(&dir.join("out"));
@@ -412,12 +435,8 @@ fn a_broker_restarted_during_a_burst_of_crowd_events_loses_none() {
         ids.len()
     );
     let lines = sub.lines.lock().unwrap().clone();
-    let mut count: HashMap<String, usize> = HashMap::new();
-    for l in &lines {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        *count.entry(v["id"].as_str().unwrap().to_string()).or_default() += 1;
-    }
-    let duplicates: usize = count.values().map(|n| n - 1).sum();
+    let (_, count) = events(&lines);
+    let duplicates = duplicates(&count);
     let published = faceflow_publishes(&dir, "box-7");
     eprintln!(
         "crowd burst: {} events, {published} published, {} received, {duplicates} duplicate(s)",
@@ -436,8 +455,8 @@ fn an_oversized_message_arrives_with_a_smaller_frame() {
     common::require_assets();
     let dir = common::temp_dir("bus-size");
     let port = free_port();
-    let _broker = mosquitto(&dir, port, None);
-    let sub = subscribe(port, "faceflow/box-3/events", "bus-test-3", None);
+    let _broker = mosquitto(&dir, port, ANONYMOUS);
+    let sub = subscribe(port, "faceflow/box-3/events", "bus-test-3", &[]);
     let limit = 65536;
     let cfg = config(
         &dir,
@@ -474,7 +493,7 @@ fn a_wrong_broker_password_names_the_sink_and_keeps_the_events() {
     common::require_assets();
     let dir = common::temp_dir("bus-auth");
     let port = free_port();
-    let _broker = mosquitto(&dir, port, Some(("cam", "right-pass")));
+    let _broker = mosquitto(&dir, port, &password_only(&dir, "cam", "right-pass"));
     let mqtt = |password: &str| {
         format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nnode = \"box-4\"\nusername = \"cam\"\npassword = \"{password}\"")
     };
@@ -486,23 +505,12 @@ fn a_wrong_broker_password_names_the_sink_and_keeps_the_events() {
     assert_eq!(report.undelivered, ids.len(), "every event stays spooled");
     // `faceflow drain` with the same config says why, naming the sink and
     // the keys to check, and never the password.
-    let toml = dir.join("wrong.toml");
-    std::fs::write(
-        &toml,
-        format!("[monitor]\nbind = \"\"\n[sender]\nspool_dir = \"{}\"\n{}\n[[cameras]]\nname = \"demo\"\nurl = \"models/demo/demo.h264\"\n", dir.join("spool").display(), mqtt("WRONG-pass")),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_faceflow"))
-        .args(["drain", "--config", toml.to_str().unwrap(), "--timeout", "3"])
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "still undelivered: {log}");
+    let (status, log) = drain_with_binary(&dir, &mqtt("WRONG-pass"));
+    assert_eq!(status, Some(1), "still undelivered: {log}");
     assert!(log.contains("sink mqtt: broker refused the connection") && log.contains("mqtt.password"), "{log}");
     assert!(!log.contains("WRONG-pass"), "the password never appears: {log}");
     // With the right password the spool empties into the broker.
-    let sub = subscribe(port, "faceflow/box-4/events", "bus-test-4", Some(("cam", "right-pass")));
+    let sub = subscribe(port, "faceflow/box-4/events", "bus-test-4", &["-u", "cam", "-P", "right-pass"]);
     let right = config(&dir, &mqtt("right-pass"), false);
     assert_eq!(pipeline::drain(&right, Duration::from_secs(20)).unwrap(), 0, "delivered once the password is right");
     assert!(wait_until(Duration::from_secs(10), || events(&sub.lines.lock().unwrap()).0.len() >= ids.len()));
@@ -593,24 +601,16 @@ fn redis_restarted_mid_run_loses_no_event() {
     assert!(rate >= 100.0, "{rate:.0} events/s");
 }
 
-/// A private CA and a broker certificate it signed (for 127.0.0.1), as PEM
-/// files in `dir`: (ca, cert, key).
+/// A private CA made for the test (the FindFace stand-in's) and the broker
+/// certificate it signed (for 127.0.0.1), as PEM files in `dir`: (ca,
+/// cert, key).
 fn test_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(DnType::CommonName, format!("faceflow test CA {name}"));
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let ca = findface::TestCa::new();
     let files =
         (dir.join(format!("{name}-ca.pem")), dir.join(format!("{name}-cert.pem")), dir.join(format!("{name}-key.pem")));
-    std::fs::write(&files.0, ca_cert.pem()).unwrap();
-    std::fs::write(&files.1, cert.pem()).unwrap();
-    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    std::fs::write(&files.0, &ca.ca_pem).unwrap();
+    std::fs::write(&files.1, &ca.server_cert_pem).unwrap();
+    std::fs::write(&files.2, &ca.server_key_pem).unwrap();
     files
 }
 
@@ -622,33 +622,9 @@ fn mqtts_with_a_private_ca_delivers_and_another_ca_is_refused_by_name() {
     let (ca, cert, key) = test_ca(&dir, "site");
     let (other_ca, _, _) = test_ca(&dir, "other");
     let port = free_port();
-    let conf = dir.join("tls.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous true\n{}",
-            ca.display(),
-            cert.display(),
-            key.display(),
-            if nix::unistd::geteuid().is_root() { "user root\n" } else { "" }
-        ),
-    )
-    .unwrap();
-    let child =
-        Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let _broker = Server { child };
-    assert!(wait_until(Duration::from_secs(10), || listening(port)), "mosquitto (TLS) listens on {port}");
-    let mut sub = Command::new("mosquitto_sub");
-    sub.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "faceflow/box-6/events", "-q", "1", "--cafile"])
-        .arg(&ca);
-    let mut sub = sub.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (out, l2) = (sub.stdout.take().unwrap(), lines.clone());
-    std::thread::spawn(move || {
-        BufReader::new(out).lines().map_while(Result::ok).for_each(|l| l2.lock().unwrap().push(l))
-    });
-    let _sub = Server { child: sub };
-    std::thread::sleep(Duration::from_millis(500));
+    let tls = format!("cafile {}\ncertfile {}\nkeyfile {}\n{ANONYMOUS}", ca.display(), cert.display(), key.display());
+    let _broker = mosquitto(&dir, port, &tls);
+    let sub = subscribe(port, "faceflow/box-6/events", "bus-test-6", &["--cafile", ca.to_str().unwrap()]);
     let mqtt = |ca: &Path| {
         format!(
             "[mqtt]\nurl = \"mqtts://127.0.0.1:{port}\"\nnode = \"box-6\"\nca_file = \"{}\"\nhome_assistant = false",
@@ -662,22 +638,11 @@ fn mqtts_with_a_private_ca_delivers_and_another_ca_is_refused_by_name() {
     let ids = outbox_ids(&dir.join("out"));
     assert!(ids.len() >= 3);
     assert_eq!(report.undelivered, ids.len(), "an untrusted broker gets nothing; every event stays spooled");
-    let toml = dir.join("other.toml");
-    std::fs::write(
-        &toml,
-        format!("[monitor]\nbind = \"\"\n[sender]\nspool_dir = \"{}\"\n{}\n[[cameras]]\nname = \"demo\"\nurl = \"models/demo/demo.h264\"\n", dir.join("spool").display(), mqtt(&other_ca)),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_faceflow"))
-        .args(["drain", "--config", toml.to_str().unwrap(), "--timeout", "3"])
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let (_, log) = drain_with_binary(&dir, &mqtt(&other_ca));
     assert!(log.contains("sink mqtt: TLS with the broker failed") && log.contains("mqtt.ca_file"), "{log}");
     // The site's CA: the spool empties into the broker over TLS.
     let right = config(&dir, &mqtt(&ca), false);
     assert_eq!(pipeline::drain(&right, Duration::from_secs(20)).unwrap(), 0, "delivered over TLS");
-    assert!(wait_until(Duration::from_secs(10), || lines.lock().unwrap().len() >= ids.len()));
-    assert_eq!(events(&lines.lock().unwrap()).0.keys().cloned().collect::<HashSet<_>>(), ids);
+    assert!(wait_until(Duration::from_secs(10), || sub.lines.lock().unwrap().len() >= ids.len()));
+    assert_eq!(events(&sub.lines.lock().unwrap()).0.keys().cloned().collect::<HashSet<_>>(), ids);
 }

@@ -173,6 +173,10 @@ impl Drop for FakeFindFace {
 pub struct TestCa {
     /// The CA's certificate, PEM: what `findface.ca_file` names.
     pub ca_pem: String,
+    /// The server's certificate and key, PEM (for servers other than this
+    /// stand-in: the tests' Mosquitto).
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
     server_cert: rustls::pki_types::CertificateDer<'static>,
     server_key: rustls::pki_types::PrivateKeyDer<'static>,
 }
@@ -191,6 +195,8 @@ impl TestCa {
         let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
         TestCa {
             ca_pem: ca_cert.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
             server_cert: cert.der().clone(),
             server_key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         }
