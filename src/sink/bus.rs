@@ -158,6 +158,28 @@ fn halve_i420(src: &[u8], w: u32, h: u32, out: &mut Vec<u8>) {
     plane(&src[ys + cs..ys + 2 * cs], w / 2, dv, hw / 2, hh / 2);
 }
 
+/// A sink's latest failure, so a server that stays down is logged once,
+/// not at every retry, and its recovery once too.
+#[derive(Default)]
+pub struct FailureLog(std::sync::Mutex<String>);
+
+impl FailureLog {
+    /// Whether `why` differs from the failure logged last (then log it).
+    pub fn is_new(&self, why: &str) -> bool {
+        let mut last = crate::sync::lock(&self.0);
+        if *last == why {
+            return false;
+        }
+        why.clone_into(&mut last);
+        true
+    }
+
+    /// The failure before this success, if one was logged (and forgets it).
+    pub fn recovered(&self) -> Option<String> {
+        Some(std::mem::take(&mut *crate::sync::lock(&self.0))).filter(|w| !w.is_empty())
+    }
+}
+
 /// The node id: `configured`, else the machine's host name, else
 /// `faceflow`.
 pub fn node_name(configured: &str) -> String {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{Client, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, Transport};
 use serde_json::json;
 
-use super::bus::{self, MessageOptions, Shrinker};
+use super::bus::{self, FailureLog, MessageOptions, Shrinker};
 use super::spool::SpoolRecord;
 use super::{Delivery, Sink, SinkError};
 use crate::config::MqttConfig;
@@ -68,8 +68,12 @@ struct Shared {
     recent: Mutex<HashMap<String, VecDeque<u64>>>,
     /// Per camera: the best face time of the snapshot published last.
     snapshot_ms: Mutex<HashMap<String, u64>>,
-    /// The reason logged last, so a broker that stays down logs once.
-    last_failure: Mutex<String>,
+    failures: FailureLog,
+    /// The broker's host and port, parsed once.
+    broker: (String, u16),
+    /// TLS settings (`mqtts://`), built once: the CA file or the system's
+    /// roots are read at start, not at every reconnect.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// One connection and the deliveries waiting on it.
@@ -97,10 +101,9 @@ impl MqttSink {
     /// `cameras`: the config's camera names (for discovery). Errors name
     /// the key.
     pub fn new(cfg: &MqttConfig, cameras: Vec<String>) -> Result<Self, SinkError> {
-        crate::config::broker_address(&cfg.url).map_err(|e| SinkError::caused("mqtt.url", e))?;
-        if let Some(p) = &cfg.ca_file {
-            super::tls::read_ca_file(p).map_err(|e| SinkError::caused("mqtt.ca_file", e))?;
-        }
+        let (host, port, tls) =
+            crate::config::broker_address(&cfg.url).map_err(|e| SinkError::caused("mqtt.url", e))?;
+        let tls = if tls { Some(Arc::new(rustls_config(cfg)?)) } else { None };
         let node = bus::node_name(&cfg.node);
         let root = format!("{}/{}/", cfg.topic_prefix, bus::topic_level(&node));
         let topics =
@@ -113,7 +116,9 @@ impl MqttSink {
                 cameras,
                 recent: Mutex::new(HashMap::new()),
                 snapshot_ms: Mutex::new(HashMap::new()),
-                last_failure: Mutex::new(String::new()),
+                failures: FailureLog::default(),
+                broker: (host, port),
+                tls,
             }),
             session: Mutex::new(None),
             shrinker: Mutex::new(Shrinker::default()),
@@ -334,9 +339,8 @@ fn qos_of(q: u8) -> QoS {
 /// A new session: options from the config, its thread started.
 fn connect(sh: &Arc<Shared>) -> Result<Arc<Session>, SinkError> {
     let cfg = &sh.cfg;
-    let (host, port, tls) = crate::config::broker_address(&cfg.url).map_err(|e| SinkError::caused("mqtt.url", e))?;
     let id = bus::object_id(&["faceflow", &sh.node, &std::process::id().to_string()]);
-    let mut o = MqttOptions::new(id, host, port);
+    let mut o = MqttOptions::new(id, sh.broker.0.clone(), sh.broker.1);
     o.set_keep_alive(KEEP_ALIVE);
     o.set_clean_session(true);
     // Room for the largest message plus its headers; rumqttc's default
@@ -347,8 +351,8 @@ fn connect(sh: &Arc<Shared>) -> Result<Arc<Session>, SinkError> {
     if let Some(user) = &cfg.username {
         o.set_credentials(user, cfg.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default());
     }
-    if tls {
-        o.set_transport(Transport::tls_with_config(rustls_config(cfg)?.into()));
+    if let Some(tls) = &sh.tls {
+        o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
     }
     let (client, mut connection) = Client::new(o, REQUEST_QUEUE);
     let (ended_tx, ended_rx) = sync_channel(1);
@@ -386,11 +390,10 @@ fn connect(sh: &Arc<Shared>) -> Result<Arc<Session>, SinkError> {
 fn on_event(sh: &Shared, s: &Session, event: Event, last_counts: &mut Instant) {
     match event {
         Event::Incoming(Packet::ConnAck(_)) => {
-            let was = std::mem::take(&mut *lock(&sh.last_failure));
-            if was.is_empty() {
-                log::info!("sink mqtt: connected to {} as node {}", redacted(&sh.cfg.url), sh.node);
-            } else {
-                log::info!("sink mqtt: connected again to {} (was: {was})", redacted(&sh.cfg.url));
+            let url = crate::config::redact_url(&sh.cfg.url);
+            match sh.failures.recovered() {
+                None => log::info!("sink mqtt: connected to {url} as node {}", sh.node),
+                Some(was) => log::info!("sink mqtt: connected again to {url} (was: {was})"),
             }
             let _ = MqttSink::publish(s, &sh.topics.available, QoS::AtLeastOnce, true, b"online".to_vec(), None);
             if sh.cfg.home_assistant {
@@ -435,10 +438,8 @@ fn end(sh: &Shared, s: &Session, why: String) {
     for tx in waiting {
         let _ = tx.try_send(Ack::Failed(why.clone()));
     }
-    let mut last = lock(&sh.last_failure);
-    if *last != why {
+    if sh.failures.is_new(&why) {
         log::error!("sink mqtt: {why}; events stay spooled and go out when the broker is back");
-        *last = why;
     }
 }
 
@@ -479,9 +480,4 @@ fn rustls_config(cfg: &MqttConfig) -> Result<rustls::ClientConfig, SinkError> {
         .map_err(|e| SinkError::caused("mqtt: TLS", e))?
         .with_root_certificates(roots)
         .with_no_client_auth())
-}
-
-/// The broker URL for logs (the config refuses credentials in it anyway).
-fn redacted(url: &str) -> String {
-    crate::config::redact_url(url)
 }

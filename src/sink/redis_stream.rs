@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::bus::{self, MessageOptions, Shrinker};
+use super::bus::{self, FailureLog, MessageOptions, Shrinker};
 use super::spool::SpoolRecord;
 use super::{Delivery, Sink, SinkError};
 use crate::config::RedisConfig;
@@ -24,8 +24,7 @@ pub struct RedisSink {
     node: String,
     shrinker: Mutex<Shrinker>,
     timeout: Duration,
-    /// The failure logged last, so a server that stays down logs once.
-    last_failure: Mutex<String>,
+    failures: FailureLog,
 }
 
 impl RedisSink {
@@ -51,7 +50,7 @@ impl RedisSink {
             node: bus::node_name(&cfg.node),
             shrinker: Mutex::new(Shrinker::default()),
             timeout: Duration::from_millis(cfg.timeout_ms),
-            last_failure: Mutex::new(String::new()),
+            failures: FailureLog::default(),
         })
     }
 
@@ -69,10 +68,8 @@ impl RedisSink {
         } else {
             format!("Redis: {e}")
         };
-        let mut last = lock(&self.last_failure);
-        if *last != why {
+        if self.failures.is_new(&why) {
             log::error!("sink redis: {why}; events stay spooled and go out when Redis is back");
-            *last = why.clone();
         }
         Delivery::Retry(why)
     }
@@ -106,8 +103,7 @@ impl Sink for RedisSink {
         match cmd.query::<String>(&mut con) {
             Ok(entry) => {
                 lock(&self.idle).push(con);
-                let was = std::mem::take(&mut *lock(&self.last_failure));
-                if !was.is_empty() {
+                if let Some(was) = self.failures.recovered() {
                     log::info!("sink redis: delivering again (was: {was})");
                 }
                 Delivery::Done(format!("stream {} entry {entry}", self.stream))
