@@ -752,6 +752,11 @@ mod tests {
 
     /// The same, with the selector told `picture` as the frames' size.
     fn run_in(b_start: u64, b_x: f32, picture: Option<(u32, u32)>) -> Vec<FaceEvent> {
+        run_with(b_start, b_x, 4.0, picture)
+    }
+
+    /// The same, track `b` moving `b_dx` pixels a frame.
+    fn run_with(b_start: u64, b_x: f32, b_dx: f32, picture: Option<(u32, u32)>) -> Vec<FaceEvent> {
         let pool = FramePool::new(4, i420_len(W, H));
         let mut keep = KeepStore::new(8, 1, W, H);
         let mut sel =
@@ -771,7 +776,7 @@ mod tests {
             }
             if seq >= b_start && seq < b_start + 40 {
                 let k = (seq - b_start) as f32;
-                let _ = dets.push(det(b_x + 4.0 * k));
+                let _ = dets.push(det(b_x + b_dx * k));
                 let _ = upd.matched.push((2, dets.len() - 1));
             }
             // Last seen on frame 39: the tracker removes it once lost longer.
@@ -819,5 +824,17 @@ mod tests {
         assert!(out.iter().all(|e| e.merged_track_ids.is_empty()));
         // Without the picture's size the old rule holds (stitched).
         assert_eq!(run_in(69, 376.0, None).len(), 1);
+    }
+
+    #[test]
+    fn a_new_track_walking_the_other_way_is_someone_else() {
+        // Where track 1's path leads, but walking back: two people passing.
+        let back = run_with(69, 376.0, -4.0, Some((W, H)));
+        assert_eq!(back.len(), 2, "two people passing each other");
+        assert!(back.iter().all(|e| e.merged_track_ids.is_empty()));
+        // Standing there (no direction): still the same person found again.
+        assert_eq!(run_with(69, 376.0, 0.0, Some((W, H))).len(), 1);
+        // Walking on at half the pace: the same person.
+        assert_eq!(run_with(69, 376.0, 2.0, Some((W, H))).len(), 1);
     }
 }

@@ -9,6 +9,9 @@ use super::{BestFaceSelector, Candidate, FaceEvent, MAX_MERGED};
 /// was heading, and how much its face size may differ.
 const STITCH_GATE: f32 = 1.5;
 const STITCH_SIZE_RATIO: f32 = 1.6;
+/// Speed (face heights per frame) above which a track's direction counts:
+/// slower, a face standing or swaying has no direction.
+const MOVING: f32 = 0.01;
 
 impl BestFaceSelector {
     /// Tracks the tracker gave up on: stitched into a later track when one
@@ -45,13 +48,16 @@ impl BestFaceSelector {
     /// where `old` was heading, with a face of about the same size. Not
     /// when `old`'s path had carried its face out of the picture by then:
     /// that person walked out, and whoever steps in at the same edge is
-    /// someone else (at a door, people follow each other).
+    /// someone else (at a door, people follow each other). Not when both
+    /// move and the new one walks the other way: people do not turn back
+    /// while hidden, but two people pass each other at the same spot (on a
+    /// lossy stream the first one's track can end early, mid-picture,
+    /// where its predicted path still meets the second's start).
     fn stitch_target(&self, old: &Candidate) -> Option<usize> {
         if old.merged.is_full() || old.best.is_none() {
             return None;
         }
-        let span = old.last_frame.saturating_sub(old.first_frame).max(1) as f32;
-        let v = ((old.last_center.0 - old.first_center.0) / span, (old.last_center.1 - old.first_center.1) / span);
+        let v = velocity(old);
         let h = old.last_height.max(1.0);
         self.live
             .iter()
@@ -59,6 +65,7 @@ impl BestFaceSelector {
             .filter(|(_, c)| c.part == 0 && c.merged.len() + old.merged.len() < MAX_MERGED - 1)
             .filter(|(_, c)| c.first_frame > old.last_frame && c.first_frame - old.last_frame <= self.stitch_frames)
             .filter(|(_, c)| (1.0 / STITCH_SIZE_RATIO..=STITCH_SIZE_RATIO).contains(&(c.first_height / h)))
+            .filter(|(_, c)| !opposite(v, velocity(c), MOVING * h))
             .map(|(j, c)| {
                 let k = (c.first_frame - old.last_frame) as f32;
                 let (px, py) = (old.last_center.0 + v.0 * k, old.last_center.1 + v.1 * k);
@@ -72,6 +79,18 @@ impl BestFaceSelector {
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(j, _)| j)
     }
+}
+
+/// A track's mean velocity (pixels per frame) from its first to its last sighting.
+fn velocity(c: &Candidate) -> (f32, f32) {
+    let span = c.last_frame.saturating_sub(c.first_frame).max(1) as f32;
+    ((c.last_center.0 - c.first_center.0) / span, (c.last_center.1 - c.first_center.1) / span)
+}
+
+/// Both move faster than `min_speed` and more than a right angle apart.
+fn opposite(a: (f32, f32), b: (f32, f32), min_speed: f32) -> bool {
+    let (na, nb) = (a.0.hypot(a.1), b.0.hypot(b.1));
+    na > min_speed && nb > min_speed && a.0 * b.0 + a.1 * b.1 < 0.0
 }
 
 /// `new` takes over `old` (the same person, found again): the earlier start,
