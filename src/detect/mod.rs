@@ -17,6 +17,7 @@ pub mod letterbox;
 pub mod model;
 pub mod motion;
 pub mod nms;
+pub(crate) mod overload;
 pub mod region;
 pub mod runtime;
 pub mod worker;

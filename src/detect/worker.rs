@@ -257,6 +257,7 @@ impl DetectWorker {
         let mut rr = 0usize;
         let mut backoff = Backoff::default();
         let mut batch_started: Option<Duration> = None;
+        let mut overload = super::overload::OverloadWatch::new(self.inputs.iter().map(|i| i.skip_frames));
         loop {
             // A batch whose run is over goes on at once, not when the next one is full.
             if flight.started && self.detector.ready() {
@@ -297,6 +298,7 @@ impl DetectWorker {
             }
             rr = rr.wrapping_add(1);
             let now = self.clocks.monotonic();
+            overload.tick(now, &self.stats);
             if to_detect > 0 && batch_started.is_none() {
                 batch_started = Some(now);
             }

@@ -212,11 +212,63 @@ pub struct CameraStats {
     /// Why the camera is failed or backing off (empty while streaming).
     /// Written on state changes only, never per frame.
     pub reason: std::sync::Mutex<String>,
+    /// Whether detection keeps up with the camera (`detect::overload`).
+    pub load: CameraLoad,
+}
+
+/// One camera's detect load over the last overload window, written once a
+/// second by the detect thread (`detect::overload`).
+#[derive(Default)]
+pub struct CameraLoad {
+    /// The camera loses frames to the detect stage's pace (superseded,
+    /// stale, or dropped at capture for want of a slot), sustained.
+    pub overloaded: std::sync::atomic::AtomicBool,
+    /// Frames detected per second, in thousandths.
+    pub detect_fps_milli: AtomicU64,
+    /// Frames due for detection per second (the camera's frame rate over
+    /// `detection_skip_frames + 1`), in thousandths.
+    pub wanted_fps_milli: AtomicU64,
+    /// Share of the camera's frames lost, in thousandths.
+    pub lost_permille: AtomicU64,
+}
+
+impl CameraLoad {
+    pub fn overloaded(&self) -> bool {
+        self.overloaded.load(Ordering::Relaxed)
+    }
+    pub fn detect_fps(&self) -> f64 {
+        get(&self.detect_fps_milli) as f64 / 1000.0
+    }
+    pub fn wanted_fps(&self) -> f64 {
+        get(&self.wanted_fps_milli) as f64 / 1000.0
+    }
+    pub fn lost_share(&self) -> f64 {
+        get(&self.lost_permille) as f64 / 1000.0
+    }
+}
+
+/// The whole box's detect load (`detect::overload`).
+#[derive(Default)]
+pub struct OverloadStats {
+    /// Episodes so far: from the first camera overloaded to none.
+    pub episodes: AtomicU64,
+    /// During an episode: how many cameras this box detects at their
+    /// configured rate (all frames detected per second over the mean
+    /// rate a camera wants), in thousandths; 0 outside an episode.
+    pub cameras_carried_milli: AtomicU64,
 }
 
 impl CameraStats {
     pub(crate) fn set_state(&self, s: CameraState) {
         self.state.store(s as u8, Ordering::Relaxed);
+    }
+    /// The state as shown (`/api/stats`, panel): `overloaded` while
+    /// streaming and losing frames to the detect stage's pace.
+    pub fn shown_state(&self) -> &'static str {
+        match self.state() {
+            CameraState::Streaming if self.load.overloaded() => "overloaded",
+            s => s.as_str(),
+        }
     }
     pub fn state(&self) -> CameraState {
         match self.state.load(Ordering::Relaxed) {
@@ -298,6 +350,8 @@ pub struct Stats {
     pub keep_capacity: AtomicU64,
     /// What the outbox holds and what retention removed.
     pub outbox: Arc<OutboxStats>,
+    /// Whether detection keeps up with the cameras.
+    pub overload: OverloadStats,
 }
 
 impl Stats {
@@ -316,6 +370,7 @@ impl Stats {
             keep_in_use: AtomicU64::new(0),
             keep_capacity: AtomicU64::new(0),
             outbox: Arc::default(),
+            overload: OverloadStats::default(),
         })
     }
     pub fn register_ring(&self, name: impl Into<String>, stats: Arc<RingStats>) {

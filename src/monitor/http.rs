@@ -223,6 +223,7 @@ fn handle(req: Request, ctx: &Arc<Ctx>) {
                 "reasons": h.reasons,
                 "cameras_failed": h.cameras_failed,
                 "cameras_degraded": h.cameras_degraded,
+                "cameras_overloaded": h.cameras_overloaded,
             });
             let _ = req.respond(
                 Response::from_string(body.to_string())
@@ -376,6 +377,11 @@ pub(crate) fn stats_json_of(stats: &Stats, feeds: &super::Feeds, history: &Histo
         "frame_time_ms": hist(&st.decode)["avg_ms"],
         "queues": queues,
         "stalls": stats.stalls.reasons(),
+        "overload": {
+            "cameras": stats.cameras.iter().filter(|c| c.load.overloaded()).count(),
+            "episodes": get(&stats.overload.episodes),
+            "cameras_carried": get(&stats.overload.cameras_carried_milli) as f64 / 1000.0,
+        },
         "keep": {"in_use": get(&stats.keep_in_use), "capacity": get(&stats.keep_capacity)},
         "senders": senders,
         "outbox": {"bytes": get(&stats.outbox.bytes), "files": get(&stats.outbox.files),
@@ -414,8 +420,15 @@ fn camera_json(
     let skipped = get(&c.skipped_frames);
     json!({
         "name": name,
-        "state": c.state().as_str(),
+        "state": c.shown_state(),
         "state_reason": c.reason(),
+        "load": {
+            "overloaded": c.load.overloaded(),
+            "detect_fps": c.load.detect_fps(),
+            "wanted_detect_fps": c.load.wanted_fps(),
+            "lost_share": c.load.lost_share(),
+            "window_s": crate::detect::overload::WINDOW_S,
+        },
         "reconnects": get(&c.reconnects),
         "stalls": get(&c.stalls),
         "fps": latest.and_then(|p| p.fps.get(i).copied()).unwrap_or(0.0),

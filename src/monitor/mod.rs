@@ -44,18 +44,21 @@ impl Feeds {
 
 /// What `/healthz` says.
 pub struct Health {
-    /// `ok`, `degraded` (some camera failed or degraded) or `failing`
-    /// (every camera failed, or a stage is stalled).
+    /// `ok`, `degraded` (some camera failed, degraded or overloaded) or
+    /// `failing` (every camera failed, or a stage is stalled).
     pub status: &'static str,
     pub reasons: Vec<String>,
     pub cameras_failed: usize,
     pub cameras_degraded: usize,
+    /// Cameras losing frames because detection cannot keep up: they are
+    /// still served, at a lower detect rate (see `detect::overload`).
+    pub cameras_overloaded: usize,
 }
 
 pub fn health(s: &Stats) -> Health {
     let mut reasons = s.stalls.reasons();
     let stalled = !reasons.is_empty();
-    let (mut failed, mut degraded) = (0, 0);
+    let (mut failed, mut degraded, mut overloaded) = (0, 0, 0);
     for (name, c) in s.camera_names.iter().zip(&s.cameras) {
         let st = c.state();
         if matches!(st, CameraState::Failed | CameraState::Degraded) {
@@ -71,14 +74,24 @@ pub fn health(s: &Stats) -> Health {
                 format!("camera {name}: {}: {why}", st.as_str())
             });
         }
+        if c.load.overloaded() && st == CameraState::Streaming {
+            overloaded += 1;
+            let l = &c.load;
+            reasons.push(format!(
+                "camera {name}: overloaded: {:.1} of {:.1} fps detected, {:.0}% of frames lost",
+                l.detect_fps(),
+                l.wanted_fps(),
+                l.lost_share() * 100.0
+            ));
+        }
     }
     let all_failed = failed == s.cameras.len() && failed > 0;
     let status = if stalled || all_failed {
         "failing"
-    } else if failed + degraded > 0 {
+    } else if failed + degraded + overloaded > 0 {
         "degraded"
     } else {
         "ok"
     };
-    Health { status, reasons, cameras_failed: failed, cameras_degraded: degraded }
+    Health { status, reasons, cameras_failed: failed, cameras_degraded: degraded, cameras_overloaded: overloaded }
 }

@@ -191,6 +191,30 @@ fn camera_faces(o: &mut String, cams: &[(String, &crate::metrics::CameraStats)])
         "Camera state: 0 connecting, 1 streaming, 2 ended, 3 failed, 4 backoff, 5 degraded (decode errors).",
         |c| c.state() as u8,
     );
+    per_camera(
+        o,
+        cams,
+        "gauge",
+        "faceflow_camera_overloaded",
+        "1 while the camera loses frames because detection cannot keep up (over the last 10 s).",
+        |c| u8::from(c.load.overloaded()),
+    );
+    per_camera(
+        o,
+        cams,
+        "gauge",
+        "faceflow_camera_detect_fps",
+        "Frames detected per second per camera, over the overload window.",
+        |c| c.load.detect_fps(),
+    );
+    per_camera(
+        o,
+        cams,
+        "gauge",
+        "faceflow_camera_wanted_detect_fps",
+        "Frames due for detection per second per camera (frame rate over detection_skip_frames + 1).",
+        |c| c.load.wanted_fps(),
+    );
     let _ = writeln!(o, "# HELP faceflow_capture_to_detect_seconds Capture to detection latency per camera.\n# TYPE faceflow_capture_to_detect_seconds histogram");
     for (n, c) in cams {
         histogram(o, "faceflow_capture_to_detect_seconds", &format!("camera=\"{n}\","), &c.capture_to_detect);
@@ -200,6 +224,15 @@ fn camera_faces(o: &mut String, cams: &[(String, &crate::metrics::CameraStats)])
 /// Per stage: timings, batches, landmark counts, validation and sink errors.
 fn stages(o: &mut String, stats: &Stats) {
     let st = &stats.stages;
+    counter(o, "faceflow_overload_episodes_total", "Overload episodes: from the first camera overloaded to none.");
+    let _ = writeln!(o, "faceflow_overload_episodes_total {}", get(&stats.overload.episodes));
+    gauge(
+        o,
+        "faceflow_overload_cameras_carried",
+        "During an overload episode: cameras this box detects at their configured rate (0 outside one).",
+    );
+    let _ =
+        writeln!(o, "faceflow_overload_cameras_carried {}", get(&stats.overload.cameras_carried_milli) as f64 / 1000.0);
     let _ = writeln!(
         o,
         "# HELP faceflow_stage_seconds Time per call of each pipeline stage.\n# TYPE faceflow_stage_seconds histogram"

@@ -109,6 +109,15 @@ pub struct Trial {
     pub captured_share: f64,
     /// Events matching nobody, or a person already matched.
     pub extra_events: usize,
+    /// Mean best-face quality of the captured people (each person's best
+    /// matching event): what overload costs the faces kept.
+    pub mean_quality: f64,
+    /// That mean over the one-camera trial's (filled in by `capacity`):
+    /// 1.0 means the faces are as good as with the box to one camera.
+    pub quality_vs_one_camera: Option<f64>,
+    /// Frames detected per second per camera: against the camera's 25,
+    /// how far the detect rate fell (motion gating lowers it by design).
+    pub detect_fps_per_camera: f64,
     /// Process CPU over the trial's wall time, in cores.
     pub cpu_cores: f64,
     pub wall_s: f64,
@@ -231,6 +240,7 @@ pub fn trial(dir: &Path, policy: Policy, cameras: usize, realtime: bool) -> Resu
         gated += get(&c.motion_gated);
     }
     let (mut people, mut captured, mut extra) = (0, 0, 0);
+    let (mut quality_sum, mut quality_n) = (0.0f64, 0usize);
     for cam in 0..cameras {
         let truth = phase_truth(&demo, &layout, cam % layout.phases);
         let name = format!("cam{cam}");
@@ -243,6 +253,17 @@ pub fn trial(dir: &Path, policy: Policy, cameras: usize, realtime: bool) -> Resu
         let ev = crate::cli::truth::evaluate(&events, &truth);
         people += truth.persons.len();
         captured += ev.per_person.iter().filter(|v| !v.is_empty()).count();
+        for matched in &ev.per_person {
+            let best = matched
+                .iter()
+                .filter_map(|(id, _)| events.iter().find(|e| &e.id == id))
+                .map(|e| e.quality as f64)
+                .fold(None, |a: Option<f64>, q| Some(a.map_or(q, |a| a.max(q))));
+            if let Some(q) = best {
+                quality_sum += q;
+                quality_n += 1;
+            }
+        }
         extra += ev.unmatched.len() + ev.per_person.iter().map(|v| v.len().saturating_sub(1)).sum::<usize>();
     }
     let lost = frames.saturating_sub(delivered);
@@ -260,6 +281,9 @@ pub fn trial(dir: &Path, policy: Policy, cameras: usize, realtime: bool) -> Resu
         captured,
         captured_share,
         extra_events: extra,
+        mean_quality: quality_sum / quality_n.max(1) as f64,
+        quality_vs_one_camera: None,
+        detect_fps_per_camera: detected as f64 / wall.max(1e-9) / cameras.max(1) as f64,
         cpu_cores: cpu / wall.max(1e-9),
         wall_s: wall,
         passed: lost_share <= MAX_LOST_SHARE && captured_share >= MIN_CAPTURED_SHARE,
@@ -276,9 +300,13 @@ pub fn capacity(
 ) -> Result<PolicyRow, BenchError> {
     let mut trials = Vec::new();
     let mut detector = String::new();
+    let mut one_camera_quality = None::<f64>;
     let mut run = |n: usize, trials: &mut Vec<Trial>| -> Result<bool, BenchError> {
-        let (t, d) = trial(dir, policy, n, true)?;
+        let (mut t, d) = trial(dir, policy, n, true)?;
         detector = d;
+        // The search starts at one camera: later trials compare with it.
+        let q1 = *one_camera_quality.get_or_insert(t.mean_quality);
+        t.quality_vs_one_camera = (q1 > 0.0).then(|| t.mean_quality / q1);
         log(&t);
         let ok = t.passed;
         trials.push(t);
@@ -336,7 +364,7 @@ pub fn run(dir: &Path, policies: &[Policy], max_cameras: usize) -> Result<Capaci
 
 fn trial_line(t: &Trial) -> String {
     format!(
-        "{} camera(s): {} lost of {} frames ({:.2}%, {} stale), {}/{} people ({:.0}%), {} extra events, detector on {:.0}% of frames ({} gated), {:.2} cores, {}",
+        "{} camera(s): {} lost of {} frames ({:.2}%, {} stale), {}/{} people ({:.0}%), best-face quality {:.3} ({}), {} extra events, detector on {:.0}% of frames ({} gated, {:.1} fps per camera), {:.2} cores, {}",
         t.cameras,
         t.lost,
         t.frames,
@@ -345,9 +373,12 @@ fn trial_line(t: &Trial) -> String {
         t.captured,
         t.people,
         100.0 * t.captured_share,
+        t.mean_quality,
+        t.quality_vs_one_camera.map_or("one camera".to_string(), |r| format!("{r:.2}x one camera's")),
         t.extra_events,
         100.0 * t.detected as f64 / t.frames.max(1) as f64,
         t.gated,
+        t.detect_fps_per_camera,
         t.cpu_cores,
         if t.passed { "pass" } else { "FAIL" }
     )
@@ -442,6 +473,8 @@ mod tests {
         assert_eq!(t.people, 15, "five people on each of three cameras");
         assert_eq!(t.captured, 15, "every person captured: {t:?}");
         assert_eq!(t.extra_events, 0, "one event per person");
+        assert!(t.mean_quality > 0.3 && t.mean_quality <= 1.0, "mean best-face quality {}", t.mean_quality);
+        assert!(t.detect_fps_per_camera > 0.0);
         // Two thirds of each video are empty; the gate holds 50 detected
         // frames after the last face, so well over half the frames are gated.
         assert!(t.gated as f64 >= 0.5 * t.frames as f64, "{} of {} frames gated", t.gated, t.frames);
