@@ -24,6 +24,14 @@
 # B-frame-free encode (OpenH264 cannot read B-frames). Decoding is not what
 # this bench measures (its bare decoder figure is printed beside).
 #
+# Each row is a timed window (`faceflow bench --seconds`): the cameras
+# loop at full speed, GPU_BENCH_WARMUP seconds (default 5) of warm-up are
+# left out and GPU_BENCH_SECONDS (default 20) are measured, so a row is no
+# longer a 3-4 s run decided by its warm-up; GPU_BENCH_REPEAT=N (default 1)
+# runs each N times and prints min/median/max (issue #36 asks for 5 at 32
+# cameras, batch 32: GPU_BENCH_SPECS="fp16:model fp32:model"
+# GPU_BENCH_CAMERAS=32 GPU_BENCH_BATCHES=32 GPU_BENCH_REPEAT=5).
+#
 # The bench: 8 cameras on the demo at full speed, batches 1, 8 and 32, the
 # letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16,
 # batches overlapped or not (`detector.overlap`), buffers page-locked or not
@@ -121,7 +129,8 @@ run_bench() {
         [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ] && name="$name-landmarks"
         echo "== $prec, letterbox on the $pre ($model), overlap $overlap, pinned buffers $pinned"
         RUST_LOG=${RUST_LOG:-info} ./faceflow bench --cameras "${GPU_BENCH_CAMERAS:-8}" --batches "${GPU_BENCH_BATCHES:-1,8,32}" \
-            --model "$model" --overlap "$overlap" --pinned "$pinned" --json "$out/$name.json" 2>&1 | tee "$out/$name.log" |
+            --model "$model" --overlap "$overlap" --pinned "$pinned" --json "$out/$name.json" \
+            --seconds "${GPU_BENCH_SECONDS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --repeat "${GPU_BENCH_REPEAT:-1}" 2>&1 | tee "$out/$name.log" |
             { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
     done
 }

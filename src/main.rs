@@ -52,7 +52,7 @@ enum Command {
         timeout: u64,
     },
     /// Measure: batches, decoders, crowds, landmarks, capacity, events.
-    Bench(cli::bench::BenchArgs),
+    Bench(Box<cli::bench::BenchArgs>),
     /// Validate a config and the files it names, then exit.
     CheckConfig {
         /// The config file (TOML).
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         Some(Command::Run { config, tracks, detections }) => cli::run::main(&config, tracks, detections),
         Some(Command::Demo(demo)) => cli::demo::main(demo),
         Some(Command::Drain { config, timeout }) => cli::drain::main(&config, timeout),
-        Some(Command::Bench(bench)) => cli::bench::main(bench),
+        Some(Command::Bench(bench)) => cli::bench::main(*bench),
         Some(Command::CheckConfig { file }) => cli::check_config::main(&file),
         None => {
             use clap::CommandFactory;

@@ -333,9 +333,25 @@ pub fn run_with_detector(
     clocks: Arc<dyn Clocks>,
     stop: Arc<AtomicBool>,
 ) -> Result<RunReport, PipelineError> {
+    run_observed(cfg, detector, clocks, stop, stats_for(cfg))
+}
+
+/// Counters for `cfg`'s cameras, to watch a run from outside while it goes
+/// (`run_observed`; benches read them at the edges of a timed window).
+pub fn stats_for(cfg: &Config) -> Arc<Stats> {
+    Stats::with_names(cfg.cameras.iter().map(|c| c.name.clone()).collect())
+}
+
+/// `run_with_detector`, writing its figures into `stats` (from `stats_for`).
+pub fn run_observed(
+    cfg: &Config,
+    detector: Box<dyn Detector>,
+    clocks: Arc<dyn Clocks>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+) -> Result<RunReport, PipelineError> {
     let started = std::time::Instant::now();
     let n = cfg.cameras.len();
-    let stats = Stats::with_names(cfg.cameras.iter().map(|c| c.name.clone()).collect());
     stats.stalls.set_after(Duration::from_secs_f64(cfg.monitor.stall_report_s));
     for (cs, c) in stats.cameras.iter().zip(&cfg.cameras) {
         cs.face_hist.set_quality_threshold(c.realtime_min_quality);

@@ -5,6 +5,7 @@
 //! machine's.
 
 pub mod capacity;
+pub mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,16 @@ pub struct BenchArgs {
     /// Pace the cameras at 25 fps for this many seconds instead of full speed.
     #[arg(long, value_name = "seconds")]
     realtime: Option<u64>,
+    /// Time this many seconds after --warmup, the cameras looping (at full
+    /// speed, or paced with --realtime): figures cover that window only.
+    #[arg(long, value_name = "seconds")]
+    seconds: Option<u64>,
+    /// With --seconds: seconds of warm-up before the window (default 5).
+    #[arg(long, value_name = "seconds", default_value_t = 5)]
+    warmup: u64,
+    /// Runs per batch size; with several, min/median/max are printed.
+    #[arg(long, value_name = "n", default_value_t = 1)]
+    repeat: usize,
     /// `detector.kind`: centerface or blazeface.
     #[arg(long)]
     detector: Option<String>,
@@ -123,7 +134,14 @@ pub fn main(a: BenchArgs) -> ExitCode {
         pinned_buffers: a.pinned,
     };
     let batches = a.batches.unwrap_or_else(|| vec![1, 4, 8]);
-    report(run(a.cameras, &batches, a.realtime, detector), |rows| print(rows), a.json.as_deref())
+    let timing = Timing {
+        realtime: a.realtime,
+        window: a
+            .seconds
+            .map(|s| window::Window { warmup: Duration::from_secs(a.warmup), seconds: Duration::from_secs(s.max(1)) }),
+        repeat: a.repeat.max(1),
+    };
+    report(run(a.cameras, &batches, timing, detector), |rows| print(rows), a.json.as_deref())
 }
 
 /// A bench's figures printed (and written as JSON where asked), or its
@@ -191,9 +209,25 @@ pub struct BenchRow {
     /// steady-state figure (which `tests/alloc.rs` proves is 0). None when
     /// the counting allocator is not installed.
     pub allocations_per_frame: Option<f64>,
+    /// Capture-to-detection percentiles over the whole run (warm-up too).
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub dropped: u64,
+    /// The timed window's warm-up and length (None: the whole run).
+    pub warmup_s: Option<f64>,
+    /// Which run of this batch size (0-based; `--repeat`).
+    pub run: usize,
+}
+
+/// How long a bench runs and how often (see `window`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timing {
+    /// Cameras paced at 25 fps for this many seconds (None: full speed).
+    pub realtime: Option<u64>,
+    /// A timed window inside the run, the cameras looping.
+    pub window: Option<window::Window>,
+    /// Runs per batch size.
+    pub repeat: usize,
 }
 
 /// Which detector a bench runs: `detector.kind`, `detector.model` and
@@ -209,7 +243,13 @@ pub struct BenchDetector<'a> {
     pub pinned_buffers: Option<bool>,
 }
 
-fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) -> Result<Config, BenchError> {
+fn config(
+    cameras: usize,
+    batch: usize,
+    realtime: bool,
+    looped: bool,
+    det: BenchDetector<'_>,
+) -> Result<Config, BenchError> {
     let mut t = format!("[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[detector]\nbatch_size = {batch}\n");
     if let Some(k) = det.kind {
         t.push_str(&format!("kind = {k:?}\n"));
@@ -228,7 +268,7 @@ fn config(cameras: usize, batch: usize, realtime: bool, det: BenchDetector<'_>) 
     }
     for i in 0..cameras {
         t.push_str(&format!(
-            "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {realtime}\n",
+            "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {looped}\n",
             DEMO_DIR
         ));
     }
@@ -328,84 +368,95 @@ fn merged_quantile(stats: &faceflow::metrics::Stats, q: f64) -> f64 {
     faceflow::metrics::quantile_of(&hists, q) as f64 / 1000.0
 }
 
-/// Runs every batch size; `realtime` = cameras paced at 25 fps for `seconds`.
+/// Runs every batch size `timing.repeat` times.
 pub fn run(
     cameras: usize,
     batches: &[usize],
-    realtime: Option<u64>,
+    timing: Timing,
     detector: BenchDetector<'_>,
 ) -> Result<Vec<BenchRow>, BenchError> {
     let pics = frames(64)?;
     let decoder_fps = bare_decoder_fps()?;
     let mut rows = Vec::new();
     for &b in batches {
-        let cfg = config(cameras, b, realtime.is_some(), detector)?;
-        let bare_before = bare_detector(&cfg, b, &pics)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        if let Some(secs) = realtime {
-            let s2 = stop.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_secs(secs));
-                s2.store(true, Ordering::SeqCst);
-            });
+        let realtime = timing.realtime.is_some();
+        let cfg = config(cameras, b, realtime, realtime || timing.window.is_some(), detector)?;
+        for run in 0..timing.repeat.max(1) {
+            rows.push(one_run(&cfg, b, run, timing, &pics, decoder_fps)?);
         }
-        // Loading and warming the model (seconds per shape on CUDA) happens
-        // before the clock starts: the figure is steady-state throughput.
-        let mut detector = faceflow::pipeline::load_detector(&cfg).map_err(BenchError::from)?;
-        // The demo's frame size: on CUDA each batch shape's first run at a
-        // new size takes seconds, which is start-up, not throughput.
-        detector.prepare(pics[0].1, pics[0].2).map_err(BenchError::from)?;
-        let cpu0 = process::sample().cpu_seconds;
-        let allocs0 = crate::cli::alloc_count::allocations();
-        let t0 = Instant::now();
-        let report = faceflow::pipeline::run_with_detector(&cfg, detector, Arc::new(RealClocks::default()), stop)
-            .map_err(BenchError::from)?;
-        let wall = t0.elapsed().as_secs_f64();
-        let cpu = process::sample().cpu_seconds - cpu0;
-        let allocs = crate::cli::alloc_count::allocations() - allocs0;
-        let bare_after = bare_detector(&cfg, b, &pics)?;
-        let bare = (bare_before.0 + bare_after.0) / 2.0;
-        let s = &report.stats;
-        let detected: u64 = s.cameras.iter().map(|c| get(&c.detected_frames)).sum();
-        let dropped: u64 = s
-            .cameras
-            .iter()
-            .map(|c| {
-                get(&c.dropped_pool_empty)
-                    + get(&c.dropped_ring_full)
-                    + get(&c.dropped_superseded)
-                    + get(&c.dropped_stale)
-            })
-            .sum();
-        let batches_run = get(&s.stages.batches).max(1);
-        let fps = detected as f64 / wall;
-        rows.push(BenchRow {
-            detector: format!("{} ({})", cfg.detector.kind.name(), cfg.detector.model_path().display()),
-            batch: b,
-            cameras,
-            realtime: realtime.is_some(),
-            frames_detected: detected,
-            wall_s: wall,
-            fps,
-            fps_per_cpu_s: detected as f64 / cpu.max(1e-9),
-            mean_batch: get(&s.stages.batched_frames) as f64 / batches_run as f64,
-            bare_detector_fps: bare,
-            bare_detector_cpu_ms: (bare_before.1 + bare_after.1) / 2.0,
-            cpu_ms_per_frame: cpu * 1e3 / detected.max(1) as f64,
-            bare_decoder_fps: decoder_fps,
-            efficiency: fps / bare,
-            overlap: cfg.detector.overlap(),
-            pinned_buffers: cfg.detector.pinned_buffers,
-            model_busy: (s.stages.inference.count() > 0).then(|| s.stages.inference.sum_us() as f64 / 1e6 / wall),
-            detect_thread_in_detector: s.stages.preprocess_infer.sum_us() as f64 / 1e6 / wall,
-            peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
-            allocations_per_frame: crate::cli::alloc_count::installed().then(|| allocs as f64 / detected.max(1) as f64),
-            latency_p50_ms: merged_quantile(s, 0.5),
-            latency_p99_ms: merged_quantile(s, 0.99),
-            dropped,
-        });
     }
     Ok(rows)
+}
+
+/// One pipeline run at batch `b`, between two bare-detector measurements.
+fn one_run(
+    cfg: &Config,
+    b: usize,
+    run: usize,
+    timing: Timing,
+    pics: &[(Vec<u8>, u32, u32)],
+    decoder_fps: f64,
+) -> Result<BenchRow, BenchError> {
+    let bare_before = bare_detector(cfg, b, pics)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(secs) = timing.realtime {
+        let s2 = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            s2.store(true, Ordering::SeqCst);
+        });
+    }
+    // Loading and warming the model (seconds per shape on CUDA) happens
+    // before the clock starts: the figure is steady-state throughput.
+    let mut detector = faceflow::pipeline::load_detector(cfg).map_err(BenchError::from)?;
+    // The demo's frame size: on CUDA each batch shape's first run at a
+    // new size takes seconds, which is start-up, not throughput.
+    detector.prepare(pics[0].1, pics[0].2).map_err(BenchError::from)?;
+    let stats = faceflow::pipeline::stats_for(cfg);
+    let watcher = timing.window.map(|w| window::watch(stats.clone(), w, stop.clone()));
+    let start = window::Reading::take(&stats);
+    let report = faceflow::pipeline::run_observed(cfg, detector, Arc::new(RealClocks::default()), stop.clone(), stats)
+        .map_err(BenchError::from)?;
+    let whole = window::Span::between(&start, &window::Reading::take(&report.stats));
+    let span = match watcher {
+        None => whole,
+        Some(h) => h.join().ok().flatten().ok_or_else(|| {
+            format!("bench: the run ended before its timed window did ({:.1} s in all)", whole.wall_s)
+        })?,
+    };
+    let bare_after = bare_detector(cfg, b, pics)?;
+    let bare = (bare_before.0 + bare_after.0) / 2.0;
+    let s = &report.stats;
+    let (wall, detected) = (span.wall_s.max(1e-9), span.detected);
+    let fps = detected as f64 / wall;
+    Ok(BenchRow {
+        detector: format!("{} ({})", cfg.detector.kind.name(), cfg.detector.model_path().display()),
+        batch: b,
+        cameras: cfg.cameras.len(),
+        realtime: timing.realtime.is_some(),
+        frames_detected: detected,
+        wall_s: wall,
+        fps,
+        fps_per_cpu_s: detected as f64 / span.cpu_s.max(1e-9),
+        mean_batch: span.batched_frames as f64 / span.batches.max(1) as f64,
+        bare_detector_fps: bare,
+        bare_detector_cpu_ms: (bare_before.1 + bare_after.1) / 2.0,
+        cpu_ms_per_frame: span.cpu_s * 1e3 / detected.max(1) as f64,
+        bare_decoder_fps: decoder_fps,
+        efficiency: fps / bare,
+        overlap: cfg.detector.overlap(),
+        pinned_buffers: cfg.detector.pinned_buffers,
+        model_busy: (s.stages.inference.count() > 0).then(|| span.inference_s / wall),
+        detect_thread_in_detector: span.detector_s / wall,
+        peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
+        allocations_per_frame: crate::cli::alloc_count::installed()
+            .then(|| span.allocations as f64 / detected.max(1) as f64),
+        latency_p50_ms: merged_quantile(s, 0.5),
+        latency_p99_ms: merged_quantile(s, 0.99),
+        dropped: span.dropped,
+        warmup_s: timing.window.map(|w| w.warmup.as_secs_f64()),
+        run,
+    })
 }
 
 pub fn print(rows: &[BenchRow]) {
@@ -474,7 +525,29 @@ pub fn print(rows: &[BenchRow]) {
             r.cpu_ms_per_frame - r.bare_detector_cpu_ms
         );
     }
-    println!("(latency = capture to detection; percentiles from log-linear buckets, within a few percent; efficiency = pipeline fps / bare detector fps at the same batch;\n allocs/frm = whole run incl. start-up and events, an upper bound: steady-state frames allocate 0, see tests/alloc.rs)");
+    print_spread(rows);
+    println!("(latency = capture to detection; percentiles from log-linear buckets, within a few percent; efficiency = pipeline fps / bare detector fps at the same batch;\n allocs/frm = over the measured span (untimed: the whole run, start-up and events included), an upper bound: steady-state frames allocate 0, see tests/alloc.rs)");
+}
+
+/// With several runs per batch size: min / median / max of fps and
+/// efficiency, and max over min.
+fn print_spread(rows: &[BenchRow]) {
+    let mut batches: Vec<usize> = rows.iter().map(|r| r.batch).collect();
+    batches.dedup();
+    for b in batches {
+        let runs: Vec<&BenchRow> = rows.iter().filter(|r| r.batch == b).collect();
+        if runs.len() < 2 {
+            continue;
+        }
+        let (f0, f1, f2) = window::spread(runs.iter().map(|r| r.fps).collect());
+        let (e0, e1, e2) = window::spread(runs.iter().map(|r| r.efficiency).collect());
+        println!(
+            "batch {b}: {} runs{}: fps min {f0:.1} median {f1:.1} max {f2:.1} (max/min {:.2}); efficiency min {e0:.2} median {e1:.2} max {e2:.2}",
+            runs.len(),
+            runs[0].warmup_s.map_or(String::new(), |w| format!(" of {:.0} s after {w:.0} s warm-up", runs[0].wall_s)),
+            f2 / f0.max(1e-9)
+        );
+    }
 }
 
 /// The bare decoder on the demo (640x480) and its 1080p encode, side by
