@@ -10,6 +10,16 @@
 #   scripts/gpu-bench.sh run        there, after parts 1-4: unpacks, finds the
 #                                   CUDA and cuDNN libraries, runs the bench
 #                                   and writes the JSON and the log to $OUT
+#   scripts/gpu-bench.sh decoders   there, after parts 1-5 of a libav pack:
+#                                   NVDEC against libavcodec's software
+#                                   decoder, 1080p H.264 and H.265, 1 and
+#                                   32 streams (bench --decoders)
+#
+# GPU_BENCH_DECODER=libav (pack): faceflow built with libavcodec (board
+# x86-cuda decodes with h264_cuvid/hevc_cuvid, NVDEC, through the
+# driver's libnvcuvid) instead of OpenH264, and part 5 carries Debian's
+# libavcodec/libavformat/libswscale with every shared library they need
+# but glibc, libstdc++ and libgcc (the machine's are newer).
 #
 # Why parts: the CUDA execution provider of the PyPI `onnxruntime-gpu`
 # wheel (CUDA 13, the machine's CUDA) is a 284 MB library, 186 MB
@@ -49,7 +59,10 @@ PARTS=3
 
 pack() {
     [ -e models/centerface-i420-640x384.onnx ] || { echo "gpu-bench: run scripts/setup.sh first" >&2; exit 2; }
-    cargo build --release --no-default-features --features board-x86-cuda,openh264 --target-dir target/gpu
+    local decoder=${GPU_BENCH_DECODER:-openh264}
+    case "$decoder" in openh264 | libav) ;; *) echo "gpu-bench: GPU_BENCH_DECODER is openh264 or libav" >&2; exit 2 ;; esac
+    cargo build --release --no-default-features --features "board-x86-cuda,$decoder" --target-dir "target/gpu-$decoder"
+    local built="target/gpu-$decoder/release/faceflow"
     rm -rf .gpu && mkdir -p .gpu/cache .gpu/bundle/models/lib/x86_64 .gpu/bundle/models/demo
     .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
         --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
@@ -63,14 +76,25 @@ pack() {
     for i in $(seq 1 $PARTS); do mkdir -p ".gpu/$i" && mv ".gpu/cache/cuda.so.xz.$((i - 1))" ".gpu/$i/part"; done
     # Part 4: everything else.
     b=.gpu/bundle
-    strip -o "$b/faceflow" target/gpu/release/faceflow
+    strip -o "$b/faceflow" "$built"
     cp .gpu/cache/libonnxruntime.so.$ORT_GPU_VERSION .gpu/cache/libonnxruntime_providers_shared.so "$b/models/lib/x86_64/"
     ln -sf libonnxruntime.so.$ORT_GPU_VERSION "$b/models/lib/x86_64/libonnxruntime.so"
     cp models/centerface.onnx models/centerface-fp16.onnx models/centerface-i420-640x384.onnx \
         models/centerface-fp16-i420-640x384.onnx "$b/models/"
     mkdir -p "$b/models/landmarks-carried"
     cp models/landmarks/face_mesh.onnx models/landmarks/iris.onnx "$b/models/landmarks-carried/"
-    ffmpeg -v error -y -i models/demo/demo.mp4 -c:v libx264 -bf 0 -f h264 "$b/models/demo/demo.h264"
+    if [ "$decoder" = libav ]; then
+        # libavcodec reads B-frames: the demo as it is, and 1080p clips of
+        # both codecs for the decoder bench (x264 and x265 defaults).
+        cp models/demo/demo.h264 "$b/models/demo/demo.h264"
+        mkdir -p "$b/models/demo/enc"
+        cp models/demo/enc/1080p.h264 "$b/models/demo/enc/"
+        ffmpeg -v error -y -i models/demo/enc/1080p.h264 -c:v libx265 -x265-params log-level=error \
+            -f hevc "$b/models/demo/enc/1080p.h265"
+        pack_libav "$built"
+    else
+        ffmpeg -v error -y -i models/demo/demo.mp4 -c:v libx264 -bf 0 -f h264 "$b/models/demo/demo.h264"
+    fi
     mkdir -p .gpu/4
     tar -C "$b" -cJf .gpu/4/bundle.tar.xz .
     echo "$size" > .gpu/4/cuda-size
@@ -78,8 +102,23 @@ pack() {
     grep -qx '/.gpu' .git/info/exclude 2>/dev/null || echo '/.gpu' >> .git/info/exclude
     du -sh .gpu/*
     echo "gpu-bench: now, on the GPU machine, one call each (carry .gpu/N):"
-    for i in 1 2 3 4; do echo "  scripts/gpu-bench.sh receive $i"; done
+    for i in $(ls .gpu); do echo "  scripts/gpu-bench.sh receive $i"; done
     echo "  scripts/gpu-bench.sh run      (no carry needed)"
+}
+
+# Part 5: the shared libraries `faceflow` needs (ldd, transitively) but the
+# C and C++ runtimes, which the GPU machine has in newer versions.
+pack_libav() {
+    local bin=$1 dir=.gpu/cache/libav
+    mkdir -p "$dir" .gpu/5
+    ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
+        case "$(basename "$lib")" in
+            libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | ld-linux* | libstdc++.so* | libgcc_s.so*) ;;
+            *) cp -L "$lib" "$dir/" ;;
+        esac
+    done
+    tar -C "$dir" -cJf .gpu/5/libav.tar.xz .
+    ls "$dir" | wc -l | sed 's/^/gpu-bench: libraries carried in part 5: /'
 }
 
 receive() {
@@ -106,11 +145,12 @@ run_bench() {
         xz -d -c cuda.so.xz > models/lib/x86_64/libonnxruntime_providers_cuda.so
         rm -f cuda.so.xz part? bundle.tar.xz
     fi
+    if [ -e libav.tar.xz ]; then mkdir -p libav && tar -xJf libav.tar.xz -C libav && rm libav.tar.xz; fi
     if [ -n "$binary" ]; then cp "$binary" faceflow; fi
     # CUDA 13 and cuDNN 9 from the machine's PyTorch (nvidia-* wheels).
     site=$(python3 -c 'import site; print(site.getsitepackages()[0])')
     libs=$(find "$site/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | paste -sd: || true)
-    export LD_LIBRARY_PATH="$PWD/models/lib/x86_64:$libs:${LD_LIBRARY_PATH:-}"
+    export LD_LIBRARY_PATH="$PWD/models/lib/x86_64:$PWD/libav:$libs:${LD_LIBRARY_PATH:-}"
     out=${OUT:-$PWD/out}
     mkdir -p "$out"
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
@@ -119,6 +159,7 @@ run_bench() {
     if [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ]; then cp -r models/landmarks-carried models/landmarks; fi
     local specs=${GPU_BENCH_SPECS:-"fp32:cpu:off fp32:model:off fp32:model:on fp16:model:on"}
     for spec in $specs; do
+        [ "$spec" = none ] && continue
         IFS=: read -r prec pre overlap pinned <<<"$spec"
         overlap=${overlap:-on}
         pinned=${pinned:-on}
@@ -135,9 +176,24 @@ run_bench() {
     done
 }
 
+# NVDEC against software on this machine: bare decoders, 1 and 32 streams.
+decoders() {
+    GPU_BENCH_SPECS=none run_bench
+    local out=${OUT:-$PWD/out}
+    cd "$STAGE"
+    for streams in 1 32; do
+        for hw in "" --hardware; do
+            echo "== decoders, $streams stream(s) ${hw:-software}"
+            ./faceflow bench $hw --streams $streams --json "$out/decoders-$streams${hw:+-nvdec}.json" \
+                --decoders models/demo/enc/1080p.h264 models/demo/enc/1080p.h265 2>&1 | tee -a "$out/decoders.log"
+        done
+    done
+}
+
 case "${1:-}" in
     pack) pack ;;
     receive) receive "${2:?part number}" ;;
     run) run_bench ;;
+    decoders) decoders ;;
     *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

@@ -97,6 +97,20 @@ fn the_demo_itself_has_b_frames_and_decodes_whole() {
     assert_eq!(ingest::decode_file(&common::root().join("models/demo/demo.mp4"), usize::MAX, |_| {}).unwrap(), want);
 }
 
+/// The decoder a camera gets (`bench --hardware --decoders`): every frame
+/// too, and it says which decoder made them. This board names no hardware
+/// decoder for the demo here, so that is software (`None`); on x86-cuda the
+/// name is NVDEC's (measured by scripts/gpu-bench.sh decoders).
+#[test]
+fn the_board_decoder_decodes_every_frame_and_names_itself() {
+    common::require_assets();
+    let path = common::root().join("models/demo/demo.h264");
+    let (n, hw) = ingest::decode_file_with(&path, usize::MAX, true, |_| {}).unwrap();
+    assert_eq!(n, ffprobe_frames(&path));
+    // Software, or the board's own hardware decoder: never a name it lacks.
+    assert!(hw.is_none_or(|h| !h.is_empty() && h == faceflow::board::HW_DECODER_H264), "{hw:?}");
+}
+
 /// Garbage in the middle of a stream: counted as errors, and decoding
 /// resumes at the next picture it can make (not the end of the stream).
 #[test]

@@ -111,9 +111,23 @@ pub fn open_file(path: &Path) -> Result<Box<dyn PacketSource>, IngestError> {
 pub fn decode_file(
     path: &std::path::Path,
     limit: usize,
-    mut each: impl FnMut(&crate::decode::Picture<'_>),
+    each: impl FnMut(&crate::decode::Picture<'_>),
 ) -> Result<usize, IngestError> {
+    decode_file_with(path, limit, false, each).map(|(n, _)| n)
+}
+
+/// [`decode_file`] with the decoder a camera gets when `board_decoder`
+/// (the board profile's hardware decoder first, software where it is
+/// missing or fails: logged): the pictures, and the hardware decoder's
+/// name when it made them all.
+pub fn decode_file_with(
+    path: &std::path::Path,
+    limit: usize,
+    board_decoder: bool,
+    mut each: impl FnMut(&crate::decode::Picture<'_>),
+) -> Result<(usize, Option<&'static str>), IngestError> {
     let mut src = open_file(path)?;
+    let mut codec = None;
     let mut dec: Option<crate::decode::VideoDecoder> = None;
     let n = std::cell::Cell::new(0usize);
     let mut on_picture = |p: &crate::decode::Picture<'_>, _corrupt: bool| {
@@ -127,20 +141,28 @@ pub fn decode_file(
     };
     while let Some(p) = src.next_packet()? {
         if dec.is_none() {
-            dec = Some(
+            codec = Some(p.codec);
+            let d = if board_decoder {
+                crate::decode::VideoDecoder::for_camera(p.codec, p.extradata, &path.display().to_string())
+            } else {
                 crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)
-                    .map_err(|e| IngestError::caused(path.display().to_string(), e))?,
-            );
+            };
+            dec = Some(d.map_err(|e| IngestError::caused(path.display().to_string(), e))?);
         }
         let d = dec.as_mut().expect("set above");
         d.decode(p.data, p.pts_ms, p.whole_unit, &mut on_picture)
             .map_err(|e| IngestError::caused(path.display().to_string(), e))?;
         if n.get() >= limit {
-            return Ok(n.get());
+            return Ok((n.get(), hardware_used(d, codec)));
         }
     }
     if let Some(d) = dec.as_mut() {
         d.finish(&mut on_picture).map_err(|e| IngestError::caused(path.display().to_string(), e))?;
     }
-    Ok(n.get())
+    Ok((n.get(), dec.as_ref().and_then(|d| hardware_used(d, codec))))
+}
+
+/// The hardware decoder's name, if `d` still decodes in hardware.
+fn hardware_used(d: &crate::decode::VideoDecoder, codec: Option<crate::decode::Codec>) -> Option<&'static str> {
+    codec.filter(|_| d.is_hardware()).map(crate::decode::board_hw_decoder)
 }

@@ -33,6 +33,13 @@ pub struct BenchArgs {
     /// Bare decoders: the demo (640x480) next to its 1080p encode, or these files.
     #[arg(long, num_args = 0.., value_name = "files")]
     decoders: Option<Vec<PathBuf>>,
+    /// With --decoders: the board's hardware decoder (NVDEC on x86-cuda)
+    /// where it has one, as cameras get it, instead of software.
+    #[arg(long)]
+    hardware: bool,
+    /// With --decoders: this many streams of each file at once, one thread each.
+    #[arg(long, value_name = "n", default_value_t = 1)]
+    streams: usize,
     /// One crowd video folder (scripts/bench-crowd.sh runs 1, 10 and 40 faces).
     #[arg(long, value_name = "dir")]
     crowd: Option<PathBuf>,
@@ -103,7 +110,8 @@ fn on_off(v: &str) -> Result<bool, BenchError> {
 
 pub fn main(a: BenchArgs) -> ExitCode {
     if let Some(files) = &a.decoders {
-        return report(decoders(files), |r| print_decoders(r), None);
+        let how = DecoderRun { hardware: a.hardware, streams: a.streams.max(1) };
+        return report(decoders(files, how), |r| print_decoders(r), a.json.as_deref());
     }
     if a.landmarks {
         return report(landmarks(a.batches.as_deref().unwrap_or(&[1, 4, 8, 16])), print_landmarks, None);
@@ -297,24 +305,73 @@ pub struct DecoderFigure {
     pub file: String,
     pub width: u32,
     pub height: u32,
+    /// Streams decoded at once (one thread each), and frames in all.
+    pub streams: usize,
     pub frames: usize,
+    /// Frames per second, all streams together.
     pub fps: f64,
     pub cpu_ms_per_frame: f64,
+    /// Which decoder: "software" or the board's hardware decoder's name
+    /// (when asked for and every stream kept it to the end).
+    pub decoder: String,
+}
+
+/// How `bench --decoders` decodes: the board's hardware decoder or
+/// software, and how many streams at once.
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderRun {
+    pub hardware: bool,
+    pub streams: usize,
 }
 
 pub fn bare_decoder(path: &std::path::Path) -> Result<DecoderFigure, BenchError> {
-    let (mut w, mut h) = (0, 0);
+    bare_decoders(path, DecoderRun { hardware: false, streams: 1 })
+}
+
+/// `how.streams` threads each decoding all of `path` at once.
+pub fn bare_decoders(path: &std::path::Path, how: DecoderRun) -> Result<DecoderFigure, BenchError> {
     let cpu0 = process::sample().cpu_seconds;
     let t0 = Instant::now();
-    let frames = faceflow::ingest::decode_file(path, usize::MAX, |p| (w, h) = (p.width, p.height))?;
+    type Run = Result<(usize, Option<&'static str>, (u32, u32)), BenchError>;
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..how.streams)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut size = (0, 0);
+                    faceflow::ingest::decode_file_with(path, usize::MAX, how.hardware, |p| size = (p.width, p.height))
+                        .map(|(n, hw)| (n, hw, size))
+                        .map_err(BenchError::from)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("bench: a decoder thread panicked".into()))).collect()
+    });
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
+    let (mut frames, mut size) = (0, (0, 0));
+    let mut hardware: Option<Option<&'static str>> = None;
+    for r in runs {
+        let (n, hw, wh) = r?;
+        frames += n;
+        size = wh;
+        // Every stream's decoder, or none: a stream that fell back counts as software.
+        hardware = Some(match hardware {
+            None => hw,
+            Some(h) => h.and(hw),
+        });
+    }
     Ok(DecoderFigure {
         file: path.display().to_string(),
-        width: w,
-        height: h,
+        width: size.0,
+        height: size.1,
+        streams: how.streams,
         frames,
         fps: frames as f64 / wall,
         cpu_ms_per_frame: cpu * 1e3 / frames.max(1) as f64,
+        decoder: match (how.hardware, hardware.flatten()) {
+            (_, Some(name)) => name.to_string(),
+            (true, None) => "software (no hardware decoder, or it fell back: see the log)".into(),
+            (false, None) => "software".into(),
+        },
     })
 }
 
@@ -555,33 +612,38 @@ fn print_spread(rows: &[BenchRow]) {
 /// next to the pixel ratio (6.75x), which does not depend on the machine.
 /// `files`, when given, are measured instead (e.g. encodes without
 /// B-frames, to compare with OpenH264).
-pub fn decoders(files: &[std::path::PathBuf]) -> Result<Vec<DecoderFigure>, BenchError> {
+pub fn decoders(files: &[std::path::PathBuf], how: DecoderRun) -> Result<Vec<DecoderFigure>, BenchError> {
     if !files.is_empty() {
-        return files.iter().map(|f| bare_decoder(f)).collect();
+        return files.iter().map(|f| bare_decoders(f, how)).collect();
     }
     let enc = std::path::Path::new(DEMO_DIR).join("enc");
-    let mut out = vec![bare_decoder(&demo_path())?];
+    let mut out = vec![bare_decoders(&demo_path(), how)?];
     for f in ["1080p.h264", "x265-default.h265"] {
         let p = enc.join(f);
         if p.exists() {
-            out.push(bare_decoder(&p)?);
+            out.push(bare_decoders(&p, how)?);
         }
     }
     Ok(out)
 }
 
 pub fn print_decoders(rows: &[DecoderFigure]) {
-    println!("bare decoder ({}), one stream, board threading:", decoder_name());
-    println!("{:>28} {:>10} {:>7} {:>9} {:>12} {:>14}", "file", "size", "frames", "fps", "cpu ms/frame", "x real time");
+    println!("bare decoder ({}), board threading:", decoder_name());
+    println!(
+        "{:>28} {:>10} {:>7} {:>7} {:>9} {:>12} {:>14}  decoder",
+        "file", "size", "streams", "frames", "fps", "cpu ms/frame", "x real time"
+    );
     for r in rows {
         println!(
-            "{:>28} {:>10} {:>7} {:>9.1} {:>12.2} {:>14.1}",
+            "{:>28} {:>10} {:>7} {:>7} {:>9.1} {:>12.2} {:>14.1}  {}",
             r.file.rsplit('/').next().unwrap_or(&r.file),
             format!("{}x{}", r.width, r.height),
+            r.streams,
             r.frames,
             r.fps,
             r.cpu_ms_per_frame,
-            r.fps / 25.0
+            r.fps / 25.0,
+            r.decoder
         );
     }
     if let (Some(small), Some(big)) = (rows.first(), rows.iter().find(|r| r.height == 1080)) {
