@@ -344,7 +344,10 @@ pub fn bare_decoders(path: &std::path::Path, how: DecoderRun) -> Result<DecoderF
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("bench: a decoder thread panicked".into()))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("bench: a decoder thread panicked".into())))
+            .collect()
     });
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), process::sample().cpu_seconds - cpu0);
     let (mut frames, mut size) = (0, (0, 0));
