@@ -145,3 +145,29 @@ fn avi_ts_and_mkv_recordings_give_one_event_per_person() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `loop = true` on every kind of file: an MP4 seeks back to its start; a
+/// raw H.264/H.265 stream has no index to seek in (libavformat refuses
+/// with EPERM), so it is opened again. Three passes of each, timestamps
+/// rising across the loops.
+#[test]
+fn looping_files_play_again_raw_streams_included() {
+    common::require_assets();
+    for file in ["models/demo/demo.h264", "models/demo/demo.h265", "models/demo/demo.mp4"] {
+        let path = common::root().join(file);
+        let mut src = faceflow::ingest::open_file(&path).unwrap();
+        assert!(src.set_looping(true), "{file}: a file loops");
+        let (mut n, mut last) = (0, None::<u64>);
+        while n < 3 * 350 {
+            let p = src
+                .next_packet()
+                .unwrap_or_else(|e| panic!("{file}: packet {n}: {e}"))
+                .expect("a looping file never ends");
+            if let (Some(l), Some(t)) = (last, p.pts_ms) {
+                assert!(n % 350 != 0 || t > l, "{file}: pass {} starts at {t} ms, after {l} ms", n / 350);
+            }
+            last = p.pts_ms.or(last);
+            n += 1;
+        }
+    }
+}

@@ -256,7 +256,17 @@ impl ContainerSource {
         // SAFETY: an open context and a valid stream index.
         let r = unsafe { ff::av_seek_frame(self.fmt, self.stream, self.start, ff::AVSEEK_FLAG_BACKWARD as c_int) };
         if r < 0 {
-            return Err(err(&self.path, format!("cannot loop back to the start: {}", av_err(r))));
+            // A raw stream (Annex B .h264/.h265) has no index to seek in
+            // (EPERM): open the file again, the timestamps going on.
+            let mut again = ContainerSource::open(&self.path).map_err(|e| {
+                err(&self.path, format!("cannot loop back to the start ({}), nor open it again: {e}", av_err(r)))
+            })?;
+            again.looping = self.looping;
+            again.loop_offset_ms = self.loop_offset_ms;
+            // The same stream again: the decoder goes on (as after a seek).
+            again.first = self.first;
+            *self = again;
+            return Ok(());
         }
         self.read = 0;
         Ok(())
