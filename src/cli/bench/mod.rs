@@ -441,14 +441,27 @@ pub fn run(
     for &b in batches {
         let realtime = timing.realtime.is_some();
         let cfg = config(cameras, b, realtime, realtime || timing.window.is_some(), detector)?;
+        // The bare detector before the first run and after the last, the
+        // mean for every run (drift cancels; a CUDA session's load and
+        // warm-up take seconds, once per measurement).
+        let bare_before = bare_detector(&cfg, b, &pics)?;
+        let mut runs = Vec::new();
         for run in 0..timing.repeat.max(1) {
-            rows.push(one_run(&cfg, b, run, timing, &pics, decoder_fps)?);
+            runs.push(one_run(&cfg, b, run, timing, &pics, decoder_fps)?);
+        }
+        let bare_after = bare_detector(&cfg, b, &pics)?;
+        for mut r in runs {
+            r.bare_detector_fps = (bare_before.0 + bare_after.0) / 2.0;
+            r.bare_detector_cpu_ms = (bare_before.1 + bare_after.1) / 2.0;
+            r.efficiency = r.fps / r.bare_detector_fps.max(1e-9);
+            rows.push(r);
         }
     }
     Ok(rows)
 }
 
-/// One pipeline run at batch `b`, between two bare-detector measurements.
+/// One pipeline run at batch `b` (the bare detector's figures are filled
+/// in by `run`).
 fn one_run(
     cfg: &Config,
     b: usize,
@@ -457,7 +470,6 @@ fn one_run(
     pics: &[(Vec<u8>, u32, u32)],
     decoder_fps: f64,
 ) -> Result<BenchRow, BenchError> {
-    let bare_before = bare_detector(cfg, b, pics)?;
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(secs) = timing.realtime {
         let s2 = stop.clone();
@@ -484,8 +496,6 @@ fn one_run(
             format!("bench: the run ended before its timed window did ({:.1} s in all)", whole.wall_s)
         })?,
     };
-    let bare_after = bare_detector(cfg, b, pics)?;
-    let bare = (bare_before.0 + bare_after.0) / 2.0;
     let s = &report.stats;
     let (wall, detected) = (span.wall_s.max(1e-9), span.detected);
     let fps = detected as f64 / wall;
@@ -499,11 +509,11 @@ fn one_run(
         fps,
         fps_per_cpu_s: detected as f64 / span.cpu_s.max(1e-9),
         mean_batch: span.batched_frames as f64 / span.batches.max(1) as f64,
-        bare_detector_fps: bare,
-        bare_detector_cpu_ms: (bare_before.1 + bare_after.1) / 2.0,
+        bare_detector_fps: 0.0,
+        bare_detector_cpu_ms: 0.0,
         cpu_ms_per_frame: span.cpu_s * 1e3 / detected.max(1) as f64,
         bare_decoder_fps: decoder_fps,
-        efficiency: fps / bare,
+        efficiency: 0.0,
         overlap: cfg.detector.overlap(),
         pinned_buffers: cfg.detector.pinned_buffers,
         model_busy: (s.stages.inference.count() > 0).then(|| span.inference_s / wall),
