@@ -102,7 +102,7 @@ pack() {
     grep -qx '/.gpu' .git/info/exclude 2>/dev/null || echo '/.gpu' >> .git/info/exclude
     du -sh .gpu/*
     echo "gpu-bench: now, on the GPU machine, one call each (carry .gpu/N):"
-    for i in $(ls .gpu); do echo "  scripts/gpu-bench.sh receive $i"; done
+    for i in $(ls .gpu | grep -x "[0-9]*"); do echo "  scripts/gpu-bench.sh receive $i"; done
     echo "  scripts/gpu-bench.sh run      (no carry needed)"
 }
 
