@@ -59,11 +59,13 @@ pub(crate) fn pin_current_thread(role: Role) {
 }
 
 /// Every role's core (-1: none).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const PINNED: [i32; 5] = [PIN_CAPTURE, PIN_DETECT, PIN_TRACK, PIN_LANDMARKS, PIN_SENDER];
 
 /// The cores an unpinned thread may use: those it is `allowed` without
 /// those in `pinned`, or None (no change) when nothing is pinned or fewer
 /// than two cores would be left (a small board shares its cores).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn fenced_cores(allowed: &[usize], pinned: &[i32]) -> Option<Vec<usize>> {
     let held: Vec<usize> = pinned.iter().filter(|&&c| c >= 0).map(|&c| c as usize).collect();
     if held.is_empty() {
