@@ -42,15 +42,7 @@ struct Sample {
 
 impl Sample {
     fn of(at: Duration, c: &CameraStats) -> Sample {
-        Sample {
-            at,
-            decoded: get(&c.decoded),
-            lost: get(&c.dropped_pool_empty)
-                + get(&c.dropped_ring_full)
-                + get(&c.dropped_superseded)
-                + get(&c.dropped_stale),
-            detected: get(&c.detected_frames),
-        }
+        Sample { at, decoded: get(&c.decoded), lost: c.frames_dropped(), detected: get(&c.detected_frames) }
     }
 }
 

@@ -290,6 +290,13 @@ impl CameraStats {
     pub fn reason(&self) -> String {
         crate::sync::lock(&self.reason).clone()
     }
+    /// Frames decoded that never reached the tracker: every drop counter.
+    pub fn frames_dropped(&self) -> u64 {
+        get(&self.dropped_pool_empty)
+            + get(&self.dropped_ring_full)
+            + get(&self.dropped_superseded)
+            + get(&self.dropped_stale)
+    }
 }
 
 #[derive(Default)]

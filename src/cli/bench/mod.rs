@@ -595,29 +595,8 @@ pub fn print(rows: &[BenchRow]) {
             r.cpu_ms_per_frame - r.bare_detector_cpu_ms
         );
     }
-    print_spread(rows);
+    window::print_spread(rows);
     println!("(latency = capture to detection; percentiles from log-linear buckets, within a few percent; efficiency = pipeline fps / bare detector fps at the same batch;\n allocs/frm = over the measured span (untimed: the whole run, start-up and events included), an upper bound: steady-state frames allocate 0, see tests/alloc.rs)");
-}
-
-/// With several runs per batch size: min / median / max of fps and
-/// efficiency, and max over min.
-fn print_spread(rows: &[BenchRow]) {
-    let mut batches: Vec<usize> = rows.iter().map(|r| r.batch).collect();
-    batches.dedup();
-    for b in batches {
-        let runs: Vec<&BenchRow> = rows.iter().filter(|r| r.batch == b).collect();
-        if runs.len() < 2 {
-            continue;
-        }
-        let (f0, f1, f2) = window::spread(runs.iter().map(|r| r.fps).collect());
-        let (e0, e1, e2) = window::spread(runs.iter().map(|r| r.efficiency).collect());
-        println!(
-            "batch {b}: {} runs{}: fps min {f0:.1} median {f1:.1} max {f2:.1} (max/min {:.2}); efficiency min {e0:.2} median {e1:.2} max {e2:.2}",
-            runs.len(),
-            runs[0].warmup_s.map_or(String::new(), |w| format!(" of {:.0} s after {w:.0} s warm-up", runs[0].wall_s)),
-            f2 / f0.max(1e-9)
-        );
-    }
 }
 
 /// The bare decoder on the demo (640x480) and its 1080p encode, side by

@@ -44,15 +44,7 @@ impl Reading {
             cpu_s: process::sample().cpu_seconds,
             allocations: crate::cli::alloc_count::allocations(),
             detected: cams.iter().map(|c| get(&c.detected_frames)).sum(),
-            dropped: cams
-                .iter()
-                .map(|c| {
-                    get(&c.dropped_pool_empty)
-                        + get(&c.dropped_ring_full)
-                        + get(&c.dropped_superseded)
-                        + get(&c.dropped_stale)
-                })
-                .sum(),
+            dropped: cams.iter().map(|c| c.frames_dropped()).sum(),
             batches: get(&st.batches),
             batched_frames: get(&st.batched_frames),
             inference_us: st.inference.sum_us(),
@@ -130,6 +122,27 @@ pub fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     let n = v.len();
     let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
     (v[0], median, v[n - 1])
+}
+
+/// With several runs per batch size: min / median / max of fps and
+/// efficiency, and max over min.
+pub fn print_spread(rows: &[super::BenchRow]) {
+    let mut batches: Vec<usize> = rows.iter().map(|r| r.batch).collect();
+    batches.dedup();
+    for b in batches {
+        let runs: Vec<&super::BenchRow> = rows.iter().filter(|r| r.batch == b).collect();
+        if runs.len() < 2 {
+            continue;
+        }
+        let (f0, f1, f2) = spread(runs.iter().map(|r| r.fps).collect());
+        let (e0, e1, e2) = spread(runs.iter().map(|r| r.efficiency).collect());
+        println!(
+            "batch {b}: {} runs{}: fps min {f0:.1} median {f1:.1} max {f2:.1} (max/min {:.2}); efficiency min {e0:.2} median {e1:.2} max {e2:.2}",
+            runs.len(),
+            runs[0].warmup_s.map_or(String::new(), |w| format!(" of {:.0} s after {w:.0} s warm-up", runs[0].wall_s)),
+            f2 / f0.max(1e-9)
+        );
+    }
 }
 
 #[cfg(test)]
