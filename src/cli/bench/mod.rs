@@ -444,12 +444,26 @@ pub fn run(
         // The bare detector before the first run and after the last, the
         // mean for every run (drift cancels; a CUDA session's load and
         // warm-up take seconds, once per measurement).
+        // Each figure is logged as it is made: a run cut short (a borrowed
+        // GPU taken back, a call's time limit) still leaves those before.
         let bare_before = bare_detector(&cfg, b, &pics)?;
+        log::info!("bench: batch {b}: bare detector {:.1} fps before the runs", bare_before.0);
         let mut runs = Vec::new();
-        for run in 0..timing.repeat.max(1) {
-            runs.push(one_run(&cfg, b, run, timing, &pics, decoder_fps)?);
+        let n = timing.repeat.max(1);
+        for run in 0..n {
+            let r = one_run(&cfg, b, run, timing, &pics, decoder_fps)?;
+            log::info!(
+                "bench: batch {b}, run {}/{n}: {:.1} fps over {:.1} s, {:.2} ms CPU a frame, mean batch {:.1}",
+                run + 1,
+                r.fps,
+                r.wall_s,
+                r.cpu_ms_per_frame,
+                r.mean_batch
+            );
+            runs.push(r);
         }
         let bare_after = bare_detector(&cfg, b, &pics)?;
+        log::info!("bench: batch {b}: bare detector {:.1} fps after the runs", bare_after.0);
         for mut r in runs {
             r.bare_detector_fps = (bare_before.0 + bare_after.0) / 2.0;
             r.bare_detector_cpu_ms = (bare_before.1 + bare_after.1) / 2.0;
