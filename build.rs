@@ -47,6 +47,11 @@ struct Board {
     /// on a CPU with VNNI; see `board::default_overlap`).
     #[serde(default)]
     detect_overlap: DetectOverlap,
+    /// How ONNX Runtime's CUDA provider picks each convolution's cuDNN
+    /// algorithm: "exhaustive" (times every one at each new input shape,
+    /// ORT's default) or "heuristic" (cuDNN's own ranking, no timing).
+    #[serde(default = "exhaustive")]
+    cuda_conv_search: String,
     pinning: Pinning,
     decode: Decode,
     capacity: Capacity,
@@ -142,6 +147,10 @@ impl DetectOverlap {
     }
 }
 
+fn exhaustive() -> String {
+    "exhaustive".into()
+}
+
 fn yes() -> bool {
     true
 }
@@ -201,6 +210,7 @@ fn main() {
     let by_cpu = matches!(b.detect_overlap, DetectOverlap::Rule(_));
     let _ = writeln!(out, "pub const DETECT_OVERLAP_UNLESS_INT8_VNNI: bool = {by_cpu};");
     let _ = writeln!(out, "pub const INTRA_OP_SPINNING: bool = {};", b.intra_op_spinning);
+    let _ = writeln!(out, "pub const CUDA_CONV_SEARCH: &str = {:?};", b.cuda_conv_search);
     let l = &b.landmarks;
     let _ = writeln!(out, "pub const LANDMARK_BATCH: usize = {};", l.batch_size);
     let _ = writeln!(out, "pub const LANDMARK_BATCH_TIMEOUT_MS: u64 = {};", l.batch_timeout_ms);
@@ -338,6 +348,9 @@ fn check(path: &Path, b: &Board) {
     // capacity a full capture ring, the picture being decoded and the one
     // the preview shows, plus the batch being gathered (and, overlapped,
     // the one running) and the frames the landmarks stage may hold.
+    if !["exhaustive", "heuristic"].contains(&b.cuda_conv_search.as_str()) {
+        bad("cuda_conv_search", &format!("is \"exhaustive\" or \"heuristic\", not {:?}", b.cuda_conv_search));
+    }
     if let DetectOverlap::Rule(r) = &b.detect_overlap {
         if r != "unless-int8-vnni" {
             bad("detect_overlap", &format!("is true, false or \"unless-int8-vnni\", not {r:?}"));

@@ -46,7 +46,8 @@
 # letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16,
 # batches overlapped or not (`detector.overlap`), buffers page-locked or not
 # (`detector.pinned_buffers`). GPU_BENCH_SPECS (a list of
-# precision:letterbox[:overlap on|off[:pinned on|off]]), GPU_BENCH_BATCHES
+# precision:letterbox[:overlap on|off[:pinned on|off[:exhaustive|heuristic]]],
+# the last being cuDNN's convolution search), GPU_BENCH_BATCHES
 # and GPU_BENCH_CAMERAS change them. The landmark models are carried but
 # left out (the stage's `auto` turns it off), as this bench measures detection;
 # GPU_BENCH_LANDMARKS=1 puts them in (x86-cuda runs them on the CPU
@@ -160,17 +161,18 @@ run_bench() {
     local specs=${GPU_BENCH_SPECS:-"fp32:cpu:off fp32:model:off fp32:model:on fp16:model:on"}
     for spec in $specs; do
         [ "$spec" = none ] && continue
-        IFS=: read -r prec pre overlap pinned <<<"$spec"
+        IFS=: read -r prec pre overlap pinned search <<<"$spec"
         overlap=${overlap:-on}
         pinned=${pinned:-on}
+        search=${search:-exhaustive}
         model=models/centerface.onnx
         [ "$prec" = fp16 ] && model=models/centerface-fp16.onnx
         [ "$pre" = model ] && model=${model%.onnx}-i420-640x384.onnx
-        name="cuda-$prec-$pre-overlap-$overlap-pinned-$pinned${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}"
+        name="cuda-$prec-$pre-overlap-$overlap-pinned-$pinned-$search${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}"
         [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ] && name="$name-landmarks"
-        echo "== $prec, letterbox on the $pre ($model), overlap $overlap, pinned buffers $pinned"
+        echo "== $prec, letterbox on the $pre ($model), overlap $overlap, pinned buffers $pinned, cuDNN search $search"
         RUST_LOG=${RUST_LOG:-info} ./faceflow bench --cameras "${GPU_BENCH_CAMERAS:-8}" --batches "${GPU_BENCH_BATCHES:-1,8,32}" \
-            --model "$model" --overlap "$overlap" --pinned "$pinned" --json "$out/$name.json" \
+            --model "$model" --overlap "$overlap" --pinned "$pinned" --conv-search "$search" --json "$out/$name.json" \
             --seconds "${GPU_BENCH_SECONDS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --repeat "${GPU_BENCH_REPEAT:-1}" 2>&1 | tee "$out/$name.log" |
             { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
     done

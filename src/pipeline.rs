@@ -315,6 +315,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         pad_batches: board::PAD_BATCHES,
         overlap,
         pinned_buffers: cfg.detector.pinned_buffers,
+        cuda_conv_search: cfg.detector.cuda_conv_search,
     };
     let (runtime, model) = (&cfg.detector.runtime, &cfg.detector.model_path());
     Ok(match cfg.detector.kind {

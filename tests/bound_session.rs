@@ -37,8 +37,8 @@ fn bound_outputs_equal_session_run_outputs_in(host: HostBuffers) {
     common::require_assets();
     let env = runtime::environment(Path::new("")).unwrap();
     let model = Path::new("models/centerface.onnx");
-    let mut reference = runtime::session(env, model).unwrap();
-    let session = runtime::session(env, model).unwrap();
+    let mut reference = runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap();
+    let session = runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap();
     let layout = InputLayout::F32 { item: [3, H, W] };
     let mut bound = BoundSession::with_layout(session, layout, (0, 0), 3, &[1, 3], host).unwrap();
     if faceflow::board::EXECUTION_PROVIDERS == ["cpu"] {
@@ -80,8 +80,20 @@ fn blazeface_batches_like_single_runs() {
     const S: usize = 256;
     let env = runtime::environment(Path::new("")).unwrap();
     let model = Path::new("models/blazeface.onnx");
-    let mut single = BoundSession::new(runtime::session(env, model).unwrap(), [3, S, S], 1, &[1]).unwrap();
-    let mut batched = BoundSession::new(runtime::session(env, model).unwrap(), [3, S, S], 3, &[3]).unwrap();
+    let mut single = BoundSession::new(
+        runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap(),
+        [3, S, S],
+        1,
+        &[1],
+    )
+    .unwrap();
+    let mut batched = BoundSession::new(
+        runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap(),
+        [3, S, S],
+        3,
+        &[3],
+    )
+    .unwrap();
     let items: Vec<Vec<f32>> =
         (0..3).map(|seed| (0..3 * S * S).map(|i| ((i * 7 + seed * 131) % 256) as f32).collect()).collect();
     for (i, item) in items.iter().enumerate() {

@@ -300,6 +300,32 @@ pub struct DetectorConfig {
     /// the copies to and from the GPU are then DMA instead of staged by
     /// the CPU. Default true; no effect on the CPU provider.
     pub pinned_buffers: bool,
+    /// How the CUDA provider picks each convolution's cuDNN algorithm:
+    /// `exhaustive` (ONNX Runtime's default: every algorithm timed at each
+    /// new input shape, seconds per shape at load), `heuristic` (cuDNN's
+    /// ranking, nothing timed) or `board` (default: the profile's
+    /// `cuda_conv_search`). No effect on other providers.
+    pub cuda_conv_search: ConvSearch,
+}
+
+/// `detector.cuda_conv_search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvSearch {
+    Board,
+    Exhaustive,
+    Heuristic,
+}
+
+impl ConvSearch {
+    /// `Board` resolved to the board profile's choice.
+    pub fn resolved(self) -> ConvSearch {
+        match self {
+            ConvSearch::Board if crate::board::CUDA_CONV_SEARCH == "heuristic" => ConvSearch::Heuristic,
+            ConvSearch::Board => ConvSearch::Exhaustive,
+            c => c,
+        }
+    }
 }
 
 /// `detector.preprocess`.
@@ -359,6 +385,7 @@ impl Default for DetectorConfig {
             preprocess: Preprocess::Board,
             overlap: None,
             pinned_buffers: true,
+            cuda_conv_search: ConvSearch::Board,
         }
     }
 }

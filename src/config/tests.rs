@@ -248,3 +248,16 @@ fn overlap_is_the_configs_where_set_else_the_boards_choice_for_the_model() {
         assert!(with("precision = \"fp32\"").overlap());
     }
 }
+
+#[test]
+fn cuda_conv_search_is_the_configs_or_the_boards_and_a_wrong_value_is_named() {
+    let with = |line: &str| Config::from_toml(&GOOD.replace("model = \"m.onnx\"", line), "t.toml");
+    let search = |line: &str| with(line).unwrap().detector.cuda_conv_search.resolved();
+    assert_eq!(search("cuda_conv_search = \"heuristic\""), ConvSearch::Heuristic);
+    assert_eq!(search("cuda_conv_search = \"exhaustive\""), ConvSearch::Exhaustive);
+    let board =
+        if crate::board::CUDA_CONV_SEARCH == "heuristic" { ConvSearch::Heuristic } else { ConvSearch::Exhaustive };
+    assert_eq!(search("model = \"m.onnx\""), board);
+    let e = with("cuda_conv_search = \"fastest\"").unwrap_err().to_string();
+    assert!(e.contains("cuda_conv_search"), "{e}");
+}

@@ -61,6 +61,8 @@ pub struct DetectorParams {
     pub overlap: bool,
     /// Ask for page-locked buffers (`detector.pinned_buffers`).
     pub pinned_buffers: bool,
+    /// cuDNN's convolution algorithms on CUDA (`detector.cuda_conv_search`).
+    pub cuda_conv_search: crate::config::ConvSearch,
 }
 
 /// The batch dimension a batch of `n` frames runs at.
@@ -165,7 +167,7 @@ impl<H: Head> ModelDetector<H> {
     /// batch shape it will run.
     pub fn new(runtime_lib: &Path, model: &Path, p: DetectorParams, head: H) -> Result<Self, DetectError> {
         let env = runtime::environment(runtime_lib)?;
-        let session = runtime::session(env, model)?;
+        let session = runtime::session(env, model, p.cuda_conv_search)?;
         let (ni, no) = (session.inputs().len(), session.outputs().len());
         if ni != 1 || no != H::OUTPUTS.0 {
             return Err(DetectError::load(format!(

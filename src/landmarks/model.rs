@@ -35,7 +35,8 @@ pub struct LandmarkModel {
 /// Loads a session and binds it for every batch size up to `max`.
 fn bind(lib: &Path, model: &Path, side: usize, max: usize, pad: bool) -> Result<BoundSession, DetectError> {
     let env = runtime::environment(lib)?;
-    let session = runtime::session_on(env, model, crate::board::LANDMARK_EXECUTION_PROVIDERS)?;
+    let session =
+        runtime::session_on(env, model, crate::board::LANDMARK_EXECUTION_PROVIDERS, crate::config::ConvSearch::Board)?;
     let sizes: Vec<usize> = (1..=max).filter(|&n| run_shape(n, max, pad) == n).collect();
     BoundSession::new(session, [3, side, side], max, &sizes)
         .map_err(|e| DetectError::load_caused(format!("landmark model {}", model.display()), e))

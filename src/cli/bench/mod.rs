@@ -86,6 +86,9 @@ pub struct BenchArgs {
     /// `detector.pinned_buffers`: on or off (default on).
     #[arg(long, value_parser = on_off)]
     pinned: Option<bool>,
+    /// `detector.cuda_conv_search`: exhaustive or heuristic (default: the board's).
+    #[arg(long, value_name = "exhaustive|heuristic")]
+    conv_search: Option<String>,
     /// With --capacity: policies to try in turn (baseline,gating,int8,default,overlap).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "baseline,gating,default")]
     policies: Vec<capacity::Policy>,
@@ -140,6 +143,7 @@ pub fn main(a: BenchArgs) -> ExitCode {
         preprocess: a.preprocess.as_deref(),
         overlap: a.overlap,
         pinned_buffers: a.pinned,
+        conv_search: a.conv_search.as_deref(),
     };
     let batches = a.batches.unwrap_or_else(|| vec![1, 4, 8]);
     let timing = Timing {
@@ -203,6 +207,9 @@ pub struct BenchRow {
     /// Whether page-locked buffers were asked for (`detector.pinned_buffers`;
     /// the log says whether the provider gave them).
     pub pinned_buffers: bool,
+    /// How cuDNN's convolution algorithms were picked on CUDA
+    /// (`detector.cuda_conv_search`, resolved).
+    pub cuda_conv_search: String,
     /// Share of the wall time the model was running (where the detector
     /// times its runs): how busy the accelerator was kept.
     pub model_busy: Option<f64>,
@@ -249,6 +256,8 @@ pub struct BenchDetector<'a> {
     pub overlap: Option<bool>,
     /// `detector.pinned_buffers` (None = the default, on).
     pub pinned_buffers: Option<bool>,
+    /// `detector.cuda_conv_search` (None = the board's).
+    pub conv_search: Option<&'a str>,
 }
 
 fn config(
@@ -273,6 +282,9 @@ fn config(
     }
     if let Some(p) = det.pinned_buffers {
         t.push_str(&format!("pinned_buffers = {p}\n"));
+    }
+    if let Some(s) = det.conv_search {
+        t.push_str(&format!("cuda_conv_search = {s:?}\n"));
     }
     for i in 0..cameras {
         t.push_str(&format!(
@@ -530,6 +542,7 @@ fn one_run(
         efficiency: 0.0,
         overlap: cfg.detector.overlap(),
         pinned_buffers: cfg.detector.pinned_buffers,
+        cuda_conv_search: format!("{:?}", cfg.detector.cuda_conv_search.resolved()).to_lowercase(),
         model_busy: (s.stages.inference.count() > 0).then(|| span.inference_s / wall),
         detect_thread_in_detector: span.detector_s / wall,
         peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
@@ -594,10 +607,11 @@ pub fn print(rows: &[BenchRow]) {
     }
     for r in rows {
         println!(
-            "batch {}: overlap {}, pinned buffers {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
+            "batch {}: overlap {}, pinned buffers {}, cuDNN search {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
             r.batch,
             if r.overlap { "on" } else { "off" },
             if r.pinned_buffers { "on" } else { "off" },
+            r.cuda_conv_search,
             r.model_busy.map_or_else(|| "(not timed)".into(), |b| format!("{:.0}%", 100.0 * b)),
             100.0 * r.detect_thread_in_detector
         );
