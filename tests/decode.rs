@@ -105,8 +105,10 @@ fn the_demo_itself_has_b_frames_and_decodes_whole() {
 fn the_board_decoder_decodes_every_frame_and_names_itself() {
     common::require_assets();
     let path = common::root().join("models/demo/demo.h264");
-    let (n, hw) = ingest::decode_file_with(&path, usize::MAX, true, |_| {}).unwrap();
+    let mut opens = 0;
+    let (n, hw) = ingest::decode_file_with(&path, usize::MAX, true, || opens += 1, |_| {}).unwrap();
     assert_eq!(n, ffprobe_frames(&path));
+    assert_eq!(opens, 1, "one decoder opened, and said so before decoding");
     // Software, or the board's own hardware decoder: never a name it lacks.
     assert!(hw.is_none_or(|h| !h.is_empty() && h == faceflow::board::HW_DECODER_H264), "{hw:?}");
 }

@@ -113,17 +113,19 @@ pub fn decode_file(
     limit: usize,
     each: impl FnMut(&crate::decode::Picture<'_>),
 ) -> Result<usize, IngestError> {
-    decode_file_with(path, limit, false, each).map(|(n, _)| n)
+    decode_file_with(path, limit, false, || {}, each).map(|(n, _)| n)
 }
 
 /// [`decode_file`] with the decoder a camera gets when `board_decoder`
 /// (the board profile's hardware decoder first, software where it is
 /// missing or fails: logged): the pictures, and the hardware decoder's
-/// name when it made them all.
+/// name when it made them all. `opened` runs once the decoder is open,
+/// before its first packet (a bench times decoding apart from opening).
 pub fn decode_file_with(
     path: &std::path::Path,
     limit: usize,
     board_decoder: bool,
+    mut opened: impl FnMut(),
     mut each: impl FnMut(&crate::decode::Picture<'_>),
 ) -> Result<(usize, Option<&'static str>), IngestError> {
     let mut src = open_file(path)?;
@@ -148,6 +150,7 @@ pub fn decode_file_with(
                 crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)
             };
             dec = Some(d.map_err(|e| IngestError::caused(path.display().to_string(), e))?);
+            opened();
         }
         let d = dec.as_mut().expect("set above");
         d.decode(p.data, p.pts_ms, p.whole_unit, &mut on_picture)
