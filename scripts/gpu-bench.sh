@@ -10,6 +10,9 @@
 #   scripts/gpu-bench.sh run        there, after parts 1-4: unpacks, finds the
 #                                   CUDA and cuDNN libraries, runs the bench
 #                                   and writes the JSON and the log to $OUT
+#   scripts/gpu-bench.sh faces      there, after parts 1-5 of a libav pack:
+#                                   FP16 against FP32, the events on the
+#                                   demo and the crowd video compared
 #   scripts/gpu-bench.sh decoders   there, after parts 1-5 of a libav pack:
 #                                   NVDEC against libavcodec's software
 #                                   decoder, 1080p H.264 and H.265, 1 and
@@ -90,6 +93,12 @@ pack() {
         cp models/demo/demo.h264 "$b/models/demo/demo.h264"
         mkdir -p "$b/models/demo/enc"
         cp models/demo/enc/1080p.h264 "$b/models/demo/enc/"
+        # For `faces`: the demo's and the crowd video's ground truth.
+        mkdir -p "$b/models/demo/crowd"
+        cp models/demo/truth.json "$b/models/demo/"
+        cp models/demo/crowd/crowd.h264 models/demo/crowd/truth.json "$b/models/demo/crowd/"
+        mkdir -p "$b/scripts"
+        cp scripts/compare_events.py "$b/scripts/"
         ffmpeg -v error -y -i models/demo/enc/1080p.h264 -c:v libx265 -x265-params log-level=error \
             -f hevc "$b/models/demo/enc/1080p.h265"
         pack_libav "$built"
@@ -201,10 +210,49 @@ decoders() {
     done
 }
 
+# FP16 against FP32 on this GPU: the pipeline on the demo and the crowd
+# video (one camera each, full speed, letterbox in the model) with each
+# precision, then scripts/compare_events.py on the two outboxes against
+# the video's ground truth: the same people captured, no extra events,
+# best frames and boxes side by side. Landmarks as GPU_BENCH_LANDMARKS.
+faces() {
+    GPU_BENCH_SPECS=none run_bench
+    local out=${OUT:-$PWD/out} status=0
+    cd "$STAGE"
+    for video in demo crowd; do
+        local file=models/demo/demo.h264 truth=models/demo/truth.json
+        [ "$video" = crowd ] && file=models/demo/crowd/crowd.h264 truth=models/demo/crowd/truth.json
+        for prec in fp32 fp16; do
+            local model=models/centerface-i420-640x384.onnx
+            [ "$prec" = fp16 ] && model=models/centerface-fp16-i420-640x384.onnx
+            rm -rf "faces/$video-$prec" && mkdir -p "faces/$video-$prec"
+            cat >"faces/$video-$prec.toml" <<EOF
+[outbox]
+dir = "$PWD/faces/$video-$prec"
+[monitor]
+bind = ""
+[detector]
+model = "$model"
+[[cameras]]
+name = "$video"
+url = "file:$file"
+fps = 25
+EOF
+            echo "== faces: $video, $prec"
+            ./faceflow run --config "faces/$video-$prec.toml" 2>"$out/faces-$video-$prec.log" | tee -a "$out/faces.txt"
+        done
+        echo "== faces: $video, fp32 against fp16" | tee -a "$out/faces.txt"
+        python3 scripts/compare_events.py "$truth" "faces/$video-fp32" "faces/$video-fp16" --names fp32 fp16 |
+            tee -a "$out/faces.txt" || status=1
+    done
+    return $status
+}
+
 case "${1:-}" in
     pack) pack ;;
     receive) receive "${2:?part number}" ;;
     run) run_bench ;;
     decoders) decoders ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    faces) faces ;;
+    *) sed -n '2,19p' "$0"; exit 2 ;;
 esac
