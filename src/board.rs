@@ -120,12 +120,32 @@ pub(crate) fn fenced_cores(allowed: &[usize], pinned: &[i32]) -> Option<Vec<usiz
     (free.len() >= 2).then_some(free)
 }
 
+/// The cores this thread may run on (its affinity mask).
+#[cfg(target_os = "linux")]
+fn allowed_cores() -> Option<Vec<usize>> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let now = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    Some((0..CpuSet::count()).filter(|&c| now.is_set(c).unwrap_or(false)).collect())
+}
+
+/// How many cores the unpinned threads (capture with its decoders,
+/// senders) have: the process's cores without those the pinned roles hold,
+/// where [`fenced_cores`] keeps them off those. Call it from an unpinned
+/// thread (the pipeline's start).
+pub fn cores_for_unpinned() -> usize {
+    #[cfg(target_os = "linux")]
+    if let Some(allowed) = allowed_cores() {
+        return fenced_cores(&allowed, &PINNED).map_or(allowed.len(), |free| free.len()).max(1);
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 #[cfg(target_os = "linux")]
 fn keep_off_pinned_cores(role: Role) {
-    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::sched::{sched_setaffinity, CpuSet};
     use nix::unistd::Pid;
-    let Ok(now) = sched_getaffinity(Pid::from_raw(0)) else { return };
-    let allowed: Vec<usize> = (0..CpuSet::count()).filter(|&c| now.is_set(c).unwrap_or(false)).collect();
+    let Some(allowed) = allowed_cores() else { return };
     let Some(free) = fenced_cores(&allowed, &PINNED) else { return };
     let mut set = CpuSet::new();
     let r = free.iter().try_for_each(|&c| set.set(c)).and_then(|_| sched_setaffinity(Pid::from_raw(0), &set));

@@ -396,6 +396,7 @@ pub fn run_observed(
     }
     let senders = start_senders(cfg, remotes, &stop, Some(feeds.gallery.clone()));
 
+    let decode_threads = crate::decode::Threads::for_cameras_here(cfg.cameras.len());
     let mut inputs = Vec::new();
     let mut captures = Vec::new();
     let mut camera_errors = Vec::new();
@@ -457,6 +458,7 @@ pub fn run_observed(
                 stats: stats.clone(),
                 stop: stop.clone(),
                 start_unix_ms: if live { None } else { Some(file_start_ms(cam, &clocks)) },
+                decode_threads,
             },
             source,
         ));

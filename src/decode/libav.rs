@@ -19,18 +19,9 @@ use std::ptr;
 
 use ffmpeg_sys_next as ff;
 
+pub use super::Threads;
 use super::{Codec, DecodeError, Picture};
 use crate::pool::i420_len;
-
-/// How libavcodec may use threads for one stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Threads {
-    /// Threads per decoder (1 = none).
-    pub count: usize,
-    /// Frame threading (a picture per thread: throughput, `count` frames of
-    /// delay) rather than slice threading (only helps multi-slice streams).
-    pub frame: bool,
-}
 
 /// libavcodec prints corrupt-stream details on stderr at ERROR level,
 /// unthrottled; faceflow counts and logs those itself (rate-limited, per

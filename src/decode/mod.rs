@@ -121,15 +121,61 @@ pub struct VideoDecoder {
     /// For the fallback's log line (only libav has hardware decoders).
     #[cfg_attr(not(feature = "libav"), allow(dead_code))]
     camera: String,
+    /// The software decoder's threading, for a fallback from hardware.
+    #[cfg_attr(not(feature = "libav"), allow(dead_code))]
+    threads: Threads,
 }
 
 /// Packets a hardware decoder may fail before any picture, then software takes over.
 const HW_FAILURES_BEFORE_FALLBACK: u32 = 3;
 
-/// The libavcodec threading the board profile asks for.
-#[cfg(feature = "libav")]
-fn board_threads() -> libav::Threads {
-    libav::Threads { count: board::DECODE_THREADS, frame: board::DECODE_FRAME_THREADS }
+/// How a software decoder may use threads for one stream (libavcodec;
+/// OpenH264 decodes on the calling thread).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threads {
+    /// Threads per decoder (1 = none).
+    pub count: usize,
+    /// Frame threading (a picture per thread: throughput, `count` frames of
+    /// delay) rather than slice threading (only helps multi-slice streams).
+    pub frame: bool,
+}
+
+impl Threads {
+    /// The board profile's `[decode]` threading.
+    pub fn board() -> Threads {
+        Threads { count: board::DECODE_THREADS, frame: board::DECODE_FRAME_THREADS }
+    }
+
+    /// The board's threading, at most the cores left to decoding shared
+    /// among the cameras: each camera's decoder starts `count` threads,
+    /// and 32 cameras at 4 each on the 13 cores x86-cuda leaves them would
+    /// be 128 threads taking turns (more switching, and frame threading's
+    /// `count` frames of delay for nothing). At least one; frame threading
+    /// only with two or more.
+    pub fn for_cameras(cameras: usize, cores: usize) -> Threads {
+        Self::sized(Self::board(), cameras, cores)
+    }
+
+    /// [`Self::for_cameras`] on this machine's cores left to the unpinned
+    /// threads; logged where it is fewer than the board's.
+    pub fn for_cameras_here(cameras: usize) -> Threads {
+        let cores = board::cores_for_unpinned();
+        let t = Self::for_cameras(cameras, cores);
+        if t.count < board::DECODE_THREADS {
+            log::info!(
+                "decode: {} thread(s) per camera{} in software, not the board's {}: {cameras} cameras share {cores} cores left to decoding",
+                t.count,
+                if t.frame { ", frame threaded," } else { "" },
+                board::DECODE_THREADS
+            );
+        }
+        t
+    }
+
+    fn sized(board: Threads, cameras: usize, cores: usize) -> Threads {
+        let count = board.count.min(cores / cameras.max(1)).max(1);
+        Threads { count, frame: board.frame && count > 1 }
+    }
 }
 
 /// The hardware decoder the board profile names for `codec` ("" = none).
@@ -144,30 +190,36 @@ pub(crate) fn board_hw_decoder(codec: Codec) -> &'static str {
 impl VideoDecoder {
     /// A software decoder for `codec` (tests, benches, fuzzing).
     pub fn new(codec: Codec) -> Result<Self, DecodeError> {
-        Self::open(codec, &[], "", false)
+        Self::open(codec, &[], "", false, Threads::board())
     }
 
     /// A software decoder for `codec` told `extradata` first: the codec
     /// configuration a container holds (avcC, hvcC, esds, av1C) or
     /// parameter sets in Annex B (an RTSP camera's SDP).
     pub fn with_extradata(codec: Codec, extradata: &[u8]) -> Result<Self, DecodeError> {
-        Self::open(codec, extradata, "", false)
+        Self::open(codec, extradata, "", false, Threads::board())
     }
 
     /// The decoder the board profile picks for a camera: its hardware
     /// decoder first where it names one, else (logged, with the reason)
-    /// libavcodec's software decoder. `extradata` as for [`Self::with_extradata`].
-    pub(crate) fn for_camera(codec: Codec, extradata: &[u8], camera: &str) -> Result<Self, DecodeError> {
-        Self::open(codec, extradata, camera, true)
+    /// libavcodec's software decoder. `extradata` as for [`Self::with_extradata`];
+    /// `threads` for software decoding (see [`Threads::for_cameras`]).
+    pub(crate) fn for_camera(
+        codec: Codec,
+        extradata: &[u8],
+        camera: &str,
+        threads: Threads,
+    ) -> Result<Self, DecodeError> {
+        Self::open(codec, extradata, camera, true, threads)
     }
 
-    fn open(codec: Codec, extradata: &[u8], camera: &str, use_hw: bool) -> Result<Self, DecodeError> {
+    fn open(codec: Codec, extradata: &[u8], camera: &str, use_hw: bool, threads: Threads) -> Result<Self, DecodeError> {
         let mut hardware = false;
         let backend = match codec {
             Codec::Mjpeg | Codec::Yuyv { .. } => Backend::Raw(raw::RawDecoder::new(codec)?),
             Codec::H264 | Codec::H265 | Codec::Other { .. } => {
                 let hw = if use_hw { board_hw_decoder(codec) } else { "" };
-                let b = Self::compressed(codec, extradata, camera, hw)?;
+                let b = Self::compressed(codec, extradata, camera, hw, threads)?;
                 hardware = b.1;
                 b.0
             }
@@ -180,6 +232,7 @@ impl VideoDecoder {
             failures_before_first: 0,
             extradata: extradata.to_vec(),
             camera: camera.into(),
+            threads,
         })
     }
 
@@ -189,6 +242,7 @@ impl VideoDecoder {
         extradata: &[u8],
         camera: &str,
         hw: &'static str,
+        threads: Threads,
     ) -> Result<(Backend, bool), DecodeError> {
         if !hw.is_empty() {
             match libav::LibavDecoder::named(codec, hw, extradata, libav::Threads { count: 1, frame: false }) {
@@ -202,7 +256,7 @@ impl VideoDecoder {
                 ),
             }
         }
-        Ok((Backend::Libav(libav::LibavDecoder::software(codec, extradata, board_threads())?), false))
+        Ok((Backend::Libav(libav::LibavDecoder::software(codec, extradata, threads)?), false))
     }
 
     #[cfg(all(not(feature = "libav"), feature = "openh264"))]
@@ -211,6 +265,7 @@ impl VideoDecoder {
         extradata: &[u8],
         _camera: &str,
         _hw: &'static str,
+        _threads: Threads,
     ) -> Result<(Backend, bool), DecodeError> {
         match codec {
             // OpenH264 reads parameter sets in-band: the Annex B ones go in
@@ -235,6 +290,7 @@ impl VideoDecoder {
         _extradata: &[u8],
         _camera: &str,
         _hw: &'static str,
+        _threads: Threads,
     ) -> Result<(Backend, bool), DecodeError> {
         Err(DecodeError::new(format!(
             "{}: this build has no video decoder (enable the `libav` feature)",
@@ -306,7 +362,7 @@ impl VideoDecoder {
     #[cfg(feature = "libav")]
     fn fall_back_to_software(&mut self, why: Option<&DecodeError>) {
         let why = why.map(|e| e.to_string()).unwrap_or_default();
-        match libav::LibavDecoder::software(self.codec, &self.extradata, board_threads()) {
+        match libav::LibavDecoder::software(self.codec, &self.extradata, self.threads) {
             Ok(d) => {
                 log::warn!(
                     "camera {}: hardware decoder {} made no picture from its first {} packets ({why}); decoding in software (libavcodec) from the next key frame",
@@ -349,5 +405,23 @@ impl VideoDecoder {
             Backend::Libav(d) => d.take_extra_errors(),
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Threads;
+
+    #[test]
+    fn decoder_threads_share_the_cores_left_among_the_cameras() {
+        let board = Threads { count: 4, frame: true };
+        // x86-cuda's 13 cores left: one camera keeps the board's 4.
+        assert_eq!(Threads::sized(board, 1, 13), board);
+        assert_eq!(Threads::sized(board, 4, 13), Threads { count: 3, frame: true });
+        // 32 cameras: one thread each, and no frame threading with one.
+        assert_eq!(Threads::sized(board, 32, 13), Threads { count: 1, frame: false });
+        // Never more than the board asks for, never none.
+        assert_eq!(Threads::sized(Threads { count: 1, frame: false }, 1, 64), Threads { count: 1, frame: false });
+        assert_eq!(Threads::sized(board, 0, 0), Threads { count: 1, frame: false });
     }
 }

@@ -36,6 +36,8 @@ pub struct Capture {
     /// stamped with it plus their stream time. `None` (live cameras): the
     /// arrival time.
     pub start_unix_ms: Option<u64>,
+    /// Software decoding's threads for this camera (`decode::Threads::for_cameras`).
+    pub decode_threads: crate::decode::Threads,
 }
 
 impl Capture {
@@ -83,11 +85,13 @@ impl Capture {
             // A new connection (or a codec change) starts a new decoder:
             // reference pictures of the old stream mean nothing to it.
             if pkt.fresh || dec.as_ref().is_none_or(|d| d.codec() != pkt.codec) {
-                let d = VideoDecoder::for_camera(pkt.codec, pkt.extradata, &self.name).map_err(|e| {
-                    let e = IngestError::caused(format!("camera {}", self.name), e);
-                    self.cam().set_state_reason(CameraState::Failed, &e.to_string());
-                    e
-                })?;
+                let d = VideoDecoder::for_camera(pkt.codec, pkt.extradata, &self.name, self.decode_threads).map_err(
+                    |e| {
+                        let e = IngestError::caused(format!("camera {}", self.name), e);
+                        self.cam().set_state_reason(CameraState::Failed, &e.to_string());
+                        e
+                    },
+                )?;
                 log::debug!("camera {}: decoding {} with {}", self.name, pkt.codec.as_str(), d.name());
                 dec = Some(d);
             }

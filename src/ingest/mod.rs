@@ -145,7 +145,12 @@ pub fn decode_file_with(
         if dec.is_none() {
             codec = Some(p.codec);
             let d = if board_decoder {
-                crate::decode::VideoDecoder::for_camera(p.codec, p.extradata, &path.display().to_string())
+                crate::decode::VideoDecoder::for_camera(
+                    p.codec,
+                    p.extradata,
+                    &path.display().to_string(),
+                    crate::decode::Threads::board(),
+                )
             } else {
                 crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)
             };
