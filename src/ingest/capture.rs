@@ -45,6 +45,18 @@ impl Capture {
         &self.stats.cameras[self.camera as usize]
     }
 
+    /// The camera's decoder for a new stream (or codec); a failure fails
+    /// the camera, with the reason in its state.
+    fn decoder_for(&self, codec: crate::decode::Codec, extradata: &[u8]) -> Result<VideoDecoder, IngestError> {
+        let d = VideoDecoder::for_camera(codec, extradata, &self.name, self.decode_threads).map_err(|e| {
+            let e = IngestError::caused(format!("camera {}", self.name), e);
+            self.cam().set_state_reason(CameraState::Failed, &e.to_string());
+            e
+        })?;
+        log::debug!("camera {}: decoding {} with {}", self.name, codec.as_str(), d.name());
+        Ok(d)
+    }
+
     /// Runs until the source ends, fails, or stop is set. The ring's producer
     /// is dropped on return, which tells the detector this camera is done.
     pub fn run(mut self, mut source: Box<dyn PacketSource>) -> Result<u64, IngestError> {
@@ -85,15 +97,7 @@ impl Capture {
             // A new connection (or a codec change) starts a new decoder:
             // reference pictures of the old stream mean nothing to it.
             if pkt.fresh || dec.as_ref().is_none_or(|d| d.codec() != pkt.codec) {
-                let d = VideoDecoder::for_camera(pkt.codec, pkt.extradata, &self.name, self.decode_threads).map_err(
-                    |e| {
-                        let e = IngestError::caused(format!("camera {}", self.name), e);
-                        self.cam().set_state_reason(CameraState::Failed, &e.to_string());
-                        e
-                    },
-                )?;
-                log::debug!("camera {}: decoding {} with {}", self.name, pkt.codec.as_str(), d.name());
-                dec = Some(d);
+                dec = Some(self.decoder_for(pkt.codec, pkt.extradata)?);
             }
             let dec = dec.as_mut().expect("set above");
             packets += 1;

@@ -340,7 +340,7 @@ pub fn capacity(
     Ok(PolicyRow {
         policy: policy.name().into(),
         detector,
-        decoder: super::decoder_name().into(),
+        decoder: super::decoders::decoder_name().into(),
         capacity: pass,
         at_limit: pass == max_cameras,
         trials,
