@@ -14,7 +14,9 @@
 # default (`max`) offers SVE2 and SME, ONNX Runtime then picks its SME
 # kernels, which qemu runs about ten times slower (measured: 3 min to load
 # the model, ~80 s an inference, against 30 s and ~10 s): the check timed
-# code the board never runs and failed CI on its own clock.
+# code the board never runs and failed CI on its own clock. SME is what
+# does it: `-cpu max,sme=off` loads the detector in 32 s, `max` takes
+# over 75 s (same package, same machine, one after the other).
 # Usage: scripts/qemu-check.sh <board> <file.deb>
 set -euo pipefail
 cd "$(dirname "$0")/.."
