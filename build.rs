@@ -42,11 +42,9 @@ struct Board {
     pad_batches: bool,
     /// Run the detector's model on a thread of its own over two sets of
     /// buffers, so the detect thread copies (or letterboxes) the next batch
-    /// in while one runs (`detector.overlap`): true, false, or
-    /// "unless-int8-vnni" (chosen at start: on, but off for an INT8 model
-    /// on a CPU with VNNI; see `board::default_overlap`).
+    /// in while one runs (`detector.overlap`).
     #[serde(default)]
-    detect_overlap: DetectOverlap,
+    detect_overlap: bool,
     /// How ONNX Runtime's CUDA provider picks each convolution's cuDNN
     /// algorithm: "exhaustive" (times every one at each new input shape,
     /// ORT's default) or "heuristic" (cuDNN's own ranking, no timing).
@@ -126,27 +124,6 @@ fn cpu() -> String {
     "cpu".into()
 }
 
-/// `detect_overlap`: fixed, or chosen at start from the CPU.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DetectOverlap {
-    Fixed(bool),
-    Rule(String),
-}
-
-impl Default for DetectOverlap {
-    fn default() -> Self {
-        DetectOverlap::Fixed(false)
-    }
-}
-
-impl DetectOverlap {
-    /// Whether batches may overlap (the pool is sized for two in flight).
-    fn possible(&self) -> bool {
-        !matches!(self, DetectOverlap::Fixed(false))
-    }
-}
-
 fn exhaustive() -> String {
     "exhaustive".into()
 }
@@ -206,9 +183,7 @@ fn main() {
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
     let _ = writeln!(out, "pub const PAD_BATCHES: bool = {};", b.pad_batches);
-    let _ = writeln!(out, "pub const DETECT_OVERLAP: bool = {};", b.detect_overlap.possible());
-    let by_cpu = matches!(b.detect_overlap, DetectOverlap::Rule(_));
-    let _ = writeln!(out, "pub const DETECT_OVERLAP_UNLESS_INT8_VNNI: bool = {by_cpu};");
+    let _ = writeln!(out, "pub const DETECT_OVERLAP: bool = {};", b.detect_overlap);
     let _ = writeln!(out, "pub const INTRA_OP_SPINNING: bool = {};", b.intra_op_spinning);
     let _ = writeln!(out, "pub const CUDA_CONV_SEARCH: &str = {:?};", b.cuda_conv_search);
     let l = &b.landmarks;
@@ -351,12 +326,7 @@ fn check(path: &Path, b: &Board) {
     if !["exhaustive", "heuristic"].contains(&b.cuda_conv_search.as_str()) {
         bad("cuda_conv_search", &format!("is \"exhaustive\" or \"heuristic\", not {:?}", b.cuda_conv_search));
     }
-    if let DetectOverlap::Rule(r) = &b.detect_overlap {
-        if r != "unless-int8-vnni" {
-            bad("detect_overlap", &format!("is true, false or \"unless-int8-vnni\", not {r:?}"));
-        }
-    }
-    let batches = if b.detect_overlap.possible() { 2 } else { 1 };
+    let batches = if b.detect_overlap { 2 } else { 1 };
     let in_flight = c.cameras * (b.capture_ring + 2) + batches * b.batch_size + b.landmarks.frames_in_flight;
     if b.frame_pool_slots < in_flight {
         bad(

@@ -58,51 +58,6 @@ pub(crate) fn pin_current_thread(role: Role) {
     log::debug!("{role:?} thread: pinning to core {core} is not supported on this OS");
 }
 
-/// Whether the detector overlaps batches where `detector.overlap` is unset,
-/// and why (for the start-up log): the profile's `detect_overlap`, which
-/// x86-cpu leaves to the CPU (`"unless-int8-vnni"`, see [`overlap_for`]).
-pub(crate) fn default_overlap(int8_model: bool) -> (bool, &'static str) {
-    if DETECT_OVERLAP && DETECT_OVERLAP_UNLESS_INT8_VNNI {
-        overlap_for(int8_model, cpu_has_vnni())
-    } else {
-        (DETECT_OVERLAP, "the board profile's detect_overlap")
-    }
-}
-
-/// The rule behind `"unless-int8-vnni"`, from the capacity bench on two
-/// 2-core instances of one machine type: without VNNI an INT8 frame takes
-/// the detect thread 15-18 ms, its latency limits real-time cameras while
-/// a core has room, and overlapping the next frame's letterbox with the
-/// inference took the box from 2 to 3 cameras; with VNNI inference is fast
-/// enough that the cores, not the detect thread, are the limit, and a
-/// second batch in flight takes them from decoding (12.8% of frames lost
-/// at 6 cameras with the overlap against 1.22% without, 58% against 8.5%
-/// at 8). A model in another precision is slow on either CPU.
-pub(crate) fn overlap_for(int8_model: bool, vnni: bool) -> (bool, &'static str) {
-    match (int8_model, vnni) {
-        (true, true) => {
-            (false, "an INT8 model on a CPU with VNNI: the cores, not the detect thread, limit real-time cameras")
-        }
-        (true, false) => {
-            (true, "an INT8 model on a CPU without VNNI: the detect thread's latency limits real-time cameras")
-        }
-        (false, _) => (true, "a model not in INT8: the detect thread's latency limits real-time cameras"),
-    }
-}
-
-/// Whether this CPU has 8-bit dot-product instructions for ONNX Runtime's
-/// INT8 kernels (AVX-512 VNNI or AVX-VNNI).
-pub fn cpu_has_vnni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Every role's core (-1: none).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const PINNED: [i32; 5] = [PIN_CAPTURE, PIN_DETECT, PIN_TRACK, PIN_LANDMARKS, PIN_SENDER];
@@ -179,15 +134,7 @@ pub(crate) fn frame_limit_text() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{fenced_cores, overlap_for};
-
-    #[test]
-    fn overlap_is_off_only_for_int8_on_a_cpu_with_vnni() {
-        assert!(!overlap_for(true, true).0);
-        assert!(overlap_for(true, false).0);
-        assert!(overlap_for(false, true).0);
-        assert!(overlap_for(false, false).0);
-    }
+    use super::fenced_cores;
 
     #[test]
     fn unpinned_threads_keep_off_the_pinned_cores_where_enough_are_left() {

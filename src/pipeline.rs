@@ -303,8 +303,6 @@ fn file_start_ms(cam: &crate::config::CameraConfig, clocks: &Arc<dyn Clocks>) ->
 
 /// Builds the detector the board and config ask for.
 pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
-    let (overlap, why) = cfg.detector.overlap_choice();
-    log::info!("detector: {} ({why})", if overlap { "batches overlapped" } else { "one batch at a time" });
     let params = DetectorParams {
         input_width: board::DETECTOR_WIDTH,
         input_height: board::DETECTOR_HEIGHT,
@@ -313,7 +311,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         min_score: cfg.detector.min_score,
         nms_iou: cfg.detector.nms_iou,
         pad_batches: board::PAD_BATCHES,
-        overlap,
+        overlap: cfg.detector.overlap(),
         pinned_buffers: cfg.detector.pinned_buffers,
         cuda_conv_search: cfg.detector.cuda_conv_search,
     };

@@ -291,9 +291,8 @@ pub struct DetectorConfig {
     /// Overlap batches: the model runs on a thread of its own while the
     /// detect thread gathers and copies in the next batch and hands the
     /// last one's faces on (two sets of input and output buffers). Unset =
-    /// the board profile's `detect_overlap` (on for x86-cuda and arm64; on
-    /// x86-cpu chosen at start: off for an INT8 model on a CPU with VNNI,
-    /// on otherwise; measured there, PERFORMANCE.md).
+    /// the board profile's `detect_overlap` (on for x86-cpu and x86-cuda,
+    /// measured there; PERFORMANCE.md).
     pub overlap: Option<bool>,
     /// Put the detector's input and output buffers in page-locked memory
     /// where the execution provider offers it (CUDA's pinned allocator):
@@ -632,22 +631,7 @@ impl DetectorConfig {
 
     /// Whether batches overlap: the config's choice or the board's.
     pub fn overlap(&self) -> bool {
-        self.overlap_choice().0
-    }
-
-    /// Whether batches overlap, and why (logged when the detector loads):
-    /// `detector.overlap` where set, else the board profile's choice, which
-    /// may depend on the model's precision and the CPU
-    /// (`board::default_overlap`). A model file is taken as INT8 when its
-    /// name says `int8`, as scripts/setup.sh names them.
-    pub fn overlap_choice(&self) -> (bool, &'static str) {
-        match self.overlap {
-            Some(o) => (o, "detector.overlap"),
-            None => {
-                let int8 = self.model_path().file_name().is_some_and(|f| f.to_string_lossy().contains("int8"));
-                crate::board::default_overlap(int8)
-            }
-        }
+        self.overlap.unwrap_or(crate::board::DETECT_OVERLAP)
     }
 
     /// Frames per inference: the config's override or the board's.

@@ -224,32 +224,6 @@ fn bus_sections_parse_with_defaults_and_name_what_is_wrong() {
 }
 
 #[test]
-fn overlap_is_the_configs_where_set_else_the_boards_choice_for_the_model() {
-    let with = |detector: &str| {
-        let t = GOOD.replace("[detector]\nmodel = \"m.onnx\"", &format!("[detector]\n{detector}"));
-        Config::from_toml(&t, "t.toml").unwrap().detector
-    };
-    assert_eq!(with("overlap = true").overlap_choice(), (true, "detector.overlap"));
-    assert_eq!(with("overlap = false\nprecision = \"fp32\"").overlap_choice(), (false, "detector.overlap"));
-    // Unset: the board decides from the model's precision (and, on
-    // x86-cpu, the CPU), and names a reason either way.
-    for (detector, int8) in [
-        ("precision = \"int8\"", true),
-        ("precision = \"fp32\"", false),
-        ("model = \"models/centerface-int8-i420-416x320.onnx\"", true),
-    ] {
-        let d = with(detector);
-        assert_eq!(d.overlap_choice(), crate::board::default_overlap(int8), "{detector}");
-        assert!(!d.overlap_choice().1.is_empty());
-    }
-    if crate::board::DETECT_OVERLAP_UNLESS_INT8_VNNI {
-        let vnni = crate::board::cpu_has_vnni();
-        assert_eq!(with("precision = \"int8\"").overlap(), !vnni);
-        assert!(with("precision = \"fp32\"").overlap());
-    }
-}
-
-#[test]
 fn cuda_conv_search_is_the_configs_or_the_boards_and_a_wrong_value_is_named() {
     let with = |line: &str| Config::from_toml(&GOOD.replace("model = \"m.onnx\"", line), "t.toml");
     let search = |line: &str| with(line).unwrap().detector.cuda_conv_search.resolved();

@@ -452,8 +452,7 @@ mod tests {
         assert_eq!(gating.detector.precision, Precision::Fp32);
         assert_eq!(int8.detector.precision, Precision::Int8);
         assert!(overlap.detector.overlap());
-        // The default row runs what a user gets: the board's choice.
-        assert_eq!(cfg(Policy::Default).detector.overlap, None);
+        assert_eq!(cfg(Policy::Default).detector.overlap(), faceflow::board::DETECT_OVERLAP);
     }
 
     /// The accounting on the real capacity videos (1080p25, x264 defaults,
