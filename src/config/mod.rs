@@ -317,6 +317,15 @@ pub enum ConvSearch {
 }
 
 impl ConvSearch {
+    /// The name `detector.cuda_conv_search` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvSearch::Board => "board",
+            ConvSearch::Exhaustive => "exhaustive",
+            ConvSearch::Heuristic => "heuristic",
+        }
+    }
+
     /// `Board` resolved to the board profile's choice.
     pub fn resolved(self) -> ConvSearch {
         match self {

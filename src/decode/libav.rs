@@ -19,8 +19,7 @@ use std::ptr;
 
 use ffmpeg_sys_next as ff;
 
-pub use super::Threads;
-use super::{Codec, DecodeError, Picture};
+use super::{Codec, DecodeError, Picture, Threads};
 use crate::pool::i420_len;
 
 /// libavcodec prints corrupt-stream details on stderr at ERROR level,

@@ -146,21 +146,12 @@ impl Threads {
         Threads { count: board::DECODE_THREADS, frame: board::DECODE_FRAME_THREADS }
     }
 
-    /// The board's threading, at most the cores left to decoding shared
-    /// among the cameras: each camera's decoder starts `count` threads,
-    /// and 32 cameras at 4 each on the 13 cores x86-cuda leaves them would
-    /// be 128 threads taking turns (more switching, and frame threading's
-    /// `count` frames of delay for nothing). At least one; frame threading
-    /// only with two or more.
-    pub fn for_cameras(cameras: usize, cores: usize) -> Threads {
-        Self::sized(Self::board(), cameras, cores)
-    }
-
-    /// [`Self::for_cameras`] on this machine's cores left to the unpinned
-    /// threads; logged where it is fewer than the board's.
+    /// The board's threading, at most the cores left to the unpinned
+    /// threads on this machine shared among the cameras (see [`Self::sized`]);
+    /// logged where it is fewer than the board's.
     pub fn for_cameras_here(cameras: usize) -> Threads {
         let cores = board::cores_for_unpinned();
-        let t = Self::for_cameras(cameras, cores);
+        let t = Self::sized(Self::board(), cameras, cores);
         if t.count < board::DECODE_THREADS {
             log::info!(
                 "decode: {} thread(s) per camera{} in software, not the board's {}: {cameras} cameras share {cores} cores left to decoding",
@@ -172,6 +163,11 @@ impl Threads {
         t
     }
 
+    /// `board` at most `cores / cameras`: each camera's decoder starts
+    /// `count` threads, and 32 cameras at 4 each on the 13 cores x86-cuda
+    /// leaves them would be 128 threads taking turns (more switching, and
+    /// frame threading's `count` frames of delay for nothing). At least
+    /// one; frame threading only with two or more.
     fn sized(board: Threads, cameras: usize, cores: usize) -> Threads {
         let count = board.count.min(cores / cameras.max(1)).max(1);
         Threads { count, frame: board.frame && count > 1 }
@@ -203,7 +199,7 @@ impl VideoDecoder {
     /// The decoder the board profile picks for a camera: its hardware
     /// decoder first where it names one, else (logged, with the reason)
     /// libavcodec's software decoder. `extradata` as for [`Self::with_extradata`];
-    /// `threads` for software decoding (see [`Threads::for_cameras`]).
+    /// `threads` for software decoding (see [`Threads::for_cameras_here`]).
     pub(crate) fn for_camera(
         codec: Codec,
         extradata: &[u8],
@@ -245,7 +241,7 @@ impl VideoDecoder {
         threads: Threads,
     ) -> Result<(Backend, bool), DecodeError> {
         if !hw.is_empty() {
-            match libav::LibavDecoder::named(codec, hw, extradata, libav::Threads { count: 1, frame: false }) {
+            match libav::LibavDecoder::named(codec, hw, extradata, Threads { count: 1, frame: false }) {
                 Ok(d) => {
                     log::info!("camera {camera}: {} decoded in hardware by {hw}", codec.as_str());
                     return Ok((Backend::Libav(d), true));

@@ -70,9 +70,7 @@ fn cuda(search: ConvSearch) -> ep::CUDA {
 fn provider(name: &str, search: ConvSearch) -> Option<Result<ExecutionProviderDispatch, ProviderError>> {
     match name {
         "cpu" => Some(available(ep::CPU::default())),
-        #[cfg(feature = "board-x86-cuda")]
-        "cuda" => Some(available(cuda(search))),
-        #[cfg(feature = "board-jetson-orin")]
+        #[cfg(any(feature = "board-x86-cuda", feature = "board-jetson-orin"))]
         "cuda" => Some(available(cuda(search))),
         #[cfg(feature = "board-jetson-orin")]
         "tensorrt" => Some(available(

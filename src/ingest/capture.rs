@@ -36,7 +36,7 @@ pub struct Capture {
     /// stamped with it plus their stream time. `None` (live cameras): the
     /// arrival time.
     pub start_unix_ms: Option<u64>,
-    /// Software decoding's threads for this camera (`decode::Threads::for_cameras`).
+    /// Software decoding's threads for this camera (`decode::Threads::for_cameras_here`).
     pub decode_threads: crate::decode::Threads,
 }
 

@@ -463,7 +463,7 @@ fn one_run(
         efficiency: 0.0,
         overlap: cfg.detector.overlap(),
         pinned_buffers: cfg.detector.pinned_buffers,
-        cuda_conv_search: format!("{:?}", cfg.detector.cuda_conv_search.resolved()).to_lowercase(),
+        cuda_conv_search: cfg.detector.cuda_conv_search.resolved().name().into(),
         model_busy: (s.stages.inference.count() > 0).then(|| span.inference_s / wall),
         detect_thread_in_detector: span.detector_s / wall,
         peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
