@@ -303,6 +303,8 @@ fn file_start_ms(cam: &crate::config::CameraConfig, clocks: &Arc<dyn Clocks>) ->
 
 /// Builds the detector the board and config ask for.
 pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
+    // Before the session: the decoders' CUDA device must come first.
+    crate::decode::open_hardware_device();
     let params = DetectorParams {
         input_width: board::DETECTOR_WIDTH,
         input_height: board::DETECTOR_HEIGHT,

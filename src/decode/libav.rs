@@ -94,6 +94,78 @@ impl Drop for LibavDecoder {
     }
 }
 
+/// One CUDA device for every NVDEC (`*_cuvid`) decoder of the process,
+/// on the CUDA primary context where it can be: the context ONNX Runtime's
+/// CUDA provider uses. Left to itself, each cuvid decoder creates a CUDA
+/// context of its own, and the GPU time-slices between contexts: on an
+/// H100 with 32 cameras the detector then ran at about half its bare speed
+/// (0.47-0.53 of it; PERFORMANCE.md, x86-cuda). libavutil takes the
+/// primary context only if it can set its flags (blocking sync), so this
+/// is opened before the detector's session ([`super::open_hardware_device`]);
+/// where the primary context is already active with other flags, the
+/// decoders share one context of their own instead (logged). `None`
+/// (logged once) where no CUDA device opens: each decoder then tries its
+/// own, as libavcodec does by default.
+pub(crate) fn shared_cuda_device() -> Option<*mut ff::AVBufferRef> {
+    struct Device(*mut ff::AVBufferRef);
+    // The CUDA device is used by its decoders from any thread (each pushes
+    // the context it is given).
+    // SAFETY: created once, never freed or written after, and only handed
+    // to av_buffer_ref, whose count is atomic.
+    unsafe impl Send for Device {}
+    // SAFETY: as for Send: shared read-only.
+    unsafe impl Sync for Device {}
+    static DEVICE: std::sync::OnceLock<Option<Device>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            quiet_libav_log();
+            let primary_error = match cuda_device(true) {
+                Ok(d) => {
+                    log::info!("NVDEC: decoders share the CUDA primary context with the detector");
+                    return Some(Device(d));
+                }
+                Err(e) => e,
+            };
+            match cuda_device(false) {
+                Ok(d) => {
+                    log::warn!(
+                        "NVDEC: decoders share a CUDA context of their own, not the detector's ({primary_error}): \
+                         the GPU switches between the two"
+                    );
+                    Some(Device(d))
+                }
+                Err(e) => {
+                    log::warn!("NVDEC: no CUDA device ({e}); each decoder tries to open its own");
+                    None
+                }
+            }
+        })
+        .as_ref()
+        .map(|d| d.0)
+}
+
+/// A new CUDA device context (`primary`: on the primary context).
+fn cuda_device(primary: bool) -> Result<*mut ff::AVBufferRef, DecodeError> {
+    let mut dev: *mut ff::AVBufferRef = ptr::null_mut();
+    let mut opts: *mut ff::AVDictionary = ptr::null_mut();
+    // SAFETY: the option strings are NUL-terminated literals; `opts` is
+    // freed here after the call (which copies what it needs); `dev` is
+    // written only on success.
+    let r = unsafe {
+        if primary {
+            ff::av_dict_set(&mut opts, c"primary_ctx".as_ptr(), c"1".as_ptr(), 0);
+        }
+        let r = ff::av_hwdevice_ctx_create(&mut dev, ff::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA, ptr::null(), opts, 0);
+        ff::av_dict_free(&mut opts);
+        r
+    };
+    match r {
+        r if r < 0 => Err(DecodeError::new(format!("CUDA device: {}", av_err(r)))),
+        _ if dev.is_null() => Err(DecodeError::new("CUDA device: none returned")),
+        _ => Ok(dev),
+    }
+}
+
 /// libavcodec's id for the H.26x codecs (others are opened by decoder name).
 fn h26x_id(codec: Codec) -> Option<ff::AVCodecID> {
     match codec {
@@ -192,6 +264,12 @@ impl LibavDecoder {
             (*ctx).pkt_timebase = ff::AVRational { num: 1, den: 1000 };
             (*ctx).thread_count = threads.count.max(1) as c_int;
             (*ctx).thread_type = if threads.frame { ff::FF_THREAD_FRAME } else { ff::FF_THREAD_SLICE };
+            if name.ends_with("_cuvid") {
+                if let Some(dev) = shared_cuda_device() {
+                    // The context unrefs it when freed.
+                    (*ctx).hw_device_ctx = ff::av_buffer_ref(dev);
+                }
+            }
             let r = ff::avcodec_open2(ctx, c, ptr::null_mut());
             if r < 0 {
                 return Err(DecodeError::new(format!("{name}: cannot open the decoder: {}", av_err(r))));

@@ -174,6 +174,18 @@ impl Threads {
     }
 }
 
+/// Opens the CUDA device the board's NVDEC decoders share, before the
+/// detector's session takes the GPU: the first to use the CUDA primary
+/// context sets its flags, and libavutil shares it only on its own terms
+/// (`libav::shared_cuda_device`). A no-op on boards without `*_cuvid`
+/// decoders or without libavcodec.
+pub fn open_hardware_device() {
+    #[cfg(feature = "libav")]
+    if [Codec::H264, Codec::H265].iter().any(|&c| board_hw_decoder(c).ends_with("_cuvid")) {
+        libav::shared_cuda_device();
+    }
+}
+
 /// The hardware decoder the board profile names for `codec` ("" = none).
 pub(crate) fn board_hw_decoder(codec: Codec) -> &'static str {
     match codec {
