@@ -303,6 +303,12 @@ fn file_start_ms(cam: &crate::config::CameraConfig, clocks: &Arc<dyn Clocks>) ->
 
 /// Builds the detector the board and config ask for.
 pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
+    load_detector_for(cfg, None)
+}
+
+/// As [`load_detector`], warmed up at `frame` size (`DetectorParams::warm_frame`)
+/// where the cameras' frame size is known before they start.
+pub fn load_detector_for(cfg: &Config, frame: Option<(u32, u32)>) -> Result<Box<dyn Detector>, DetectError> {
     // Before the session: the decoders' CUDA device must come first.
     crate::decode::open_hardware_device();
     let params = DetectorParams {
@@ -316,6 +322,7 @@ pub fn load_detector(cfg: &Config) -> Result<Box<dyn Detector>, DetectError> {
         overlap: cfg.detector.overlap(),
         pinned_buffers: cfg.detector.pinned_buffers,
         cuda_conv_search: cfg.detector.cuda_conv_search,
+        warm_frame: frame,
     };
     let (runtime, model) = (&cfg.detector.runtime, &cfg.detector.model_path());
     Ok(match cfg.detector.kind {

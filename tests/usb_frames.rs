@@ -73,6 +73,7 @@ fn the_detector_finds_the_same_faces_in_a_usb_frame() {
         overlap: false,
         pinned_buffers: false,
         cuda_conv_search: faceflow::config::ConvSearch::Board,
+        warm_frame: None,
     };
     let mut det =
         CenterFace::load(std::path::Path::new(""), std::path::Path::new("models/centerface.onnx"), params).unwrap();

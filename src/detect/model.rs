@@ -63,6 +63,11 @@ pub struct DetectorParams {
     pub pinned_buffers: bool,
     /// cuDNN's convolution algorithms on CUDA (`detector.cuda_conv_search`).
     pub cuda_conv_search: crate::config::ConvSearch,
+    /// The raw frame size a model that takes I420 frames is warmed up at
+    /// on load (`None`: its input size). Where the cameras' size is known
+    /// at start (the bench's demo), this saves a second warm-up of every
+    /// shape in `prepare`: seconds on CUDA.
+    pub warm_frame: Option<(u32, u32)>,
 }
 
 /// The batch dimension a batch of `n` frames runs at.
@@ -192,7 +197,8 @@ impl<H: Head> ModelDetector<H> {
         } else {
             InputLayout::F32 { item: [3, p.input_height as usize, p.input_width as usize] }
         };
-        let warm = (p.input_width as usize & !1, p.input_height as usize & !1);
+        let (warm_w, warm_h) = p.warm_frame.unwrap_or((p.input_width, p.input_height));
+        let warm = (warm_w as usize & !1, warm_h as usize & !1);
         let load_error = |e: DetectError| {
             DetectError::load(format!("model {} ({}): {e} (is `detector.kind` right?)", model.display(), H::NAME))
         };

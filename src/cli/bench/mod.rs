@@ -318,7 +318,8 @@ fn bare_decoder_fps() -> Result<f64, BenchError> {
 
 /// The detector alone on `pics` at `batch`: (frames per second, CPU ms per frame).
 fn bare_detector(cfg: &Config, batch: usize, pics: &[(Vec<u8>, u32, u32)]) -> Result<(f64, f64), BenchError> {
-    let mut det = faceflow::pipeline::load_detector(cfg).map_err(BenchError::from)?;
+    let frame = pics.first().map(|(_, w, h)| (*w, *h));
+    let mut det = faceflow::pipeline::load_detector_for(cfg, frame).map_err(BenchError::from)?;
     if let Some((_, w, h)) = pics.first() {
         det.prepare(*w, *h).map_err(BenchError::from)?;
     }
@@ -427,9 +428,11 @@ fn one_run(
     }
     // Loading and warming the model (seconds per shape on CUDA) happens
     // before the clock starts: the figure is steady-state throughput.
-    let mut detector = faceflow::pipeline::load_detector(cfg).map_err(BenchError::from)?;
-    // The demo's frame size: on CUDA each batch shape's first run at a
-    // new size takes seconds, which is start-up, not throughput.
+    // Warmed at the demo's frame size: on CUDA each batch shape's first
+    // run at a new size takes seconds, which is start-up, not throughput
+    // (`prepare` is then a no-op, kept for models that take RGB).
+    let mut detector =
+        faceflow::pipeline::load_detector_for(cfg, Some((pics[0].1, pics[0].2))).map_err(BenchError::from)?;
     detector.prepare(pics[0].1, pics[0].2).map_err(BenchError::from)?;
     let stats = faceflow::pipeline::stats_for(cfg);
     let watcher = timing.window.map(|w| window::watch(stats.clone(), w, stop.clone()));
