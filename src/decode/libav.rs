@@ -144,6 +144,25 @@ pub(crate) fn shared_cuda_device() -> Option<*mut ff::AVBufferRef> {
         .map(|d| d.0)
 }
 
+/// `get_format` for a hardware decoder given a device: the first format it
+/// offers in host memory (cuvid offers CUDA, then NV12), so pictures are
+/// copied out as they are without a device.
+unsafe extern "C" fn host_format(_: *mut ff::AVCodecContext, offered: *const ff::AVPixelFormat) -> ff::AVPixelFormat {
+    let mut f = offered;
+    // SAFETY: libavcodec passes a list ended by AV_PIX_FMT_NONE;
+    // av_pix_fmt_desc_get returns NULL or a static descriptor.
+    unsafe {
+        while !f.is_null() && *f != ff::AVPixelFormat::AV_PIX_FMT_NONE {
+            let desc = ff::av_pix_fmt_desc_get(*f);
+            if !desc.is_null() && (*desc).flags & ff::AV_PIX_FMT_FLAG_HWACCEL as u64 == 0 {
+                return *f;
+            }
+            f = f.add(1);
+        }
+    }
+    ff::AVPixelFormat::AV_PIX_FMT_NONE
+}
+
 /// A new CUDA device context (`primary`: on the primary context).
 fn cuda_device(primary: bool) -> Result<*mut ff::AVBufferRef, DecodeError> {
     let mut dev: *mut ff::AVBufferRef = ptr::null_mut();
@@ -268,6 +287,9 @@ impl LibavDecoder {
                 if let Some(dev) = shared_cuda_device() {
                     // The context unrefs it when freed.
                     (*ctx).hw_device_ctx = ff::av_buffer_ref(dev);
+                    // Given a device, libavcodec would hand out CUDA
+                    // surfaces; faceflow reads pictures in host memory.
+                    (*ctx).get_format = Some(host_format);
                 }
             }
             let r = ff::avcodec_open2(ctx, c, ptr::null_mut());
