@@ -49,8 +49,8 @@
 # letterbox on the CPU ("cpu") and inside the model ("model"), FP32 and FP16,
 # batches overlapped or not (`detector.overlap`), buffers page-locked or not
 # (`detector.pinned_buffers`). GPU_BENCH_SPECS (a list of
-# precision:letterbox[:overlap on|off[:pinned on|off[:exhaustive|heuristic]]],
-# the last being cuDNN's convolution search), GPU_BENCH_BATCHES
+# precision:letterbox[:overlap on|off[:pinned on|off[:board|exhaustive|heuristic]]],
+# the last being cuDNN's convolution search, the board's by default), GPU_BENCH_BATCHES
 # and GPU_BENCH_CAMERAS change them. The landmark models are carried but
 # left out (the stage's `auto` turns it off), as this bench measures detection;
 # GPU_BENCH_LANDMARKS=1 puts them in (x86-cuda runs them on the CPU
@@ -173,7 +173,7 @@ run_bench() {
         IFS=: read -r prec pre overlap pinned search <<<"$spec"
         overlap=${overlap:-on}
         pinned=${pinned:-on}
-        search=${search:-exhaustive}
+        search=${search:-board}
         model=models/centerface.onnx
         [ "$prec" = fp16 ] && model=models/centerface-fp16.onnx
         [ "$pre" = model ] && model=${model%.onnx}-i420-640x384.onnx
