@@ -613,6 +613,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_hardware_decoder_given_a_device_hands_out_pictures_in_host_memory() {
+        use ff::AVPixelFormat::*;
+        let pick = |offered: &[ff::AVPixelFormat]| {
+            // SAFETY: the list ends with AV_PIX_FMT_NONE, as libavcodec's does.
+            unsafe { host_format(ptr::null_mut(), offered.as_ptr()) }
+        };
+        // What h264_cuvid offers: CUDA surfaces first, then NV12.
+        assert_eq!(pick(&[AV_PIX_FMT_CUDA, AV_PIX_FMT_NV12, AV_PIX_FMT_NONE]), AV_PIX_FMT_NV12);
+        assert_eq!(pick(&[AV_PIX_FMT_YUV420P, AV_PIX_FMT_NONE]), AV_PIX_FMT_YUV420P);
+        // Nothing in host memory: no format, and the open fails (logged, software takes over).
+        assert_eq!(pick(&[AV_PIX_FMT_CUDA, AV_PIX_FMT_VAAPI, AV_PIX_FMT_NONE]), AV_PIX_FMT_NONE);
+        assert_eq!(pick(&[AV_PIX_FMT_NONE]), AV_PIX_FMT_NONE);
+    }
+
+    #[test]
     fn pixel_formats_are_range_checked() {
         let yuv420 = ff::AVPixelFormat::AV_PIX_FMT_YUV420P;
         assert_eq!(pixel_format(yuv420 as c_int), Some(yuv420));
