@@ -26,7 +26,9 @@
 #
 # Why parts: the CUDA execution provider of the PyPI `onnxruntime-gpu`
 # wheel (CUDA 13, the machine's CUDA) is a 284 MB library, 186 MB
-# compressed, and a call carries at most 64 MiB. Parts 1-3 are its
+# compressed, and a call carries at most 64 MiB, the working tree
+# included (so keep the tree small: bench logs are committed xz-compressed;
+# at ~4 MiB of tree, part 1 no longer went). Parts 1-3 are its
 # compressed bytes; part 4 is faceflow, libonnxruntime, the models and the
 # demo. The CUDA 13 and cuDNN 9 libraries come from the machine's own
 # PyTorch install (nvidia-* wheels); nothing else is needed there.
