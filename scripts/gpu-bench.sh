@@ -7,6 +7,10 @@
 #                                   what the GPU machine lacks into .gpu/1..4
 #   scripts/gpu-bench.sh receive N  there, one call per part: keeps part N
 #                                   (.gpu/N, carried by that call) in $STAGE
+#                                   (the borrowed machine goes back after
+#                                   30 s idle, and $STAGE with it: make the
+#                                   calls back to back, the last part's
+#                                   call running a verb too)
 #   scripts/gpu-bench.sh run        there, after parts 1-4: unpacks, finds the
 #                                   CUDA and cuDNN libraries, runs the bench
 #                                   and writes the JSON and the log to $OUT
@@ -33,11 +37,11 @@
 # demo. The CUDA 13 and cuDNN 9 libraries come from the machine's own
 # PyTorch install (nvidia-* wheels); nothing else is needed there.
 #
-# Decoder: faceflow is built with OpenH264 (bundled source) for this run,
-# because the GPU machine has no FFmpeg libraries and carrying Debian's
-# libavcodec with its ~90 dependencies does not fit; so the demo goes as a
-# B-frame-free encode (OpenH264 cannot read B-frames). Decoding is not what
-# this bench measures (its bare decoder figure is printed beside).
+# Decoder: without GPU_BENCH_DECODER=libav faceflow is built with OpenH264
+# (bundled source) and the demo goes as a B-frame-free encode (OpenH264
+# cannot read B-frames); that pack needs no part 5. The libav pack (part
+# 5: 129 libraries, ~47 MB with xz) decodes with NVDEC, as x86-cuda is
+# deployed, and is what the `decoders` and `faces` verbs need.
 #
 # Each row is a timed window (`faceflow bench --seconds`): the cameras
 # loop at full speed, GPU_BENCH_WARMUP seconds (default 5) of warm-up are
@@ -55,8 +59,11 @@
 # the last being cuDNN's convolution search, the board's by default), GPU_BENCH_BATCHES
 # and GPU_BENCH_CAMERAS change them. The landmark models are carried but
 # left out (the stage's `auto` turns it off), as this bench measures detection;
-# GPU_BENCH_LANDMARKS=1 puts them in (x86-cuda runs them on the CPU
-# provider, `[landmarks] execution_providers`).
+# GPU_BENCH_LANDMARKS=1 puts them in on the board's providers (`[landmarks]
+# execution_providers`), GPU_BENCH_LANDMARKS=cuda or =cpu on that provider
+# (`landmarks.execution_providers`, bench --landmark-providers).
+# GPU_BENCH_HWDEC=off decodes the cameras in software on a libav pack
+# (the cameras' `hardware_decode`; default on: NVDEC).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${STAGE:-/tmp/faceflow-gpu}
@@ -88,7 +95,9 @@ pack() {
     cp models/centerface.onnx models/centerface-fp16.onnx models/centerface-i420-640x384.onnx \
         models/centerface-fp16-i420-640x384.onnx "$b/models/"
     mkdir -p "$b/models/landmarks-carried"
-    cp models/landmarks/face_mesh.onnx models/landmarks/iris.onnx "$b/models/landmarks-carried/"
+    # With the face crop `bench --landmarks` times them on.
+    cp models/landmarks/face_mesh.onnx models/landmarks/iris.onnx models/landmarks/face_mesh.input.f32 \
+        "$b/models/landmarks-carried/"
     if [ "$decoder" = libav ]; then
         # libavcodec reads B-frames: the demo as it is, and 1080p clips of
         # both codecs for the decoder bench (x264 and x265 defaults).
@@ -168,7 +177,14 @@ run_bench() {
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
     nproc | sed 's/^/cpu cores: /' | tee -a "$out/gpu.txt"
     rm -rf models/landmarks
-    if [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ]; then cp -r models/landmarks-carried models/landmarks; fi
+    local landmarks=${GPU_BENCH_LANDMARKS:-0} lm_args=()
+    case "$landmarks" in
+        0) ;;
+        1) cp -r models/landmarks-carried models/landmarks ;;
+        cuda) cp -r models/landmarks-carried models/landmarks && lm_args=(--landmark-providers cuda,cpu) ;;
+        cpu) cp -r models/landmarks-carried models/landmarks && lm_args=(--landmark-providers cpu) ;;
+        *) echo "gpu-bench: GPU_BENCH_LANDMARKS is 0, 1, cuda or cpu" >&2; exit 2 ;;
+    esac
     local specs=${GPU_BENCH_SPECS:-"fp32:cpu:off fp32:model:off fp32:model:on fp16:model:on"}
     for spec in $specs; do
         [ "$spec" = none ] && continue
@@ -180,11 +196,12 @@ run_bench() {
         [ "$prec" = fp16 ] && model=models/centerface-fp16.onnx
         [ "$pre" = model ] && model=${model%.onnx}-i420-640x384.onnx
         name="cuda-$prec-$pre-overlap-$overlap-pinned-$pinned-$search${GPU_BENCH_CAMERAS:+-c$GPU_BENCH_CAMERAS}"
-        [ "${GPU_BENCH_LANDMARKS:-0}" = 1 ] && name="$name-landmarks"
+        [ "$landmarks" != 0 ] && name="$name-landmarks-$landmarks"
+        [ "${GPU_BENCH_HWDEC:-on}" = off ] && name="$name-software-decode"
         echo "== $prec, letterbox on the $pre ($model), overlap $overlap, pinned buffers $pinned, cuDNN search $search"
         RUST_LOG=${RUST_LOG:-info} ./faceflow bench --cameras "${GPU_BENCH_CAMERAS:-8}" --batches "${GPU_BENCH_BATCHES:-1,8,32}" \
             --model "$model" --overlap "$overlap" --pinned "$pinned" --conv-search "$search" --json "$out/$name.json" \
-            --seconds "${GPU_BENCH_SECONDS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --repeat "${GPU_BENCH_REPEAT:-1}" 2>&1 | tee "$out/$name.log" |
+            --seconds "${GPU_BENCH_SECONDS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --repeat "${GPU_BENCH_REPEAT:-1}" --hardware-decode "${GPU_BENCH_HWDEC:-on}" "${lm_args[@]}" 2>&1 | tee "$out/$name.log" |
             { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
     done
 }
@@ -235,6 +252,7 @@ dir = "$PWD/faces/$video-$prec"
 bind = ""
 [detector]
 model = "$model"
+$(case "${GPU_BENCH_LANDMARKS:-0}" in cuda | cpu) printf '[landmarks]\nexecution_providers = ["%s"]' "$GPU_BENCH_LANDMARKS" ;; esac)
 [[cameras]]
 name = "$video"
 url = "file:$file"

@@ -466,6 +466,7 @@ pub fn run_observed(
                 stop: stop.clone(),
                 start_unix_ms: if live { None } else { Some(file_start_ms(cam, &clocks)) },
                 decode_threads,
+                hardware_decode: cam.hardware_decode,
             },
             source,
         ));

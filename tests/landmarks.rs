@@ -25,7 +25,15 @@ fn read_f32(path: &str) -> Vec<f32> {
 fn model(batch: usize) -> LandmarkModel {
     common::require_assets();
     let root = common::root();
-    LandmarkModel::load(Path::new(""), &root.join(MESH), Some(&root.join(IRIS)), batch, false).expect("models load")
+    LandmarkModel::load(
+        Path::new(""),
+        &root.join(MESH),
+        Some(&root.join(IRIS)),
+        faceflow::board::LANDMARK_EXECUTION_PROVIDERS,
+        batch,
+        false,
+    )
+    .expect("models load")
 }
 
 #[test]

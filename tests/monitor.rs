@@ -231,6 +231,7 @@ fn an_injected_stall_is_reported_in_healthz_and_cleared_when_it_ends() {
         stop: stop.clone(),
         start_unix_ms: None,
         decode_threads: faceflow::decode::Threads::board(),
+        hardware_decode: true,
     };
     let src = faceflow::ingest::open_file(std::path::Path::new("models/demo/demo.h264")).unwrap();
     let h = std::thread::spawn(move || cap.run(src));

@@ -116,6 +116,11 @@ pub struct CameraConfig {
     pub min_face_px: f32,
     #[serde(default)]
     pub max_face_px: f32,
+    /// Decode with the board profile's hardware decoder where it names one
+    /// (x86-cuda: NVDEC; default true); false: libavcodec's software
+    /// decoder on the host's cores.
+    #[serde(default = "default_true")]
+    pub hardware_decode: bool,
 }
 
 /// When a camera's face events leave (see `event`).
@@ -264,6 +269,10 @@ pub enum DetectionMode {
     Always,
     #[default]
     Motion,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_fps() -> f32 {

@@ -558,6 +558,11 @@ pub struct LandmarksConfig {
     pub min_interval_ms: u64,
     /// How long the track thread waits for an ending track's landmarks.
     pub wait_ms: u64,
+    /// ONNX Runtime execution providers for Face Mesh and Iris, tried in
+    /// order (`cpu`, `cuda`, `tensorrt`, `coreml`); empty = the board
+    /// profile's `[landmarks] execution_providers`. A GPU box short of
+    /// GPU memory or time keeps them on its cores with `["cpu"]`.
+    pub execution_providers: Vec<String>,
 }
 
 /// `landmarks.enabled`.
@@ -579,6 +584,7 @@ impl Default for LandmarksConfig {
             min_presence: 0.5,
             min_interval_ms: 500,
             wait_ms: 500,
+            execution_providers: Vec::new(),
         }
     }
 }
@@ -589,6 +595,15 @@ impl LandmarksConfig {
             PathBuf::from("models/landmarks/face_mesh.onnx")
         } else {
             self.model.clone()
+        }
+    }
+    /// The providers the landmark models are tried on: the config's, else
+    /// the board profile's.
+    pub fn providers(&self) -> Vec<&str> {
+        if self.execution_providers.is_empty() {
+            crate::board::LANDMARK_EXECUTION_PROVIDERS.to_vec()
+        } else {
+            self.execution_providers.iter().map(String::as_str).collect()
         }
     }
     pub fn iris_path(&self) -> PathBuf {

@@ -235,3 +235,21 @@ fn cuda_conv_search_is_the_configs_or_the_boards_and_a_wrong_value_is_named() {
     let e = with("cuda_conv_search = \"fastest\"").unwrap_err().to_string();
     assert!(e.contains("cuda_conv_search"), "{e}");
 }
+
+#[test]
+fn landmark_providers_are_the_configs_or_the_boards_and_a_wrong_name_is_named() {
+    let with = |line: &str| Config::from_toml(&format!("[landmarks]\n{line}\n{GOOD}"), "t.toml");
+    let c = with("").unwrap();
+    assert_eq!(c.landmarks.providers(), crate::board::LANDMARK_EXECUTION_PROVIDERS);
+    let c = with("execution_providers = [\"cuda\", \"cpu\"]").unwrap();
+    assert_eq!(c.landmarks.providers(), ["cuda", "cpu"]);
+    let e = with("execution_providers = [\"gpu\"]").unwrap_err().to_string();
+    assert!(e.contains("landmarks.execution_providers") && e.contains("\"gpu\""), "{e}");
+}
+
+#[test]
+fn hardware_decode_is_on_unless_a_camera_turns_it_off() {
+    let c = Config::from_toml(&GOOD.replace("detection_skip_frames = 2", "hardware_decode = false"), "t.toml").unwrap();
+    assert!(c.cameras[0].hardware_decode);
+    assert!(!c.cameras[1].hardware_decode);
+}

@@ -88,6 +88,14 @@ impl Config {
         unit("detector.min_score", self.detector.min_score)?;
         unit("landmarks.candidate_margin", self.landmarks.candidate_margin)?;
         unit("landmarks.min_presence", self.landmarks.min_presence)?;
+        for p in &self.landmarks.execution_providers {
+            if !matches!(p.as_str(), "cpu" | "cuda" | "tensorrt" | "coreml") {
+                return Err((
+                    "landmarks.execution_providers".into(),
+                    format!("{p:?} is not an execution provider: cpu, cuda, tensorrt or coreml"),
+                ));
+            }
+        }
         if self.detector.batch_size > crate::limits::MAX_BATCH {
             return Err((
                 "detector.batch_size".into(),

@@ -208,17 +208,22 @@ impl VideoDecoder {
         Self::open(codec, extradata, "", false, Threads::board())
     }
 
-    /// The decoder the board profile picks for a camera: its hardware
-    /// decoder first where it names one, else (logged, with the reason)
-    /// libavcodec's software decoder. `extradata` as for [`Self::with_extradata`];
-    /// `threads` for software decoding (see [`Threads::for_cameras_here`]).
+    /// The decoder the board profile picks for a camera: with `hardware`
+    /// (the camera's `hardware_decode`), its hardware decoder first where it
+    /// names one, else (logged, with the reason) libavcodec's software
+    /// decoder. `extradata` as for [`Self::with_extradata`]; `threads` for
+    /// software decoding (see [`Threads::for_cameras_here`]).
     pub(crate) fn for_camera(
         codec: Codec,
         extradata: &[u8],
         camera: &str,
         threads: Threads,
+        hardware: bool,
     ) -> Result<Self, DecodeError> {
-        Self::open(codec, extradata, camera, true, threads)
+        if !hardware && !board_hw_decoder(codec).is_empty() {
+            log::info!("camera {camera}: hardware_decode = false: {} decoded in software", codec.as_str());
+        }
+        Self::open(codec, extradata, camera, hardware, threads)
     }
 
     fn open(codec: Codec, extradata: &[u8], camera: &str, use_hw: bool, threads: Threads) -> Result<Self, DecodeError> {

@@ -38,6 +38,8 @@ pub struct Capture {
     pub start_unix_ms: Option<u64>,
     /// Software decoding's threads for this camera (`decode::Threads::for_cameras_here`).
     pub decode_threads: crate::decode::Threads,
+    /// The camera's `hardware_decode`.
+    pub hardware_decode: bool,
 }
 
 impl Capture {
@@ -48,11 +50,12 @@ impl Capture {
     /// The camera's decoder for a new stream (or codec); a failure fails
     /// the camera, with the reason in its state.
     fn decoder_for(&self, codec: crate::decode::Codec, extradata: &[u8]) -> Result<VideoDecoder, IngestError> {
-        let d = VideoDecoder::for_camera(codec, extradata, &self.name, self.decode_threads).map_err(|e| {
-            let e = IngestError::caused(format!("camera {}", self.name), e);
-            self.cam().set_state_reason(CameraState::Failed, &e.to_string());
-            e
-        })?;
+        let d = VideoDecoder::for_camera(codec, extradata, &self.name, self.decode_threads, self.hardware_decode)
+            .map_err(|e| {
+                let e = IngestError::caused(format!("camera {}", self.name), e);
+                self.cam().set_state_reason(CameraState::Failed, &e.to_string());
+                e
+            })?;
         log::debug!("camera {}: decoding {} with {}", self.name, codec.as_str(), d.name());
         Ok(d)
     }

@@ -150,6 +150,7 @@ pub fn decode_file_with(
                     p.extradata,
                     &path.display().to_string(),
                     crate::decode::Threads::board(),
+                    true,
                 )
             } else {
                 crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)

@@ -32,11 +32,18 @@ pub struct LandmarkModel {
     pad: bool,
 }
 
-/// Loads a session and binds it for every batch size up to `max`.
-fn bind(lib: &Path, model: &Path, side: usize, max: usize, pad: bool) -> Result<BoundSession, DetectError> {
+/// Loads a session on the first of `providers` that registers and binds it
+/// for every batch size up to `max`.
+fn bind(
+    lib: &Path,
+    model: &Path,
+    providers: &[&str],
+    side: usize,
+    max: usize,
+    pad: bool,
+) -> Result<BoundSession, DetectError> {
     let env = runtime::environment(lib)?;
-    let session =
-        runtime::session_on(env, model, crate::board::LANDMARK_EXECUTION_PROVIDERS, crate::config::ConvSearch::Board)?;
+    let session = runtime::session_on(env, model, providers, crate::config::ConvSearch::Board)?;
     let sizes: Vec<usize> = (1..=max).filter(|&n| run_shape(n, max, pad) == n).collect();
     BoundSession::new(session, [3, side, side], max, &sizes)
         .map_err(|e| DetectError::load_caused(format!("landmark model {}", model.display()), e))
@@ -54,24 +61,25 @@ fn output_of(s: &BoundSession, len: usize, model: &Path) -> Result<usize, Detect
 }
 
 impl LandmarkModel {
-    /// The mesh model, and the iris model when `iris` is given, bound for
-    /// batches up to `max_batch` faces (`pad`: only powers of two run, for
-    /// accelerators).
+    /// The mesh model, and the iris model when `iris` is given, on the
+    /// first of `providers` that registers, bound for batches up to
+    /// `max_batch` faces (`pad`: only powers of two run, for accelerators).
     pub fn load(
         runtime_lib: &Path,
         mesh: &Path,
         iris: Option<&Path>,
+        providers: &[&str],
         max_batch: usize,
         pad: bool,
     ) -> Result<Self, DetectError> {
         if max_batch > MAX_IRIS_FACES {
             return Err(DetectError::load(format!("landmark batch {max_batch} is over {MAX_IRIS_FACES}")));
         }
-        let m = bind(runtime_lib, mesh, MESH_SIDE, max_batch, pad)?;
+        let m = bind(runtime_lib, mesh, providers, MESH_SIDE, max_batch, pad)?;
         let mesh_out = (output_of(&m, MESH_VALUES, mesh)?, output_of(&m, 1, mesh)?);
         let iris = match iris {
             Some(p) => {
-                let s = bind(runtime_lib, p, IRIS_SIDE, 2 * max_batch, pad)?;
+                let s = bind(runtime_lib, p, providers, IRIS_SIDE, 2 * max_batch, pad)?;
                 output_of(&s, CONTOUR_VALUES, p)?;
                 let k = output_of(&s, IRIS_VALUES, p)?;
                 Some((s, k))

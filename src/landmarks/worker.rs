@@ -105,8 +105,14 @@ pub(crate) fn from_config(
         log::warn!("landmarks: {} not found; events carry no gaze", iris.display());
         None
     };
-    let model =
-        LandmarkModel::load(&cfg.detector.runtime, &mesh, iris.as_deref(), board::LANDMARK_BATCH, board::PAD_BATCHES)?;
+    let model = LandmarkModel::load(
+        &cfg.detector.runtime,
+        &mesh,
+        iris.as_deref(),
+        &lc.providers(),
+        board::LANDMARK_BATCH,
+        board::PAD_BATCHES,
+    )?;
     log::info!(
         "landmarks: Face Mesh{} on candidate best faces, batches of up to {} faces",
         if iris.is_some() { " + Iris" } else { "" },

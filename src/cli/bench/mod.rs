@@ -66,7 +66,8 @@ pub struct BenchArgs {
     /// speed, or paced with --realtime): figures cover that window only.
     #[arg(long, value_name = "seconds")]
     seconds: Option<u64>,
-    /// With --seconds: seconds of warm-up before the window (default 5).
+    /// With --seconds: seconds of warm-up before the window (default 5),
+    /// counted from the first detected frame.
     #[arg(long, value_name = "seconds", default_value_t = 5)]
     warmup: u64,
     /// Runs per batch size; with several, min/median/max are printed.
@@ -90,6 +91,14 @@ pub struct BenchArgs {
     /// `detector.cuda_conv_search`: exhaustive or heuristic (default: the board's).
     #[arg(long, value_name = "exhaustive|heuristic")]
     conv_search: Option<String>,
+    /// `landmarks.execution_providers`, e.g. cuda,cpu (default: the board's);
+    /// also for --landmarks.
+    #[arg(long, value_delimiter = ',', value_name = "providers")]
+    landmark_providers: Option<Vec<String>>,
+    /// The cameras' `hardware_decode`: on or off (default on: the board's
+    /// hardware decoder where it names one).
+    #[arg(long, value_parser = on_off)]
+    hardware_decode: Option<bool>,
     /// With --capacity: policies to try in turn (baseline,gating,int8,default,overlap).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "baseline,gating,default")]
     policies: Vec<capacity::Policy>,
@@ -118,7 +127,8 @@ pub fn main(a: BenchArgs) -> ExitCode {
         return report(decoders::decoders(files, how), |r| decoders::print(r), a.json.as_deref());
     }
     if a.landmarks {
-        return report(landmarks(a.batches.as_deref().unwrap_or(&[1, 4, 8, 16])), print_landmarks, None);
+        let providers = a.landmark_providers.unwrap_or_default();
+        return report(landmarks(a.batches.as_deref().unwrap_or(&[1, 4, 8, 16]), &providers), print_landmarks, None);
     }
     if a.events {
         return report(events(), print_events, None);
@@ -145,6 +155,8 @@ pub fn main(a: BenchArgs) -> ExitCode {
         overlap: a.overlap,
         pinned_buffers: a.pinned,
         conv_search: a.conv_search.as_deref(),
+        landmark_providers: a.landmark_providers.as_deref(),
+        hardware_decode: a.hardware_decode,
     };
     let batches = a.batches.unwrap_or_else(|| vec![1, 4, 8]);
     let timing = Timing {
@@ -211,6 +223,9 @@ pub struct BenchRow {
     /// How cuDNN's convolution algorithms were picked on CUDA
     /// (`detector.cuda_conv_search`, resolved).
     pub cuda_conv_search: String,
+    /// The cameras' `hardware_decode` (the log says per camera whether the
+    /// board's hardware decoder took the stream or it fell back).
+    pub hardware_decode: bool,
     /// Share of the wall time the model was running (where the detector
     /// times its runs): how busy the accelerator was kept.
     pub model_busy: Option<f64>,
@@ -259,6 +274,10 @@ pub struct BenchDetector<'a> {
     pub pinned_buffers: Option<bool>,
     /// `detector.cuda_conv_search` (None = the board's).
     pub conv_search: Option<&'a str>,
+    /// `landmarks.execution_providers` (None = the board's).
+    pub landmark_providers: Option<&'a [String]>,
+    /// The cameras' `hardware_decode` (None = the default, on).
+    pub hardware_decode: Option<bool>,
 }
 
 fn config(
@@ -287,10 +306,14 @@ fn config(
     if let Some(s) = det.conv_search {
         t.push_str(&format!("cuda_conv_search = {s:?}\n"));
     }
+    if let Some(p) = det.landmark_providers {
+        t.push_str(&format!("[landmarks]\nexecution_providers = {p:?}\n"));
+    }
     for i in 0..cameras {
         t.push_str(&format!(
-            "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {looped}\n",
-            DEMO_DIR
+            "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {looped}\nhardware_decode = {}\n",
+            DEMO_DIR,
+            det.hardware_decode.unwrap_or(true)
         ));
     }
     Config::from_toml(&t, "bench").map_err(BenchError::from)
@@ -467,6 +490,7 @@ fn one_run(
         overlap: cfg.detector.overlap(),
         pinned_buffers: cfg.detector.pinned_buffers,
         cuda_conv_search: cfg.detector.cuda_conv_search.resolved().name().into(),
+        hardware_decode: cfg.cameras.iter().all(|c| c.hardware_decode),
         model_busy: (s.stages.inference.count() > 0).then(|| span.inference_s / wall),
         detect_thread_in_detector: span.detector_s / wall,
         peak_rss_mb: process::peak_rss_bytes() as f64 / 1048576.0,
@@ -531,11 +555,12 @@ pub fn print(rows: &[BenchRow]) {
     }
     for r in rows {
         println!(
-            "batch {}: overlap {}, pinned buffers {}, cuDNN search {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
+            "batch {}: overlap {}, pinned buffers {}, cuDNN search {}, hardware decode {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
             r.batch,
             if r.overlap { "on" } else { "off" },
             if r.pinned_buffers { "on" } else { "off" },
             r.cuda_conv_search,
+            if r.hardware_decode { "on" } else { "off" },
             r.model_busy.map_or_else(|| "(not timed)".into(), |b| format!("{:.0}%", 100.0 * b)),
             100.0 * r.detect_thread_in_detector
         );
@@ -681,12 +706,20 @@ pub struct LandmarksRow {
     pub pipeline: Vec<(String, u64, f64, f64)>,
 }
 
-pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, BenchError> {
+/// `providers`: `landmarks.execution_providers` (empty = the board's).
+pub fn landmarks(batches: &[usize], providers: &[String]) -> Result<LandmarksRow, BenchError> {
     use faceflow::landmarks::model::LandmarkModel;
-    let lc = faceflow::config::LandmarksConfig::default();
+    let lc = faceflow::config::LandmarksConfig { execution_providers: providers.to_vec(), ..Default::default() };
     let max = batches.iter().copied().max().unwrap_or(1);
-    let mut m = LandmarkModel::load(std::path::Path::new(""), &lc.mesh_path(), Some(&lc.iris_path()), max, false)
-        .map_err(BenchError::from)?;
+    let mut m = LandmarkModel::load(
+        std::path::Path::new(""),
+        &lc.mesh_path(),
+        Some(&lc.iris_path()),
+        &lc.providers(),
+        max,
+        false,
+    )
+    .map_err(BenchError::from)?;
     // A 640x640 picture made from the face crop setup saved, so the crops,
     // the mesh and the eyes are a real face's.
     let crop = std::fs::read("models/landmarks/face_mesh.input.f32").map_err(|e| format!("face crop: {e}"))?;
@@ -751,7 +784,8 @@ pub fn landmarks(batches: &[usize]) -> Result<LandmarksRow, BenchError> {
             "[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[[cameras]]\nname = \"a\"\nurl = \"file:{}\"\n",
             url.display()
         );
-        let cfg = Config::from_toml(&toml, "bench").map_err(BenchError::from)?;
+        let mut cfg = Config::from_toml(&toml, "bench").map_err(BenchError::from)?;
+        cfg.landmarks.execution_providers = providers.to_vec();
         let r = faceflow::pipeline::run(&cfg, Arc::new(AtomicBool::new(false))).map_err(BenchError::from)?;
         let st = &r.stats.stages;
         let lm = st.landmarks.sum_us() as f64;

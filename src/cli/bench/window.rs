@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use faceflow::metrics::{get, Stats};
 use faceflow::monitor::process;
 
+/// The longest the window waits for the run's first detected frame.
+const START_UP_LIMIT: Duration = Duration::from_secs(120);
+
 /// A timed window: `seconds` measured after `warmup`.
 #[derive(Clone, Copy, Debug)]
 pub struct Window {
@@ -85,8 +88,10 @@ impl Span {
     }
 }
 
-/// Watches a run's `stats`: waits out the warm-up, reads, waits the
-/// window, reads, stops the run. `None` when the run stopped first (it
+/// Watches a run's `stats`: waits for the first detected frame (start-up,
+/// such as loading the landmark models, which takes 20 s on CUDA, stays
+/// out), waits out the warm-up, reads, waits the window, reads, stops the
+/// run. `None` when the run stopped first (it
 /// failed, or its input ended): then there is no window to report.
 pub fn watch(stats: Arc<Stats>, w: Window, stop: Arc<AtomicBool>) -> JoinHandle<Option<Span>> {
     std::thread::spawn(move || {
@@ -100,6 +105,15 @@ pub fn watch(stats: Arc<Stats>, w: Window, stop: Arc<AtomicBool>) -> JoinHandle<
             }
             true
         };
+        let detected = |s: &Stats| s.cameras.iter().map(|c| get(&c.detected_frames)).sum::<u64>();
+        // Bounded, for inputs the detector never sees a frame of (a
+        // gated empty scene): the warm-up then starts anyway.
+        let give_up = Instant::now() + START_UP_LIMIT;
+        while detected(&stats) == 0 && Instant::now() < give_up {
+            if !wait(Duration::from_millis(20)) {
+                return None;
+            }
+        }
         if !wait(w.warmup) {
             return None;
         }
@@ -168,6 +182,25 @@ mod tests {
         assert!(stop.load(Ordering::Relaxed), "the window's end stops the run");
         assert_eq!(span.detected, 7);
         assert!(span.wall_s >= 0.3 && span.wall_s < 5.0, "{}", span.wall_s);
+    }
+
+    #[test]
+    fn the_warm_up_starts_at_the_first_detected_frame_not_at_start_up() {
+        let stats = Stats::new(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let w = Window { warmup: Duration::from_millis(100), seconds: Duration::from_millis(1000) };
+        let h = watch(stats.clone(), w, stop.clone());
+        // Start-up (models loading) longer than warm-up and window together:
+        // the window must not have begun, let alone ended.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!stop.load(Ordering::Relaxed), "the window ran out during start-up");
+        inc(&stats.cameras[0].detected_frames);
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..5 {
+            inc(&stats.cameras[0].detected_frames);
+        }
+        let span = h.join().unwrap().expect("a window");
+        assert_eq!(span.detected, 5, "the first frame is warm-up, the next five in the window");
     }
 
     #[test]
