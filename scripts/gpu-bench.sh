@@ -17,6 +17,10 @@
 #   scripts/gpu-bench.sh faces      there, after parts 1-5 of a libav pack:
 #                                   FP16 against FP32, the events on the
 #                                   demo and the crowd video compared
+#   scripts/gpu-bench.sh landmarks  there, after parts 1-5 of a libav pack:
+#                                   the landmark models on CUDA, timed
+#                                   alone, then profiled beside the
+#                                   detector (ONNX Runtime's profiler)
 #   scripts/gpu-bench.sh decoders   there, after parts 1-5 of a libav pack:
 #                                   NVDEC against libavcodec's software
 #                                   decoder, 1080p H.264 and H.265, 1 and
@@ -109,7 +113,7 @@ pack() {
         cp models/demo/truth.json "$b/models/demo/"
         cp models/demo/crowd/crowd.h264 models/demo/crowd/truth.json "$b/models/demo/crowd/"
         mkdir -p "$b/scripts"
-        cp scripts/compare_events.py "$b/scripts/"
+        cp scripts/compare_events.py scripts/ort_profile.py "$b/scripts/"
         ffmpeg -v error -y -i models/demo/enc/1080p.h264 -c:v libx265 -x265-params log-level=error \
             -f hevc "$b/models/demo/enc/1080p.h265"
         pack_libav "$built"
@@ -268,11 +272,48 @@ EOF
     return $status
 }
 
+# The landmark models on CUDA, diagnosed (PERFORMANCE.md: they slow
+# themselves and the detector there): `bench --landmarks` on the CUDA
+# provider (the models alone, per batch size), then the demo through
+# `faceflow run` with the landmarks on CUDA, ONNX Runtime's profiler on for
+# the detector and both landmark models (FACEFLOW_ORT_PROFILE), each
+# profile summarised by scripts/ort_profile.py (run time against node time,
+# slowest runs, ops, providers) and kept xz-compressed.
+landmarks() {
+    GPU_BENCH_SPECS=none GPU_BENCH_LANDMARKS=cuda run_bench
+    local out=${OUT:-$PWD/out}
+    cd "$STAGE"
+    echo "== bench --landmarks, CUDA provider" | tee "$out/landmarks.txt"
+    timeout 240 ./faceflow bench --landmarks --landmark-providers cuda,cpu --batches 1,2,4,8,16 2>&1 |
+        grep -v -e 'decoded in' -e 'faceflow::sink' | tee -a "$out/landmarks.txt" || true
+    rm -rf profile faces/landmarks && mkdir -p profile faces/landmarks
+    cat >faces/landmarks.toml <<EOF
+[outbox]
+dir = "$PWD/faces/landmarks"
+[monitor]
+bind = ""
+[detector]
+model = "models/centerface-fp16-i420-640x384.onnx"
+[landmarks]
+execution_providers = ["cuda", "cpu"]
+[[cameras]]
+name = "demo"
+url = "file:models/demo/demo.h264"
+EOF
+    echo "== the demo, landmarks on CUDA, profiled" | tee -a "$out/landmarks.txt"
+    FACEFLOW_ORT_PROFILE="$PWD/profile/ort" timeout 240 ./faceflow run --config faces/landmarks.toml \
+        2>"$out/landmarks-run.log" | tee -a "$out/landmarks.txt" || true
+    python3 scripts/ort_profile.py profile/*.json | tee -a "$out/landmarks.txt"
+    for f in profile/*.json; do xz -T0 -c "$f" >"$out/$(basename "$f").xz"; done
+    xz -f "$out/landmarks-run.log"
+}
+
 case "${1:-}" in
     pack) pack ;;
     receive) receive "${2:?part number}" ;;
     run) run_bench ;;
     decoders) decoders ;;
     faces) faces ;;
-    *) sed -n '2,19p' "$0"; exit 2 ;;
+    landmarks) landmarks ;;
+    *) sed -n '2,/^# GPU_BENCH_DECODER/p' "$0" | sed '$d'; exit 2 ;;
 esac

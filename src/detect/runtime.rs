@@ -87,6 +87,23 @@ fn provider(name: &str, search: ConvSearch) -> Option<Result<ExecutionProviderDi
     }
 }
 
+/// Where ONNX Runtime's profiler writes `model`'s per-node timings, when
+/// `FACEFLOW_ORT_PROFILE` names a path prefix (diagnosis, e.g. of a model
+/// that runs slowly on one provider): `<prefix>-<model stem>`, to which
+/// ONNX Runtime adds a timestamp and `.json` when the session ends.
+fn profile_prefix(model: &Path) -> Option<std::path::PathBuf> {
+    let path = profile_path(std::env::var_os("FACEFLOW_ORT_PROFILE"), model)?;
+    log::info!("ONNX Runtime profiling {} into {}_<time>.json", model.display(), path.display());
+    Some(path)
+}
+
+/// `<prefix>-<model stem>`; none for an unset or empty prefix.
+fn profile_path(prefix: Option<std::ffi::OsString>, model: &Path) -> Option<std::path::PathBuf> {
+    let mut path = prefix.filter(|p| !p.is_empty())?;
+    path.push(format!("-{}", model.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default()));
+    Some(path.into())
+}
+
 /// Builds a session for `model`, trying the profile's providers in order:
 /// each one must really register (`error_on_failure`), otherwise the next is
 /// tried and one log line says why. CPU is the last resort.
@@ -114,13 +131,16 @@ pub(crate) fn session_on(
         )));
     }
     let ctx = |e: ort::Error| DetectError::load_caused(format!("model {}", model.display()), e);
+    let profile = profile_prefix(model);
     let build = |eps: Vec<ExecutionProviderDispatch>| -> Result<Session, ort::Error> {
-        Session::builder(env)?
+        let mut b = Session::builder(env)?
             .with_optimization_level(GraphOptimizationLevel::All)?
             .with_intra_threads(board::INTRA_THREADS)?
-            .with_intra_op_spinning(board::INTRA_OP_SPINNING)?
-            .with_execution_providers(eps)?
-            .commit_from_file(model)
+            .with_intra_op_spinning(board::INTRA_OP_SPINNING)?;
+        if let Some(p) = &profile {
+            b = b.with_profiling(p)?;
+        }
+        b.with_execution_providers(eps)?.commit_from_file(model)
     };
     let mut failures = Vec::new();
     let file = model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
@@ -150,4 +170,17 @@ pub(crate) fn session_on(
         log::info!("board {}: inference on the cpu execution provider ({file})", board::NAME);
     }
     build(vec![ep::CPU::default().build()]).map_err(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_is_named_after_its_model_and_only_when_asked() {
+        let model = Path::new("models/landmarks/face_mesh.onnx");
+        assert_eq!(profile_path(Some("/tmp/p/ort".into()), model), Some("/tmp/p/ort-face_mesh".into()));
+        assert_eq!(profile_path(Some("".into()), model), None);
+        assert_eq!(profile_path(None, model), None);
+    }
 }
