@@ -181,6 +181,10 @@ fn main() {
     let _ = writeln!(out, "pub const BATCH_TIMEOUT_MS: u64 = {};", b.batch_timeout_ms);
     let eps: Vec<String> = b.execution_providers.iter().map(|p| format!("{p:?}")).collect();
     let _ = writeln!(out, "pub const EXECUTION_PROVIDERS: &[&str] = &[{}];", eps.join(", "));
+    let _ = writeln!(
+        out,
+        "/// Every execution provider name a board profile or config may give.\npub const KNOWN_PROVIDERS: &[&str] = &{KNOWN_PROVIDERS:?};"
+    );
     let _ = writeln!(out, "pub const INTRA_THREADS: usize = {};", b.intra_threads);
     let _ = writeln!(out, "pub const PAD_BATCHES: bool = {};", b.pad_batches);
     let _ = writeln!(out, "pub const DETECT_OVERLAP: bool = {};", b.detect_overlap);

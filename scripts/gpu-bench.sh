@@ -256,7 +256,7 @@ dir = "$PWD/faces/$video-$prec"
 bind = ""
 [detector]
 model = "$model"
-$(case "${GPU_BENCH_LANDMARKS:-0}" in cuda | cpu) printf '[landmarks]\nexecution_providers = ["%s"]' "$GPU_BENCH_LANDMARKS" ;; esac)
+$(case "${GPU_BENCH_LANDMARKS:-0}" in cuda) printf '[landmarks]\nexecution_providers = ["cuda", "cpu"]' ;; cpu) printf '[landmarks]\nexecution_providers = ["cpu"]' ;; esac)
 [[cameras]]
 name = "$video"
 url = "file:$file"

@@ -89,10 +89,10 @@ impl Config {
         unit("landmarks.candidate_margin", self.landmarks.candidate_margin)?;
         unit("landmarks.min_presence", self.landmarks.min_presence)?;
         for p in &self.landmarks.execution_providers {
-            if !matches!(p.as_str(), "cpu" | "cuda" | "tensorrt" | "coreml") {
+            if !crate::board::KNOWN_PROVIDERS.contains(&p.as_str()) {
                 return Err((
                     "landmarks.execution_providers".into(),
-                    format!("{p:?} is not an execution provider: cpu, cuda, tensorrt or coreml"),
+                    format!("{p:?} is not an execution provider: {}", crate::board::KNOWN_PROVIDERS.join(", ")),
                 ));
             }
         }

@@ -46,7 +46,7 @@ impl Reading {
             at: Instant::now(),
             cpu_s: process::sample().cpu_seconds,
             allocations: crate::cli::alloc_count::allocations(),
-            detected: cams.iter().map(|c| get(&c.detected_frames)).sum(),
+            detected: detected_frames(stats),
             dropped: cams.iter().map(|c| c.frames_dropped()).sum(),
             batches: get(&st.batches),
             batched_frames: get(&st.batched_frames),
@@ -54,6 +54,11 @@ impl Reading {
             detector_us: st.preprocess_infer.sum_us(),
         }
     }
+}
+
+/// Frames detected so far over all cameras.
+fn detected_frames(stats: &Stats) -> u64 {
+    stats.cameras.iter().map(|c| get(&c.detected_frames)).sum()
 }
 
 /// What happened between two readings.
@@ -105,11 +110,10 @@ pub fn watch(stats: Arc<Stats>, w: Window, stop: Arc<AtomicBool>) -> JoinHandle<
             }
             true
         };
-        let detected = |s: &Stats| s.cameras.iter().map(|c| get(&c.detected_frames)).sum::<u64>();
         // Bounded, for inputs the detector never sees a frame of (a
         // gated empty scene): the warm-up then starts anyway.
         let give_up = Instant::now() + START_UP_LIMIT;
-        while detected(&stats) == 0 && Instant::now() < give_up {
+        while detected_frames(&stats) == 0 && Instant::now() < give_up {
             if !wait(Duration::from_millis(20)) {
                 return None;
             }
