@@ -148,7 +148,7 @@ pub fn main(a: BenchArgs) -> ExitCode {
     if let Some(dir) = &a.crowd {
         return report(crowd(dir), print_crowd, None);
     }
-    let detector = BenchDetector {
+    let settings = BenchSettings {
         kind: a.detector.as_deref(),
         model: a.model.as_deref(),
         preprocess: a.preprocess.as_deref(),
@@ -166,7 +166,7 @@ pub fn main(a: BenchArgs) -> ExitCode {
             .map(|s| window::Window { warmup: Duration::from_secs(a.warmup), seconds: Duration::from_secs(s.max(1)) }),
         repeat: a.repeat.max(1),
     };
-    report(run(a.cameras, &batches, timing, detector), |rows| print(rows), a.json.as_deref())
+    report(run(a.cameras, &batches, timing, settings), |rows| print(rows), a.json.as_deref())
 }
 
 /// A bench's figures printed (and written as JSON where asked), or its
@@ -261,10 +261,11 @@ pub struct Timing {
     pub repeat: usize,
 }
 
-/// Which detector a bench runs: `detector.kind`, `detector.model` and
-/// `detector.preprocess` (None = the config's defaults).
+/// The config a bench row runs: the detector's `kind`, `model` and
+/// `preprocess`, its execution settings, the landmark models' providers
+/// and the cameras' hardware decode (None = the config's defaults).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct BenchDetector<'a> {
+pub struct BenchSettings<'a> {
     pub kind: Option<&'a str>,
     pub model: Option<&'a str>,
     pub preprocess: Option<&'a str>,
@@ -285,35 +286,35 @@ fn config(
     batch: usize,
     realtime: bool,
     looped: bool,
-    det: BenchDetector<'_>,
+    settings: BenchSettings<'_>,
 ) -> Result<Config, BenchError> {
     let mut t = format!("[outbox]\ndir = \"\"\n[monitor]\nbind = \"\"\n[detector]\nbatch_size = {batch}\n");
-    if let Some(k) = det.kind {
+    if let Some(k) = settings.kind {
         t.push_str(&format!("kind = {k:?}\n"));
     }
-    if let Some(m) = det.model {
+    if let Some(m) = settings.model {
         t.push_str(&format!("model = {m:?}\n"));
     }
-    if let Some(p) = det.preprocess {
+    if let Some(p) = settings.preprocess {
         t.push_str(&format!("preprocess = {p:?}\n"));
     }
-    if let Some(o) = det.overlap {
+    if let Some(o) = settings.overlap {
         t.push_str(&format!("overlap = {o}\n"));
     }
-    if let Some(p) = det.pinned_buffers {
+    if let Some(p) = settings.pinned_buffers {
         t.push_str(&format!("pinned_buffers = {p}\n"));
     }
-    if let Some(s) = det.conv_search {
+    if let Some(s) = settings.conv_search {
         t.push_str(&format!("cuda_conv_search = {s:?}\n"));
     }
-    if let Some(p) = det.landmark_providers {
+    if let Some(p) = settings.landmark_providers {
         t.push_str(&format!("[landmarks]\nexecution_providers = {p:?}\n"));
     }
     for i in 0..cameras {
         t.push_str(&format!(
             "[[cameras]]\nname = \"cam{i}\"\nurl = \"file:{}/demo.h264\"\nrealtime = {realtime}\nloop = {looped}\nhardware_decode = {}\n",
             DEMO_DIR,
-            det.hardware_decode.unwrap_or(true)
+            settings.hardware_decode.unwrap_or(true)
         ));
     }
     Config::from_toml(&t, "bench").map_err(BenchError::from)
@@ -390,14 +391,14 @@ pub fn run(
     cameras: usize,
     batches: &[usize],
     timing: Timing,
-    detector: BenchDetector<'_>,
+    settings: BenchSettings<'_>,
 ) -> Result<Vec<BenchRow>, BenchError> {
     let pics = frames(64)?;
     let decoder_fps = bare_decoder_fps()?;
     let mut rows = Vec::new();
     for &b in batches {
         let realtime = timing.realtime.is_some();
-        let cfg = config(cameras, b, realtime, realtime || timing.window.is_some(), detector)?;
+        let cfg = config(cameras, b, realtime, realtime || timing.window.is_some(), settings)?;
         // The bare detector before the first run and after the last, the
         // mean for every run (drift cancels; a CUDA session's load and
         // warm-up take seconds, once per measurement).
@@ -442,13 +443,6 @@ fn one_run(
     decoder_fps: f64,
 ) -> Result<BenchRow, BenchError> {
     let stop = Arc::new(AtomicBool::new(false));
-    if let Some(secs) = timing.realtime {
-        let s2 = stop.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(secs));
-            s2.store(true, Ordering::SeqCst);
-        });
-    }
     // Loading and warming the model (seconds per shape on CUDA) happens
     // before the clock starts: the figure is steady-state throughput.
     // Warmed at the demo's frame size: on CUDA each batch shape's first
@@ -457,6 +451,15 @@ fn one_run(
     let mut detector =
         faceflow::pipeline::load_detector_for(cfg, Some((pics[0].1, pics[0].2))).map_err(BenchError::from)?;
     detector.prepare(pics[0].1, pics[0].2).map_err(BenchError::from)?;
+    // The paced run's seconds count from here: loading the model (seconds
+    // per shape on CUDA) must not eat them, nor a timed window's.
+    if let Some(secs) = timing.realtime {
+        let s2 = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            s2.store(true, Ordering::SeqCst);
+        });
+    }
     let stats = faceflow::pipeline::stats_for(cfg);
     let watcher = timing.window.map(|w| window::watch(stats.clone(), w, stop.clone()));
     let start = window::Reading::take(&stats);
