@@ -20,7 +20,14 @@
 #   scripts/gpu-bench.sh landmarks  there, after parts 1-5 of a libav pack:
 #                                   the landmark models on CUDA, timed
 #                                   alone, then profiled beside the
-#                                   detector (ONNX Runtime's profiler)
+#                                   detector (ONNX Runtime's profiler;
+#                                   GPU_BENCH_QUICK=1: the timing alone)
+#   scripts/gpu-bench.sh shapes     there, after parts 1-5: 8 cameras paced
+#                                   at 25 fps (batches of every size, as
+#                                   deployed) with a session per batch
+#                                   shape (x86-cuda's way), then one
+#                                   session for all of them
+#                                   (FACEFLOW_SESSION_PER_SHAPE=1, =0)
 #   scripts/gpu-bench.sh decoders   there, after parts 1-5 of a libav pack:
 #                                   NVDEC against libavcodec's software
 #                                   decoder, 1080p H.264 and H.265, 1 and
@@ -190,6 +197,13 @@ run_bench() {
         *) echo "gpu-bench: GPU_BENCH_LANDMARKS is 0, 1, cuda or cpu" >&2; exit 2 ;;
     esac
     local specs=${GPU_BENCH_SPECS:-"fp32:cpu:off fp32:model:off fp32:model:on fp16:model:on"}
+    # The GPU's clocks, power, utilisation and memory once a second beside
+    # the rows (a repeat that drifts: throttling, or the GPU kept busy).
+    local dmon=
+    if [ "$specs" != none ] && command -v nvidia-smi >/dev/null; then
+        nvidia-smi dmon -s pucm -o T >"$out/dmon.txt" 2>&1 &
+        dmon=$!
+    fi
     for spec in $specs; do
         [ "$spec" = none ] && continue
         IFS=: read -r prec pre overlap pinned search <<<"$spec"
@@ -207,6 +221,25 @@ run_bench() {
             --model "$model" --overlap "$overlap" --pinned "$pinned" --conv-search "$search" --json "$out/$name.json" \
             --seconds "${GPU_BENCH_SECONDS:-20}" --warmup "${GPU_BENCH_WARMUP:-5}" --repeat "${GPU_BENCH_REPEAT:-1}" --hardware-decode "${GPU_BENCH_HWDEC:-on}" "${lm_args[@]}" 2>&1 | tee "$out/$name.log" |
             { grep -v -e 'faceflow::sink: event' -e 'stream ended' -e ' DEBUG ' -e ' TRACE ' || true; }
+    done
+    if [ -n "$dmon" ]; then kill "$dmon" 2>/dev/null || true; wait "$dmon" 2>/dev/null || true; xz -f "$out/dmon.txt"; fi
+}
+
+# The detector at the load cameras put on it, not at full speed: batches of
+# 1 to 8 frames, so the batch shape changes from one run to the next.
+# ONNX Runtime's CUDA convolutions re-plan on every change of a session's
+# input shape; faceflow keeps a session per shape on CUDA. Both ways, the
+# same cameras (per shape first: the one-session run may not finish).
+shapes() {
+    GPU_BENCH_SPECS=none run_bench
+    local out=${OUT:-$PWD/out}
+    cd "$STAGE"
+    for per_shape in 1 0; do
+        echo "== 8 cameras at 25 fps, batch 8, FP16, FACEFLOW_SESSION_PER_SHAPE=$per_shape" | tee -a "$out/shapes.txt"
+        FACEFLOW_SESSION_PER_SHAPE=$per_shape RUST_LOG=info timeout 170 ./faceflow bench --cameras 8 --batches 8 \
+            --model models/centerface-fp16-i420-640x384.onnx --realtime 120 --seconds 15 --warmup 10 \
+            --json "$out/shapes-per-shape-$per_shape.json" 2>&1 |
+            grep -v -e 'faceflow::sink: event' -e 'stream ended' | tee -a "$out/shapes.txt" || true
     done
 }
 
@@ -283,9 +316,17 @@ landmarks() {
     GPU_BENCH_SPECS=none GPU_BENCH_LANDMARKS=cuda run_bench
     local out=${OUT:-$PWD/out}
     cd "$STAGE"
-    echo "== bench --landmarks, CUDA provider" | tee "$out/landmarks.txt"
-    timeout 240 ./faceflow bench --landmarks --landmark-providers cuda,cpu --batches 1,2,4,8,16 2>&1 |
-        grep -v -e 'decoded in' -e 'faceflow::sink' | tee -a "$out/landmarks.txt" || true
+    # Alone (warm, per batch size), then their share of the pipeline on
+    # the demo and the crowd; last, the same on the CPU, this machine's
+    # figure to set them against.
+    lm_bench() {
+        echo "== bench --landmarks, providers $1" | tee -a "$out/landmarks.txt"
+        timeout "$2" ./faceflow bench --landmarks --landmark-providers "$1" --batches 1,2,4,8,16 2>&1 |
+            grep -v -e 'decoded in' -e 'faceflow::sink' | tee -a "$out/landmarks.txt" || true
+    }
+    lm_bench cuda,cpu 200
+    # GPU_BENCH_QUICK=1: the timing alone.
+    [ "${GPU_BENCH_QUICK:-0}" = 1 ] && return
     rm -rf profile faces/landmarks && mkdir -p profile faces/landmarks
     cat >faces/landmarks.toml <<EOF
 [outbox]
@@ -301,11 +342,12 @@ name = "demo"
 url = "file:models/demo/demo.h264"
 EOF
     echo "== the demo, landmarks on CUDA, profiled" | tee -a "$out/landmarks.txt"
-    FACEFLOW_ORT_PROFILE="$PWD/profile/ort" timeout 240 ./faceflow run --config faces/landmarks.toml \
+    FACEFLOW_ORT_PROFILE="$PWD/profile/ort" timeout 150 ./faceflow run --config faces/landmarks.toml \
         2>"$out/landmarks-run.log" | tee -a "$out/landmarks.txt" || true
     python3 scripts/ort_profile.py profile/*.json | tee -a "$out/landmarks.txt"
     for f in profile/*.json; do xz -T0 -c "$f" >"$out/$(basename "$f").xz"; done
     xz -f "$out/landmarks-run.log"
+    lm_bench cpu 120
 }
 
 case "${1:-}" in
@@ -315,5 +357,6 @@ case "${1:-}" in
     decoders) decoders ;;
     faces) faces ;;
     landmarks) landmarks ;;
+    shapes) shapes ;;
     *) sed -n '2,/^# GPU_BENCH_DECODER/p' "$0" | sed '$d'; exit 2 ;;
 esac

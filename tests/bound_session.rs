@@ -7,7 +7,9 @@
 //! does not, and the buffers must fall back to the heap and still work).
 //! On x86-cpu, then, the "pinned" test proves only the fallback: page-locked
 //! buffers run where a CUDA provider exists (scripts/gpu-bench.sh), not in
-//! the test command.
+//! the test command. A runner that keeps a session per batch shape (as on
+//! the CUDA provider, forced here on the CPU's) must give the same outputs
+//! as one session, whatever order the shapes run in.
 
 mod common;
 
@@ -40,7 +42,7 @@ fn bound_outputs_equal_session_run_outputs_in(host: HostBuffers) {
     let mut reference = runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap();
     let session = runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap();
     let layout = InputLayout::F32 { item: [3, H, W] };
-    let mut bound = BoundSession::with_layout(session, layout, (0, 0), 3, &[1, 3], host).unwrap();
+    let mut bound = BoundSession::with_layout(session, None, layout, (0, 0), 3, &[1, 3], host).unwrap();
     if faceflow::board::EXECUTION_PROVIDERS == ["cpu"] {
         // The CPU provider has no pinned allocator: the heap, whatever was asked.
         assert!(!bound.buffers.pinned());
@@ -82,6 +84,7 @@ fn blazeface_batches_like_single_runs() {
     let model = Path::new("models/blazeface.onnx");
     let mut single = BoundSession::new(
         runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap(),
+        None,
         [3, S, S],
         1,
         &[1],
@@ -89,6 +92,7 @@ fn blazeface_batches_like_single_runs() {
     .unwrap();
     let mut batched = BoundSession::new(
         runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap(),
+        None,
         [3, S, S],
         3,
         &[3],
@@ -110,4 +114,42 @@ fn blazeface_batches_like_single_runs() {
             assert!(worst < 1e-3, "output {k}, item {i}: differs by {worst}");
         }
     }
+}
+
+/// A session per shape (the CUDA provider's way, here on the CPU provider
+/// through `Reopen` directly): each shape opens its own session once, the
+/// same inputs give the same outputs as one session running every shape,
+/// and going back to a shape already run opens nothing new.
+#[test]
+fn a_session_per_shape_gives_what_one_session_gives() {
+    common::require_assets();
+    let env = runtime::environment(Path::new("")).unwrap();
+    let model = Path::new("models/centerface.onnx");
+    let layout = InputLayout::F32 { item: [3, H, W] };
+    let (session, reopen) = runtime::open(env, model, &["cpu"], faceflow::config::ConvSearch::Board).unwrap();
+    assert_eq!(reopen.provider(), "cpu");
+    let mut per_shape =
+        BoundSession::with_layout(session, Some(reopen), layout, (0, 0), 4, &[1, 2, 4], HostBuffers::Heap).unwrap();
+    assert_eq!(per_shape.runner.sessions(), 3, "one session per bound shape, opened at load");
+    let one = runtime::session(env, model, faceflow::config::ConvSearch::Board).unwrap();
+    let mut single = BoundSession::with_layout(one, None, layout, (0, 0), 4, &[1, 2, 4], HostBuffers::Heap).unwrap();
+    assert_eq!(single.runner.sessions(), 1);
+
+    let items: Vec<Vec<f32>> = (0..4).map(input_item).collect();
+    // Shapes out of order and back again: 2, 1, 4, 2.
+    for n in [2, 1, 4, 2] {
+        for (i, item) in items.iter().take(n).enumerate() {
+            per_shape.input_item_mut(i).copy_from_slice(item);
+            single.input_item_mut(i).copy_from_slice(item);
+        }
+        per_shape.run(n).unwrap();
+        single.run(n).unwrap();
+        for k in 0..4 {
+            let (want, got) = (single.output(k, n), per_shape.output(k, n));
+            let worst = want.iter().zip(got).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "batch {n}, output {k}: differs by {worst}");
+        }
+        assert!(per_shape.output(0, n).iter().any(|&v| v > 0.0), "batch {n}: heatmap left at zero");
+    }
+    assert_eq!(per_shape.runner.sessions(), 3, "a shape run before opened no new session");
 }

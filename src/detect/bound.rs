@@ -23,6 +23,12 @@
 //! model runs over the other on a thread of its own; [`BoundSession`] is
 //! the two together, for callers that run one batch at a time.
 //!
+//! On the CUDA provider a runner keeps a session per input shape
+//! ([`Runner`]): ONNX Runtime's CUDA convolutions rebuild their cuDNN plans
+//! whenever a node's input shape changes, seconds a change, so one session
+//! that alternates between batch sizes or frame sizes would pay that on
+//! every batch.
+//!
 //! On a GPU provider the buffers can live in page-locked memory from the
 //! session's CUDA pinned allocator ([`HostMemory`]): the copies to and from
 //! the GPU are then DMA, where heap memory is first staged by the driver
@@ -39,6 +45,7 @@ use ort::sys::OrtValue;
 use ort::value::{Shape, TensorElementType, TensorRef, TensorRefMut, ValueType};
 use ort::AsPointer;
 
+use super::runtime::Reopen;
 use super::DetectError;
 
 /// Most outputs a bound model may have (CenterFace has four).
@@ -47,6 +54,9 @@ pub(crate) const MAX_OUTPUTS: usize = 8;
 /// bindings of other frame sizes are dropped (a camera changing resolution
 /// over and over costs a re-bind, never unbounded memory).
 const MAX_I420_BINDINGS: usize = 32;
+/// Most sessions a runner that keeps a session per shape holds (the
+/// shapes of a few frame sizes); past it, those of other sizes close.
+const MAX_SHAPE_SESSIONS: usize = 32;
 
 /// What the model's one input takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,11 +410,22 @@ impl Buffers {
 /// `Run` may be called from any thread, so this can live on a thread of
 /// its own while the buffers travel to it and back.
 pub struct Runner {
-    /// Shared with page-locked buffers, whose allocator lives as long as
-    /// the session does.
-    session: Arc<Session>,
+    /// One session for every shape, or (with `reopen`) one per input
+    /// shape, opened the first time that shape runs (at load, or at a
+    /// camera's first frames of a new size): see
+    /// [`Reopen::wants_a_session_per_shape`]. The first is shared with
+    /// page-locked buffers, whose allocator lives as long as it does.
+    sessions: Vec<ShapeSession>,
+    reopen: Option<Reopen>,
     input_name: CString,
     output_names: Vec<CString>,
+}
+
+/// A session and the input shape it keeps to (None: not yet run, or any
+/// shape when the runner keeps one session).
+struct ShapeSession {
+    shape: Option<(usize, (usize, usize))>,
+    session: Arc<Session>,
 }
 
 /// A model and one set of buffers: what a caller that runs one batch at a
@@ -419,14 +440,18 @@ impl BoundSession {
     /// whose first dimension is N) for the batch sizes in `batch_sizes`, none
     /// above `max_batch`. Runs each size once: that learns the output shapes
     /// and lets ONNX Runtime plan its memory before the first frame.
+    /// `reopen`: open a session per batch shape this way (None: `session`
+    /// runs them all).
     pub fn new(
         session: Session,
+        reopen: Option<Reopen>,
         item_dims: [usize; 3],
         max_batch: usize,
         batch_sizes: &[usize],
     ) -> Result<Self, DetectError> {
         Self::with_layout(
             session,
+            reopen,
             InputLayout::F32 { item: item_dims },
             (0, 0),
             max_batch,
@@ -441,6 +466,7 @@ impl BoundSession {
     /// `host` says where the buffers ask to live.
     pub fn with_layout(
         mut session: Session,
+        reopen: Option<Reopen>,
         layout: InputLayout,
         warm_size: (usize, usize),
         max_batch: usize,
@@ -505,7 +531,8 @@ impl BoundSession {
             None if buffers.pinned() => log::info!("input and output buffers in page-locked (CUDA pinned) memory"),
             None => {}
         }
-        let mut s = BoundSession { runner: Runner { session, input_name, output_names }, buffers };
+        let sessions = vec![ShapeSession { shape: None, session }];
+        let mut s = BoundSession { runner: Runner { sessions, reopen, input_name, output_names }, buffers };
         let size = match layout {
             InputLayout::F32 { .. } => (0, 0),
             InputLayout::I420 { .. } => warm_size,
@@ -550,11 +577,47 @@ impl BoundSession {
 }
 
 impl Runner {
+    /// The index of the session for batches of `n` items of `size`: the one
+    /// session, or that shape's, opened if new. Past [`MAX_SHAPE_SESSIONS`] the
+    /// sessions of other frame sizes are closed (as bindings are).
+    fn session_for(&mut self, n: usize, size: (usize, usize)) -> Result<usize, DetectError> {
+        let Some(reopen) = &self.reopen else { return Ok(0) };
+        let shape = Some((n, size));
+        let k = match self.sessions.iter().position(|s| s.shape == shape) {
+            Some(k) => k,
+            None => match self.sessions.iter().position(|s| s.shape.is_none()) {
+                Some(k) => {
+                    self.sessions[k].shape = shape;
+                    k
+                }
+                None => {
+                    if self.sessions.len() >= MAX_SHAPE_SESSIONS {
+                        // Page-locked buffers keep the session of their
+                        // allocator alive on their own (`PinnedBlocks`).
+                        self.sessions.retain(|s| s.shape.is_some_and(|(_, sz)| sz == size));
+                    }
+                    let session = reopen.open(n, size)?;
+                    log::debug!("{}: a session of its own for batch {n} at {size:?}", reopen.provider());
+                    self.sessions.push(ShapeSession { shape, session: Arc::new(session) });
+                    self.sessions.len() - 1
+                }
+            },
+        };
+        Ok(k)
+    }
+
+    /// How many sessions the runner holds (one, or one per shape run).
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// One inference through the values `k` of `buffers` (from
     /// [`Buffers::binding`] or [`Buffers::frames_binding`]), results into
     /// its output buffers.
-    pub fn run(&self, buffers: &mut Buffers, k: usize) -> Result<(), DetectError> {
+    pub fn run(&mut self, buffers: &mut Buffers, k: usize) -> Result<(), DetectError> {
         let values = &buffers.bound[k];
+        let which = self.session_for(values.n, values.size)?;
+        let session = &self.sessions[which].session;
         let count = values.outputs.len();
         let input_names = [self.input_name.as_ptr()];
         let inputs = [values.input.ptr()];
@@ -570,7 +633,7 @@ impl Runner {
         // of the buffers keeps anyone from reading them while Run fills them.
         let status = unsafe {
             (ort::api().Run)(
-                self.session.ptr().cast_mut(),
+                session.ptr().cast_mut(),
                 ptr::null(),
                 input_names.as_ptr(),
                 inputs.as_ptr(),

@@ -114,7 +114,7 @@ impl Slot {
     }
 
     /// Runs the model over this slot's buffers (on whichever thread holds it).
-    fn run_on(&mut self, runner: &Runner) {
+    fn run_on(&mut self, runner: &mut Runner) {
         let t0 = Instant::now();
         self.result = match self.run.take() {
             Some(k) => runner.run(&mut self.buffers, k),
@@ -172,7 +172,7 @@ impl<H: Head> ModelDetector<H> {
     /// batch shape it will run.
     pub fn new(runtime_lib: &Path, model: &Path, p: DetectorParams, head: H) -> Result<Self, DetectError> {
         let env = runtime::environment(runtime_lib)?;
-        let session = runtime::session(env, model, p.cuda_conv_search)?;
+        let (session, reopen) = runtime::open(env, model, crate::board::EXECUTION_PROVIDERS, p.cuda_conv_search)?;
         let (ni, no) = (session.inputs().len(), session.outputs().len());
         if ni != 1 || no != H::OUTPUTS.0 {
             return Err(DetectError::load(format!(
@@ -204,7 +204,8 @@ impl<H: Head> ModelDetector<H> {
         };
         let host = if p.pinned_buffers { HostBuffers::PinnedIfOffered } else { HostBuffers::Heap };
         let BoundSession { runner, buffers } =
-            BoundSession::with_layout(session, layout, warm, p.max_batch, &shapes, host).map_err(load_error)?;
+            BoundSession::with_layout(session, reopen.per_shape(), layout, warm, p.max_batch, &shapes, host)
+                .map_err(load_error)?;
         let want = head.output_item_lens();
         if buffers.output_item_lens() != want {
             return Err(DetectError::load(format!(
@@ -226,8 +227,9 @@ impl<H: Head> ModelDetector<H> {
             let thread = std::thread::Builder::new()
                 .name("detect-model".into())
                 .spawn(move || {
+                    let mut runner = runner;
                     while let Some(mut slot) = from_detector.recv() {
-                        slot.run_on(&runner);
+                        slot.run_on(&mut runner);
                         if to_detector.send(slot).is_err() {
                             break;
                         }

