@@ -702,6 +702,8 @@ pub fn print_events(r: &EventsRow) {
 /// and on a 40-face crowd.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LandmarksRow {
+    /// The providers asked for, in order (the board's where the config names none).
+    pub providers: Vec<String>,
     /// (batch size, ms per face for the mesh alone, and with the irises).
     pub per_face_ms: Vec<(usize, f64, f64)>,
     /// (video, faces given landmarks, mean batch, landmarks share of the
@@ -714,6 +716,9 @@ pub fn landmarks(batches: &[usize], providers: &[String]) -> Result<LandmarksRow
     use faceflow::landmarks::model::LandmarkModel;
     let lc = faceflow::config::LandmarksConfig { execution_providers: providers.to_vec(), ..Default::default() };
     let max = batches.iter().copied().max().unwrap_or(1);
+    // As the pipeline does: the decoders' CUDA device before any session
+    // (here the landmark models') takes the GPU's primary context.
+    faceflow::decode::open_hardware_device();
     let mut m = LandmarkModel::load(
         std::path::Path::new(""),
         &lc.mesh_path(),
@@ -798,11 +803,16 @@ pub fn landmarks(batches: &[usize], providers: &[String]) -> Result<LandmarksRow
         let mean = faces as f64 / faceflow::metrics::get(&st.landmark.batches).max(1) as f64;
         pipeline.push((name.to_string(), faces, mean, lm / all.max(1.0)));
     }
-    Ok(LandmarksRow { per_face_ms, pipeline })
+    let providers = lc.providers().iter().map(|p| p.to_string()).collect();
+    Ok(LandmarksRow { providers, per_face_ms, pipeline })
 }
 
 pub fn print_landmarks(r: &LandmarksRow) {
-    println!("landmarks (Face Mesh + Iris, crops included), {} intra-op threads:", faceflow::board::INTRA_THREADS);
+    println!(
+        "landmarks (Face Mesh + Iris, crops included) on the first of [{}] that registers (the log names it; {} intra-op threads on the CPU):",
+        r.providers.join(", "),
+        faceflow::board::INTRA_THREADS
+    );
     let one = r.per_face_ms.iter().find(|x| x.0 == 1).map(|x| x.1);
     for (n, mesh, iris) in &r.per_face_ms {
         let ratio = one.map(|o| format!("{:.2}x batch 1's cost", mesh / o)).unwrap_or_default();
