@@ -67,23 +67,25 @@ fn cuda(search: ConvSearch) -> ep::CUDA {
 }
 
 #[cfg_attr(not(any(feature = "board-x86-cuda", feature = "board-jetson-orin")), allow(unused_variables))]
-fn provider(name: &str, search: ConvSearch) -> Option<Result<ExecutionProviderDispatch, ProviderError>> {
+/// The provider `name` names, set up for this board, if this build and
+/// this ONNX Runtime have it.
+fn provider(name: &str, search: ConvSearch) -> Result<ExecutionProviderDispatch, ProviderError> {
     match name {
-        "cpu" => Some(available(ep::CPU::default())),
+        "cpu" => available(ep::CPU::default()),
         #[cfg(any(feature = "board-x86-cuda", feature = "board-jetson-orin"))]
-        "cuda" => Some(available(cuda(search))),
+        "cuda" => available(cuda(search)),
         #[cfg(feature = "board-jetson-orin")]
-        "tensorrt" => Some(available(
+        "tensorrt" => available(
             ep::TensorRT::default()
                 .with_engine_cache(true)
                 .with_engine_cache_path(
                     std::env::var("FACEFLOW_TRT_CACHE").unwrap_or_else(|_| "models/trt-cache".into()),
                 )
                 .with_fp16(true),
-        )),
+        ),
         #[cfg(feature = "board-m1-coreml")]
-        "coreml" => Some(available(ep::CoreML::default())),
-        other => Some(Err(ProviderError::new(format!("`{other}` support is not compiled into this build")))),
+        "coreml" => available(ep::CoreML::default()),
+        other => Err(ProviderError::new(format!("`{other}` support is not compiled into this build"))),
     }
 }
 
@@ -127,11 +129,9 @@ impl Reopen {
     /// Another session of the model on the same provider, for batches of
     /// `n` items of `size` (the profile, when asked, is named after them).
     pub fn open(&self, n: usize, size: (usize, usize)) -> Result<Session, DetectError> {
-        let ep = match provider(&self.provider, self.search) {
-            Some(Ok(ep)) => ep.error_on_failure(),
-            Some(Err(why)) => return Err(DetectError::load(format!("{}: {why}", self.provider))),
-            None => return Err(DetectError::load(format!("{}: unknown provider", self.provider))),
-        };
+        let ep = provider(&self.provider, self.search)
+            .map_err(|why| DetectError::load(format!("{}: {why}", self.provider)))?
+            .error_on_failure();
         let shape = match size {
             (0, 0) => format!("b{n}"),
             (w, h) => format!("b{n}-{w}x{h}"),
@@ -211,12 +211,11 @@ pub fn open(
     let file = model.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
     for name in providers.iter().filter(|n| **n != "cpu") {
         let ep = match provider(name, search) {
-            Some(Ok(ep)) => ep,
-            Some(Err(why)) => {
+            Ok(ep) => ep,
+            Err(why) => {
                 failures.push(format!("{name}: {why}"));
                 continue;
             }
-            None => continue,
         };
         match build(env, model, vec![ep.error_on_failure()], profile.as_deref()) {
             Ok(s) => {
