@@ -655,3 +655,46 @@ impl Runner {
         Err(DetectError::inference(message))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::ConvSearch;
+    use crate::detect::runtime;
+
+    /// A camera that changes resolution over and over must not make a
+    /// runner keep a session per size forever: past the cap, only the
+    /// current size's sessions stay (and its bindings, past theirs).
+    #[test]
+    fn sessions_per_shape_stop_at_the_cap_keeping_the_current_size() {
+        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/centerface-i420-640x384.onnx");
+        assert!(model.exists(), "{} is missing: run scripts/setup.sh", model.display());
+        let env = runtime::environment(Path::new("")).unwrap();
+        let (session, reopen) = runtime::open(env, &model, &["cpu"], ConvSearch::Board).unwrap();
+        let layout = InputLayout::I420 { max_width: 640, max_height: 384 };
+        let mut s =
+            BoundSession::with_layout(session, Some(reopen), layout, (64, 48), 2, &[1], HostBuffers::Heap).unwrap();
+        assert_eq!(s.runner.sessions(), 1, "the warm-up's shape took the first session");
+        let mut run = |n: usize, w: usize, h: usize| {
+            for i in 0..n {
+                s.buffers.input_frame_mut(i, w, h).unwrap().fill(128);
+            }
+            let k = s.buffers.frames_binding(n, w, h).unwrap();
+            s.runner.run(&mut s.buffers, k).unwrap();
+            (s.runner.sessions(), s.buffers.bound.len())
+        };
+        // Frame sizes 66x48, 68x48, ...: 31 more shapes fill the runner.
+        for i in 1..MAX_SHAPE_SESSIONS {
+            let (sessions, _) = run(1, 64 + 2 * i, 48);
+            assert_eq!(sessions, i + 1, "frame size {}x48: a session of its own", 64 + 2 * i);
+        }
+        // The same size at batch 2 is a new shape: the others' go.
+        let (sessions, bindings) = run(2, 64 + 2 * (MAX_SHAPE_SESSIONS - 1), 48);
+        assert_eq!(sessions, 2, "past the cap, the sessions of this size (batch 1, now 2) stay");
+        assert_eq!(bindings, 2, "and its bindings");
+        // A shape held is run again without a session more.
+        assert_eq!(run(1, 64 + 2 * (MAX_SHAPE_SESSIONS - 1), 48).0, 2);
+    }
+}
