@@ -266,6 +266,25 @@ decoders() {
     done
 }
 
+# A `faceflow run` config for one file camera, events kept in an outbox:
+# run_config OUTBOX MODEL LANDMARK_PROVIDERS (empty: the board's) NAME FILE [FPS]
+run_config() {
+    cat <<EOF
+[outbox]
+dir = "$PWD/$1"
+[monitor]
+bind = ""
+[detector]
+model = "$2"
+${3:+[landmarks]
+execution_providers = [$3]}
+[[cameras]]
+name = "$4"
+url = "file:$5"
+${6:+fps = $6}
+EOF
+}
+
 # FP16 against FP32 on this GPU: the pipeline on the demo and the crowd
 # video (one camera each, full speed, letterbox in the model) with each
 # precision, then scripts/compare_events.py on the two outboxes against
@@ -282,19 +301,9 @@ faces() {
             local model=models/centerface-i420-640x384.onnx
             [ "$prec" = fp16 ] && model=models/centerface-fp16-i420-640x384.onnx
             rm -rf "faces/$video-$prec" && mkdir -p "faces/$video-$prec"
-            cat >"faces/$video-$prec.toml" <<EOF
-[outbox]
-dir = "$PWD/faces/$video-$prec"
-[monitor]
-bind = ""
-[detector]
-model = "$model"
-$(case "${GPU_BENCH_LANDMARKS:-0}" in cuda) printf '[landmarks]\nexecution_providers = ["cuda", "cpu"]' ;; cpu) printf '[landmarks]\nexecution_providers = ["cpu"]' ;; esac)
-[[cameras]]
-name = "$video"
-url = "file:$file"
-fps = 25
-EOF
+            local providers=
+            case "${GPU_BENCH_LANDMARKS:-0}" in cuda) providers='"cuda", "cpu"' ;; cpu) providers='"cpu"' ;; esac
+            run_config "faces/$video-$prec" "$model" "$providers" "$video" "$file" 25 >"faces/$video-$prec.toml"
             echo "== faces: $video, $prec"
             ./faceflow run --config "faces/$video-$prec.toml" 2>"$out/faces-$video-$prec.log" | tee -a "$out/faces.txt"
         done
@@ -328,19 +337,8 @@ landmarks() {
     # GPU_BENCH_QUICK=1: the timing alone.
     [ "${GPU_BENCH_QUICK:-0}" = 1 ] && return
     rm -rf profile faces/landmarks && mkdir -p profile faces/landmarks
-    cat >faces/landmarks.toml <<EOF
-[outbox]
-dir = "$PWD/faces/landmarks"
-[monitor]
-bind = ""
-[detector]
-model = "models/centerface-fp16-i420-640x384.onnx"
-[landmarks]
-execution_providers = ["cuda", "cpu"]
-[[cameras]]
-name = "demo"
-url = "file:models/demo/demo.h264"
-EOF
+    run_config faces/landmarks models/centerface-fp16-i420-640x384.onnx '"cuda", "cpu"' demo models/demo/demo.h264 \
+        >faces/landmarks.toml
     echo "== the demo, landmarks on CUDA, profiled" | tee -a "$out/landmarks.txt"
     FACEFLOW_ORT_PROFILE="$PWD/profile/ort" timeout 150 ./faceflow run --config faces/landmarks.toml \
         2>"$out/landmarks-run.log" | tee -a "$out/landmarks.txt" || true
