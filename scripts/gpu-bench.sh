@@ -187,6 +187,7 @@ run_bench() {
     mkdir -p "$out"
     { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
     nproc | sed 's/^/cpu cores: /' | tee -a "$out/gpu.txt"
+    grep -m1 '^model name' /proc/cpuinfo | sed 's/.*: /cpu: /' | tee -a "$out/gpu.txt" || true
     rm -rf models/landmarks
     local landmarks=${GPU_BENCH_LANDMARKS:-0} lm_args=()
     case "$landmarks" in

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check_config;
 pub mod demo;
 pub mod drain;
+pub mod machine;
 pub mod run;
 pub mod truth;
 

@@ -169,18 +169,24 @@ pub fn main(a: BenchArgs) -> ExitCode {
     report(run(a.cameras, &batches, timing, settings), |rows| print(rows), a.json.as_deref())
 }
 
-/// A bench's figures printed (and written as JSON where asked), or its
-/// error logged (exit 1).
+/// A bench's figures printed under the machine they came from (and
+/// written as JSON where asked, the machine in it), or its error logged
+/// (exit 1).
 fn report<T: serde::Serialize>(
     result: Result<T, BenchError>,
     print: impl FnOnce(&T),
     json: Option<&std::path::Path>,
 ) -> ExitCode {
+    let machine = super::machine::Machine::here();
     match result {
         Ok(r) => {
+            println!("machine: {machine}");
             print(&r);
             if let Some(path) = json {
-                super::write_json(path, &r);
+                match serde_json::to_value(&r) {
+                    Ok(v) => super::write_json(path, &super::machine::stamped(v, &machine)),
+                    Err(e) => log::error!("{}: {e}", path.display()),
+                }
             }
             ExitCode::SUCCESS
         }
