@@ -668,6 +668,11 @@ mod tests {
     /// runner keep a session per size forever: past the cap, only the
     /// current size's sessions stay (and its bindings, past theirs).
     #[test]
+    #[cfg_attr(
+        target_arch = "aarch64",
+        ignore = "ONNX Runtime's CPU probe segfaults inside the test harness under qemu-user (scripts/test.sh's \
+                  aarch64 run), reading the host's cache topology; on an Arm board: cargo test -- --ignored"
+    )]
     fn sessions_per_shape_stop_at_the_cap_keeping_the_current_size() {
         let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/centerface-i420-640x384.onnx");
         assert!(model.exists(), "{} is missing: run scripts/setup.sh", model.display());
