@@ -59,3 +59,19 @@ fn the_letterbox_in_the_model_finds_what_the_cpu_letterbox_finds() {
         eprintln!("{precision}: {faces} faces in {} frames, the same with the letterbox in the model", pics.len());
     }
 }
+
+/// Frames of a size the detector has not run at need its warm-up first
+/// (the detect thread announces that wait): it says so before, and not
+/// after; a detector letterboxing on the CPU never does.
+#[test]
+fn the_detector_says_which_frame_sizes_need_its_warm_up() {
+    common::require_assets();
+    let mut det = detector("model", "fp32");
+    assert!(!det.is_prepared(1280, 720), "no 1280x720 frame has run yet");
+    let gray = vec![128u8; 1280 * 720 * 3 / 2];
+    let mut out = [Detections::new()];
+    det.detect_batch(&[I420::new(&gray, 1280, 720)], &mut out).unwrap();
+    assert!(det.is_prepared(1280, 720), "its first frames ran every shape at that size");
+    assert!(det.is_prepared(1281, 721), "odd sizes run as the even size below");
+    assert!(detector("cpu", "fp32").is_prepared(1280, 720), "the CPU letterbox runs one shape for every size");
+}

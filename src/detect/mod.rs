@@ -125,6 +125,12 @@ pub trait Detector: Send {
     fn prepare(&mut self, _width: u32, _height: u32) -> Result<(), DetectError> {
         Ok(())
     }
+    /// Whether frames of `width` x `height` run without [`Detector::prepare`]'s
+    /// first runs at that size (false: `start` runs them first, and the
+    /// caller may say that the wait is known).
+    fn is_prepared(&self, _width: u32, _height: u32) -> bool {
+        true
+    }
     /// Copies `frames` in and starts ONE inference over them. On an error
     /// nothing was started.
     fn start(&mut self, frames: &[I420<'_>]) -> Result<(), DetectError>;

@@ -158,6 +158,8 @@ pub struct ModelDetector<H: Head> {
     last_inference: Option<Duration>,
     /// The batch shapes that run (every size, or powers of two when padded).
     shapes: Vec<usize>,
+    /// Whether the model takes raw frames (I420), which are warmed per size.
+    raw_frames: bool,
     /// Raw frame sizes every shape has run at (see `prepare`).
     prepared: heapless::Vec<(u32, u32), MAX_PREPARED_SIZES>,
     head: H,
@@ -254,6 +256,7 @@ impl<H: Head> ModelDetector<H> {
             pad_batches: p.pad_batches,
             last_inference: None,
             shapes,
+            raw_frames: matches!(layout, InputLayout::I420 { .. }),
             // The load's warm-up ran every shape at this size.
             prepared: match layout {
                 InputLayout::I420 { .. } => {
@@ -349,6 +352,10 @@ impl<H: Head> Detector for ModelDetector<H> {
 
     fn last_inference(&self) -> Option<Duration> {
         self.last_inference
+    }
+
+    fn is_prepared(&self, width: u32, height: u32) -> bool {
+        !self.raw_frames || self.prepared.contains(&(width & !1, height & !1))
     }
 
     fn prepare(&mut self, width: u32, height: u32) -> Result<(), DetectError> {

@@ -145,6 +145,19 @@ impl OverloadWatch {
         }
     }
 
+    /// Judges from `now` on, what came before forgotten: after a known long
+    /// wait (the detector's first runs at a new frame size), whose losses
+    /// are start-up, not overload. They stay counted in the stats; a
+    /// camera overloaded before stays so until a full window says.
+    pub fn restart(&mut self, now: Duration, stats: &Stats) {
+        for w in &mut self.cameras {
+            w.next = 0;
+            w.filled = 0;
+        }
+        self.last = None;
+        self.tick(now, stats);
+    }
+
     /// Logs an episode's start (WARN), its changes and its end (INFO).
     fn report(&mut self, now: Duration, stats: &Stats, carried: f64, any: bool) {
         let mut named = String::new();
@@ -249,6 +262,35 @@ mod tests {
         // 34 frames detected per second, 25 wanted per camera.
         let carried = get(&stats.overload.cameras_carried_milli) as f64 / 1000.0;
         assert!((carried - (10.0 + 24.0) / 25.0).abs() < 0.01, "{carried}");
+    }
+
+    /// The detect loop does not tick while the detector warms up at a new
+    /// frame size: the frames lost meanwhile land in the next sample.
+    #[test]
+    fn losses_during_a_warm_up_are_no_overload_once_the_watch_restarts_after_it() {
+        for restart in [false, true] {
+            let stats = Stats::with_names(vec!["door".into()]);
+            stats.cameras[0].set_state(CameraState::Streaming);
+            let mut w = OverloadWatch::new([0]);
+            w.tick(Duration::ZERO, &stats);
+            for _ in 0..9 {
+                second(&stats.cameras[0], 0, 25);
+            }
+            let mut t = Duration::from_secs(9);
+            if restart {
+                w.restart(t, &stats);
+            } else {
+                w.tick(t, &stats);
+            }
+            for _ in 0..11 {
+                second(&stats.cameras[0], 24, 1);
+                t += Duration::from_secs(1);
+                w.tick(t, &stats);
+            }
+            let overloaded = get(&stats.overload.episodes) > 0;
+            assert_eq!(overloaded, !restart, "restarted after the warm-up: {restart}");
+            assert_eq!(stats.cameras[0].frames_dropped(), 9 * 25 + 11, "the losses stay counted");
+        }
     }
 
     #[test]

@@ -311,7 +311,10 @@ impl DetectWorker {
                     || all_ended
                     || (to_detect == 0 && !got_any));
             if flush {
-                self.dispatch(&mut pending, &mut flight, &mut results[..]);
+                if self.dispatch(&mut pending, &mut flight, &mut results[..]) {
+                    // Its frames lost meanwhile were start-up, not overload.
+                    overload.restart(self.clocks.monotonic(), &self.stats);
+                }
                 batch_started = None;
                 backoff.reset();
             }
@@ -343,8 +346,10 @@ impl DetectWorker {
     /// started before it (whose run overlapped this one's gathering), so
     /// a detector that overlaps always has the next batch queued behind
     /// the running one. Frames reach the tracker in each camera's order:
-    /// the older batch always goes first.
-    fn dispatch(&mut self, pending: &mut Batch, flight: &mut Flight, results: &mut [Detections]) {
+    /// the older batch always goes first. Returns whether the detector
+    /// first ran its shapes at a new frame size (a known long wait: the
+    /// stages behind it do not report it as a stall).
+    fn dispatch(&mut self, pending: &mut Batch, flight: &mut Flight, results: &mut [Detections]) -> bool {
         if flight.started && self.detector.depth() < 2 {
             self.complete(flight, results);
         }
@@ -373,10 +378,19 @@ impl DetectWorker {
             drop(pics);
             self.complete(flight, results);
             self.forward(pending, results, false);
-            return;
+            return false;
         }
+        let new_size = pics.iter().find(|p| !self.detector.is_prepared(p.width, p.height)).map(|p| (p.width, p.height));
+        let known_wait = new_size.map(|(w, h)| {
+            log::info!(
+                "detect: first frames at {w}x{h}: the detector runs its batch shapes at that size before them \
+                 (seconds on an accelerator); waits behind it are not stalls, nor its lost frames overload"
+            );
+            self.stats.stalls.expect()
+        });
         let t0 = self.clocks.monotonic();
         let started = self.detector.start(&pics);
+        drop(known_wait);
         drop(pics);
         let start_time = self.clocks.monotonic() - t0;
         self.complete(flight, results);
@@ -391,6 +405,7 @@ impl DetectWorker {
                 self.forward(pending, results, false);
             }
         }
+        new_size.is_some()
     }
 
     /// Waits for the started batch's faces, if one is started, and hands
@@ -536,6 +551,11 @@ mod tests {
         depth: usize,
         started: std::collections::VecDeque<usize>,
         most_started: Arc<Mutex<usize>>,
+        /// Frames are new to it until its first start (a warm-up there),
+        /// which records whether a known wait was announced around it.
+        cold: bool,
+        stats: Arc<Stats>,
+        known_wait_at_start: Arc<Mutex<Vec<bool>>>,
     }
 
     impl Detector for CountingDetector {
@@ -549,8 +569,13 @@ mod tests {
         fn ready(&mut self) -> bool {
             self.depth < 2
         }
+        fn is_prepared(&self, _width: u32, _height: u32) -> bool {
+            !self.cold
+        }
         fn start(&mut self, frames: &[I420<'_>]) -> Result<(), DetectError> {
             assert!(self.started.len() < self.depth, "started past the detector's depth");
+            self.known_wait_at_start.lock().unwrap().push(self.stats.stalls.expecting());
+            self.cold = false;
             self.calls.lock().unwrap().push(frames.iter().map(|f| f.y[0]).collect());
             self.started.push_back(frames.len());
             let mut most = self.most_started.lock().unwrap();
@@ -589,8 +614,14 @@ mod tests {
         run_at_depth(cams, batch, 1)
     }
 
-    /// Runs a worker over pre-filled rings of (frames, skip, realtime) cameras.
     fn run_at_depth(cams: &[(u64, u32, bool)], batch: usize, depth: usize) -> Outcome {
+        run_with(cams, batch, depth, false).0
+    }
+
+    /// Runs a worker over pre-filled rings of (frames, skip, realtime)
+    /// cameras; `cold`: the detector warms up at its first start. Also
+    /// gives whether each start ran inside a known wait.
+    fn run_with(cams: &[(u64, u32, bool)], batch: usize, depth: usize, cold: bool) -> (Outcome, Vec<bool>) {
         let pool = FramePool::new(64, 64);
         let clocks = RealClocks::default();
         let stats = Stats::new(cams.len());
@@ -612,7 +643,11 @@ mod tests {
             depth,
             started: Default::default(),
             most_started: most_started.clone(),
+            cold,
+            stats: stats.clone(),
+            known_wait_at_start: Arc::new(Mutex::new(Vec::new())),
         };
+        let known_waits = detector.known_wait_at_start.clone();
         let w = DetectWorker {
             region_buffers: Vec::new(),
             detector: Box::new(detector),
@@ -634,7 +669,18 @@ mod tests {
         }
         let calls = calls.lock().unwrap().clone();
         let most = *most_started.lock().unwrap();
-        (calls, seen, stats, most)
+        let known_waits = known_waits.lock().unwrap().clone();
+        ((calls, seen, stats, most), known_waits)
+    }
+
+    #[test]
+    fn the_first_start_at_a_new_frame_size_is_a_known_wait_and_no_other() {
+        let ((calls, _, stats, _), known) = run_with(&[(4, 0, false)], 2, 1, true);
+        assert_eq!(calls.len(), 2);
+        assert_eq!(known, vec![true, false], "the warm-up's start only");
+        assert!(!stats.stalls.expecting(), "the known wait ended with the start");
+        let (_, known) = run_with(&[(4, 0, false)], 2, 1, false);
+        assert_eq!(known, vec![false, false]);
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! `/healthz` (`failing`, with the reason) and `/api/stats` until the wait
 //! ends, which is logged too. Watching costs a clock read per turn of the
 //! wait loop; nothing is allocated until a stall is reported.
+//!
+//! Some waits are known to be long and are not stalls: the detector's
+//! first runs at a new frame size (seconds on CUDA, more on a Jetson)
+//! hold every stage behind it. While such a wait is announced
+//! ([`Stalls::expect`]), waits do not count; they count again from its end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -16,13 +21,29 @@ use super::Stats;
 pub struct Stalls {
     after_ms: AtomicU64,
     now: Mutex<Vec<(&'static str, Option<u8>, String)>>,
+    /// Known long waits in progress ([`Stalls::expect`]).
+    expected: AtomicU64,
     /// Stalls reported since start.
     pub total: AtomicU64,
 }
 
 impl Default for Stalls {
     fn default() -> Self {
-        Stalls { after_ms: AtomicU64::new(10_000), now: Mutex::new(Vec::new()), total: AtomicU64::new(0) }
+        Stalls {
+            after_ms: AtomicU64::new(10_000),
+            now: Mutex::new(Vec::new()),
+            expected: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A known long wait in progress; it ends when this is dropped.
+pub struct ExpectedWait<'a>(&'a Stalls);
+
+impl Drop for ExpectedWait<'_> {
+    fn drop(&mut self) {
+        self.0.expected.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -32,6 +53,15 @@ impl Stalls {
     }
     pub fn after(&self) -> Duration {
         Duration::from_millis(self.after_ms.load(Ordering::Relaxed))
+    }
+    /// Announces a known long wait (the caller logs what it is): until the
+    /// returned guard drops, no wait becomes a stall.
+    pub fn expect(&self) -> ExpectedWait<'_> {
+        self.expected.fetch_add(1, Ordering::Relaxed);
+        ExpectedWait(self)
+    }
+    pub(crate) fn expecting(&self) -> bool {
+        self.expected.load(Ordering::Relaxed) > 0
     }
     /// The reasons of the stalls in progress.
     pub fn reasons(&self) -> Vec<String> {
@@ -57,6 +87,14 @@ impl StallWatch {
     /// One turn of the wait loop.
     pub fn waiting(&mut self, stats: &Stats) {
         let now = Instant::now();
+        if stats.stalls.expecting() {
+            // Counted from the known wait's end (a stall already reported
+            // stays reported).
+            if !self.reported {
+                self.since = Some(now);
+            }
+            return;
+        }
         let since = *self.since.get_or_insert(now);
         if !self.reported && now.duration_since(since) >= stats.stalls.after() {
             self.reported = true;
@@ -112,5 +150,24 @@ mod tests {
         w.done(&stats);
         assert!(stats.stalls.reasons().is_empty());
         assert_eq!(stats.stalls.total.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_wait_during_a_known_long_one_counts_from_its_end() {
+        let stats = Stats::with_names(vec!["door".into()]);
+        stats.stalls.set_after(Duration::from_millis(30));
+        let mut w = StallWatch::new("capture", Some(0), "a free frame-pool slot");
+        let known = stats.stalls.expect();
+        w.waiting(&stats);
+        std::thread::sleep(Duration::from_millis(40));
+        w.waiting(&stats);
+        assert!(stats.stalls.reasons().is_empty(), "the detector's warm-up is no stall");
+        drop(known);
+        w.waiting(&stats);
+        assert!(stats.stalls.reasons().is_empty(), "counted from the known wait's end");
+        std::thread::sleep(Duration::from_millis(40));
+        w.waiting(&stats);
+        assert_eq!(stats.stalls.reasons().len(), 1, "past the limit after it: a stall");
+        w.done(&stats);
     }
 }
