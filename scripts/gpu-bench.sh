@@ -4,54 +4,55 @@
 #
 #   scripts/gpu-bench.sh pack       here, after scripts/setup.sh: builds
 #                                   faceflow for board-x86-cuda and packs
-#                                   what the GPU machine lacks into .gpu/1..4
+#                                   what the GPU machine lacks into .gpu/1..5
+#                                   (.gpu/1..6 with libav)
 #   scripts/gpu-bench.sh receive N  there, one call per part: keeps part N
 #                                   (.gpu/N, carried by that call) in $STAGE
 #                                   (the borrowed machine goes back after
 #                                   30 s idle, and $STAGE with it: make the
 #                                   calls back to back, the last part's
 #                                   call running a verb too)
-#   scripts/gpu-bench.sh run        there, after parts 1-4: unpacks, finds the
+#   scripts/gpu-bench.sh run        there, after parts 1-5: unpacks, finds the
 #                                   CUDA and cuDNN libraries, runs the bench
 #                                   and writes the JSON and the log to $OUT
-#   scripts/gpu-bench.sh faces      there, after parts 1-5 of a libav pack:
+#   scripts/gpu-bench.sh faces      there, after parts 1-6 of a libav pack:
 #                                   FP16 against FP32, the events on the
 #                                   demo and the crowd video compared
-#   scripts/gpu-bench.sh landmarks  there, after parts 1-5 of a libav pack:
+#   scripts/gpu-bench.sh landmarks  there, after parts 1-6 of a libav pack:
 #                                   the landmark models on CUDA, timed
 #                                   alone, then profiled beside the
 #                                   detector (ONNX Runtime's profiler;
 #                                   GPU_BENCH_QUICK=1: the timing alone)
-#   scripts/gpu-bench.sh shapes     there, after parts 1-5: 8 cameras paced
+#   scripts/gpu-bench.sh shapes     there, after parts 1-6: 8 cameras paced
 #                                   at 25 fps (batches of every size, as
 #                                   deployed) with a session per batch
 #                                   shape (x86-cuda's way), then one
 #                                   session for all of them
 #                                   (FACEFLOW_SESSION_PER_SHAPE=1, =0)
-#   scripts/gpu-bench.sh decoders   there, after parts 1-5 of a libav pack:
+#   scripts/gpu-bench.sh decoders   there, after parts 1-6 of a libav pack:
 #                                   NVDEC against libavcodec's software
 #                                   decoder, 1080p H.264 and H.265, 1 and
 #                                   32 streams (bench --decoders)
 #
 # GPU_BENCH_DECODER=libav (pack): faceflow built with libavcodec (board
 # x86-cuda decodes with h264_cuvid/hevc_cuvid, NVDEC, through the
-# driver's libnvcuvid) instead of OpenH264, and part 5 carries Debian's
+# driver's libnvcuvid) instead of OpenH264, and part 6 carries Debian's
 # libavcodec/libavformat/libswscale with every shared library they need
 # but glibc, libstdc++ and libgcc (the machine's are newer).
 #
 # Why parts: the CUDA execution provider of the PyPI `onnxruntime-gpu`
 # wheel (CUDA 13, the machine's CUDA) is a 284 MB library, 186 MB
 # compressed, and a call carries at most 64 MiB, the working tree
-# included (so keep the tree small: bench logs are committed xz-compressed;
-# at ~4 MiB of tree, part 1 no longer went). Parts 1-3 are its
-# compressed bytes; part 4 is faceflow, libonnxruntime, the models and the
-# demo. The CUDA 13 and cuDNN 9 libraries come from the machine's own
+# included, as a tar (so keep the tree small: bench logs are committed
+# xz-compressed). Parts 1-4 are its compressed bytes, ~47 MB each (three
+# of 62 MB went until the tree's tar passed 4.9 MB: its 2600 files); part
+# 5 is faceflow, libonnxruntime, the models and the demo. The CUDA 13 and cuDNN 9 libraries come from the machine's own
 # PyTorch install (nvidia-* wheels); nothing else is needed there.
 #
 # Decoder: without GPU_BENCH_DECODER=libav faceflow is built with OpenH264
 # (bundled source) and the demo goes as a B-frame-free encode (OpenH264
-# cannot read B-frames); that pack needs no part 5. The libav pack (part
-# 5: 129 libraries, ~47 MB with xz) decodes with NVDEC, as x86-cuda is
+# cannot read B-frames); that pack needs no part 6. The libav pack (part
+# 6: 129 libraries, ~47 MB with xz) decodes with NVDEC, as x86-cuda is
 # deployed, and is what the `decoders` and `faces` verbs need.
 #
 # Each row is a timed window (`faceflow bench --seconds`): the cameras
@@ -79,7 +80,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=${STAGE:-/tmp/faceflow-gpu}
 ORT_GPU_VERSION=1.31.1
-PARTS=3
+PARTS=4
+# After the provider's parts: the bundle, then the libav libraries.
+BUNDLE=$((PARTS + 1))
+LIBAV=$((PARTS + 2))
 
 pack() {
     [ -e models/centerface-i420-640x384.onnx ] || { echo "gpu-bench: run scripts/setup.sh first" >&2; exit 2; }
@@ -98,7 +102,7 @@ pack() {
     size=$(stat -c %s .gpu/cache/cuda.so.xz)
     split -n $PARTS -d -a 1 .gpu/cache/cuda.so.xz .gpu/cache/cuda.so.xz.
     for i in $(seq 1 $PARTS); do mkdir -p ".gpu/$i" && mv ".gpu/cache/cuda.so.xz.$((i - 1))" ".gpu/$i/part"; done
-    # Part 4: everything else.
+    # The bundle (part $BUNDLE): everything else.
     b=.gpu/bundle
     strip -o "$b/faceflow" "$built"
     cp .gpu/cache/libonnxruntime.so.$ORT_GPU_VERSION .gpu/cache/libonnxruntime_providers_shared.so "$b/models/lib/x86_64/"
@@ -127,9 +131,9 @@ pack() {
     else
         ffmpeg -v error -y -i models/demo/demo.mp4 -c:v libx264 -bf 0 -f h264 "$b/models/demo/demo.h264"
     fi
-    mkdir -p .gpu/4
-    tar -C "$b" -cJf .gpu/4/bundle.tar.xz .
-    echo "$size" > .gpu/4/cuda-size
+    mkdir -p ".gpu/$BUNDLE"
+    tar -C "$b" -cJf ".gpu/$BUNDLE/bundle.tar.xz" .
+    echo "$size" > ".gpu/$BUNDLE/cuda-size"
     rm -rf .gpu/bundle .gpu/cache
     grep -qx '/.gpu' .git/info/exclude 2>/dev/null || echo '/.gpu' >> .git/info/exclude
     du -sh .gpu/*
@@ -142,15 +146,15 @@ pack() {
 # C and C++ runtimes, which the GPU machine has in newer versions.
 pack_libav() {
     local bin=$1 dir=.gpu/cache/libav
-    mkdir -p "$dir" .gpu/5
+    mkdir -p "$dir" ".gpu/$LIBAV"
     ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
         case "$(basename "$lib")" in
             libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | ld-linux* | libstdc++.so* | libgcc_s.so*) ;;
             *) cp -L "$lib" "$dir/" ;;
         esac
     done
-    tar -C "$dir" -cJf .gpu/5/libav.tar.xz .
-    ls "$dir" | wc -l | sed 's/^/gpu-bench: libraries carried in part 5: /'
+    tar -C "$dir" -cJf ".gpu/$LIBAV/libav.tar.xz" .
+    ls "$dir" | wc -l | sed "s/^/gpu-bench: libraries carried in part $LIBAV: /"
 }
 
 receive() {
@@ -163,14 +167,14 @@ receive() {
 
 run_bench() {
     # GPU_BENCH_BINARY: a faceflow rebuilt since the pack (carried by this
-    # call), run instead of part 4's.
+    # call), run instead of the bundle's.
     local binary=${GPU_BENCH_BINARY:+$(realpath "$GPU_BENCH_BINARY")}
     cd "$STAGE"
     if [ ! -e faceflow ]; then
         for i in $(seq 1 $PARTS); do
             [ -e "part$i" ] || { echo "gpu-bench: part $i missing in $STAGE: receive it first" >&2; exit 2; }
         done
-        [ -e bundle.tar.xz ] || { echo "gpu-bench: part 4 missing in $STAGE" >&2; exit 2; }
+        [ -e bundle.tar.xz ] || { echo "gpu-bench: part $BUNDLE missing in $STAGE" >&2; exit 2; }
         tar -xJf bundle.tar.xz
         cat $(seq -f 'part%g' 1 $PARTS) > cuda.so.xz
         [ "$(stat -c %s cuda.so.xz)" = "$(cat cuda-size)" ] || { echo "gpu-bench: provider parts are incomplete" >&2; exit 2; }
