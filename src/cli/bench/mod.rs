@@ -562,14 +562,30 @@ pub fn print(rows: &[BenchRow]) {
             r.bare_decoder_fps / 25.0
         );
     }
+    // Settings that act only where the board has CUDA (page-locked
+    // buffers, cuDNN's search) or a hardware decoder are named only there
+    // (the JSON keeps them all).
+    let cuda = faceflow::board::EXECUTION_PROVIDERS.contains(&"cuda");
+    let hw_decoder = !faceflow::board::HW_DECODER_H264.is_empty();
     for r in rows {
+        let gpu = if cuda {
+            format!(
+                ", pinned buffers {}, cuDNN search {}",
+                if r.pinned_buffers { "on" } else { "off" },
+                r.cuda_conv_search
+            )
+        } else {
+            String::new()
+        };
+        let decode = match (hw_decoder, r.hardware_decode) {
+            (false, _) => "",
+            (true, true) => ", hardware decode on",
+            (true, false) => ", hardware decode off",
+        };
         println!(
-            "batch {}: overlap {}, pinned buffers {}, cuDNN search {}, hardware decode {}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
+            "batch {}: overlap {}{gpu}{decode}; the model ran {} of the wall time; the detect thread spent {:.0}% in the detector",
             r.batch,
             if r.overlap { "on" } else { "off" },
-            if r.pinned_buffers { "on" } else { "off" },
-            r.cuda_conv_search,
-            if r.hardware_decode { "on" } else { "off" },
             r.model_busy.map_or_else(|| "(not timed)".into(), |b| format!("{:.0}%", 100.0 * b)),
             100.0 * r.detect_thread_in_detector
         );
