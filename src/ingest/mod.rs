@@ -145,12 +145,14 @@ pub fn decode_file_with(
         if dec.is_none() {
             codec = Some(p.codec);
             let d = if board_decoder {
+                // As a camera with `hardware_decode` on (its default).
+                let hardware_decode = true;
                 crate::decode::VideoDecoder::for_camera(
                     p.codec,
                     p.extradata,
                     &path.display().to_string(),
                     crate::decode::Threads::board(),
-                    true,
+                    hardware_decode,
                 )
             } else {
                 crate::decode::VideoDecoder::with_extradata(p.codec, p.extradata)
