@@ -359,12 +359,10 @@ impl<H: Head> Detector for ModelDetector<H> {
     }
 
     fn prepare(&mut self, width: u32, height: u32) -> Result<(), DetectError> {
-        let size = (width & !1, height & !1);
-        if !matches!(self.free.first().map(|s| s.buffers.layout()), Some(InputLayout::I420 { .. }))
-            || self.prepared.contains(&size)
-        {
+        if self.is_prepared(width, height) {
             return Ok(());
         }
+        let size = (width & !1, height & !1);
         let Some(slot) = self.free.pop() else {
             return Err(DetectError::inference("no free buffers to prepare with"));
         };
