@@ -24,8 +24,9 @@
 #                                   detector (ONNX Runtime's profiler;
 #                                   GPU_BENCH_QUICK=1: the timing alone)
 #   scripts/gpu-bench.sh shapes     there, after parts 1-6: 8 cameras paced
-#                                   at 25 fps (batches of every size, as
-#                                   deployed) with a session per batch
+#                                   at 25 fps (their batches change size
+#                                   at start-up and whenever the cameras
+#                                   fall out of step) with a session per batch
 #                                   shape (x86-cuda's way), then one
 #                                   session for all of them
 #                                   (FACEFLOW_SESSION_PER_SHAPE=1, =0)
@@ -231,7 +232,8 @@ run_bench() {
 }
 
 # The detector at the load cameras put on it, not at full speed: batches of
-# 1 to 8 frames, so the batch shape changes from one run to the next.
+# 1 to 8 frames while the cameras start and whenever they fall out of step
+# (the looping demo's cameras run in step once started: full batches).
 # ONNX Runtime's CUDA convolutions re-plan on every change of a session's
 # input shape; faceflow keeps a session per shape on CUDA. Both ways, the
 # same cameras (per shape first: the one-session run may not finish).
